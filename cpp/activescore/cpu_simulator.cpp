@@ -1,0 +1,201 @@
+// CPU driver: cell list + fused force/integrate pass, OpenMP over particles. Each particle sums its own
+// neighbours in a fixed order (no shared accumulators), so any thread count gives bit-identical results.
+#include <omp.h>
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cell_list.hpp"
+#include "integrator.hpp"
+#include "pair_potential.hpp"
+#include "propulsion.hpp"
+#include "simulator.hpp"
+
+namespace activescore {
+
+namespace {
+
+int thread_count(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
+
+// Calls f with the pair evaluator the system asks for, so kernels are compiled once per potential.
+template <class Real, class F>
+auto with_pair(const SystemSpec& s, F&& f) {
+  if (s.harmonic()) return f(HarmonicPair<Real>{});
+  return f(SoftplusPair<Real>{Real(s.beta), Real(1.0 / s.beta), Real(s.cutoff_delta())});
+}
+
+template <class Real, class Pair, class Propulsion>
+class CpuSimulator final : public Simulator {
+  static constexpr int C = Propulsion::kComponents;
+
+ public:
+  CpuSimulator(const SystemSpec& system, const RunSpec& run, const Pair& pair, const Propulsion& propulsion,
+               const double* x, const double* q, const double* radius, std::size_t n)
+      : pair_(pair), propulsion_(propulsion), box_(Box<Real>::make(system.box_length)),
+        interacting_(system.k != 0.0), n_threads_(thread_count(run.n_threads)) {
+    n_ = n;
+    step_ = run.step;
+    double_precision_ = sizeof(Real) == sizeof(double);
+    min_width_ = Real(max_cutoff(system, radius, n));
+    params_ = StepParams<Real>{Real(run.dt), Real(system.v0), Real(system.k), Real(system.trap),
+                               Real(std::sqrt(2.0 * system.eps * run.dt)),
+                               Real(0.25 * double(min_width_) * double(min_width_)), run.seed};
+    x_.assign(x, x + 2 * n);
+    q_.assign(q, q + C * n);
+    radius_.assign(radius, radius + n);
+    x_new_.resize(x_.size());
+    q_new_.resize(q_.size());
+  }
+
+  int64_t advance(int64_t n_steps) override {
+    for (int64_t s = 0; s < n_steps; ++s)
+      if (!step_once()) return s;
+    return n_steps;
+  }
+
+  void read_state(void* x, void* q) const override {
+    std::copy(x_.begin(), x_.end(), static_cast<Real*>(x));
+    std::copy(q_.begin(), q_.end(), static_cast<Real*>(q));
+  }
+
+ private:
+  Pair pair_;
+  Propulsion propulsion_;
+  Box<Real> box_;
+  bool interacting_;
+  int n_threads_;
+  Real min_width_;
+  StepParams<Real> params_;
+  std::vector<Real> x_, q_, radius_, x_new_, q_new_;
+  CellList<Real> cells_;
+
+  bool step_once() {
+    const long long n = static_cast<long long>(n_);
+    const unsigned long long step = static_cast<unsigned long long>(step_);
+    long long bad = LLONG_MAX;
+    if (interacting_) {
+      cells_.build(x_.data(), radius_.data(), n_, box_, min_width_);
+#pragma omp parallel for schedule(static) num_threads(n_threads_) reduction(min : bad)
+      for (long long slot = 0; slot < n; ++slot) {
+        const int i = cells_.order[slot];
+        Real fx = 0, fy = 0;
+        for_each_interacting(cells_, box_, pair_, int(slot), [&](int, Real dx, Real dy, Real rho, Real sigma) {
+          const Real f_over_rho = pair_.force(rho, sigma) / rho;
+          fx += f_over_rho * dx;
+          fy += f_over_rho * dy;
+        });
+        if (!integrate_particle(params_, propulsion_, box_, step, unsigned(i), &x_[2 * i], &q_[C * i], fx, fy,
+                                &x_new_[2 * i], &q_new_[C * i]))
+          bad = std::min(bad, (long long)i);
+      }
+    } else {
+#pragma omp parallel for schedule(static) num_threads(n_threads_) reduction(min : bad)
+      for (long long i = 0; i < n; ++i) {
+        if (!integrate_particle(params_, propulsion_, box_, step, unsigned(i), &x_[2 * i], &q_[C * i], Real(0),
+                                Real(0), &x_new_[2 * i], &q_new_[C * i]))
+          bad = std::min(bad, i);
+      }
+    }
+    if (bad != LLONG_MAX) {
+      const double dx = double(x_new_[2 * bad]) - double(x_[2 * bad]);
+      const double dy = double(x_new_[2 * bad + 1]) - double(x_[2 * bad + 1]);
+      char buf[256];
+      std::snprintf(buf, sizeof buf,
+                    "blow-up at step %lld: particle %lld moved by (%g, %g) in one step, non-finite or more than "
+                    "half the interaction range (%g)",
+                    (long long)step_, bad, dx, dy, 0.5 * double(min_width_));
+      error_ = buf;
+      return false;
+    }
+    x_.swap(x_new_);
+    q_.swap(q_new_);
+    ++step_;
+    return true;
+  }
+};
+
+template <class Real>
+std::unique_ptr<Simulator> make_cpu(const SystemSpec& system, const RunSpec& run, const double* x, const double* q,
+                                    const double* radius, std::size_t n) {
+  return with_pair<Real>(system, [&](auto pair) -> std::unique_ptr<Simulator> {
+    using Pair = decltype(pair);
+    if (system.model == Model::AOUP) {
+      auto prop = AOUPPropulsion<Real>::make(system.gamma, run.dt);
+      return std::make_unique<CpuSimulator<Real, Pair, AOUPPropulsion<Real>>>(system, run, pair, prop, x, q, radius,
+                                                                             n);
+    }
+    auto prop = ABPPropulsion<Real>::make(system.rotational_diffusion, run.dt);
+    return std::make_unique<CpuSimulator<Real, Pair, ABPPropulsion<Real>>>(system, run, pair, prop, x, q, radius, n);
+  });
+}
+
+// Runs per_particle(i, slot) for every particle over a float64 cell list of the configuration.
+template <class Body>
+void over_particles(const SystemSpec& system, const double* x, const double* radius, std::size_t n, int n_threads,
+                    CellList<double>& cells, Body&& per_particle) {
+  const Box<double> box = Box<double>::make(system.box_length);
+  std::vector<double> wrapped(2 * n);
+  for (std::size_t a = 0; a < 2 * n; ++a) wrapped[a] = box.wrap(x[a]);
+  cells.build(wrapped.data(), radius, n, box, max_cutoff(system, radius, n));
+  const long long count = static_cast<long long>(n);
+#pragma omp parallel for schedule(static) num_threads(thread_count(n_threads))
+  for (long long slot = 0; slot < count; ++slot) per_particle(cells.order[slot], int(slot), wrapped.data() + 2 * cells.order[slot]);
+}
+
+}  // namespace
+
+double max_cutoff(const SystemSpec& system, const double* radius, std::size_t n) {
+  const double r_max = n ? *std::max_element(radius, radius + n) : 0.0;
+  return 2.0 * r_max + system.cutoff_delta();
+}
+
+std::unique_ptr<Simulator> make_cpu_simulator(const SystemSpec& system, const RunSpec& run, bool double_precision,
+                                              const double* x, const double* q, const double* radius,
+                                              std::size_t n) {
+  return double_precision ? make_cpu<double>(system, run, x, q, radius, n)
+                          : make_cpu<float>(system, run, x, q, radius, n);
+}
+
+void cpu_forces(const SystemSpec& system, const double* x, const double* radius, std::size_t n, int n_threads,
+                double* out) {
+  const Box<double> box = Box<double>::make(system.box_length);
+  CellList<double> cells;
+  with_pair<double>(system, [&](auto pair) {
+    over_particles(system, x, radius, n, n_threads, cells, [&](int i, int slot, const double* xi) {
+      double fx = 0, fy = 0;
+      if (system.k != 0.0)
+        for_each_interacting(cells, box, pair, slot, [&](int, double dx, double dy, double rho, double sigma) {
+          const double f_over_rho = pair.force(rho, sigma) / rho;
+          fx += f_over_rho * dx;
+          fy += f_over_rho * dy;
+        });
+      out[2 * i] = system.k * fx - system.trap * xi[0];
+      out[2 * i + 1] = system.k * fy - system.trap * xi[1];
+    });
+    return 0;
+  });
+}
+
+void cpu_drift_divergence(const SystemSpec& system, const double* x, const double* radius, std::size_t n,
+                          int n_threads, double* out) {
+  constexpr double kDim = 2.0;
+  const Box<double> box = Box<double>::make(system.box_length);
+  CellList<double> cells;
+  with_pair<double>(system, [&](auto pair) {
+    over_particles(system, x, radius, n, n_threads, cells, [&](int i, int slot, const double*) {
+      double div = 0;
+      if (system.k != 0.0)
+        for_each_interacting(cells, box, pair, slot, [&](int, double, double, double rho, double sigma) {
+          div += pair.force(rho, sigma) * (kDim - 1.0) / rho + pair.dforce(rho, sigma);
+        });
+      out[i] = system.k * div - system.trap * kDim;
+    });
+    return 0;
+  });
+}
+
+}  // namespace activescore

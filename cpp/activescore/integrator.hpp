@@ -1,0 +1,40 @@
+// One particle's Euler-Maruyama step in x and propulsion step in q (physics.md §2), shared by every driver.
+#pragma once
+#include <cmath>
+
+#include "box.hpp"
+#include "hostdevice.hpp"
+#include "philox.hpp"
+
+namespace activescore {
+
+template <class Real>
+struct StepParams {
+  Real dt;
+  Real v0;
+  Real k;             // interaction strength
+  Real trap;          // A: harmonic trap toward the box centre (the origin)
+  Real x_noise;       // sqrt(2 eps dt)
+  Real max_step_sq;   // (half the minimum cell width)^2: a larger single-step move is a blow-up
+  unsigned long long seed;
+};
+
+// Advances particle i from (x, q) to (x_new, q_new) given its summed pair force (fx, fy) at the old state.
+// Returns false if the move is non-finite or longer than half a cell.
+template <class Real, class Propulsion>
+AS_HD bool integrate_particle(const StepParams<Real>& p, const Propulsion& prop, const Box<Real>& box,
+                              unsigned long long step, unsigned i, const Real* x, const Real* q, Real fx,
+                              Real fy, Real* x_new, Real* q_new) {
+  const Normal4 n = normals4(p.seed, step, i, kStepNoise);
+  Real gx, gy;
+  prop.direction(q, gx, gy);
+  const Real dx = p.dt * (p.v0 * gx + p.k * fx - p.trap * x[0]) + p.x_noise * Real(n.n[0]);
+  const Real dy = p.dt * (p.v0 * gy + p.k * fy - p.trap * x[1]) + p.x_noise * Real(n.n[1]);
+  x_new[0] = box.wrap(x[0] + dx);
+  x_new[1] = box.wrap(x[1] + dy);
+  prop.update(q, q_new, n);
+  const Real move_sq = dx * dx + dy * dy;
+  return move_sq <= p.max_step_sq;  // false for NaN too
+}
+
+}  // namespace activescore

@@ -1,0 +1,40 @@
+// Pair force magnitudes f(rho) for F_ij = f(rho) r/rho (physics.md §1). Each evaluator gives f, f' and the
+// cutoff for a pair of contact distance sigma = R_i + R_j; kernels are templated on the evaluator.
+#pragma once
+#include <cmath>
+
+#include "hostdevice.hpp"
+
+namespace activescore {
+
+// f(rho) = softplus_beta(sigma - rho) = log(1 + exp(beta (sigma - rho))) / beta, truncated at sigma + delta.
+template <class Real>
+struct SoftplusPair {
+  Real beta;
+  Real inv_beta;
+  Real delta;  // cutoff beyond contact: ln(1/(tol ln 2))/beta, where f has fallen to tol of its contact value
+
+  AS_HD Real cutoff(Real sigma) const { return sigma + delta; }
+
+  AS_HD Real force(Real rho, Real sigma) const {
+    const Real z = beta * (sigma - rho);
+    // Stable softplus: max(z, 0) + log1p(exp(-|z|)).
+    return (z > Real(0) ? z + log1p(exp(-z)) : log1p(exp(z))) * inv_beta;
+  }
+
+  // df/drho = -sigmoid(beta (sigma - rho)).
+  AS_HD Real dforce(Real rho, Real sigma) const {
+    const Real z = beta * (sigma - rho);
+    return z > Real(0) ? Real(-1) / (Real(1) + exp(-z)) : -exp(z) / (Real(1) + exp(z));
+  }
+};
+
+// beta -> infinity: the harmonic soft disk f = max(sigma - rho, 0).
+template <class Real>
+struct HarmonicPair {
+  AS_HD Real cutoff(Real sigma) const { return sigma; }
+  AS_HD Real force(Real rho, Real sigma) const { return rho < sigma ? sigma - rho : Real(0); }
+  AS_HD Real dforce(Real rho, Real sigma) const { return rho < sigma ? Real(-1) : Real(0); }
+};
+
+}  // namespace activescore

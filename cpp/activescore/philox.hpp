@@ -1,0 +1,63 @@
+// Philox4x32-10 (Salmon et al., SC'11): counter-based, so the normals of particle i at step t depend only on
+// (seed, t, i). Every backend (C++, CUDA, Numba) uses this layout, documented in physics.md §3:
+//   key     = (seed & 0xffffffff, seed >> 32)
+//   counter = (particle index, step & 0xffffffff, step >> 32, purpose)
+//   uniform u = (w + 0.5) * 2^-32 in (0, 1); normals by Box-Muller in float64:
+//   (n0, n1) from (u0, u1), (n2, n3) from (u2, u3).
+#pragma once
+#include <cmath>
+#include <cstdint>
+
+#include "hostdevice.hpp"
+
+namespace activescore {
+
+enum RandomPurpose : uint32_t { kStepNoise = 0, kInitialCondition = 1 };
+
+struct Philox4x32 {
+  uint32_t v[4];
+};
+
+AS_HD void mulhilo32(uint32_t a, uint32_t b, uint32_t& hi, uint32_t& lo) {
+  const uint64_t p = static_cast<uint64_t>(a) * static_cast<uint64_t>(b);
+  hi = static_cast<uint32_t>(p >> 32);
+  lo = static_cast<uint32_t>(p);
+}
+
+AS_HD Philox4x32 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
+  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
+  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
+  for (int round = 0; round < 10; ++round) {
+    uint32_t hi0, lo0, hi1, lo1;
+    mulhilo32(kM0, c0, hi0, lo0);
+    mulhilo32(kM1, c2, hi1, lo1);
+    const uint32_t n0 = hi1 ^ c1 ^ k0, n2 = hi0 ^ c3 ^ k1;
+    c0 = n0;
+    c1 = lo1;
+    c2 = n2;
+    c3 = lo0;
+    k0 += kW0;
+    k1 += kW1;
+  }
+  return Philox4x32{{c0, c1, c2, c3}};
+}
+
+AS_HD double uniform_open01(uint32_t w) { return (static_cast<double>(w) + 0.5) * 2.3283064365386963e-10; }
+
+struct Normal4 {
+  double n[4];
+};
+
+// Four independent standard normals for (seed, step, particle, purpose).
+AS_HD Normal4 normals4(uint64_t seed, uint64_t step, uint32_t particle, uint32_t purpose) {
+  const Philox4x32 w = philox4x32_10(particle, static_cast<uint32_t>(step), static_cast<uint32_t>(step >> 32), purpose,
+                                     static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+  constexpr double kTwoPi = 6.283185307179586;
+  const double r0 = sqrt(-2.0 * log(uniform_open01(w.v[0])));
+  const double r1 = sqrt(-2.0 * log(uniform_open01(w.v[2])));
+  const double a0 = kTwoPi * uniform_open01(w.v[1]);
+  const double a1 = kTwoPi * uniform_open01(w.v[3]);
+  return Normal4{{r0 * cos(a0), r0 * sin(a0), r1 * cos(a1), r1 * sin(a1)}};
+}
+
+}  // namespace activescore

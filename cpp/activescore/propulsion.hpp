@@ -1,0 +1,45 @@
+// Propulsion models: how the self-propulsion state q_i evolves and which direction g_i it gives.
+// AOUP: q = g in R^2, exact Ornstein-Uhlenbeck update. ABP: q = theta, g = (cos theta, sin theta).
+#pragma once
+#include <cmath>
+
+#include "hostdevice.hpp"
+#include "philox.hpp"
+
+namespace activescore {
+
+template <class Real>
+struct AOUPPropulsion {
+  static constexpr int kComponents = 2;
+  Real decay;  // exp(-gamma dt)
+  Real kick;   // sqrt(1 - exp(-2 gamma dt))
+
+  static AOUPPropulsion make(double gamma, double dt) {
+    return AOUPPropulsion{Real(std::exp(-gamma * dt)), Real(std::sqrt(-std::expm1(-2.0 * gamma * dt)))};
+  }
+  AS_HD void direction(const Real* q, Real& gx, Real& gy) const {
+    gx = q[0];
+    gy = q[1];
+  }
+  AS_HD void update(const Real* q, Real* q_new, const Normal4& n) const {
+    q_new[0] = decay * q[0] + kick * Real(n.n[2]);
+    q_new[1] = decay * q[1] + kick * Real(n.n[3]);
+  }
+};
+
+template <class Real>
+struct ABPPropulsion {
+  static constexpr int kComponents = 1;
+  Real kick;  // sqrt(2 D_r dt)
+
+  static ABPPropulsion make(double rotational_diffusion, double dt) {
+    return ABPPropulsion{Real(std::sqrt(2.0 * rotational_diffusion * dt))};
+  }
+  AS_HD void direction(const Real* q, Real& gx, Real& gy) const {
+    gx = cos(q[0]);
+    gy = sin(q[0]);
+  }
+  AS_HD void update(const Real* q, Real* q_new, const Normal4& n) const { q_new[0] = q[0] + kick * Real(n.n[2]); }
+};
+
+}  // namespace activescore

@@ -1,0 +1,180 @@
+// The one binding file: exposes the compiled core to python/activescore as the module activescore._core.
+// Arrays cross as NumPy; heavy calls release the GIL.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <stdexcept>
+
+#include "activescore/neighbors.hpp"
+#include "activescore/philox.hpp"
+#include "activescore/simulator.hpp"
+
+namespace py = pybind11;
+using namespace activescore;
+
+namespace {
+
+using F64Array = py::array_t<double, py::array::c_style | py::array::forcecast>;
+
+const double* checked(const F64Array& a, std::size_t n, std::size_t cols, const char* name) {
+  const std::size_t expected = n * cols;
+  if (static_cast<std::size_t>(a.size()) != expected)
+    throw std::invalid_argument(std::string(name) + ": expected " + std::to_string(expected) + " values, got " +
+                                std::to_string(a.size()));
+  return a.data();
+}
+
+
+
+py::tuple read_state(const Simulator& sim, int q_components) {
+  const auto n = static_cast<py::ssize_t>(sim.size());
+  auto read = [&](auto tag) {
+    using Real = decltype(tag);
+    py::array_t<Real> x({n, py::ssize_t(2)}), q({n, py::ssize_t(q_components)});
+    sim.read_state(x.mutable_data(), q.mutable_data());
+    return py::tuple(py::make_tuple(x, q));
+  };
+  return sim.double_precision() ? read(double{}) : read(float{});
+}
+
+}  // namespace
+
+#ifdef ACTIVESCORE_HAVE_CUDA
+bool activescore_cuda_device_available();  // defined in cuda/
+namespace {
+bool cuda_device_available() { return activescore_cuda_device_available(); }
+}  // namespace
+#else
+namespace {
+bool cuda_device_available() { return false; }
+}  // namespace
+#endif
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "activescore compiled core: cell lists, pair evaluators, Philox stream, CPU and CUDA drivers";
+
+  py::enum_<Model>(m, "Model").value("AOUP", Model::AOUP).value("ABP", Model::ABP);
+
+  py::class_<SystemSpec>(m, "SystemSpec")
+      .def(py::init<>())
+      .def_readwrite("model", &SystemSpec::model)
+      .def_readwrite("box_length", &SystemSpec::box_length)
+      .def_readwrite("v0", &SystemSpec::v0)
+      .def_readwrite("gamma", &SystemSpec::gamma)
+      .def_readwrite("rotational_diffusion", &SystemSpec::rotational_diffusion)
+      .def_readwrite("eps", &SystemSpec::eps)
+      .def_readwrite("k", &SystemSpec::k)
+      .def_readwrite("trap", &SystemSpec::trap)
+      .def_readwrite("beta", &SystemSpec::beta)
+      .def_readwrite("cutoff_tol", &SystemSpec::cutoff_tol)
+      .def("cutoff_delta", &SystemSpec::cutoff_delta);
+
+  py::class_<RunSpec>(m, "RunSpec")
+      .def(py::init<>())
+      .def_readwrite("dt", &RunSpec::dt)
+      .def_readwrite("seed", &RunSpec::seed)
+      .def_readwrite("step", &RunSpec::step)
+      .def_readwrite("n_threads", &RunSpec::n_threads);
+
+  py::class_<Simulator>(m, "Simulator")
+      .def("advance", &Simulator::advance, py::arg("n_steps"), py::call_guard<py::gil_scoped_release>(),
+           "Run up to n_steps; returns how many completed (fewer on a blow-up, see error).")
+      .def_property_readonly("step", &Simulator::step)
+      .def_property_readonly("size", &Simulator::size)
+      .def_property_readonly("double_precision", &Simulator::double_precision)
+      .def_property_readonly("error", &Simulator::error);
+
+  m.def(
+      "make_simulator",
+      [](const SystemSpec& system, const RunSpec& run, bool double_precision, const F64Array& x, const F64Array& q,
+         const F64Array& radius, const std::string& device) {
+        const std::size_t n = static_cast<std::size_t>(radius.size());
+        const double* px = checked(x, n, 2, "x");
+        const double* pq = checked(q, n, system.propulsion_components(), "q");
+        if (device == "cpu") return make_cpu_simulator(system, run, double_precision, px, pq, radius.data(), n);
+#ifdef ACTIVESCORE_HAVE_CUDA
+        if (device == "cuda") return make_cuda_simulator(system, run, double_precision, px, pq, radius.data(), n);
+#endif
+        throw std::invalid_argument("device must be 'cpu'" + std::string(cuda_device_available() ? " or 'cuda'" : "") +
+                                    ", got '" + device + "'");
+      },
+      py::arg("system"), py::arg("run"), py::arg("double_precision"), py::arg("x"), py::arg("q"), py::arg("radius"),
+      py::arg("device") = "cpu");
+
+  m.def(
+      "read_state", [](const Simulator& sim, int q_components) { return read_state(sim, q_components); },
+      py::arg("simulator"), py::arg("q_components"), "(x, q) of the simulator's current state, in its precision.");
+
+  m.def(
+      "forces",
+      [](const SystemSpec& system, const F64Array& x, const F64Array& radius, int n_threads) {
+        const std::size_t n = static_cast<std::size_t>(radius.size());
+        const double* px = checked(x, n, 2, "x");
+        py::array_t<double> out({py::ssize_t(n), py::ssize_t(2)});
+        double* po = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          cpu_forces(system, px, radius.data(), n, n_threads, po);
+        }
+        return out;
+      },
+      py::arg("system"), py::arg("x"), py::arg("radius"), py::arg("n_threads") = 0);
+
+  m.def(
+      "drift_divergence",
+      [](const SystemSpec& system, const F64Array& x, const F64Array& radius, int n_threads) {
+        const std::size_t n = static_cast<std::size_t>(radius.size());
+        const double* px = checked(x, n, 2, "x");
+        py::array_t<double> out{py::ssize_t(n)};
+        double* po = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          cpu_drift_divergence(system, px, radius.data(), n, n_threads, po);
+        }
+        return out;
+      },
+      py::arg("system"), py::arg("x"), py::arg("radius"), py::arg("n_threads") = 0);
+
+  m.def(
+      "knn",
+      [](const F64Array& x, double box_length, int k, int n_threads) {
+        if (x.ndim() != 2 || x.shape(1) != 2) throw std::invalid_argument("x: expected shape (n, 2)");
+        const std::size_t n = static_cast<std::size_t>(x.shape(0));
+        if (k < 1 || static_cast<std::size_t>(k) > n)
+          throw std::invalid_argument("k: expected 1 <= k <= n = " + std::to_string(n) + ", got " + std::to_string(k));
+        py::array_t<int64_t> index({py::ssize_t(n), py::ssize_t(k)});
+        py::array_t<double> disp({py::ssize_t(n), py::ssize_t(k), py::ssize_t(2)});
+        int64_t* pi = index.mutable_data();
+        double* pd = disp.mutable_data();
+        const double* px = x.data();
+        {
+          py::gil_scoped_release release;
+          knn(px, n, box_length, k, n_threads, pi, pd);
+        }
+        return py::make_tuple(index, disp);
+      },
+      py::arg("x"), py::arg("box_length"), py::arg("k"), py::arg("n_threads") = 0);
+
+  m.def(
+      "philox4x32_10",
+      [](uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
+        const Philox4x32 r = philox4x32_10(c0, c1, c2, c3, k0, k1);
+        return py::make_tuple(r.v[0], r.v[1], r.v[2], r.v[3]);
+      },
+      "Philox4x32-10 block (for known-answer tests).");
+  m.def(
+      "normals4",
+      [](uint64_t seed, uint64_t step, uint32_t particle, uint32_t purpose) {
+        const Normal4 r = normals4(seed, step, particle, purpose);
+        return py::make_tuple(r.n[0], r.n[1], r.n[2], r.n[3]);
+      },
+      py::arg("seed"), py::arg("step"), py::arg("particle"), py::arg("purpose"));
+
+  m.def("cuda_available", &cuda_device_available, "True when the CUDA backend is compiled in and a GPU is visible.");
+#ifdef ACTIVESCORE_HAVE_CUDA
+  m.attr("built_with_cuda") = true;
+#else
+  m.attr("built_with_cuda") = false;
+#endif
+}

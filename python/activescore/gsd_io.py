@@ -1,0 +1,118 @@
+"""GSD files that the gsd package, freud and OVITO open.
+
+Per frame: configuration (2D box of side L, step), particles/position (float32, as the HOOMD schema wants),
+particles/diameter, particles/orientation (a quaternion about z along g, so OVITO can draw arrows), and the
+exact float64 state as per-particle log fields ``particles/activescore_position`` (N, 2) and
+``particles/propulsion`` (N, 2 for AOUP g; N, 1 for ABP θ). Frame 0 also holds ``activescore/metadata``:
+JSON with the system, dt, seed and package version, so a file alone is enough to resume a run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+_METADATA = "activescore/metadata"
+_POSITION = "particles/activescore_position"
+_PROPULSION = "particles/propulsion"
+
+
+def _gsd_hoomd():
+    import gsd.hoomd
+
+    return gsd.hoomd
+
+
+def _orientation(system, q: np.ndarray) -> np.ndarray:
+    from .trajectory import propulsion_direction
+
+    g = propulsion_direction(system, q)
+    half = 0.5 * np.arctan2(g[:, 1], g[:, 0])
+    quat = np.zeros((len(g), 4), dtype=np.float32)
+    quat[:, 0] = np.cos(half)
+    quat[:, 3] = np.sin(half)
+    return quat
+
+
+class GSDWriter:
+    """Streams frames to ``path`` through ``path.partial``: each frame is flushed as it is written, and the file
+    takes its final name when the writer closes (normally, on a blow-up or on Ctrl-C alike), so a finished file is
+    never half-written and an interrupted run keeps the frames it had."""
+
+    def __init__(self, path, system, *, dt: float, seed: int, backend: str = ""):
+        from . import __version__
+
+        self.path = Path(path)
+        self.partial = self.path.with_name(self.path.name + ".partial")
+        self.system = system
+        self._metadata = {"version": __version__, "system": system.to_dict(), "dt": dt, "seed": seed,
+                          "backend": backend}
+        self._file = _gsd_hoomd().open(str(self.partial), "w")
+        self._frames = 0
+
+    def append(self, x: np.ndarray, q: np.ndarray, step: int) -> None:
+        system = self.system
+        frame = _gsd_hoomd().Frame()
+        frame.configuration.step = int(step)
+        frame.configuration.dimensions = 2
+        frame.configuration.box = [system.box_length, system.box_length, 0.0, 0.0, 0.0, 0.0]
+        frame.particles.N = system.n_particles
+        position = np.zeros((system.n_particles, 3), dtype=np.float32)
+        position[:, :2] = x
+        frame.particles.position = position
+        frame.particles.diameter = (2.0 * system.radius).astype(np.float32)
+        frame.particles.orientation = _orientation(system, q)
+        frame.log[_POSITION] = np.asarray(x, dtype=np.float64)
+        frame.log[_PROPULSION] = np.asarray(q, dtype=np.float64)
+        if self._frames == 0:
+            frame.log[_METADATA] = np.frombuffer(json.dumps(self._metadata).encode(), dtype=np.uint8)
+        self._file.append(frame)
+        self._file.flush()
+        self._frames += 1
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+            os.replace(self.partial, self.path)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def read_metadata(path) -> dict:
+    with _gsd_hoomd().open(str(path), "r") as f:
+        return json.loads(bytes(f[0].log[_METADATA]).decode())
+
+
+def load_trajectory(path):
+    """Read a GSD file written by activescore back into a :class:`Trajectory` (float64 state, system, seed)."""
+    from .systems import system_from_dict
+    from .trajectory import Trajectory
+
+    with _gsd_hoomd().open(str(path), "r") as f:
+        if len(f) == 0:
+            raise ValueError(f"{path} holds no frames")
+        meta = json.loads(bytes(f[0].log[_METADATA]).decode())
+        system = system_from_dict(meta["system"])
+        xs, qs, steps = [], [], []
+        for frame in f:
+            xs.append(np.asarray(frame.log[_POSITION], dtype=np.float64).reshape(-1, 2))
+            qs.append(np.asarray(frame.log[_PROPULSION], dtype=np.float64).reshape(system.n_particles, -1))
+            steps.append(int(frame.configuration.step))
+    traj = Trajectory(system, np.stack(xs), np.stack(qs), np.asarray(steps, dtype=np.int64), meta["dt"],
+                      meta["seed"], backend=meta.get("backend", ""))
+    traj.final_state = traj.state(-1)
+    return traj
+
+
+def load_state(path, frame: int = -1):
+    """The resumable :class:`State` at a frame of a GSD file (default: the last)."""
+    return load_trajectory(path).state(frame)
