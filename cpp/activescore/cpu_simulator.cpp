@@ -79,18 +79,25 @@ class CpuSimulator final : public Simulator {
     long long bad = LLONG_MAX;
     if (interacting_) {
       cells_.build(x_.data(), radius_.data(), n_, box_, min_width_);
-#pragma omp parallel for schedule(static) num_threads(n_threads_) reduction(min : bad)
-      for (long long slot = 0; slot < n; ++slot) {
-        const int i = cells_.order[slot];
-        Real fx = 0, fy = 0;
-        for_each_interacting(cells_, box_, pair_, int(slot), [&](int, Real dx, Real dy, Real rho, Real sigma) {
-          const Real f_over_rho = pair_.force(rho, sigma) / rho;
-          fx += f_over_rho * dx;
-          fy += f_over_rho * dy;
-        });
-        if (!integrate_particle(params_, propulsion_, box_, step, unsigned(i), &x_[2 * i], &q_[C * i], fx, fy,
-                                &x_new_[2 * i], &q_new_[C * i]))
-          bad = std::min(bad, (long long)i);
+      const long long blocks = (n + kPairBlockParticles - 1) / kPairBlockParticles;
+#pragma omp parallel num_threads(n_threads_) reduction(min : bad)
+      {
+        PairBlock<Real> pairs;
+#pragma omp for schedule(static)
+        for (long long block = 0; block < blocks; ++block) {
+          const long long begin = block * kPairBlockParticles, end = std::min(n, begin + kPairBlockParticles);
+          pairs.clear();
+          for (long long slot = begin; slot < end; ++slot) gather_interacting(cells_, box_, pair_, int(slot), pairs);
+          evaluate_force_scale(pair_, pairs);
+          for (long long slot = begin; slot < end; ++slot) {
+            const int i = cells_.order[slot];
+            Real fx, fy;
+            sum_pair_vectors(pairs, int(slot - begin), fx, fy);
+            if (!integrate_particle(params_, propulsion_, box_, step, unsigned(i), &x_[2 * i], &q_[C * i], fx, fy,
+                                    &x_new_[2 * i], &q_new_[C * i]))
+              bad = std::min(bad, (long long)i);
+          }
+        }
       }
     } else {
 #pragma omp parallel for schedule(static) num_threads(n_threads_) reduction(min : bad)
@@ -133,17 +140,38 @@ std::unique_ptr<Simulator> make_cpu(const SystemSpec& system, const RunSpec& run
   });
 }
 
-// Runs per_particle(i, slot) for every particle over a float64 cell list of the configuration.
-template <class Body>
-void over_particles(const SystemSpec& system, const double* x, const double* radius, std::size_t n, int n_threads,
-                    CellList<double>& cells, Body&& per_particle) {
+// Calls per_particle(i, x_i, block, b) for every particle of a configuration (b: its place in the pair block,
+// whose scales evaluate_scale has filled), over a float64 cell list.
+template <class Pair, class EvaluateScale, class Body>
+void over_particles(const SystemSpec& system, const Pair& pair, const double* x, const double* radius, std::size_t n,
+                    int n_threads, EvaluateScale&& evaluate_scale, Body&& per_particle) {
   const Box<double> box = Box<double>::make(system.box_length);
   std::vector<double> wrapped(2 * n);
   for (std::size_t a = 0; a < 2 * n; ++a) wrapped[a] = box.wrap(x[a]);
+  CellList<double> cells;
   cells.build(wrapped.data(), radius, n, box, max_cutoff(system, radius, n));
   const long long count = static_cast<long long>(n);
-#pragma omp parallel for schedule(static) num_threads(thread_count(n_threads))
-  for (long long slot = 0; slot < count; ++slot) per_particle(cells.order[slot], int(slot), wrapped.data() + 2 * cells.order[slot]);
+  const long long blocks = (count + kPairBlockParticles - 1) / kPairBlockParticles;
+#pragma omp parallel num_threads(thread_count(n_threads))
+  {
+    PairBlock<double> pairs;
+#pragma omp for schedule(static)
+    for (long long block = 0; block < blocks; ++block) {
+      const long long begin = block * kPairBlockParticles, end = std::min(count, begin + kPairBlockParticles);
+      pairs.clear();
+      for (long long slot = begin; slot < end; ++slot) {
+        if (system.k != 0.0)
+          gather_interacting(cells, box, pair, int(slot), pairs);
+        else
+          pairs.first.push_back(0);
+      }
+      evaluate_scale(pair, pairs);
+      for (long long slot = begin; slot < end; ++slot) {
+        const int i = cells.order[slot];
+        per_particle(i, wrapped.data() + 2 * i, pairs, int(slot - begin));
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -162,20 +190,16 @@ std::unique_ptr<Simulator> make_cpu_simulator(const SystemSpec& system, const Ru
 
 void cpu_forces(const SystemSpec& system, const double* x, const double* radius, std::size_t n, int n_threads,
                 double* out) {
-  const Box<double> box = Box<double>::make(system.box_length);
-  CellList<double> cells;
   with_pair<double>(system, [&](auto pair) {
-    over_particles(system, x, radius, n, n_threads, cells, [&](int i, int slot, const double* xi) {
-      double fx = 0, fy = 0;
-      if (system.k != 0.0)
-        for_each_interacting(cells, box, pair, slot, [&](int, double dx, double dy, double rho, double sigma) {
-          const double f_over_rho = pair.force(rho, sigma) / rho;
-          fx += f_over_rho * dx;
-          fy += f_over_rho * dy;
+    over_particles(
+        system, pair, x, radius, n, n_threads,
+        [](const auto& p, PairBlock<double>& pairs) { evaluate_force_scale(p, pairs); },
+        [&](int i, const double* xi, const PairBlock<double>& pairs, int b) {
+          double fx, fy;
+          sum_pair_vectors(pairs, b, fx, fy);
+          out[2 * i] = system.k * fx - system.trap * xi[0];
+          out[2 * i + 1] = system.k * fy - system.trap * xi[1];
         });
-      out[2 * i] = system.k * fx - system.trap * xi[0];
-      out[2 * i + 1] = system.k * fy - system.trap * xi[1];
-    });
     return 0;
   });
 }
@@ -183,17 +207,13 @@ void cpu_forces(const SystemSpec& system, const double* x, const double* radius,
 void cpu_drift_divergence(const SystemSpec& system, const double* x, const double* radius, std::size_t n,
                           int n_threads, double* out) {
   constexpr double kDim = 2.0;
-  const Box<double> box = Box<double>::make(system.box_length);
-  CellList<double> cells;
   with_pair<double>(system, [&](auto pair) {
-    over_particles(system, x, radius, n, n_threads, cells, [&](int i, int slot, const double*) {
-      double div = 0;
-      if (system.k != 0.0)
-        for_each_interacting(cells, box, pair, slot, [&](int, double, double, double rho, double sigma) {
-          div += pair.force(rho, sigma) * (kDim - 1.0) / rho + pair.dforce(rho, sigma);
+    over_particles(
+        system, pair, x, radius, n, n_threads,
+        [](const auto& p, PairBlock<double>& pairs) { evaluate_divergence_scale(p, pairs); },
+        [&](int i, const double*, const PairBlock<double>& pairs, int b) {
+          out[i] = system.k * sum_pair_scalars(pairs, b) - system.trap * kDim;
         });
-      out[i] = system.k * div - system.trap * kDim;
-    });
     return 0;
   });
 }

@@ -25,14 +25,20 @@ template <class Real, class Propulsion>
 AS_HD bool integrate_particle(const StepParams<Real>& p, const Propulsion& prop, const Box<Real>& box,
                               unsigned long long step, unsigned i, const Real* x, const Real* q, Real fx,
                               Real fy, Real* x_new, Real* q_new) {
-  const Normal4 n = normals4(p.seed, step, i, kStepNoise);
+  // Words (0, 1) of the block drive x, words (2, 3) the propulsion (physics.md §3).
+  const Philox4x32 w = random_block(p.seed, step, i, kStepNoise);
   Real gx, gy;
   prop.direction(q, gx, gy);
-  const Real dx = p.dt * (p.v0 * gx + p.k * fx - p.trap * x[0]) + p.x_noise * Real(n.n[0]);
-  const Real dy = p.dt * (p.v0 * gy + p.k * fy - p.trap * x[1]) + p.x_noise * Real(n.n[1]);
+  Real dx = p.dt * (p.v0 * gx + p.k * fx - p.trap * x[0]);
+  Real dy = p.dt * (p.v0 * gy + p.k * fy - p.trap * x[1]);
+  if (p.x_noise != Real(0)) {  // eps = 0 (the MIPS case) skips a Box-Muller it would multiply by zero
+    const Normal2 n = box_muller(w.v[0], w.v[1]);
+    dx += p.x_noise * Real(n.a);
+    dy += p.x_noise * Real(n.b);
+  }
   x_new[0] = box.wrap(x[0] + dx);
   x_new[1] = box.wrap(x[1] + dy);
-  prop.update(q, q_new, n);
+  prop.update(q, q_new, box_muller(w.v[2], w.v[3]));
   const Real move_sq = dx * dx + dy * dy;
   return move_sq <= p.max_step_sq;  // false for NaN too
 }

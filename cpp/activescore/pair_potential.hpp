@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "hostdevice.hpp"
+#include "special_functions.hpp"
 
 namespace activescore {
 
@@ -17,9 +18,7 @@ struct SoftplusPair {
   AS_HD Real cutoff(Real sigma) const { return sigma + delta; }
 
   AS_HD Real force(Real rho, Real sigma) const {
-    const Real z = beta * (sigma - rho);
-    // Stable softplus: max(z, 0) + log1p(exp(-|z|)).
-    return (z > Real(0) ? z + log1p(exp(-z)) : log1p(exp(z))) * inv_beta;
+    return softplus(beta * (sigma - rho)) * inv_beta;
   }
 
   // df/drho = -sigmoid(beta (sigma - rho)).

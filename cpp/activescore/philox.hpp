@@ -44,20 +44,33 @@ AS_HD Philox4x32 philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c
 
 AS_HD double uniform_open01(uint32_t w) { return (static_cast<double>(w) + 0.5) * 2.3283064365386963e-10; }
 
+struct Normal2 {
+  double a, b;
+};
+
+// Box-Muller: two standard normals from two uniform words.
+AS_HD Normal2 box_muller(uint32_t w_radius, uint32_t w_angle) {
+  constexpr double kTwoPi = 6.283185307179586;
+  const double r = sqrt(-2.0 * log(uniform_open01(w_radius)));
+  const double angle = kTwoPi * uniform_open01(w_angle);
+  return Normal2{r * cos(angle), r * sin(angle)};
+}
+
+AS_HD Philox4x32 random_block(uint64_t seed, uint64_t step, uint32_t particle, uint32_t purpose) {
+  return philox4x32_10(particle, static_cast<uint32_t>(step), static_cast<uint32_t>(step >> 32), purpose,
+                       static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
+}
+
 struct Normal4 {
   double n[4];
 };
 
-// Four independent standard normals for (seed, step, particle, purpose).
+// Four independent standard normals for (seed, step, particle, purpose): (n0, n1) from words (0, 1), (n2, n3)
+// from words (2, 3). A caller that needs only one pair may skip the other's Box-Muller: the stream is the same.
 AS_HD Normal4 normals4(uint64_t seed, uint64_t step, uint32_t particle, uint32_t purpose) {
-  const Philox4x32 w = philox4x32_10(particle, static_cast<uint32_t>(step), static_cast<uint32_t>(step >> 32), purpose,
-                                     static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
-  constexpr double kTwoPi = 6.283185307179586;
-  const double r0 = sqrt(-2.0 * log(uniform_open01(w.v[0])));
-  const double r1 = sqrt(-2.0 * log(uniform_open01(w.v[2])));
-  const double a0 = kTwoPi * uniform_open01(w.v[1]);
-  const double a1 = kTwoPi * uniform_open01(w.v[3]);
-  return Normal4{{r0 * cos(a0), r0 * sin(a0), r1 * cos(a1), r1 * sin(a1)}};
+  const Philox4x32 w = random_block(seed, step, particle, purpose);
+  const Normal2 first = box_muller(w.v[0], w.v[1]), second = box_muller(w.v[2], w.v[3]);
+  return Normal4{{first.a, first.b, second.a, second.b}};
 }
 
 }  // namespace activescore

@@ -21,9 +21,9 @@ struct AOUPPropulsion {
     gx = q[0];
     gy = q[1];
   }
-  AS_HD void update(const Real* q, Real* q_new, const Normal4& n) const {
-    q_new[0] = decay * q[0] + kick * Real(n.n[2]);
-    q_new[1] = decay * q[1] + kick * Real(n.n[3]);
+  AS_HD void update(const Real* q, Real* q_new, const Normal2& n) const {
+    q_new[0] = decay * q[0] + kick * Real(n.a);
+    q_new[1] = decay * q[1] + kick * Real(n.b);
   }
 };
 
@@ -39,7 +39,7 @@ struct ABPPropulsion {
     gx = cos(q[0]);
     gy = sin(q[0]);
   }
-  AS_HD void update(const Real* q, Real* q_new, const Normal4& n) const { q_new[0] = q[0] + kick * Real(n.n[2]); }
+  AS_HD void update(const Real* q, Real* q_new, const Normal2& n) const { q_new[0] = q[0] + kick * Real(n.a); }
 };
 
 }  // namespace activescore
