@@ -23,7 +23,7 @@ struct Box {
 
   // Any coordinate back into [-L/2, L/2).
   AS_HD Real wrap(Real x) const {
-    Real w = x - L * floor(x * inv_L + Real(0.5));
+    Real w = x - L * std::floor(x * inv_L + Real(0.5));
     return w >= half ? w - L : w;  // rounding can land exactly on +L/2
   }
 };

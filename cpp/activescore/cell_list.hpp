@@ -22,6 +22,7 @@ class CellList {
   std::vector<Real> radius;     // radii in slot order
 
   static int cells_per_side(double box_length, double min_width) {
+    if (!(min_width > 0.0)) return 1;
     const int s = static_cast<int>(std::floor(box_length / min_width));
     return s >= 3 ? std::min(s, 4096) : 1;
   }

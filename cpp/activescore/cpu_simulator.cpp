@@ -52,6 +52,7 @@ class CpuSimulator final : public Simulator {
   }
 
   int64_t advance(int64_t n_steps) override {
+    if (n_steps <= 0) return 0;
     for (int64_t s = 0; s < n_steps; ++s)
       if (!step_once()) return s;
     return n_steps;

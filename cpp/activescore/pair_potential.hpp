@@ -24,7 +24,7 @@ struct SoftplusPair {
   // df/drho = -sigmoid(beta (sigma - rho)).
   AS_HD Real dforce(Real rho, Real sigma) const {
     const Real z = beta * (sigma - rho);
-    return z > Real(0) ? Real(-1) / (Real(1) + exp(-z)) : -exp(z) / (Real(1) + exp(z));
+    return z > Real(0) ? Real(-1) / (Real(1) + std::exp(-z)) : -std::exp(z) / (Real(1) + std::exp(z));
   }
 };
 

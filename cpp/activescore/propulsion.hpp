@@ -36,8 +36,8 @@ struct ABPPropulsion {
     return ABPPropulsion{Real(std::sqrt(2.0 * rotational_diffusion * dt))};
   }
   AS_HD void direction(const Real* q, Real& gx, Real& gy) const {
-    gx = cos(q[0]);
-    gy = sin(q[0]);
+    gx = std::cos(q[0]);
+    gy = std::sin(q[0]);
   }
   AS_HD void update(const Real* q, Real* q_new, const Normal2& n) const { q_new[0] = q[0] + kick * Real(n.a); }
 };

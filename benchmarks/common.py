@@ -1,0 +1,74 @@
+"""Shared by the benchmark scripts: the machine description and writing results (JSON + README table)."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import socket
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def gpu_model() -> str | None:
+    try:
+        import subprocess
+
+        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=20)
+        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return None
+
+
+def machine() -> dict:
+    import numpy
+
+    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "gpu": gpu_model(), "python": platform.python_version(),
+            "numpy": numpy.__version__, "platform": platform.platform(), "host": socket.gethostname(),
+            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    try:
+        import numba
+
+        info["numba"] = numba.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def machine_label(info: dict) -> str:
+    cores = f"{info['cores']} cores"
+    return f"{info['gpu']}, {info['cpu']} ({cores})" if info.get("gpu") else f"{info['cpu']} ({cores})"
+
+
+def write_json(name: str, payload: dict) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def update_readme(marker: str, markdown: str) -> bool:
+    """Replace the text between <!-- marker:start --> and <!-- marker:end --> in README.md."""
+    text = README.read_text()
+    pattern = re.compile(rf"(<!-- {marker}:start -->\n).*?(<!-- {marker}:end -->)", re.S)
+    if not pattern.search(text):
+        return False
+    README.write_text(pattern.sub(lambda m: m.group(1) + markdown.rstrip() + "\n" + m.group(2), text))
+    return True
