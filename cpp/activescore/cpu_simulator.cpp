@@ -51,11 +51,39 @@ class CpuSimulator final : public Simulator {
     q_new_.resize(q_.size());
   }
 
+  // One parallel region for all the steps: a thread team forked per step lets idle threads fall asleep between
+  // steps, and waking them can cost more than a small step (seen as a 20x slow-down on 2-core VMs).
   int64_t advance(int64_t n_steps) override {
     if (n_steps <= 0) return 0;
-    for (int64_t s = 0; s < n_steps; ++s)
-      if (!step_once()) return s;
-    return n_steps;
+    int64_t done = 0;
+    long long bad = LLONG_MAX;  // shared: the smallest failing particle of the current step
+#pragma omp parallel num_threads(n_threads_)
+    {
+      PairBlock<Real> pairs;
+      for (int64_t s = 0; s < n_steps; ++s) {
+        if (interacting_) {
+#pragma omp single
+          cells_.build(x_.data(), radius_.data(), n_, box_, min_width_);
+        }
+        const long long first_bad = step_particles(pairs);
+#pragma omp critical
+        bad = std::min(bad, first_bad);
+#pragma omp barrier
+#pragma omp single
+        {
+          if (bad == LLONG_MAX) {
+            x_.swap(x_new_);
+            q_.swap(q_new_);
+            ++step_;
+            ++done;
+          } else {
+            report_blow_up(bad);
+          }
+        }  // implicit barrier: every thread sees the outcome
+        if (bad != LLONG_MAX) break;
+      }
+    }
+    return done;
   }
 
   void read_state(void* x, void* q) const override {
@@ -74,55 +102,48 @@ class CpuSimulator final : public Simulator {
   std::vector<Real> x_, q_, radius_, x_new_, q_new_;
   CellList<Real> cells_;
 
-  bool step_once() {
+  // This thread's share of one step (called inside the parallel region); returns its smallest failing particle.
+  long long step_particles(PairBlock<Real>& pairs) {
     const long long n = static_cast<long long>(n_);
     const unsigned long long step = static_cast<unsigned long long>(step_);
     long long bad = LLONG_MAX;
     if (interacting_) {
-      cells_.build(x_.data(), radius_.data(), n_, box_, min_width_);
       const long long blocks = (n + kPairBlockParticles - 1) / kPairBlockParticles;
-#pragma omp parallel num_threads(n_threads_) reduction(min : bad)
-      {
-        PairBlock<Real> pairs;
-#pragma omp for schedule(static)
-        for (long long block = 0; block < blocks; ++block) {
-          const long long begin = block * kPairBlockParticles, end = std::min(n, begin + kPairBlockParticles);
-          pairs.clear();
-          for (long long slot = begin; slot < end; ++slot) gather_interacting(cells_, box_, pair_, int(slot), pairs);
-          evaluate_force_scale(pair_, pairs);
-          for (long long slot = begin; slot < end; ++slot) {
-            const int i = cells_.order[slot];
-            Real fx, fy;
-            sum_pair_vectors(pairs, int(slot - begin), fx, fy);
-            if (!integrate_particle(params_, propulsion_, box_, step, unsigned(i), &x_[2 * i], &q_[C * i], fx, fy,
-                                    &x_new_[2 * i], &q_new_[C * i]))
-              bad = std::min(bad, (long long)i);
-          }
+#pragma omp for schedule(static) nowait
+      for (long long block = 0; block < blocks; ++block) {
+        const long long begin = block * kPairBlockParticles, end = std::min(n, begin + kPairBlockParticles);
+        pairs.clear();
+        for (long long slot = begin; slot < end; ++slot) gather_interacting(cells_, box_, pair_, int(slot), pairs);
+        evaluate_force_scale(pair_, pairs);
+        for (long long slot = begin; slot < end; ++slot) {
+          const int i = cells_.order[slot];
+          Real fx, fy;
+          sum_pair_vectors(pairs, int(slot - begin), fx, fy);
+          if (!integrate_particle(params_, propulsion_, box_, step, unsigned(i), &x_[2 * i], &q_[C * i], fx, fy,
+                                  &x_new_[2 * i], &q_new_[C * i]))
+            bad = std::min(bad, (long long)i);
         }
       }
     } else {
-#pragma omp parallel for schedule(static) num_threads(n_threads_) reduction(min : bad)
+#pragma omp for schedule(static) nowait
       for (long long i = 0; i < n; ++i) {
         if (!integrate_particle(params_, propulsion_, box_, step, unsigned(i), &x_[2 * i], &q_[C * i], Real(0),
                                 Real(0), &x_new_[2 * i], &q_new_[C * i]))
           bad = std::min(bad, i);
       }
     }
-    if (bad != LLONG_MAX) {
-      const double dx = double(x_new_[2 * bad]) - double(x_[2 * bad]);
-      const double dy = double(x_new_[2 * bad + 1]) - double(x_[2 * bad + 1]);
-      char buf[256];
-      std::snprintf(buf, sizeof buf,
-                    "blow-up at step %lld: particle %lld moved by (%g, %g) in one step, non-finite or more than "
-                    "half the interaction range (%g)",
-                    (long long)step_, bad, dx, dy, 0.5 * double(min_width_));
-      error_ = buf;
-      return false;
-    }
-    x_.swap(x_new_);
-    q_.swap(q_new_);
-    ++step_;
-    return true;
+    return bad;
+  }
+
+  void report_blow_up(long long bad) {
+    const double dx = double(x_new_[2 * bad]) - double(x_[2 * bad]);
+    const double dy = double(x_new_[2 * bad + 1]) - double(x_[2 * bad + 1]);
+    char buf[256];
+    std::snprintf(buf, sizeof buf,
+                  "blow-up at step %lld: particle %lld moved by (%g, %g) in one step, non-finite or more than "
+                  "half the interaction range (%g)",
+                  (long long)step_, bad, dx, dy, 0.5 * double(min_width_));
+    error_ = buf;
   }
 };
 

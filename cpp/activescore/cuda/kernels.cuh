@@ -1,0 +1,345 @@
+// The per-thread bodies of the CUDA driver: the device cell list (keys, gather, cell bounds), the neighbour sum and
+// the fused force + integrate step, plus the single-configuration observables.
+//
+// Every body is an AS_HD function of the thread's slot, so the same code also compiles for the host: a serial loop
+// over the slots with std::stable_sort in place of CUB replays the GPU algorithm exactly on the CPU (that is how
+// the logic was checked without a GPU). The __global__ wrappers at the end are compiled by nvcc only.
+//
+// Layout. Particle data lives in two fixed buffer sets of structure-of-arrays, "cur" (sorted by cell, the order the
+// cell list describes) and "next" (the step's output, in the same slot order as cur). tag = original particle index.
+// A step is:
+//   sort     (CUB, keys = cell of each particle in ORIGINAL-index order, values = its slot in next)
+//   gather   next -> cur in the sorted order, cell_start[] from the sorted keys
+//   step     per slot of cur: sum the pair forces over the 3x3 cells, integrate_particle, write next, and scatter
+//            (cell, slot) of the new position to the particle's original index for the next sort.
+// Because the sort input is in original-index order and the radix sort is stable, every cell lists its particles in
+// ascending original index and the 3x3 cells are visited in the CPU's order: each particle sums exactly the CPU's
+// terms in exactly the CPU's order, and the order depends only on the current state (so restarts are bitwise).
+#pragma once
+#include <cstdint>
+
+#include "../box.hpp"
+#include "../hostdevice.hpp"
+#include "../integrator.hpp"
+#include "../pair_potential.hpp"
+#include "../propulsion.hpp"
+
+namespace activescore {
+namespace cuda {
+
+constexpr int kBlockThreads = 256;
+constexpr unsigned long long kNoFailure = ~0ull;
+
+template <class Real>
+struct alignas(2 * sizeof(Real)) Vec2 {
+  Real x, y;
+};
+
+// Read-only (texture-path) loads for data that no thread of the kernel writes.
+AS_HD Vec2<float> load_ro(const Vec2<float>* p) {
+#if defined(__CUDA_ARCH__)
+  const float2 v = __ldg(reinterpret_cast<const float2*>(p));
+  return Vec2<float>{v.x, v.y};
+#else
+  return *p;
+#endif
+}
+AS_HD Vec2<double> load_ro(const Vec2<double>* p) {
+#if defined(__CUDA_ARCH__)
+  const double2 v = __ldg(reinterpret_cast<const double2*>(p));
+  return Vec2<double>{v.x, v.y};
+#else
+  return *p;
+#endif
+}
+template <class T>
+AS_HD T load_ro(const T* p) {
+#if defined(__CUDA_ARCH__)
+  return __ldg(p);
+#else
+  return *p;
+#endif
+}
+
+AS_HD void atomic_min(unsigned long long* p, unsigned long long v) {
+#if defined(__CUDA_ARCH__)
+  atomicMin(p, v);
+#else
+  if (v < *p) *p = v;
+#endif
+}
+AS_HD void atomic_min(unsigned* p, unsigned v) {
+#if defined(__CUDA_ARCH__)
+  atomicMin(p, v);
+#else
+  if (v < *p) *p = v;
+#endif
+}
+
+// Device-resident run control: the step counter (so a captured graph needs no per-launch arguments) and the first
+// failure. Kernels of steps after a failure do nothing, so the last good state survives in cur.
+struct Control {
+  unsigned long long step;      // global step of the next step to run
+  unsigned long long bad_step;  // first failing step, or kNoFailure
+  unsigned bad_index;           // smallest original index that failed at bad_step
+};
+
+// One particle set in structure-of-arrays form; C propulsion components per particle (0: none).
+template <class Real, int C>
+struct Particles {
+  Vec2<Real>* pos;
+  Real* q;
+  unsigned* tag;
+  Real* radius;
+};
+
+// Square grid of side x side cells over the box (side = 1: one cell holding everything).
+template <class Real>
+struct CellGrid {
+  Box<Real> box;
+  int side;
+  Real inv_width;  // side / L, as the CPU cell list computes it
+
+  // Same cell as CellList::cell_of for every finite in-range coordinate; out-of-range and NaN clamp to the edge
+  // (the clamp happens before the float-to-int conversion, so nothing overflows).
+  AS_HD unsigned cell_of(Real px, Real py) const {
+    const Real fx = (px + box.half) * inv_width, fy = (py + box.half) * inv_width;
+    const Real top = Real(side);
+    const int ix = fx >= top ? side - 1 : (fx > Real(0) ? static_cast<int>(fx) : 0);
+    const int iy = fy >= top ? side - 1 : (fy > Real(0) ? static_cast<int>(fy) : 0);
+    return static_cast<unsigned>(iy * side + ix);
+  }
+  AS_HD unsigned cells() const { return static_cast<unsigned>(side) * static_cast<unsigned>(side); }
+};
+
+// ------------------------------------------------------------------------------------------------ cell list bodies
+
+// Records where the particle in `slot` of `set` will go: its cell, keyed by its original index.
+template <class Real, int C>
+AS_HD void scatter_key_body(unsigned slot, const CellGrid<Real>& grid, const Particles<Real, C>& set,
+                            unsigned* key_by_tag, unsigned* slot_by_tag) {
+  const Vec2<Real> p = set.pos[slot];
+  const unsigned t = set.tag[slot];
+  key_by_tag[t] = grid.cell_of(p.x, p.y);
+  slot_by_tag[t] = slot;
+}
+
+// Wraps the positions of a configuration into the box (observables), then records the keys.
+template <class Real, int C>
+AS_HD void wrap_and_scatter_key_body(unsigned slot, const CellGrid<Real>& grid, const Particles<Real, C>& set,
+                                     unsigned* key_by_tag, unsigned* slot_by_tag) {
+  const Vec2<Real> p = set.pos[slot];
+  set.pos[slot] = Vec2<Real>{grid.box.wrap(p.x), grid.box.wrap(p.y)};
+  scatter_key_body(slot, grid, set, key_by_tag, slot_by_tag);
+}
+
+// cur[slot] = from[sorted_slot[slot]]; with fill_cells, also cell_start from the sorted keys: every cell in
+// (key[slot-1], key[slot]] starts at slot, and the last slot closes the remaining cells with n. cell_start has
+// cells + 1 entries, so cell c holds [cell_start[c], cell_start[c+1]) and empty cells need no clearing.
+template <class Real, int C>
+AS_HD void gather_body(unsigned slot, unsigned n, const unsigned* sorted_key, const unsigned* sorted_slot,
+                       const Particles<Real, C>& from, const Particles<Real, C>& to, unsigned* cell_start,
+                       unsigned cells, bool fill_cells) {
+  const unsigned o = sorted_slot[slot];
+  to.pos[slot] = from.pos[o];
+  for (int c = 0; c < C; ++c) to.q[C * slot + c] = from.q[C * o + c];
+  to.tag[slot] = from.tag[o];
+  to.radius[slot] = from.radius[o];
+  if (fill_cells) {
+    const unsigned cell = sorted_key[slot];
+    const unsigned first = slot == 0 ? 0u : sorted_key[slot - 1] + 1u;
+    for (unsigned c = first; c <= cell; ++c) cell_start[c] = slot;
+    if (slot + 1 == n)
+      for (unsigned c = cell + 1; c <= cells; ++c) cell_start[c] = n;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ neighbour sum
+
+// Calls visit(dx, dy, rho_sq, sigma) for every particle within the pair cutoff of (xi, yi) (radius ri, in cell
+// `cell`), with (dx, dy) = x_i - x_j under the minimum image; rho = 0 (self, coincident) is skipped. Cells in the
+// CPU's order (dy, then dx, from -1 to 1), each in slot order.
+template <class Real, class Pair, class Visit>
+AS_HD void for_each_interacting(const CellGrid<Real>& grid, const unsigned* cell_start, const Vec2<Real>* pos,
+                                const Real* radius, const Pair& pair, unsigned cell, Real xi, Real yi, Real ri,
+                                Visit& visit) {
+  const int side = grid.side;
+  const int cx = static_cast<int>(cell % static_cast<unsigned>(side));
+  const int cy = static_cast<int>(cell / static_cast<unsigned>(side));
+  const int reach = side == 1 ? 0 : 1;
+  for (int dy = -reach; dy <= reach; ++dy) {
+    int ny = cy + dy;
+    ny = ny < 0 ? ny + side : (ny >= side ? ny - side : ny);
+    for (int dx = -reach; dx <= reach; ++dx) {
+      int nx = cx + dx;
+      nx = nx < 0 ? nx + side : (nx >= side ? nx - side : nx);
+      const unsigned c = static_cast<unsigned>(ny * side + nx);
+      const unsigned end = load_ro(cell_start + c + 1);
+      for (unsigned j = load_ro(cell_start + c); j < end; ++j) {
+        const Vec2<Real> pj = load_ro(pos + j);
+        const Real rx = grid.box.min_image(xi - pj.x);
+        const Real ry = grid.box.min_image(yi - pj.y);
+        const Real rho_sq = rx * rx + ry * ry;
+        const Real sigma = ri + load_ro(radius + j);
+        const Real rc = pair.cutoff(sigma);
+        if (rho_sq < rc * rc && rho_sq > Real(0)) visit(rx, ry, rho_sq, sigma);
+      }
+    }
+  }
+}
+
+template <class Real, class Pair>
+struct ForceSum {
+  const Pair& pair;
+  Real fx, fy;
+  AS_HD void operator()(Real dx, Real dy, Real rho_sq, Real sigma) {
+    const Real rho = std::sqrt(rho_sq);
+    const Real scale = pair.force(rho, sigma) / rho;
+    fx += scale * dx;
+    fy += scale * dy;
+  }
+};
+
+template <class Real, class Pair>
+struct DivergenceSum {
+  const Pair& pair;
+  Real sum;
+  AS_HD void operator()(Real, Real, Real rho_sq, Real sigma) {
+    const Real rho = std::sqrt(rho_sq);
+    sum += pair.force(rho, sigma) / rho + pair.dforce(rho, sigma);
+  }
+};
+
+// ------------------------------------------------------------------------------------------------ the step
+
+template <class Real, class Pair, class Propulsion>
+struct StepArgs {
+  static constexpr int C = Propulsion::kComponents;
+  Particles<Real, C> cur;         // state at the step, sorted by cell
+  Particles<Real, C> next;        // output, same slot order as cur
+  const unsigned* cell_of_slot;   // cell of each slot of cur (the sorted keys)
+  const unsigned* cell_start;     // cells + 1 entries
+  unsigned* key_by_tag;           // out: cell of each particle's new position, by original index
+  unsigned* slot_by_tag;          // out: its slot in next
+  CellGrid<Real> grid;
+  Pair pair;
+  Propulsion propulsion;
+  StepParams<Real> params;
+  Control* control;
+  unsigned n;
+  bool interacting;
+};
+
+// One particle's step at global step control->step + offset. A failing particle records (step, original index);
+// every kernel of a later step returns at once, which leaves the failing step's input in cur.
+template <class Real, class Pair, class Propulsion>
+AS_HD void step_body(unsigned slot, unsigned offset, const StepArgs<Real, Pair, Propulsion>& a) {
+  constexpr int C = Propulsion::kComponents;
+  const unsigned long long step = a.control->step + offset;
+  if (a.control->bad_step < step) return;
+  const Vec2<Real> p = a.cur.pos[slot];
+  const unsigned tag = a.cur.tag[slot];
+  const Real r = a.cur.radius[slot];
+  Real q[C];
+  for (int c = 0; c < C; ++c) q[c] = a.cur.q[C * slot + c];
+  ForceSum<Real, Pair> force{a.pair, Real(0), Real(0)};
+  if (a.interacting)
+    for_each_interacting(a.grid, a.cell_start, a.cur.pos, a.cur.radius, a.pair, a.cell_of_slot[slot], p.x, p.y, r,
+                         force);
+  const Real x[2] = {p.x, p.y};
+  Real x_new[2], q_new[C];
+  const bool ok = integrate_particle(a.params, a.propulsion, a.grid.box, step, tag, x, q, force.fx, force.fy, x_new,
+                                     q_new);
+  a.next.pos[slot] = Vec2<Real>{x_new[0], x_new[1]};
+  for (int c = 0; c < C; ++c) a.next.q[C * slot + c] = q_new[c];
+  a.next.tag[slot] = tag;
+  a.next.radius[slot] = r;
+  a.key_by_tag[tag] = a.grid.cell_of(x_new[0], x_new[1]);
+  a.slot_by_tag[tag] = slot;
+  if (!ok) {
+    atomic_min(&a.control->bad_step, step);
+    atomic_min(&a.control->bad_index, tag);
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ observables
+
+template <class Pair>
+struct ObservableArgs {
+  Particles<double, 0> cur;  // wrapped positions, sorted by cell
+  const unsigned* cell_of_slot;
+  const unsigned* cell_start;
+  CellGrid<double> grid;
+  Pair pair;
+  double k, trap;
+  bool interacting;
+  double* out;  // by original index: (n, 2) forces or (n,) divergence
+};
+
+// forces: k sum_j F_ij - A x_i; divergence: k sum_j [f/rho + f'] - A d (d = 2), as cpu_forces/cpu_drift_divergence.
+template <class Pair, bool kDivergence>
+AS_HD void observable_body(unsigned slot, const ObservableArgs<Pair>& a) {
+  const Vec2<double> p = a.cur.pos[slot];
+  const unsigned tag = a.cur.tag[slot];
+  const double r = a.cur.radius[slot];
+  const unsigned cell = a.cell_of_slot[slot];
+  if constexpr (kDivergence) {
+    DivergenceSum<double, Pair> sum{a.pair, 0.0};
+    if (a.interacting)
+      for_each_interacting(a.grid, a.cell_start, a.cur.pos, a.cur.radius, a.pair, cell, p.x, p.y, r, sum);
+    a.out[tag] = a.k * sum.sum - a.trap * 2.0;
+  } else {
+    ForceSum<double, Pair> sum{a.pair, 0.0, 0.0};
+    if (a.interacting)
+      for_each_interacting(a.grid, a.cell_start, a.cur.pos, a.cur.radius, a.pair, cell, p.x, p.y, r, sum);
+    a.out[2 * tag] = a.k * sum.fx - a.trap * p.x;
+    a.out[2 * tag + 1] = a.k * sum.fy - a.trap * p.y;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------ kernels
+
+#if defined(__CUDACC__)
+__device__ __forceinline__ unsigned thread_slot() { return blockIdx.x * blockDim.x + threadIdx.x; }
+
+template <class Real, int C>
+__global__ void __launch_bounds__(kBlockThreads)
+    scatter_keys_kernel(unsigned n, CellGrid<Real> grid, Particles<Real, C> set, unsigned* key_by_tag,
+                        unsigned* slot_by_tag, bool wrap) {
+  const unsigned slot = thread_slot();
+  if (slot >= n) return;
+  if (wrap)
+    wrap_and_scatter_key_body(slot, grid, set, key_by_tag, slot_by_tag);
+  else
+    scatter_key_body(slot, grid, set, key_by_tag, slot_by_tag);
+}
+
+// control may be null (observables); otherwise nothing happens once a step has failed.
+template <class Real, int C>
+__global__ void __launch_bounds__(kBlockThreads)
+    gather_kernel(unsigned n, const unsigned* sorted_key, const unsigned* sorted_slot, Particles<Real, C> from,
+                  Particles<Real, C> to, unsigned* cell_start, unsigned cells, bool fill_cells,
+                  const Control* control) {
+  const unsigned slot = thread_slot();
+  if (slot >= n) return;
+  if (control != nullptr && control->bad_step != kNoFailure) return;
+  gather_body(slot, n, sorted_key, sorted_slot, from, to, cell_start, cells, fill_cells);
+}
+
+template <class Real, class Pair, class Propulsion>
+__global__ void __launch_bounds__(kBlockThreads) step_kernel(StepArgs<Real, Pair, Propulsion> args, unsigned offset) {
+  const unsigned slot = thread_slot();
+  if (slot >= args.n) return;
+  step_body(slot, offset, args);
+}
+
+template <class Pair, bool kDivergence>
+__global__ void __launch_bounds__(kBlockThreads) observable_kernel(ObservableArgs<Pair> args, unsigned n) {
+  const unsigned slot = thread_slot();
+  if (slot >= n) return;
+  observable_body<Pair, kDivergence>(slot, args);
+}
+#endif
+
+}  // namespace cuda
+}  // namespace activescore
