@@ -132,21 +132,26 @@ inline void gather_interacting(const CellList<Real>& cl, const Box<Real>& box, c
       const Real dy = box.min_image(yi - cl.xy[2 * s + 1]);
       const Real rho_sq = dx * dx + dy * dy;
       const Real sigma = ri + cl.radius[s];
-      const Real rc = pair.cutoff(sigma);
-      // Written unconditionally and kept only if inside the cutoff: branch-free, as about a third of the
-      // candidates are. Self and coincident particles (rho = 0) exert no force (r/rho is undefined).
+      // Written unconditionally and kept only if interacting: branch-free, as about a third of the candidates are.
       block.dx[count] = dx;
       block.dy[count] = dy;
       block.rho_sq[count] = rho_sq;
       block.sigma[count] = sigma;
-      count += (rho_sq < rc * rc) & (rho_sq > Real(0));
+      count += interacts(pair, rho_sq, sigma);
     }
   }
   block.size = count;
   block.first.push_back(count);
 }
 
-// scale = f(rho)/rho for every pair of the block, so that F_ij = scale (dx, dy).
+// Whether a pair interacts: inside its cutoff and not coincident (rho = 0 leaves r/rho undefined).
+template <class Real, class Pair>
+AS_HD bool interacts(const Pair& pair, Real rho_sq, Real sigma) {
+  const Real rc = pair.cutoff(sigma);
+  return (rho_sq < rc * rc) & (rho_sq > Real(0));
+}
+
+// scale = f(rho)/rho for every pair of the block (0 outside the cutoff), so that F_ij = scale (dx, dy).
 template <class Real, class Pair>
 inline void evaluate_force_scale(const Pair& pair, PairBlock<Real>& block) {
   const Real* rho_sq = block.rho_sq.data();
@@ -154,17 +159,20 @@ inline void evaluate_force_scale(const Pair& pair, PairBlock<Real>& block) {
   Real* scale = block.scale.data();
 #pragma omp simd
   for (int a = 0; a < block.size; ++a) {
-    const Real rho = std::sqrt(rho_sq[a]);
-    scale[a] = pair.force(rho, sigma[a]) / rho;
+    const bool inside = interacts(pair, rho_sq[a], sigma[a]);
+    const Real rho = std::sqrt(inside ? rho_sq[a] : Real(1));
+    const Real value = pair.force(rho, sigma[a]) / rho;
+    scale[a] = inside ? value : Real(0);
   }
 }
 
-// scale = f(rho)(d-1)/rho + f'(rho) for every pair (d = 2): the pair's share of div_{x_i} b_x,i.
+// scale = f(rho)(d-1)/rho + f'(rho) for every pair (d = 2; 0 outside the cutoff): its share of div_{x_i} b_x,i.
 template <class Real, class Pair>
 inline void evaluate_divergence_scale(const Pair& pair, PairBlock<Real>& block) {
   for (int a = 0; a < block.size; ++a) {
-    const Real rho = std::sqrt(block.rho_sq[a]);
-    block.scale[a] = pair.force(rho, block.sigma[a]) / rho + pair.dforce(rho, block.sigma[a]);
+    const bool inside = interacts(pair, block.rho_sq[a], block.sigma[a]);
+    const Real rho = std::sqrt(inside ? block.rho_sq[a] : Real(1));
+    block.scale[a] = inside ? pair.force(rho, block.sigma[a]) / rho + pair.dforce(rho, block.sigma[a]) : Real(0);
   }
 }
 
@@ -186,6 +194,31 @@ inline Real sum_pair_scalars(const PairBlock<Real>& block, int b) {
   Real sum = 0;
   for (int a = block.first[b]; a < block.first[b + 1]; ++a) sum += block.scale[a];
   return sum;
+}
+
+// Appends the listed neighbours j of particle i (at x[2i]) to the block, interacting or not (the evaluation
+// masks them): the gather of the Verlet-list path.
+template <class Real>
+inline void gather_listed(const int* neighbours, int count, int i, const Real* x, const Real* radius,
+                          const Box<Real>& box, PairBlock<Real>& block) {
+  block.grow(block.size + count);
+  const Real xi = x[2 * i], yi = x[2 * i + 1], ri = radius[i];
+  Real* __restrict bdx = block.dx.data() + block.size;
+  Real* __restrict bdy = block.dy.data() + block.size;
+  Real* __restrict brho = block.rho_sq.data() + block.size;
+  Real* __restrict bsigma = block.sigma.data() + block.size;
+#pragma omp simd
+  for (int a = 0; a < count; ++a) {
+    const int j = neighbours[a];
+    const Real dx = box.min_image(xi - x[2 * j]);
+    const Real dy = box.min_image(yi - x[2 * j + 1]);
+    bdx[a] = dx;
+    bdy[a] = dy;
+    brho[a] = dx * dx + dy * dy;
+    bsigma[a] = ri + radius[j];
+  }
+  block.size += count;
+  block.first.push_back(block.size);
 }
 
 // Particles are processed in blocks of this many cell-list slots.

@@ -11,6 +11,7 @@
 
 #include "cell_list.hpp"
 #include "integrator.hpp"
+#include "neighbor_list.hpp"
 #include "pair_potential.hpp"
 #include "propulsion.hpp"
 #include "simulator.hpp"
@@ -20,6 +21,10 @@ namespace activescore {
 namespace {
 
 int thread_count(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
+
+// Verlet skin as a fraction of the interaction range: wide enough that dense active systems rebuild every few
+// tens of steps, narrow enough that few listed pairs lie outside the cutoff.
+constexpr double kSkinFraction = 0.1;
 
 // Calls f with the pair evaluator the system asks for, so kernels are compiled once per potential.
 template <class Real, class F>
@@ -41,6 +46,7 @@ class CpuSimulator final : public Simulator {
     step_ = run.step;
     double_precision_ = sizeof(Real) == sizeof(double);
     min_width_ = Real(max_cutoff(system, radius, n));
+    skin_ = Real(kSkinFraction) * min_width_;
     params_ = StepParams<Real>{Real(run.dt), Real(system.v0), Real(system.k), Real(system.trap),
                                Real(std::sqrt(2.0 * system.eps * run.dt)),
                                Real(0.25 * double(min_width_) * double(min_width_)), run.seed};
@@ -52,22 +58,30 @@ class CpuSimulator final : public Simulator {
   }
 
   // One parallel region for all the steps: a thread team forked per step lets idle threads fall asleep between
-  // steps, and waking them can cost more than a small step (seen as a 20x slow-down on 2-core VMs).
+  // steps, and waking them can cost more than a small step.
   int64_t advance(int64_t n_steps) override {
     if (n_steps <= 0) return 0;
     int64_t done = 0;
     long long bad = LLONG_MAX;  // shared: the smallest failing particle of the current step
+    Real max_move_sq = 0;       // shared: the largest displacement since the neighbour list was built
 #pragma omp parallel num_threads(n_threads_)
     {
       PairBlock<Real> pairs;
       for (int64_t s = 0; s < n_steps; ++s) {
-        if (interacting_) {
+        if (interacting_ && list_stale_) {
 #pragma omp single
-          cells_.build(x_.data(), radius_.data(), n_, box_, min_width_);
+          cells_.build(x_.data(), radius_.data(), n_, box_, min_width_ + skin_);
+          neighbours_.build(cells_, box_, pair_, skin_, x_.data(), n_);
+#pragma omp single
+          list_stale_ = false;
         }
-        const long long first_bad = step_particles(pairs);
+        Real my_move_sq = 0;
+        const long long my_bad = step_particles(pairs, my_move_sq);
 #pragma omp critical
-        bad = std::min(bad, first_bad);
+        {
+          bad = std::min(bad, my_bad);
+          max_move_sq = std::max(max_move_sq, my_move_sq);
+        }
 #pragma omp barrier
 #pragma omp single
         {
@@ -76,6 +90,8 @@ class CpuSimulator final : public Simulator {
             q_.swap(q_new_);
             ++step_;
             ++done;
+            list_stale_ = VerletList<Real>::stale(max_move_sq, skin_);
+            max_move_sq = 0;
           } else {
             report_blow_up(bad);
           }
@@ -101,27 +117,37 @@ class CpuSimulator final : public Simulator {
   StepParams<Real> params_;
   std::vector<Real> x_, q_, radius_, x_new_, q_new_;
   CellList<Real> cells_;
+  VerletList<Real> neighbours_;
+  Real skin_;
+  bool list_stale_ = true;
 
-  // This thread's share of one step (called inside the parallel region); returns its smallest failing particle.
-  long long step_particles(PairBlock<Real>& pairs) {
+  // This thread's share of one step (called inside the parallel region); returns its smallest failing particle
+  // and raises max_move_sq to its largest displacement since the neighbour list was built.
+  long long step_particles(PairBlock<Real>& pairs, Real& max_move_sq) {
     const long long n = static_cast<long long>(n_);
     const unsigned long long step = static_cast<unsigned long long>(step_);
     long long bad = LLONG_MAX;
     if (interacting_) {
+      const VerletList<Real>& nl = neighbours_;
       const long long blocks = (n + kPairBlockParticles - 1) / kPairBlockParticles;
 #pragma omp for schedule(static) nowait
       for (long long block = 0; block < blocks; ++block) {
         const long long begin = block * kPairBlockParticles, end = std::min(n, begin + kPairBlockParticles);
         pairs.clear();
-        for (long long slot = begin; slot < end; ++slot) gather_interacting(cells_, box_, pair_, int(slot), pairs);
+        for (long long p = begin; p < end; ++p)
+          gather_listed(&nl.index[nl.start[p]], nl.start[p + 1] - nl.start[p], nl.order[p], x_.data(),
+                        radius_.data(), box_, pairs);
         evaluate_force_scale(pair_, pairs);
-        for (long long slot = begin; slot < end; ++slot) {
-          const int i = cells_.order[slot];
+        for (long long p = begin; p < end; ++p) {
+          const int i = nl.order[p];
           Real fx, fy;
-          sum_pair_vectors(pairs, int(slot - begin), fx, fy);
+          sum_pair_vectors(pairs, int(p - begin), fx, fy);
           if (!integrate_particle(params_, propulsion_, box_, step, unsigned(i), &x_[2 * i], &q_[C * i], fx, fy,
                                   &x_new_[2 * i], &q_new_[C * i]))
             bad = std::min(bad, (long long)i);
+          const Real mx = box_.min_image(x_new_[2 * i] - nl.reference[2 * i]);
+          const Real my = box_.min_image(x_new_[2 * i + 1] - nl.reference[2 * i + 1]);
+          max_move_sq = std::max(max_move_sq, mx * mx + my * my);
         }
       }
     } else {
