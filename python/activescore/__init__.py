@@ -3,12 +3,23 @@ production (Boffi & Vanden-Eijnden, PNAS 2024)."""
 
 __version__ = "0.1.0"
 
+import os as _os
+
+# libgomp's default wait (spin, then sleep) makes every per-step barrier of the compiled simulator wait a whole
+# scheduler slice when the cores are shared with other work: 20-50x slower runs on 2-core machines. Passive
+# waiting degrades gracefully. Set before the extension loads libgomp; a user's own setting wins.
+if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
+    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+
+from . import exact
+from .estimators import EPRResult, Estimate, LearningFreeEPR, estimate, learning_free_epr, local_epr
 from .gsd_io import load_state, load_trajectory
 from .simulate import SimulationError, drift, drift_divergence, forces, simulate
 from .systems import ABP, AOUP, MIPS_DT, MIPS_PARAMETERS, mips, system_from_dict
 from .trajectory import State, Trajectory
 
 __all__ = [
+    "EPRResult", "Estimate", "LearningFreeEPR", "estimate", "exact", "learning_free_epr", "local_epr",
     "ABP", "AOUP", "MIPS_DT", "MIPS_PARAMETERS", "SimulationError", "State", "Trajectory", "drift",
     "drift_divergence", "forces", "load_state", "load_trajectory", "mips", "simulate", "system_from_dict",
 ]
