@@ -1,6 +1,18 @@
-"""The ``activescore`` command line: ``demo`` and ``simulate`` (more subcommands arrive with the learning and
-estimation layers). Every command prints what it will do and writes its outputs with the resolved
-configuration and the package version beside them, so a result can be reproduced."""
+"""The ``activescore`` command line (also ``python -m activescore``).
+
+    activescore simulate [CONFIG] [--set key=value ...] --out DIR     trajectory.gsd
+    activescore dataset  [CONFIG] [--set ...] --out DIR               dataset/ (stationary snapshots)
+    activescore train    [CONFIG] [--set ...] --data DIR --out DIR    score.msgpack
+    activescore estimate [CONFIG] [--set ...] --score FILE --data DIR --out DIR   EPR summary + maps
+    activescore plot     (--gsd FILE | --data DIR) [--frame I] --out FILE.png
+    activescore demo     [--out DIR]                                  all of it, small, on the CPU
+    activescore config   [CONFIG] [--set ...]                         print the resolved configuration
+
+Each command reads the embedded defaults, then CONFIG (TOML), then the ``--set`` overrides, rejects unknown keys
+and bad values before any work, prints what it will do, and writes ``config.toml`` (the resolved configuration)
+and ``run.json`` (version, status, timings) beside its outputs. Interrupted commands resume when rerun with the
+same --out; finished stages are not redone.
+"""
 
 from __future__ import annotations
 
@@ -12,62 +24,280 @@ import time
 from pathlib import Path
 
 from . import __version__
+from . import config as cfg
 
 
-def _write_json(path: Path, payload: dict) -> None:
+def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    tmp.write_text(text)
     os.replace(tmp, path)
 
 
-def _run_record(command: str, config: dict) -> dict:
-    return {"activescore_version": __version__, "command": command, "config": config,
-            "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+class Run:
+    """The record written beside a command's outputs: resolved config, version, status, timings."""
+
+    def __init__(self, out: Path, command: str, config: dict):
+        self.out = Path(out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.command, self.config = command, config
+        self.record_path = self.out / "run.json"
+        previous = json.loads(self.record_path.read_text()) if self.record_path.exists() else {}
+        if previous and previous.get("config") != config and previous.get("command") == command:
+            raise ValueError(f"--out: {self.out} holds a {command} run with another configuration; choose another "
+                             "folder or remove it")
+        self.record = {"command": command, "activescore_version": __version__, "config": config,
+                       "status": previous.get("status", "started"), "stages": previous.get("stages", {})}
+        _write_text(self.out / "config.toml", cfg.dumps(config))
+        self.save()
+
+    def done(self, stage: str) -> bool:
+        return self.record["stages"].get(stage, {}).get("status") == "done"
+
+    def finish(self, stage: str, seconds: float, **info) -> None:
+        self.record["stages"][stage] = {"status": "done", "seconds": round(seconds, 2), **info}
+        self.save()
+
+    def save(self) -> None:
+        _write_text(self.record_path, json.dumps(self.record, indent=2, default=str) + "\n")
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------- stages
+
+def stage_simulate(run: Run, system, sim: dict) -> Path:
+    """Simulate to trajectory.gsd, streaming frames; resumes from the last frame an interrupted run wrote."""
+    import activescore as a
+    from .gsd_io import GSDWriter, load_trajectory
+
+    path = run.out / "trajectory.gsd"
+    if run.done("simulate"):
+        _say(f"simulate: already done ({path})")
+        return path
+    total_frames = sim["n_steps"] // sim["save_every"] + 1
+    _say(f"simulate: {system}\n  {sim['burn_in']} burn-in + {sim['n_steps']} steps of dt={sim['dt']} "
+         f"({sim['backend']} backend, seed {sim['seed']}), a frame every {sim['save_every']} steps -> {path}")
+    start = time.perf_counter()
+    kw = dict(backend=sim["backend"], dtype=sim["dtype"], n_threads=sim["n_threads"])
+    partial = path.with_name(path.name + ".partial")
+    if path.exists() and not partial.exists():
+        path.rename(partial)  # frames an interrupted run published (Ctrl-C closes the writer): continue them
+    if partial.exists():
+        done = load_trajectory(partial)
+        state, frames = done.final_state, len(done)
+        _say(f"  resuming after frame {frames} (step {state.step})")
+    else:
+        first = a.simulate(system, 0, sim["dt"], seed=sim["seed"], burn_in=sim["burn_in"], init=sim["init"],
+                           progress=True, **kw)
+        state, frames = first.final_state, 0
+    from tqdm.auto import tqdm
+
+    with GSDWriter(path, system, dt=sim["dt"], seed=sim["seed"], backend=sim["backend"], append=True) as writer:
+        if frames == 0:
+            writer.append(state.x, state.q, state.step)
+            frames = 1
+        with tqdm(total=total_frames, initial=frames, unit="frame", desc="simulate") as bar:
+            while frames < total_frames:
+                traj = a.simulate(system, sim["save_every"], sim["dt"], init=state, save_every=sim["save_every"],
+                                  progress=False, **kw)
+                state = traj.final_state
+                writer.append(state.x, state.q, state.step)
+                frames += 1
+                bar.update(1)
+    run.finish("simulate", time.perf_counter() - start, frames=frames, file=path.name)
+    _say(f"simulate: wrote {frames} frames to {path}")
+    return path
+
+
+def stage_dataset(run: Run, system, sim: dict, ds: dict) -> Path:
+    from .dataset import DatasetPlan, build_dataset
+
+    path = run.out / "dataset"
+    if run.done("dataset"):
+        _say(f"dataset: already done ({path})")
+        return path
+    plan = DatasetPlan(n_frames=ds["n_frames"], spacing=ds["spacing"], burn_in=ds["burn_in"], dt=sim["dt"],
+                       seed=sim["seed"], shard_frames=ds["shard_frames"])
+    steps = plan.burn_in + (plan.n_frames - 1) * plan.spacing
+    _say(f"dataset: {system}\n  burn-in {plan.burn_in} steps, then {plan.n_frames} snapshots {plan.spacing} steps "
+         f"apart (dt={plan.dt}, seed {plan.seed}): {steps * system.n_particles:.3g} particle-steps -> {path}")
+    start = time.perf_counter()
+    dataset = build_dataset(system, plan, path, init=sim["init"], backend=sim["backend"], n_threads=sim["n_threads"])
+    run.finish("dataset", time.perf_counter() - start, frames=len(dataset))
+    return path
+
+
+def stage_train(run: Run, data: Path, tr: dict) -> Path:
+    from .dataset import SnapshotDataset
+    from .learning import Score, ScoreNetConfig, train_score
+
+    path = run.out / "score.msgpack"
+    if run.done("train") and path.exists():
+        _say(f"train: already done ({path})")
+        return path
+    dataset = SnapshotDataset(data)
+    system = dataset.system
+    network = None
+    if tr["network"] == "paper":
+        network = ScoreNetConfig.paper(predict_x=system.eps > 0, absolute_position=system.trap > 0,
+                                       sigma_conditioning=len(tr["sigma"]) > 1)
+    elif tr["network"] != "small":
+        raise ValueError(f"config key train.network: expected 'small' or 'paper', got {tr['network']!r}")
+    sigma = tr["sigma"] if len(tr["sigma"]) > 1 else tr["sigma"][0]
+    _say(f"train: {tr['loss']} loss" + (f", sigma={tr['sigma']}" if tr["loss"] == "dsm" else "") +
+         f", {tr['network']} network, {tr['n_steps']} steps of {tr['batch_particles']} particles, "
+         f"on {len(dataset)} snapshots of {system.n_particles} particles -> {path}")
+    start = time.perf_counter()
+    score = train_score(system, dataset.load(), network, loss=tr["loss"], sigma=sigma, n_steps=tr["n_steps"],
+                        batch_particles=tr["batch_particles"], learning_rate=tr["learning_rate"], seed=tr["seed"],
+                        checkpoint=run.out / "checkpoint.msgpack", checkpoint_every=tr["checkpoint_every"],
+                        progress=True)
+    score.save(path)
+    run.finish("train", time.perf_counter() - start, file=path.name)
+    assert isinstance(Score.load(path), Score)
+    return path
+
+
+def stage_estimate(run: Run, score_path: Path, data: Path, est: dict) -> dict:
+    import activescore as a
+    from . import plotting
+    from .dataset import SnapshotDataset
+    from .learning import Score
+
+    score = Score.load(score_path)
+    dataset = SnapshotDataset(data)
+    frames = range(len(dataset)) if est["frames"] <= 0 else range(min(est["frames"], len(dataset)))
+    _say(f"estimate: score {score_path} on {len(frames)} snapshots of {data} -> {run.out}")
+    start = time.perf_counter()
+    x, g = dataset.load(frames)
+    result = a.estimate(score, (x, g), system=dataset.system, bins=est["bins"], progress=True)
+    summary = str(result)
+    _write_text(run.out / "summary.txt", summary + "\n")
+    _write_text(run.out / "summary.json", json.dumps(result.to_dict(), indent=2, default=float) + "\n")
+    plotting.plot_epr_overview(result, run.out / "epr.png")
+    run.finish("estimate", time.perf_counter() - start, files=["summary.txt", "summary.json", "epr.png"])
+    _say(summary)
+    return result.to_dict()
+
+
+# ---------------------------------------------------------------------------------------------------- commands
+
+def _resolve(args, sections):
+    return cfg.resolve(args.config, args.set or (), sections)
+
+
+def cmd_config(args) -> int:
+    print(cfg.dumps(_resolve(args, None)), end="")
+    return 0
+
+
+def cmd_simulate(args) -> int:
+    c = _resolve(args, ("system", "simulation"))
+    system = cfg.make_system(c["system"])
+    stage_simulate(Run(args.out, "simulate", c), system, c["simulation"])
+    return 0
+
+
+def cmd_dataset(args) -> int:
+    c = _resolve(args, ("system", "simulation", "dataset"))
+    system = cfg.make_system(c["system"])
+    stage_dataset(Run(args.out, "dataset", c), system, c["simulation"], c["dataset"])
+    return 0
+
+
+def cmd_train(args) -> int:
+    c = _resolve(args, ("train",))
+    stage_train(Run(args.out, "train", {**c, "data": str(args.data)}), Path(args.data), c["train"])
+    return 0
+
+
+def cmd_estimate(args) -> int:
+    c = _resolve(args, ("estimate",))
+    run = Run(args.out, "estimate", {**c, "score": str(args.score), "data": str(args.data)})
+    stage_estimate(run, Path(args.score), Path(args.data), c["estimate"])
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from . import plotting
+    from .dataset import SnapshotDataset
+    from .gsd_io import load_trajectory
+
+    if (args.gsd is None) == (args.data is None):
+        raise ValueError("plot: give exactly one of --gsd and --data")
+    if args.gsd is not None:
+        traj = load_trajectory(args.gsd)
+        system, x, g, t = traj.system, traj.x[args.frame], traj.g[args.frame], traj.t[args.frame]
+    else:
+        ds = SnapshotDataset(args.data)
+        system, (x, g), t = ds.system, ds[args.frame], ds.step[args.frame] * ds.dt
+    ax = plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2, label="|g|²",
+                                     title=f"N={system.n_particles}, φ={system.packing_fraction:.3g}, t={t:g}")
+    plotting.save(ax, args.out)
+    _say(f"plot: wrote {args.out}")
+    return 0
 
 
 def cmd_demo(args) -> int:
-    """Simulate a small MIPS system and draw its final configuration."""
-    import activescore as a
-    from . import plotting
-
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    config = {"n_particles": args.n_particles, "packing_fraction": args.packing_fraction, "n_steps": args.n_steps,
-              "dt": a.MIPS_DT, "seed": args.seed, "backend": args.backend}
-    print(f"activescore {__version__} demo: MIPS (paper parameters) with N={args.n_particles}, "
-          f"phi={args.packing_fraction}, {args.n_steps} steps of dt={a.MIPS_DT}; outputs in {out}/")
-    _write_json(out / "config.json", _run_record("demo", config))
-    system = a.mips(args.n_particles, args.packing_fraction)
+    """Simulate a small MIPS system, train a small score, estimate the EPR, and write the maps and a summary with
+    the learning-free check: the whole pipeline on the CPU, with the embedded defaults."""
+    c = _resolve(args, None)
+    system = cfg.make_system(c["system"])
+    run = Run(args.out, "demo", c)
+    _say(f"activescore {__version__} demo: simulate -> data set -> train -> estimate, outputs in {run.out}/")
     start = time.perf_counter()
-    traj = a.simulate(system, args.n_steps, a.MIPS_DT, seed=args.seed, save_every=max(1, args.n_steps // 20),
-                      backend=args.backend, out=out / "trajectory.gsd", progress=True)
-    seconds = time.perf_counter() - start
-    rate = args.n_particles * args.n_steps / seconds
-    ax = plotting.plot_configuration(system, traj.x[-1], color=traj.g[-1, :, 0] ** 2 + traj.g[-1, :, 1] ** 2,
-                                     label="|g|²", title=f"MIPS, N={system.n_particles}, φ={args.packing_fraction}, "
-                                                          f"t={traj.t[-1]:.0f}")
-    plotting.save(ax, out / "configuration.png")
-    summary = {"seconds": seconds, "particle_steps_per_second": rate, "backend": traj.backend,
-               "frames": len(traj), "files": ["trajectory.gsd", "configuration.png"]}
-    _write_json(out / "summary.json", {**_run_record("demo", config), "summary": summary})
-    print(f"simulated {args.n_steps} steps in {seconds:.1f} s ({rate / 1e6:.1f} M particle-steps/s, "
-          f"backend {traj.backend}); wrote {out / 'trajectory.gsd'} and {out / 'configuration.png'}")
+    data = stage_dataset(run, system, c["simulation"], c["dataset"])
+    score = stage_train(run, data, c["train"])
+    from . import plotting
+    from .dataset import SnapshotDataset
+
+    ds = SnapshotDataset(data)
+    x, g = ds[-1]
+    plotting.save(plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2, label="|g|²",
+                                              title=f"MIPS, N={system.n_particles}, t={ds.step[-1] * ds.dt:g}"),
+                  run.out / "configuration.png")
+    stage_estimate(run, score, data, c["estimate"])
+    run.record["status"] = "done"
+    run.record["seconds"] = round(time.perf_counter() - start, 1)
+    run.save()
+    _say(f"demo: done in {time.perf_counter() - start:.0f} s; see {run.out}/summary.txt, epr.png, configuration.png")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="activescore", description=__doc__)
+    parser = argparse.ArgumentParser(prog="activescore", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"activescore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    demo = sub.add_parser("demo", help="a small end-to-end run on the CPU", description=cmd_demo.__doc__)
-    demo.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
-    demo.add_argument("--n-particles", type=int, default=2048)
-    demo.add_argument("--packing-fraction", type=float, default=0.5)
-    demo.add_argument("--n-steps", type=int, default=30000)
-    demo.add_argument("--seed", type=int, default=1)
-    demo.add_argument("--backend", default="auto")
-    demo.set_defaults(func=cmd_demo)
+    def command(name, func, help_text, out_default=None):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("config", nargs="?", default=None, help="TOML configuration file (optional)")
+        p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                       help="override a configuration key, e.g. --set system.n_particles=1024")
+        if out_default is not False:
+            p.add_argument("--out", required=out_default is None, default=out_default, help="output folder")
+        p.set_defaults(func=func)
+        return p
+
+    command("config", cmd_config, "print the resolved configuration (defaults + file + overrides)", out_default=False)
+    command("simulate", cmd_simulate, "simulate a system to a GSD trajectory")
+    command("dataset", cmd_dataset, "build a data set of stationary snapshots")
+    p = command("train", cmd_train, "train a score network on a data set")
+    p.add_argument("--data", required=True, help="data set folder (from `activescore dataset`)")
+    p = command("estimate", cmd_estimate, "estimate EPR, velocities and currents with a trained score")
+    p.add_argument("--score", required=True, help="score file (from `activescore train`)")
+    p.add_argument("--data", required=True, help="data set folder")
+    command("demo", cmd_demo, cmd_demo.__doc__, out_default="demo_output")
+
+    plot = sub.add_parser("plot", help="draw a configuration")
+    plot.add_argument("--gsd", help="trajectory file")
+    plot.add_argument("--data", help="data set folder")
+    plot.add_argument("--frame", type=int, default=-1)
+    plot.add_argument("--out", required=True, help="PNG file")
+    plot.set_defaults(func=cmd_plot)
     return parser
 
 
@@ -75,6 +305,9 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:  # bad parameters: a clear message, no traceback
+    except ValueError as err:  # bad configuration or parameters: a clear message, no traceback, no work done
         print(f"activescore {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"activescore {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130

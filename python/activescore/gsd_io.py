@@ -42,7 +42,7 @@ class GSDWriter:
     takes its final name when the writer closes (normally, on a blow-up or on Ctrl-C alike), so a finished file is
     never half-written and an interrupted run keeps the frames it had."""
 
-    def __init__(self, path, system, *, dt: float, seed: int, backend: str = ""):
+    def __init__(self, path, system, *, dt: float, seed: int, backend: str = "", append: bool = False):
         from . import __version__
 
         self.path = Path(path)
@@ -50,8 +50,10 @@ class GSDWriter:
         self.system = system
         self._metadata = {"version": __version__, "system": system.to_dict(), "dt": dt, "seed": seed,
                           "backend": backend}
-        self._file = _gsd_hoomd().open(str(self.partial), "w")
-        self._frames = 0
+        # append=True continues the frames an interrupted writer left in path.partial.
+        resume = append and self.partial.exists()
+        self._file = _gsd_hoomd().open(str(self.partial), "a" if resume else "w")
+        self._frames = len(self._file) if resume else 0
 
     def append(self, x: np.ndarray, q: np.ndarray, step: int) -> None:
         system = self.system
