@@ -37,12 +37,6 @@ _N_PARAMS = 17
 # Set-up helpers (plain Python, mirroring the C++ constructors).
 
 
-def max_cutoff(system: SystemSpec, radius: np.ndarray) -> float:
-    """Largest interaction range over all pairs, 2 max(R) + delta (the minimum cell width), as in the C++ core."""
-    r_max = float(np.max(radius)) if len(radius) else 0.0
-    return 2.0 * r_max + system.cutoff_delta
-
-
 def cells_per_side(box_length: float, min_width: float) -> int:
     """Cells per box side: floor(L / min_width), capped; under 3 means one cell (all pairs, minimum image)."""
     if not min_width > 0:
@@ -293,7 +287,7 @@ def _observables(system: SystemSpec, x, radius, n_threads: int, with_divergence:
     radius = _as_float64(radius, "radius")
     n = radius.shape[0]
     x = _as_float64(x, "x", n, 2)
-    min_width = max_cutoff(system, radius)
+    min_width = system.max_cutoff(radius)
     side = cells_per_side(system.box_length, min_width)
     p = _params(system, None, np.float64, min_width, side)
     wrapped = x - p[_BOX_L] * np.floor(x * p[_BOX_INV_L] + 0.5)  # Box::wrap, vectorised
@@ -349,7 +343,7 @@ class NumbaSimulator:
         self._q_new = np.empty_like(self._q)
         self._ok = np.ones(n, dtype=np.bool_)
         # As the C++: the minimum cell width is max_cutoff rounded to Real, and the cell count uses Real L.
-        self._min_width = real(max_cutoff(system, radius))
+        self._min_width = real(system.max_cutoff(radius))
         side = cells_per_side(float(real(system.box_length)), float(self._min_width))
         self._params = _params(system, run, real, self._min_width, side)
         self._cells = _CellList(n, side, real)
