@@ -9,6 +9,9 @@
 #include "activescore/neighbors.hpp"
 #include "activescore/philox.hpp"
 #include "activescore/simulator.hpp"
+#ifdef ACTIVESCORE_HAVE_CUDA
+#include "activescore/cuda/cuda_api.cuh"
+#endif
 
 namespace py = pybind11;
 using namespace activescore;
@@ -172,6 +175,75 @@ PYBIND11_MODULE(_core, m) {
       py::arg("seed"), py::arg("step"), py::arg("particle"), py::arg("purpose"));
 
   m.def("cuda_available", &cuda_device_available, "True when the CUDA backend is compiled in and a GPU is visible.");
+#ifdef ACTIVESCORE_HAVE_CUDA
+  m.def(
+      "cuda_forces",
+      [](const SystemSpec& system, const F64Array& x, const F64Array& radius, int n_threads) {
+        const std::size_t n = static_cast<std::size_t>(radius.size());
+        const double* px = checked(x, n, 2, "x");
+        py::array_t<double> out({py::ssize_t(n), py::ssize_t(2)});
+        double* po = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          cuda_forces(system, px, radius.data(), n, n_threads, po);
+        }
+        return out;
+      },
+      py::arg("system"), py::arg("x"), py::arg("radius"), py::arg("n_threads") = 0,
+      "forces() on the GPU (float64; n_threads is ignored).");
+  m.def(
+      "cuda_drift_divergence",
+      [](const SystemSpec& system, const F64Array& x, const F64Array& radius, int n_threads) {
+        const std::size_t n = static_cast<std::size_t>(radius.size());
+        const double* px = checked(x, n, 2, "x");
+        py::array_t<double> out{py::ssize_t(n)};
+        double* po = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          cuda_drift_divergence(system, px, radius.data(), n, n_threads, po);
+        }
+        return out;
+      },
+      py::arg("system"), py::arg("x"), py::arg("radius"), py::arg("n_threads") = 0,
+      "drift_divergence() on the GPU (float64; n_threads is ignored).");
+  m.def(
+      "cuda_philox4x32_10",
+      [](uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
+        const uint32_t counter[4] = {c0, c1, c2, c3}, key[2] = {k0, k1};
+        uint32_t r[4];
+        cuda_philox4x32_10(counter, key, r);
+        return py::make_tuple(r[0], r[1], r[2], r[3]);
+      },
+      "Philox4x32-10 block computed by a GPU kernel (for known-answer tests).");
+  m.def(
+      "cuda_normals4",
+      [](uint64_t seed, uint64_t step, uint32_t particle, uint32_t purpose) {
+        double r[4];
+        cuda_normals4(seed, step, particle, purpose, r);
+        return py::make_tuple(r[0], r[1], r[2], r[3]);
+      },
+      py::arg("seed"), py::arg("step"), py::arg("particle"), py::arg("purpose"),
+      "normals4 computed by a GPU kernel (device libm: agrees with normals4 to a few ulp).");
+  m.def(
+      "cuda_device_info",
+      []() {
+        const CudaDeviceInfo d = cuda_device_info();
+        py::dict info;
+        info["device"] = d.device;
+        info["name"] = d.name;
+        info["compute_capability"] = std::to_string(d.compute_capability_major) + "." +
+                                     std::to_string(d.compute_capability_minor);
+        info["sm_count"] = d.sm_count;
+        info["memory_clock_mhz"] = d.memory_clock_mhz;
+        info["memory_bus_width_bits"] = d.memory_bus_width_bits;
+        info["memory_bandwidth_gbs"] = d.memory_bandwidth_gbs;
+        info["total_memory_gib"] = d.total_memory_gib;
+        info["l2_cache_mib"] = d.l2_cache_mib;
+        return info;
+      },
+      "The current GPU: name, compute capability, SM count, memory clock and bus width, theoretical peak memory "
+      "bandwidth (GB/s = 1e9 B/s), memory and L2 sizes.");
+#endif
 #ifdef ACTIVESCORE_HAVE_CUDA
   m.attr("built_with_cuda") = true;
 #else

@@ -196,29 +196,29 @@ inline Real sum_pair_scalars(const PairBlock<Real>& block, int b) {
   return sum;
 }
 
-// Appends the listed neighbours j of particle i (at x[2i]) to the block, interacting or not (the evaluation
-// masks them): the gather of the Verlet-list path.
-template <class Real>
+// Appends the listed neighbours j of particle i (at x[2i]) that interact with it: the gather of the
+// Verlet-list path. Pairs inside the skin but beyond the cutoff are dropped (branch-free) before the costly
+// evaluation; the kept ones stay in list order (ascending j).
+template <class Real, class Pair>
 inline void gather_listed(const int* neighbours, int count, int i, const Real* x, const Real* radius,
-                          const Box<Real>& box, PairBlock<Real>& block) {
+                          const Box<Real>& box, const Pair& pair, PairBlock<Real>& block) {
   block.grow(block.size + count);
   const Real xi = x[2 * i], yi = x[2 * i + 1], ri = radius[i];
-  Real* __restrict bdx = block.dx.data() + block.size;
-  Real* __restrict bdy = block.dy.data() + block.size;
-  Real* __restrict brho = block.rho_sq.data() + block.size;
-  Real* __restrict bsigma = block.sigma.data() + block.size;
-#pragma omp simd
+  int kept = block.size;
   for (int a = 0; a < count; ++a) {
     const int j = neighbours[a];
     const Real dx = box.min_image(xi - x[2 * j]);
     const Real dy = box.min_image(yi - x[2 * j + 1]);
-    bdx[a] = dx;
-    bdy[a] = dy;
-    brho[a] = dx * dx + dy * dy;
-    bsigma[a] = ri + radius[j];
+    const Real rho_sq = dx * dx + dy * dy;
+    const Real sigma = ri + radius[j];
+    block.dx[kept] = dx;
+    block.dy[kept] = dy;
+    block.rho_sq[kept] = rho_sq;
+    block.sigma[kept] = sigma;
+    kept += interacts(pair, rho_sq, sigma);
   }
-  block.size += count;
-  block.first.push_back(block.size);
+  block.size = kept;
+  block.first.push_back(kept);
 }
 
 // Particles are processed in blocks of this many cell-list slots.

@@ -136,7 +136,7 @@ class CpuSimulator final : public Simulator {
         pairs.clear();
         for (long long p = begin; p < end; ++p)
           gather_listed(&nl.index[nl.start[p]], nl.start[p + 1] - nl.start[p], nl.order[p], x_.data(),
-                        radius_.data(), box_, pairs);
+                        radius_.data(), box_, pair_, pairs);
         evaluate_force_scale(pair_, pairs);
         for (long long p = begin; p < end; ++p) {
           const int i = nl.order[p];
