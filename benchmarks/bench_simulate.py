@@ -6,12 +6,17 @@ interleaved rounds and the median is kept, since the machines are shared and noi
 
     python benchmarks/bench_simulate.py                      # CPU: cpp (1 and 2 threads) and numba
     python benchmarks/bench_simulate.py --cuda               # adds CUDA float32/float64 at large N
+
+CUDA rows also report an effective memory bandwidth: a traffic model of the step's kernels (bytes per
+particle-step, cuda_bytes_per_particle_step) times the measured rate, against the card's theoretical peak
+(_core.cuda_device_info()).
     python benchmarks/bench_simulate.py --sizes 1024 4096 --seconds 0.5
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 import sys
 import time
@@ -53,6 +58,35 @@ def time_run(system, state, backend, dtype, n_threads, seconds) -> float:
     return system.n_particles * steps / (time.perf_counter() - start)
 
 
+def cuda_bytes_per_particle_step(system, dtype: str) -> float:
+    """Modelled DRAM traffic of one CUDA step, per particle: each array the kernels touch read or written once
+    (neighbour reads served by the caches), the CUB radix sort at 8 key bits per pass (plus its histogram read),
+    the cell ranges zeroed and filled. A lower bound on the real traffic, so the bandwidth derived from it is too."""
+    real = 4 if dtype == "float32" else 8
+    components = system.spec().propulsion_components
+    n = system.n_particles
+    particle = 3 * real + components * real + 4  # position (2), radius, propulsion, original index
+    interacting = system.k != 0.0
+    side = int(math.floor(system.box_length / system.interaction_range))
+    side = min(side, 4096) if side >= 3 else 1
+    cells = side * side
+    step = 2 * particle + 8 + (4 if interacting else 0)  # read sorted, write next, (cell, slot) by index, own cell
+    gather = 8 + 2 * particle  # sorted (cell, slot), read next, write sorted
+    sort = 0
+    if interacting and cells > 1:
+        passes = -(-(cells - 1).bit_length() // 8)
+        sort = 4 + passes * 2 * 8  # histogram read of the keys; each pass reads and writes (key, value)
+    ranges = 2 * 8 * cells / n if interacting else 0.0
+    return step + gather + sort + ranges
+
+
+def cuda_device() -> dict | None:
+    core = backends._core()
+    if core is None or not getattr(core, "built_with_cuda", False) or not core.cuda_available():
+        return None
+    return core.cuda_device_info()
+
+
 def configurations(use_cuda: bool):
     cpu = []
     if backends.is_available("cpp"):
@@ -83,7 +117,13 @@ def main(argv=None) -> None:
         if args.cpu_on_cuda_sizes:
             jobs += [(n, ("cpp", "float64", 2)) for n in args.cuda_sizes if n not in args.sizes]
     info = common.machine()
+    device = cuda_device() if cuda else None
+    if device is not None:
+        info["cuda_device"] = device
     print(f"machine: {common.machine_label(info)}", flush=True)
+    if device is not None:
+        print(f"GPU: {device['name']}, {device['sm_count']} SMs, peak memory bandwidth "
+              f"{device['memory_bandwidth_gbs']:.0f} GB/s", flush=True)
 
     states = {n: clustered_state(n, args.burn_in) for n in sorted({n for n, _ in jobs})}
     samples = {job: [] for job in jobs}
@@ -97,9 +137,16 @@ def main(argv=None) -> None:
 
     rows = []
     for (n, (backend, dtype, threads)), rates in samples.items():
-        rows.append({"n_particles": n, "backend": backend, "dtype": dtype, "threads": threads,
-                     "particle_steps_per_s": statistics.median(rates), "rounds": rates,
-                     "ns_per_particle_step": 1e9 / statistics.median(rates)})
+        row = {"n_particles": n, "backend": backend, "dtype": dtype, "threads": threads,
+               "particle_steps_per_s": statistics.median(rates), "rounds": rates,
+               "ns_per_particle_step": 1e9 / statistics.median(rates)}
+        if backend == "cuda":
+            model_bytes = cuda_bytes_per_particle_step(states[n][0], dtype)
+            row["model_bytes_per_particle_step"] = model_bytes
+            row["effective_bandwidth_gbs"] = model_bytes * row["particle_steps_per_s"] / 1e9
+            if device is not None:
+                row["fraction_of_peak_bandwidth"] = row["effective_bandwidth_gbs"] / device["memory_bandwidth_gbs"]
+        rows.append(row)
     by = {(r["n_particles"], r["backend"], r["dtype"], r["threads"]): r["particle_steps_per_s"] for r in rows}
     ratios = {n: by[(n, "cpp", "float64", 2)] / by[(n, "numba", "float64", 2)]
               for n in args.sizes if (n, "cpp", "float64", 2) in by and (n, "numba", "float64", 2) in by}
@@ -108,7 +155,7 @@ def main(argv=None) -> None:
     name = args.name or f"simulate_{info['host']}"
     path = common.write_json(name, payload)
 
-    table = markdown_table(rows, info, ratios)
+    table = markdown_table(rows, info, ratios, device)
     print(table)
     print(f"wrote {path}")
     if not args.no_readme:
@@ -117,14 +164,27 @@ def main(argv=None) -> None:
             print(f"updated README table {marker}")
 
 
-def markdown_table(rows, info, ratios) -> str:
-    lines = [f"Machine: {common.machine_label(info)}; {info['date']}.", "",
-             "| N | backend | dtype | threads | M particle-steps/s | ns / particle-step |",
-             "|---:|---|---|---:|---:|---:|"]
+def markdown_table(rows, info, ratios, device=None) -> str:
+    lines = [f"Machine: {common.machine_label(info)}; {info['date']}.", ""]
+    if device is not None:
+        lines += [f"GPU: {device['name']} ({device['sm_count']} SMs), theoretical peak memory bandwidth "
+                  f"{device['memory_bandwidth_gbs']:.0f} GB/s. CUDA bandwidth = modelled bytes per particle-step "
+                  "(each array read or written once) x measured rate: a lower bound on the real traffic.", ""]
+    with_bandwidth = any("effective_bandwidth_gbs" in r for r in rows)
+    extra = (" B / particle-step (model) | GB/s (model) | % of peak |", "---:|---:|---:|") if with_bandwidth else ("", "")
+    lines += ["| N | backend | dtype | threads | M particle-steps/s | ns / particle-step |" + extra[0],
+              "|---:|---|---|---:|---:|---:|" + extra[1]]
     for r in sorted(rows, key=lambda r: (r["backend"] != "cuda", r["n_particles"], r["backend"], r["dtype"], r["threads"])):
         threads = r["threads"] if r["backend"] != "cuda" else "GPU"
-        lines.append(f"| {r['n_particles']} | {r['backend']} | {r['dtype']} | {threads} | "
-                     f"{r['particle_steps_per_s'] / 1e6:.2f} | {r['ns_per_particle_step']:.1f} |")
+        line = (f"| {r['n_particles']} | {r['backend']} | {r['dtype']} | {threads} | "
+                f"{r['particle_steps_per_s'] / 1e6:.2f} | {r['ns_per_particle_step']:.1f} |")
+        if with_bandwidth:
+            cells = ["", "", ""]
+            if "effective_bandwidth_gbs" in r:
+                cells = [f"{r['model_bytes_per_particle_step']:.0f}", f"{r['effective_bandwidth_gbs']:.0f}",
+                         f"{100 * r['fraction_of_peak_bandwidth']:.0f}" if "fraction_of_peak_bandwidth" in r else ""]
+            line += " " + " | ".join(cells) + " |"
+        lines.append(line)
     if ratios:
         lines += ["", "cpp (2 threads) / numba (2 threads): " +
                   ", ".join(f"N={n}: {v:.2f}×" for n, v in sorted(ratios.items()))]

@@ -64,6 +64,7 @@ class CpuSimulator final : public Simulator {
     int64_t done = 0;
     long long bad = LLONG_MAX;  // shared: the smallest failing particle of the current step
     Real max_move_sq = 0;       // shared: the largest displacement since the neighbour list was built
+    bool stop = false;          // shared, written only inside the single below: every thread breaks together
 #pragma omp parallel num_threads(n_threads_)
     {
       PairBlock<Real> pairs;
@@ -94,9 +95,11 @@ class CpuSimulator final : public Simulator {
             max_move_sq = 0;
           } else {
             report_blow_up(bad);
+            stop = true;
           }
         }  // implicit barrier: every thread sees the outcome
-        if (bad != LLONG_MAX) break;
+        // Not `bad`: a faster thread may already be lowering it in the next step's critical section.
+        if (stop) break;
       }
     }
     return done;

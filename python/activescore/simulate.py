@@ -12,8 +12,10 @@ from . import backends, initial
 from .backends.spec import RunSpec
 from .trajectory import State, Trajectory
 
-# Particle-steps per call into a backend between progress updates (calls are cheap; this only paces the bar).
-_PROGRESS_GRAIN = 4_000_000
+# Particle-steps per call into a backend between progress updates (calls are cheap on the CPU; on the GPU each
+# call ends in a synchronisation, so its calls are made much longer).
+_PROGRESS_GRAIN = {"cuda": 500_000_000}
+_DEFAULT_PROGRESS_GRAIN = 4_000_000
 
 
 class SimulationError(RuntimeError):
@@ -114,7 +116,7 @@ def simulate(system, n_steps: int, dt: float, *, seed: int | None = None, save_e
     recorder = _Recorder(system, dt, seed, backend, out)
     total = burn_in + n_steps
     show = progress if progress is not None else total * system.n_particles >= 5e7
-    grain = max(1, _PROGRESS_GRAIN // system.n_particles)
+    grain = max(1, _PROGRESS_GRAIN.get(backend, _DEFAULT_PROGRESS_GRAIN) // system.n_particles)
 
     def state() -> State:
         x, q = sim.read_state()
@@ -167,7 +169,7 @@ def forces(system, x, *, backend: str = "auto", n_threads: int = 0) -> np.ndarra
     """(N, 2) interaction plus trap force k Σ_j F(x_i − x_j) − A x_i of one configuration (float64)."""
     system = _check_system(system)
     x = _positions(system, x)
-    name = _observable_backend(backend)
+    name = backends.resolve(backend)
     return backends.forces(name, system.spec(), x, system.radius, n_threads)
 
 
@@ -184,11 +186,6 @@ def drift_divergence(system, x, *, backend: str = "auto", n_threads: int = 0) ->
     """(N,) per-particle ∇_{x_i}·b_x,i = k Σ_j [f(ρ)(d−1)/ρ + f'(ρ)] − A d (physics.md §1)."""
     system = _check_system(system)
     x = _positions(system, x)
-    name = _observable_backend(backend)
+    name = backends.resolve(backend)
     return backends.drift_divergence(name, system.spec(), x, system.radius, n_threads)
 
-
-def _observable_backend(backend: str) -> str:
-    name = backends.resolve(backend)
-    # Single-configuration observables run on the CPU core unless a GPU path exists for them.
-    return "cpp" if name == "cuda" else name

@@ -166,21 +166,27 @@ inline int key_bits(unsigned cells) {
   return bits;
 }
 
-// The cell-list index of n particles: (cell, slot) scattered by original index, the sorted copy and cell_start.
-// Everything is sized once; sort() allocates nothing.
+// The cell-list index of n particles: (cell, slot) scattered by original index, the sorted copy and the cell
+// ranges. Everything is sized once; nothing allocates per step.
 class DeviceCellList {
  public:
-  // sorted = false keeps original-index order (no sort): one cell, or no interactions.
-  DeviceCellList(std::size_t n, int side, bool sorted)
+  // interacting = false: no cell ranges and no sort (original-index order). One cell: no sort either.
+  DeviceCellList(std::size_t n, int side, bool interacting)
       : n_(n), cells_(static_cast<unsigned>(side) * static_cast<unsigned>(side)),
-        sorted_(sorted && cells_ > 1), end_bit_(key_bits(cells_)), key_by_tag_(n), slot_by_tag_(n),
-        cell_start_(cells_ + 1) {
+        sorted_(interacting && cells_ > 1), end_bit_(key_bits(cells_)), key_by_tag_(n), slot_by_tag_(n),
+        cell_range_(interacting ? cells_ : 0) {
     if (sorted_) {
       sorted_key_ = DeviceArray<unsigned>(n);
       sorted_slot_ = DeviceArray<unsigned>(n);
       temp_bytes_ = radix_sort_temp_bytes(static_cast<int>(n), end_bit_);
       temp_ = DeviceArray<unsigned char>(temp_bytes_);
     }
+  }
+
+  // Empties every cell before the gather fills the occupied ones.
+  void clear_ranges(cudaStream_t stream) {
+    if (cell_range_.size() > 0)
+      check(cudaMemsetAsync(cell_range_.get(), 0, cell_range_.size() * sizeof(CellRange), stream), "cudaMemsetAsync");
   }
 
   void sort(cudaStream_t stream) {
@@ -195,7 +201,7 @@ class DeviceCellList {
   // is the same thing when every key is equal.
   const unsigned* sorted_key() const { return sorted_ ? sorted_key_.get() : key_by_tag_.get(); }
   const unsigned* sorted_slot() const { return sorted_ ? sorted_slot_.get() : slot_by_tag_.get(); }
-  unsigned* cell_start() const { return cell_start_.get(); }
+  CellRange* cell_range() const { return cell_range_.get(); }
   unsigned cells() const { return cells_; }
   bool sorted() const { return sorted_; }
 
@@ -204,7 +210,8 @@ class DeviceCellList {
   unsigned cells_;
   bool sorted_;
   int end_bit_;
-  DeviceArray<unsigned> key_by_tag_, slot_by_tag_, sorted_key_, sorted_slot_, cell_start_;
+  DeviceArray<unsigned> key_by_tag_, slot_by_tag_, sorted_key_, sorted_slot_;
+  DeviceArray<CellRange> cell_range_;
   DeviceArray<unsigned char> temp_;
   std::size_t temp_bytes_ = 0;
 };

@@ -9,12 +9,14 @@
 // cell list describes) and "next" (the step's output, in the same slot order as cur). tag = original particle index.
 // A step is:
 //   sort     (CUB, keys = cell of each particle in ORIGINAL-index order, values = its slot in next)
-//   gather   next -> cur in the sorted order, cell_start[] from the sorted keys
+//   clear    cell ranges zeroed (a memset), so empty cells are empty
+//   gather   next -> cur in the sorted order; each cell's [begin, end) from the sorted keys
 //   step     per slot of cur: sum the pair forces over the 3x3 cells, integrate_particle, write next, and scatter
 //            (cell, slot) of the new position to the particle's original index for the next sort.
 // Because the sort input is in original-index order and the radix sort is stable, every cell lists its particles in
-// ascending original index and the 3x3 cells are visited in the CPU's order: each particle sums exactly the CPU's
-// terms in exactly the CPU's order, and the order depends only on the current state (so restarts are bitwise).
+// ascending original index, and the 3x3 cells are visited in row order (as CellList::neighbour_cells): each particle
+// sums the CPU's terms (same cutoff and rho > 0 rule) in an order that depends only on the current state, so
+// restarts are bitwise. (The CPU's Verlet path sums in ascending index instead: the two agree to rounding.)
 #pragma once
 #include <cstdint>
 
@@ -48,6 +50,19 @@ AS_HD Vec2<double> load_ro(const Vec2<double>* p) {
 #if defined(__CUDA_ARCH__)
   const double2 v = __ldg(reinterpret_cast<const double2*>(p));
   return Vec2<double>{v.x, v.y};
+#else
+  return *p;
+#endif
+}
+// Slots [begin, end) of one cell of the sorted order; zeroed before every build, so an empty cell is {0, 0}.
+struct alignas(8) CellRange {
+  unsigned begin, end;
+};
+
+AS_HD CellRange load_ro(const CellRange* p) {
+#if defined(__CUDA_ARCH__)
+  const uint2 v = __ldg(reinterpret_cast<const uint2*>(p));
+  return CellRange{v.x, v.y};
 #else
   return *p;
 #endif
@@ -133,13 +148,12 @@ AS_HD void wrap_and_scatter_key_body(unsigned slot, const CellGrid<Real>& grid, 
   scatter_key_body(slot, grid, set, key_by_tag, slot_by_tag);
 }
 
-// cur[slot] = from[sorted_slot[slot]]; with fill_cells, also cell_start from the sorted keys: every cell in
-// (key[slot-1], key[slot]] starts at slot, and the last slot closes the remaining cells with n. cell_start has
-// cells + 1 entries, so cell c holds [cell_start[c], cell_start[c+1]) and empty cells need no clearing.
+// cur[slot] = from[sorted_slot[slot]]; with fill_cells, also the cell ranges from the sorted keys: the first slot
+// of a cell writes its begin, the last its end (the ranges were zeroed before, so empty cells stay {0, 0}).
 template <class Real, int C>
 AS_HD void gather_body(unsigned slot, unsigned n, const unsigned* sorted_key, const unsigned* sorted_slot,
-                       const Particles<Real, C>& from, const Particles<Real, C>& to, unsigned* cell_start,
-                       unsigned cells, bool fill_cells) {
+                       const Particles<Real, C>& from, const Particles<Real, C>& to, CellRange* cell_range,
+                       bool fill_cells) {
   const unsigned o = sorted_slot[slot];
   to.pos[slot] = from.pos[o];
   for (int c = 0; c < C; ++c) to.q[C * slot + c] = from.q[C * o + c];
@@ -147,10 +161,8 @@ AS_HD void gather_body(unsigned slot, unsigned n, const unsigned* sorted_key, co
   to.radius[slot] = from.radius[o];
   if (fill_cells) {
     const unsigned cell = sorted_key[slot];
-    const unsigned first = slot == 0 ? 0u : sorted_key[slot - 1] + 1u;
-    for (unsigned c = first; c <= cell; ++c) cell_start[c] = slot;
-    if (slot + 1 == n)
-      for (unsigned c = cell + 1; c <= cells; ++c) cell_start[c] = n;
+    if (slot == 0 || sorted_key[slot - 1] != cell) cell_range[cell].begin = slot;
+    if (slot + 1 == n || sorted_key[slot + 1] != cell) cell_range[cell].end = slot + 1;
   }
 }
 
@@ -160,7 +172,7 @@ AS_HD void gather_body(unsigned slot, unsigned n, const unsigned* sorted_key, co
 // `cell`), with (dx, dy) = x_i - x_j under the minimum image; rho = 0 (self, coincident) is skipped. Cells in the
 // CPU's order (dy, then dx, from -1 to 1), each in slot order.
 template <class Real, class Pair, class Visit>
-AS_HD void for_each_interacting(const CellGrid<Real>& grid, const unsigned* cell_start, const Vec2<Real>* pos,
+AS_HD void for_each_interacting(const CellGrid<Real>& grid, const CellRange* cell_range, const Vec2<Real>* pos,
                                 const Real* radius, const Pair& pair, unsigned cell, Real xi, Real yi, Real ri,
                                 Visit& visit) {
   const int side = grid.side;
@@ -173,9 +185,8 @@ AS_HD void for_each_interacting(const CellGrid<Real>& grid, const unsigned* cell
     for (int dx = -reach; dx <= reach; ++dx) {
       int nx = cx + dx;
       nx = nx < 0 ? nx + side : (nx >= side ? nx - side : nx);
-      const unsigned c = static_cast<unsigned>(ny * side + nx);
-      const unsigned end = load_ro(cell_start + c + 1);
-      for (unsigned j = load_ro(cell_start + c); j < end; ++j) {
+      const CellRange range = load_ro(cell_range + (ny * side + nx));
+      for (unsigned j = range.begin; j < range.end; ++j) {
         const Vec2<Real> pj = load_ro(pos + j);
         const Real rx = grid.box.min_image(xi - pj.x);
         const Real ry = grid.box.min_image(yi - pj.y);
@@ -218,7 +229,7 @@ struct StepArgs {
   Particles<Real, C> cur;         // state at the step, sorted by cell
   Particles<Real, C> next;        // output, same slot order as cur
   const unsigned* cell_of_slot;   // cell of each slot of cur (the sorted keys)
-  const unsigned* cell_start;     // cells + 1 entries
+  const CellRange* cell_range;    // [begin, end) of every cell
   unsigned* key_by_tag;           // out: cell of each particle's new position, by original index
   unsigned* slot_by_tag;          // out: its slot in next
   CellGrid<Real> grid;
@@ -244,7 +255,7 @@ AS_HD void step_body(unsigned slot, unsigned offset, const StepArgs<Real, Pair, 
   for (int c = 0; c < C; ++c) q[c] = a.cur.q[C * slot + c];
   ForceSum<Real, Pair> force{a.pair, Real(0), Real(0)};
   if (a.interacting)
-    for_each_interacting(a.grid, a.cell_start, a.cur.pos, a.cur.radius, a.pair, a.cell_of_slot[slot], p.x, p.y, r,
+    for_each_interacting(a.grid, a.cell_range, a.cur.pos, a.cur.radius, a.pair, a.cell_of_slot[slot], p.x, p.y, r,
                          force);
   const Real x[2] = {p.x, p.y};
   Real x_new[2], q_new[C];
@@ -268,7 +279,7 @@ template <class Pair>
 struct ObservableArgs {
   Particles<double, 0> cur;  // wrapped positions, sorted by cell
   const unsigned* cell_of_slot;
-  const unsigned* cell_start;
+  const CellRange* cell_range;
   CellGrid<double> grid;
   Pair pair;
   double k, trap;
@@ -286,12 +297,12 @@ AS_HD void observable_body(unsigned slot, const ObservableArgs<Pair>& a) {
   if constexpr (kDivergence) {
     DivergenceSum<double, Pair> sum{a.pair, 0.0};
     if (a.interacting)
-      for_each_interacting(a.grid, a.cell_start, a.cur.pos, a.cur.radius, a.pair, cell, p.x, p.y, r, sum);
+      for_each_interacting(a.grid, a.cell_range, a.cur.pos, a.cur.radius, a.pair, cell, p.x, p.y, r, sum);
     a.out[tag] = a.k * sum.sum - a.trap * 2.0;
   } else {
     ForceSum<double, Pair> sum{a.pair, 0.0, 0.0};
     if (a.interacting)
-      for_each_interacting(a.grid, a.cell_start, a.cur.pos, a.cur.radius, a.pair, cell, p.x, p.y, r, sum);
+      for_each_interacting(a.grid, a.cell_range, a.cur.pos, a.cur.radius, a.pair, cell, p.x, p.y, r, sum);
     a.out[2 * tag] = a.k * sum.fx - a.trap * p.x;
     a.out[2 * tag + 1] = a.k * sum.fy - a.trap * p.y;
   }
@@ -318,12 +329,11 @@ __global__ void __launch_bounds__(kBlockThreads)
 template <class Real, int C>
 __global__ void __launch_bounds__(kBlockThreads)
     gather_kernel(unsigned n, const unsigned* sorted_key, const unsigned* sorted_slot, Particles<Real, C> from,
-                  Particles<Real, C> to, unsigned* cell_start, unsigned cells, bool fill_cells,
-                  const Control* control) {
+                  Particles<Real, C> to, CellRange* cell_range, bool fill_cells, const Control* control) {
   const unsigned slot = thread_slot();
   if (slot >= n) return;
   if (control != nullptr && control->bad_step != kNoFailure) return;
-  gather_body(slot, n, sorted_key, sorted_slot, from, to, cell_start, cells, fill_cells);
+  gather_body(slot, n, sorted_key, sorted_slot, from, to, cell_range, fill_cells);
 }
 
 template <class Real, class Pair, class Propulsion>

@@ -109,10 +109,14 @@ def make_simulator(backend: str, spec: SystemSpec, run: RunSpec, double_precisio
 def forces(backend: str, spec: SystemSpec, x, radius, n_threads: int = 0):
     if backend == "numba":
         return _numba().forces(spec, x, radius, n_threads)
+    if backend == "cuda":
+        return _core().cuda_forces(_core_spec(spec), x, radius, n_threads)
     return _core().forces(_core_spec(spec), x, radius, n_threads)
 
 
 def drift_divergence(backend: str, spec: SystemSpec, x, radius, n_threads: int = 0):
     if backend == "numba":
         return _numba().drift_divergence(spec, x, radius, n_threads)
+    if backend == "cuda":
+        return _core().cuda_drift_divergence(_core_spec(spec), x, radius, n_threads)
     return _core().drift_divergence(_core_spec(spec), x, radius, n_threads)
