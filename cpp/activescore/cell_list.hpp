@@ -151,19 +151,22 @@ AS_HD bool interacts(const Pair& pair, Real rho_sq, Real sigma) {
   return (rho_sq < rc * rc) & (rho_sq > Real(0));
 }
 
-// scale = f(rho)/rho for every pair of the block (0 outside the cutoff), so that F_ij = scale (dx, dy).
+// scale = f(rho)/rho (0 outside the cutoff) for `count` pairs, so that F_ij = scale (dx, dy): one vectorised loop.
 template <class Real, class Pair>
-inline void evaluate_force_scale(const Pair& pair, PairBlock<Real>& block) {
-  const Real* rho_sq = block.rho_sq.data();
-  const Real* sigma = block.sigma.data();
-  Real* scale = block.scale.data();
+inline void evaluate_force_scale(const Pair& pair, const Real* __restrict rho_sq, const Real* __restrict sigma,
+                                 Real* __restrict scale, int count) {
 #pragma omp simd
-  for (int a = 0; a < block.size; ++a) {
+  for (int a = 0; a < count; ++a) {
     const bool inside = interacts(pair, rho_sq[a], sigma[a]);
     const Real rho = std::sqrt(inside ? rho_sq[a] : Real(1));
     const Real value = pair.force(rho, sigma[a]) / rho;
     scale[a] = inside ? value : Real(0);
   }
+}
+
+template <class Real, class Pair>
+inline void evaluate_force_scale(const Pair& pair, PairBlock<Real>& block) {
+  evaluate_force_scale(pair, block.rho_sq.data(), block.sigma.data(), block.scale.data(), block.size);
 }
 
 // scale = f(rho)(d-1)/rho + f'(rho) for every pair (d = 2; 0 outside the cutoff): its share of div_{x_i} b_x,i.
@@ -194,31 +197,6 @@ inline Real sum_pair_scalars(const PairBlock<Real>& block, int b) {
   Real sum = 0;
   for (int a = block.first[b]; a < block.first[b + 1]; ++a) sum += block.scale[a];
   return sum;
-}
-
-// Appends the listed neighbours j of particle i (at x[2i]) that interact with it: the gather of the
-// Verlet-list path. Pairs inside the skin but beyond the cutoff are dropped (branch-free) before the costly
-// evaluation; the kept ones stay in list order (ascending j).
-template <class Real, class Pair>
-inline void gather_listed(const int* neighbours, int count, int i, const Real* x, const Real* radius,
-                          const Box<Real>& box, const Pair& pair, PairBlock<Real>& block) {
-  block.grow(block.size + count);
-  const Real xi = x[2 * i], yi = x[2 * i + 1], ri = radius[i];
-  int kept = block.size;
-  for (int a = 0; a < count; ++a) {
-    const int j = neighbours[a];
-    const Real dx = box.min_image(xi - x[2 * j]);
-    const Real dy = box.min_image(yi - x[2 * j + 1]);
-    const Real rho_sq = dx * dx + dy * dy;
-    const Real sigma = ri + radius[j];
-    block.dx[kept] = dx;
-    block.dy[kept] = dy;
-    block.rho_sq[kept] = rho_sq;
-    block.sigma[kept] = sigma;
-    kept += interacts(pair, rho_sq, sigma);
-  }
-  block.size = kept;
-  block.first.push_back(kept);
 }
 
 // Particles are processed in blocks of this many cell-list slots.

@@ -67,17 +67,22 @@ class CpuSimulator final : public Simulator {
     bool stop = false;          // shared, written only inside the single below: every thread breaks together
 #pragma omp parallel num_threads(n_threads_)
     {
-      PairBlock<Real> pairs;
       for (int64_t s = 0; s < n_steps; ++s) {
         if (interacting_ && list_stale_) {
 #pragma omp single
           cells_.build(x_.data(), radius_.data(), n_, box_, min_width_ + skin_);
           neighbours_.build(cells_, box_, pair_, skin_, x_.data(), n_);
 #pragma omp single
-          list_stale_ = false;
+          {
+            const std::size_t pairs = neighbours_.pairs();
+            for (auto* table : {&table_dx_, &table_dy_, &table_rho_sq_, &table_sigma_, &table_scale_})
+              table->resize(pairs);
+            list_stale_ = false;
+          }
         }
+        if (interacting_) evaluate_pairs();
         Real my_move_sq = 0;
-        const long long my_bad = step_particles(pairs, my_move_sq);
+        const long long my_bad = step_particles(my_move_sq);
 #pragma omp critical
         {
           bad = std::min(bad, my_bad);
@@ -121,37 +126,64 @@ class CpuSimulator final : public Simulator {
   std::vector<Real> x_, q_, radius_, x_new_, q_new_;
   CellList<Real> cells_;
   VerletList<Real> neighbours_;
+  std::vector<Real> table_dx_, table_dy_, table_rho_sq_, table_sigma_, table_scale_;  // one entry per pair
   Real skin_;
   bool list_stale_ = true;
 
-  // This thread's share of one step (called inside the parallel region); returns its smallest failing particle
-  // and raises max_move_sq to its largest displacement since the neighbour list was built.
-  long long step_particles(PairBlock<Real>& pairs, Real& max_move_sq) {
+  // Phase 1 of a step (inside the parallel region, ends in a barrier): every owned pair of the neighbour list
+  // evaluated once, in blocks of owners, into the pair table.
+  void evaluate_pairs() {
+    const VerletList<Real>& nl = neighbours_;
+    const long long n = static_cast<long long>(n_);
+    const long long blocks = (n + kPairBlockParticles - 1) / kPairBlockParticles;
+#pragma omp for schedule(static)
+    for (long long block = 0; block < blocks; ++block) {
+      const long long begin = block * kPairBlockParticles, end = std::min(n, begin + kPairBlockParticles);
+      for (long long p = begin; p < end; ++p) {
+        const int i = nl.order[p];
+        const Real xi = x_[2 * i], yi = x_[2 * i + 1], ri = radius_[i];
+        int slot = nl.pair_start[p];
+        for (int a = nl.owned_first[p]; a < nl.start[p + 1]; ++a, ++slot) {
+          const int j = nl.index[a];
+          const Real dx = box_.min_image(xi - x_[2 * j]);
+          const Real dy = box_.min_image(yi - x_[2 * j + 1]);
+          table_dx_[slot] = dx;
+          table_dy_[slot] = dy;
+          table_rho_sq_[slot] = dx * dx + dy * dy;
+          table_sigma_[slot] = ri + radius_[j];
+        }
+      }
+      const int first = nl.pair_start[begin];
+      evaluate_force_scale(pair_, &table_rho_sq_[first], &table_sigma_[first], &table_scale_[first],
+                           nl.pair_start[end] - first);
+    }
+  }
+
+  // Phase 2: this thread's particles summed from the pair table and integrated; returns its smallest failing
+  // particle and raises max_move_sq to its largest displacement since the neighbour list was built.
+  long long step_particles(Real& max_move_sq) {
     const long long n = static_cast<long long>(n_);
     const unsigned long long step = static_cast<unsigned long long>(step_);
     long long bad = LLONG_MAX;
     if (interacting_) {
       const VerletList<Real>& nl = neighbours_;
-      const long long blocks = (n + kPairBlockParticles - 1) / kPairBlockParticles;
 #pragma omp for schedule(static) nowait
-      for (long long block = 0; block < blocks; ++block) {
-        const long long begin = block * kPairBlockParticles, end = std::min(n, begin + kPairBlockParticles);
-        pairs.clear();
-        for (long long p = begin; p < end; ++p)
-          gather_listed(&nl.index[nl.start[p]], nl.start[p + 1] - nl.start[p], nl.order[p], x_.data(),
-                        radius_.data(), box_, pair_, pairs);
-        evaluate_force_scale(pair_, pairs);
-        for (long long p = begin; p < end; ++p) {
-          const int i = nl.order[p];
-          Real fx, fy;
-          sum_pair_vectors(pairs, int(p - begin), fx, fy);
-          if (!integrate_particle(params_, propulsion_, box_, step, unsigned(i), &x_[2 * i], &q_[C * i], fx, fy,
-                                  &x_new_[2 * i], &q_new_[C * i]))
-            bad = std::min(bad, (long long)i);
-          const Real mx = box_.min_image(x_new_[2 * i] - nl.reference[2 * i]);
-          const Real my = box_.min_image(x_new_[2 * i + 1] - nl.reference[2 * i + 1]);
-          max_move_sq = std::max(max_move_sq, mx * mx + my * my);
+      for (long long p = 0; p < n; ++p) {
+        const int i = nl.order[p];
+        Real fx = 0, fy = 0;
+        for (int a = nl.start[p]; a < nl.start[p + 1]; ++a) {  // ascending j: one order, whenever built
+          const int slot = nl.pair_of[a];
+          const bool owner = nl.index[a] > i;  // the table holds x_owner - x_other
+          const Real s = table_scale_[slot];
+          fx += s * (owner ? table_dx_[slot] : -table_dx_[slot]);
+          fy += s * (owner ? table_dy_[slot] : -table_dy_[slot]);
         }
+        if (!integrate_particle(params_, propulsion_, box_, step, unsigned(i), &x_[2 * i], &q_[C * i], fx, fy,
+                                &x_new_[2 * i], &q_new_[C * i]))
+          bad = std::min(bad, (long long)i);
+        const Real mx = box_.min_image(x_new_[2 * i] - nl.reference[2 * i]);
+        const Real my = box_.min_image(x_new_[2 * i + 1] - nl.reference[2 * i + 1]);
+        max_move_sq = std::max(max_move_sq, mx * mx + my * my);
       }
     } else {
 #pragma omp for schedule(static) nowait
