@@ -18,7 +18,20 @@ from .simulate import SimulationError, drift, drift_divergence, forces, simulate
 from .systems import ABP, AOUP, MIPS_DT, MIPS_PARAMETERS, mips, system_from_dict
 from .trajectory import State, Trajectory
 
+# Score learning pulls in JAX: loaded on first use, so simulating alone stays light.
+_LEARNING = ("Score", "ScoreNet", "ScoreNetConfig", "TrainConfig", "train_score")
+
+
+def __getattr__(name):
+    if name in _LEARNING:
+        from . import learning
+
+        return getattr(learning, name)
+    raise AttributeError(f"module 'activescore' has no attribute {name!r}")
+
+
 __all__ = [
+    *_LEARNING,
     "EPRResult", "Estimate", "LearningFreeEPR", "estimate", "exact", "learning_free_epr", "local_epr",
     "ABP", "AOUP", "MIPS_DT", "MIPS_PARAMETERS", "SimulationError", "State", "Trajectory", "drift",
     "drift_divergence", "forces", "load_state", "load_trajectory", "mips", "simulate", "system_from_dict",

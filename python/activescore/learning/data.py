@@ -1,0 +1,75 @@
+"""Snapshots as network input: neighbour lists per frame and the gather of particle tokens.
+
+Training keeps every frame's positions, propulsions and neighbour indices on the device and gathers the tokens
+of a random minibatch of (frame, particle) pairs inside the compiled step, so a step moves no data from the
+host. Evaluation uses the same gather on a single snapshot, so a network sees identical inputs in both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import NamedTuple
+
+import jax.numpy as jnp
+import numpy as np
+
+from .network import ParticleTokens
+from .neighbors import knn, minimum_image
+
+
+class Snapshots(NamedTuple):
+    """Frames of one system: ``x``, ``g`` (F, N, 2) and ``neighbors`` (F, N, k) int32 (self first)."""
+
+    x: jnp.ndarray
+    g: jnp.ndarray
+    neighbors: jnp.ndarray
+
+
+def sample_arrays(samples) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, g)`` as float64 arrays of shape (F, N, 2) from a Trajectory-like object or an ``(x, g)`` pair.
+
+    A single snapshot (N, 2) is promoted to one frame.
+    """
+    if hasattr(samples, "x") and hasattr(samples, "g"):
+        x, g = samples.x, samples.g
+    else:
+        x, g = samples
+    x = np.asarray(x, dtype=np.float64)
+    g = np.asarray(g, dtype=np.float64)
+    if x.ndim == 2:
+        x, g = x[None], g[None]
+    if x.ndim != 3 or x.shape[-1] != 2 or x.shape != g.shape:
+        raise ValueError(f"samples: expected x and g of equal shape (frames, N, 2), got {x.shape} and {g.shape}")
+    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(g))):
+        raise ValueError("samples contain non-finite values")
+    return x, g
+
+
+def neighbor_lists(x: np.ndarray, box_length: float, k: int) -> np.ndarray:
+    """(F, N, k) int32 neighbour indices of every frame (self first), from the compiled cell list."""
+    return np.stack([knn(frame, box_length, k)[0].astype(np.int32) for frame in x])
+
+
+def make_snapshots(x: np.ndarray, g: np.ndarray, box_length: float, k: int, dtype) -> Snapshots:
+    """Host arrays for :func:`gather_tokens`: positions and propulsions in the network dtype plus neighbours."""
+    return Snapshots(np.asarray(x, dtype=dtype), np.asarray(g, dtype=dtype), neighbor_lists(x, box_length, k))
+
+
+def gather_tokens(snapshots: Snapshots, frames, particles, box_length: float, log_sigma) -> ParticleTokens:
+    """Tokens of particles ``particles`` (B,) in frames ``frames`` (B,); ``log_sigma`` (B,) is passed through."""
+    neighbors = snapshots.neighbors[frames, particles]  # (B, k)
+    position = snapshots.x[frames, particles]  # (B, 2)
+    neighbor_x = snapshots.x[frames[:, None], neighbors]  # (B, k, 2)
+    displacement = minimum_image(position[:, None, :] - neighbor_x, box_length)
+    return ParticleTokens(displacement=displacement, g=snapshots.g[frames[:, None], neighbors],
+                          position=position, log_sigma=log_sigma)
+
+
+def fingerprint(*arrays: np.ndarray) -> str:
+    """A short hash of the training data, stored in checkpoints so a resume cannot silently switch data."""
+    h = hashlib.blake2b(digest_size=12)
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        h.update(str((a.shape, a.dtype.str)).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()

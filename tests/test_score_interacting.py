@@ -1,0 +1,92 @@
+"""Learned scores of interacting soft disks against exact results (physics.md §4-5; issue 4 validation).
+
+- Equilibrium (v0 = 0, ε > 0): the exact score is s_x = k ΣF / ε, s_g = −g.
+- Active (v0 > 0, ε > 0): the EPR of the learned score, E[|v_x|²/ε + |v_g|²/γ] with v = b − D s, must agree with
+  the learning-free identity EPR = E[b·D⁻¹b] + E[∇·b].
+
+Both use denoising at σ = 0.02, far below the typical overlap √(ε/k) ≈ 0.3, so the smoothing bias is well
+under the tolerances; the network has a cutoff (2.5 = contact range 2 plus the envelope's width) and k large
+enough that fewer than k particles ever sit inside it. Seeds are fixed.
+"""
+
+import numpy as np
+import pytest
+
+pytest.importorskip("activescore._core", reason="the compiled core is not built")
+
+import activescore  # noqa: E402
+from activescore.learning import ScoreNetConfig, train_score  # noqa: E402
+from score_helpers import relative_fisher_error, score_on_frames  # noqa: E402
+
+EPS, GAMMA, N = 0.1, 1.0, 128
+NETWORK = dict(predict_x=True, cutoff=2.5, cutoff_width=0.5, readout_skip=True)
+TRAINING = dict(loss="dsm", sigma=0.02, n_steps=1500, batch_particles=256, learning_rate=1e-2, seed=0,
+                progress=False)
+
+
+def soft_disks(v0, packing_fraction):
+    return activescore.AOUP(N, packing_fraction=packing_fraction, v0=v0, gamma=GAMMA, eps=EPS, k=1.0, beta=None,
+                            radius=1.0)
+
+
+def stationary_frames(system, dt, duration, every, seed):
+    """Frames every ``every`` time units over ``duration``, after a burn-in of 50 time units (≫ the relaxation
+    time 1/k = 1 of an overlap and the persistence time 1/γ = 1)."""
+    return activescore.simulate(system, int(round(duration / dt)), dt, seed=seed, save_every=int(round(every / dt)),
+                                burn_in=int(round(50 / dt)), progress=False)
+
+
+def test_equilibrium_x_score_is_the_force_over_eps():
+    # 1000 training frames of 128 particles. Tolerance 3 % (the issue's bar); this run reaches ≈ 2 %, and the
+    # estimate over 40 × 128 fresh particles has a Monte-Carlo error of a few per cent of its value.
+    system = soft_disks(v0=0.0, packing_fraction=0.4)
+    train = stationary_frames(system, dt=0.01, duration=500, every=0.5, seed=1)
+    test = stationary_frames(system, dt=0.01, duration=200, every=5, seed=2)
+    score = train_score(system, train, ScoreNetConfig.small(k=8, **NETWORK), **TRAINING)
+    s_x, s_g = score_on_frames(score, test.x, test.g)
+    exact_x = np.stack([activescore.forces(system, x) for x in test.x]) / EPS
+    assert relative_fisher_error(s_x, exact_x) <= 0.03
+    assert relative_fisher_error(s_g, -test.g) <= 0.03
+
+
+def epr_estimates(system, score, frames):
+    """Per-frame totals: (learned EPR, learning-free identity, the naive s = (0, −g) estimate)."""
+    learned, identity, naive = [], [], []
+    for x, g in zip(frames.x, frames.g):
+        b_x, b_g = activescore.drift(system, x, g)
+        s_x, s_g = score(x, g)
+        learned.append(np.sum((b_x - EPS * s_x) ** 2) / EPS + np.sum((b_g - GAMMA * s_g) ** 2) / GAMMA)
+        divergence = np.sum(activescore.drift_divergence(system, x)) - 2 * N * GAMMA
+        identity.append(np.sum(b_x**2) / EPS + np.sum(b_g**2) / GAMMA + divergence)
+        naive.append(np.sum(b_x**2) / EPS)
+    return np.array(learned), np.array(identity), np.array(naive)
+
+
+@pytest.fixture(scope="module")
+def active_run():
+    # v0 = 0.5 at φ = 0.5: interactions lower the EPR by ≈ 15 % from the free value 2 v0²/ε = 5 per particle,
+    # so a score that ignores them fails the test. dt = 0.005: the identity drifts by O(dt) with the Euler-
+    # Maruyama chain (4.29 → 4.25 → 4.22 per particle at dt = 0.01, 0.005, 0.0025), ≈ 1.5 % here.
+    system = soft_disks(v0=0.5, packing_fraction=0.5)
+    train = stationary_frames(system, dt=0.005, duration=500, every=0.5, seed=1)
+    test = stationary_frames(system, dt=0.005, duration=200, every=1, seed=2)
+    return system, train, test
+
+
+def test_active_epr_from_the_learned_score_matches_the_identity(active_run):
+    # Tolerance 5 % (the issue's bar). The learned-minus-identity difference per frame has a standard error of
+    # ≈ 0.3 % of the EPR over 200 frames; this run is ≈ 3 % low (1.5 % of it the dt drift of the identity).
+    system, train, test = active_run
+    score = train_score(system, train, ScoreNetConfig.small(k=12, **NETWORK), **TRAINING)
+    learned, identity, naive = epr_estimates(system, score, test)
+    assert abs(learned.mean() / identity.mean() - 1) <= 0.05
+    assert abs(naive.mean() / identity.mean() - 1) > 0.15  # the test can tell a score that ignores interactions
+
+
+@pytest.mark.slow
+def test_active_epr_with_the_implicit_loss(active_run):
+    # No smoothing at all; about 3× slower per step than DSM (four forward-mode passes through the network).
+    system, train, test = active_run
+    score = train_score(system, train, ScoreNetConfig.small(k=12, **NETWORK), **{**TRAINING, "loss": "implicit"})
+    learned, identity, _ = epr_estimates(system, score, test)
+    assert abs(learned.mean() / identity.mean() - 1) <= 0.03

@@ -1,0 +1,119 @@
+"""The score network's structure: size of the paper preset, symmetries, continuity at the cutoff (issue 4, item 2)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+pytest.importorskip("activescore._core", reason="the compiled core is not built")
+
+from activescore.learning import ScoreNet, ScoreNetConfig, count_params, init_params  # noqa: E402
+from activescore.learning.data import gather_tokens, make_snapshots  # noqa: E402
+from activescore.learning.network import ParticleTokens  # noqa: E402
+
+BOX = 12.0
+CONFIGS = {
+    "plain": ScoreNetConfig.small(),
+    "x head, cutoff, skip, pre-LN": ScoreNetConfig.small(predict_x=True, cutoff=2.5, readout_skip=True, norm="pre"),
+}
+
+
+def snapshot_scores(config, params, x, g, box_length=BOX):
+    """Network output for every particle of one snapshot, via the same gather as training."""
+    k = min(config.k, len(x))
+    snapshots = make_snapshots(x[None], g[None], box_length, k, np.float32)
+    n = len(x)
+    tokens = gather_tokens(jax.tree_util.tree_map(jnp.asarray, snapshots), jnp.zeros(n, jnp.int32),
+                           jnp.arange(n), box_length, jnp.zeros(n))
+    return np.asarray(ScoreNet(config).apply(params, tokens))
+
+
+def random_snapshot(seed, n=40):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-BOX / 2, BOX / 2, (n, 2)), rng.normal(size=(n, 2))
+
+
+def test_paper_preset_has_the_papers_size():
+    # §7: two embedding MLPs 2 → 4×256 → 128, four post-LN blocks (4 heads, feed-forward 256), readout
+    # 256 → 4×256 → 2. Counted by hand: 2 × 231 040 + 4 × 395 776 + 263 682 = 2 308 866.
+    params = init_params(ScoreNetConfig.paper(), jax.random.PRNGKey(0))
+    assert count_params(params) == 2_308_866
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_translation_invariance(name):
+    config = CONFIGS[name]
+    params = init_params(config, jax.random.PRNGKey(1))
+    x, g = random_snapshot(2)
+    shift = np.array([3.7, -5.1])
+    shifted = (x + shift + BOX / 2) % BOX - BOX / 2
+    # float32 network, displacements rounded differently after the shift: agreement to ~1e-5 relative.
+    np.testing.assert_allclose(snapshot_scores(config, params, shifted, g), snapshot_scores(config, params, x, g),
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_permutation_equivariance(name):
+    config = CONFIGS[name]
+    params = init_params(config, jax.random.PRNGKey(3))
+    x, g = random_snapshot(4)  # random positions: no distance ties, so the neighbour sets do not depend on labels
+    order = np.random.default_rng(5).permutation(len(x))
+    np.testing.assert_allclose(snapshot_scores(config, params, x[order], g[order]),
+                               snapshot_scores(config, params, x, g)[order], rtol=1e-5, atol=1e-5)
+
+
+def test_neighbour_order_does_not_matter():
+    config = CONFIGS["x head, cutoff, skip, pre-LN"]
+    params = init_params(config, jax.random.PRNGKey(6))
+    rng = np.random.default_rng(7)
+    displacement = rng.normal(size=(5, 8, 2))
+    displacement[:, 0] = 0.0
+    g = rng.normal(size=(5, 8, 2))
+    tokens = ParticleTokens(jnp.asarray(displacement, jnp.float32), jnp.asarray(g, jnp.float32), jnp.zeros((5, 2)),
+                            jnp.zeros(5))
+    order = np.r_[0, 1 + rng.permutation(7)]  # self stays first
+    shuffled = tokens._replace(displacement=tokens.displacement[:, order], g=tokens.g[:, order])
+    net = ScoreNet(config)
+    np.testing.assert_allclose(net.apply(params, shuffled), net.apply(params, tokens), rtol=1e-5, atol=1e-5)
+
+
+def test_a_token_beyond_the_cutoff_has_no_influence():
+    # Continuity of the network when a neighbour leaves the k-nearest set requires exactly this.
+    config = ScoreNetConfig.small(predict_x=True, cutoff=2.0, cutoff_width=0.5, readout_skip=True)
+    params = init_params(config, jax.random.PRNGKey(8))
+    rng = np.random.default_rng(9)
+    displacement = rng.uniform(-1.2, 1.2, size=(3, 8, 2))
+    displacement[:, 0] = 0.0
+    g = rng.normal(size=(3, 8, 2))
+    base = ParticleTokens(jnp.asarray(displacement, jnp.float32), jnp.asarray(g, jnp.float32), jnp.zeros((3, 2)),
+                          jnp.zeros(3))
+    outputs = []
+    for far in ([2.0, 0.0], [0.0, -3.0], [5.0, 5.0]):  # the last token anywhere at distance >= cutoff
+        d = displacement.copy()
+        d[:, -1] = far
+        gg = g.copy()
+        gg[:, -1] = rng.normal(size=(3, 2)) * 10
+        outputs.append(np.asarray(ScoreNet(config).apply(params, base._replace(
+            displacement=jnp.asarray(d, jnp.float32), g=jnp.asarray(gg, jnp.float32)))))
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(outputs[2], outputs[0], rtol=1e-6, atol=1e-6)
+
+
+def test_absolute_position_breaks_translation_invariance_only_when_asked():
+    config = ScoreNetConfig.small(absolute_position=True)
+    params = init_params(config, jax.random.PRNGKey(10))
+    x, g = random_snapshot(11)
+    shifted = (x + np.array([2.0, 1.0]) + BOX / 2) % BOX - BOX / 2
+    assert not np.allclose(snapshot_scores(config, params, shifted, g), snapshot_scores(config, params, x, g),
+                           atol=1e-3)
+
+
+def test_config_validation_and_round_trip():
+    config = ScoreNetConfig.small(predict_x=True, cutoff=3.0, sigma_conditioning=True)
+    assert ScoreNetConfig.from_dict(config.to_dict()) == config
+    with pytest.raises(ValueError):
+        ScoreNetConfig(width=30, heads=4)
+    with pytest.raises(ValueError):
+        ScoreNetConfig(cutoff=1.0, cutoff_width=2.0)
+    with pytest.raises(ValueError):
+        ScoreNetConfig(norm="middle")
