@@ -20,7 +20,13 @@ namespace activescore {
 
 namespace {
 
-int thread_count(int requested) { return requested > 0 ? requested : omp_get_max_threads(); }
+// Threads for n particles: as asked, or by default one per kParticlesPerThread particles up to all cores, since
+// below that the per-step barriers cost more than a thread gains. Results do not depend on the count.
+constexpr std::size_t kParticlesPerThread = 2048;
+int thread_count(int requested, std::size_t n) {
+  if (requested > 0) return requested;
+  return int(std::max<std::size_t>(1, std::min<std::size_t>(omp_get_max_threads(), n / kParticlesPerThread)));
+}
 
 // Verlet skin as a fraction of the interaction range: wide enough that dense active systems rebuild every few
 // tens of steps, narrow enough that few listed pairs lie outside the cutoff.
@@ -41,7 +47,7 @@ class CpuSimulator final : public Simulator {
   CpuSimulator(const SystemSpec& system, const RunSpec& run, const Pair& pair, const Propulsion& propulsion,
                const double* x, const double* q, const double* radius, std::size_t n)
       : pair_(pair), propulsion_(propulsion), box_(Box<Real>::make(system.box_length)),
-        interacting_(system.k != 0.0), n_threads_(thread_count(run.n_threads)) {
+        interacting_(system.k != 0.0), n_threads_(thread_count(run.n_threads, n)) {
     n_ = n;
     step_ = run.step;
     double_precision_ = sizeof(Real) == sizeof(double);
@@ -67,6 +73,7 @@ class CpuSimulator final : public Simulator {
     bool stop = false;          // shared, written only inside the single below: every thread breaks together
 #pragma omp parallel num_threads(n_threads_)
     {
+      PairBlock<Real> block;  // this thread's scratch for phase 1
       for (int64_t s = 0; s < n_steps; ++s) {
         if (interacting_ && list_stale_) {
 #pragma omp single
@@ -74,13 +81,11 @@ class CpuSimulator final : public Simulator {
           neighbours_.build(cells_, box_, pair_, skin_, x_.data(), n_);
 #pragma omp single
           {
-            const std::size_t pairs = neighbours_.pairs();
-            for (auto* table : {&table_dx_, &table_dy_, &table_rho_sq_, &table_sigma_, &table_scale_})
-              table->resize(pairs);
+            pair_scale_.resize(neighbours_.pairs());
             list_stale_ = false;
           }
         }
-        if (interacting_) evaluate_pairs();
+        if (interacting_) evaluate_pairs(block);
         Real my_move_sq = 0;
         const long long my_bad = step_particles(my_move_sq);
 #pragma omp critical
@@ -126,36 +131,35 @@ class CpuSimulator final : public Simulator {
   std::vector<Real> x_, q_, radius_, x_new_, q_new_;
   CellList<Real> cells_;
   VerletList<Real> neighbours_;
-  std::vector<Real> table_dx_, table_dy_, table_rho_sq_, table_sigma_, table_scale_;  // one entry per pair
+  std::vector<Real> pair_scale_;  // f(rho)/rho of every listed pair, in the list's pair slots
   Real skin_;
   bool list_stale_ = true;
 
   // Phase 1 of a step (inside the parallel region, ends in a barrier): every owned pair of the neighbour list
-  // evaluated once, in blocks of owners, into the pair table.
-  void evaluate_pairs() {
+  // evaluated once, in blocks of owners, into the pair table (the scale f(rho)/rho only: the displacement is
+  // recomputed in phase 2, cheaper than storing it, and bit for bit the same since the minimum image is odd).
+  void evaluate_pairs(PairBlock<Real>& block) {
     const VerletList<Real>& nl = neighbours_;
     const long long n = static_cast<long long>(n_);
     const long long blocks = (n + kPairBlockParticles - 1) / kPairBlockParticles;
 #pragma omp for schedule(static)
-    for (long long block = 0; block < blocks; ++block) {
-      const long long begin = block * kPairBlockParticles, end = std::min(n, begin + kPairBlockParticles);
+    for (long long b = 0; b < blocks; ++b) {
+      const long long begin = b * kPairBlockParticles, end = std::min(n, begin + kPairBlockParticles);
+      const int first = nl.pair_start[begin], count = nl.pair_start[end] - first;
+      block.grow(count);
+      int slot = 0;
       for (long long p = begin; p < end; ++p) {
         const int i = nl.order[p];
         const Real xi = x_[2 * i], yi = x_[2 * i + 1], ri = radius_[i];
-        int slot = nl.pair_start[p];
         for (int a = nl.owned_first[p]; a < nl.start[p + 1]; ++a, ++slot) {
           const int j = nl.index[a];
           const Real dx = box_.min_image(xi - x_[2 * j]);
           const Real dy = box_.min_image(yi - x_[2 * j + 1]);
-          table_dx_[slot] = dx;
-          table_dy_[slot] = dy;
-          table_rho_sq_[slot] = dx * dx + dy * dy;
-          table_sigma_[slot] = ri + radius_[j];
+          block.rho_sq[slot] = dx * dx + dy * dy;
+          block.sigma[slot] = ri + radius_[j];
         }
       }
-      const int first = nl.pair_start[begin];
-      evaluate_force_scale(pair_, &table_rho_sq_[first], &table_sigma_[first], &table_scale_[first],
-                           nl.pair_start[end] - first);
+      evaluate_force_scale(pair_, block.rho_sq.data(), block.sigma.data(), &pair_scale_[first], count);
     }
   }
 
@@ -170,13 +174,13 @@ class CpuSimulator final : public Simulator {
 #pragma omp for schedule(static) nowait
       for (long long p = 0; p < n; ++p) {
         const int i = nl.order[p];
+        const Real xi = x_[2 * i], yi = x_[2 * i + 1];
         Real fx = 0, fy = 0;
         for (int a = nl.start[p]; a < nl.start[p + 1]; ++a) {  // ascending j: one order, whenever built
-          const int slot = nl.pair_of[a];
-          const bool owner = nl.index[a] > i;  // the table holds x_owner - x_other
-          const Real s = table_scale_[slot];
-          fx += s * (owner ? table_dx_[slot] : -table_dx_[slot]);
-          fy += s * (owner ? table_dy_[slot] : -table_dy_[slot]);
+          const int j = nl.index[a];
+          const Real s = pair_scale_[nl.pair_of[a]];
+          fx += s * box_.min_image(xi - x_[2 * j]);
+          fy += s * box_.min_image(yi - x_[2 * j + 1]);
         }
         if (!integrate_particle(params_, propulsion_, box_, step, unsigned(i), &x_[2 * i], &q_[C * i], fx, fy,
                                 &x_new_[2 * i], &q_new_[C * i]))
@@ -235,7 +239,7 @@ void over_particles(const SystemSpec& system, const Pair& pair, const double* x,
   cells.build(wrapped.data(), radius, n, box, max_cutoff(system, radius, n));
   const long long count = static_cast<long long>(n);
   const long long blocks = (count + kPairBlockParticles - 1) / kPairBlockParticles;
-#pragma omp parallel num_threads(thread_count(n_threads))
+#pragma omp parallel num_threads(thread_count(n_threads, n))
   {
     PairBlock<double> pairs;
 #pragma omp for schedule(static)
