@@ -30,6 +30,28 @@ const double* checked(const F64Array& a, std::size_t n, std::size_t cols, const 
 
 
 
+using Observable = void (*)(const SystemSpec&, const double*, const double*, std::size_t, int, double*);
+
+// Binds an observable of one configuration: (system, x (n, 2), radius (n,), n_threads) -> float64 (n, columns),
+// or (n,) for one column; the GIL is released while it runs.
+void def_observable(py::module_& m, const char* name, Observable compute, int columns, const char* doc) {
+  m.def(
+      name,
+      [compute, columns](const SystemSpec& system, const F64Array& x, const F64Array& radius, int n_threads) {
+        const std::size_t n = static_cast<std::size_t>(radius.size());
+        const double* px = checked(x, n, 2, "x");
+        py::array_t<double> out = columns == 1 ? py::array_t<double>(py::ssize_t(n))
+                                               : py::array_t<double>({py::ssize_t(n), py::ssize_t(columns)});
+        double* po = out.mutable_data();
+        {
+          py::gil_scoped_release release;
+          compute(system, px, radius.data(), n, n_threads, po);
+        }
+        return out;
+      },
+      py::arg("system"), py::arg("x"), py::arg("radius"), py::arg("n_threads") = 0, doc);
+}
+
 py::tuple read_state(const Simulator& sim, int q_components) {
   const auto n = static_cast<py::ssize_t>(sim.size());
   auto read = [&](auto tag) {
@@ -109,35 +131,10 @@ PYBIND11_MODULE(_core, m) {
       "read_state", [](const Simulator& sim, int q_components) { return read_state(sim, q_components); },
       py::arg("simulator"), py::arg("q_components"), "(x, q) of the simulator's current state, in its precision.");
 
-  m.def(
-      "forces",
-      [](const SystemSpec& system, const F64Array& x, const F64Array& radius, int n_threads) {
-        const std::size_t n = static_cast<std::size_t>(radius.size());
-        const double* px = checked(x, n, 2, "x");
-        py::array_t<double> out({py::ssize_t(n), py::ssize_t(2)});
-        double* po = out.mutable_data();
-        {
-          py::gil_scoped_release release;
-          cpu_forces(system, px, radius.data(), n, n_threads, po);
-        }
-        return out;
-      },
-      py::arg("system"), py::arg("x"), py::arg("radius"), py::arg("n_threads") = 0);
+  def_observable(m, "forces", &cpu_forces, 2, "(n, 2) k sum_j F_ij - A x_i of a configuration (float64).");
 
-  m.def(
-      "drift_divergence",
-      [](const SystemSpec& system, const F64Array& x, const F64Array& radius, int n_threads) {
-        const std::size_t n = static_cast<std::size_t>(radius.size());
-        const double* px = checked(x, n, 2, "x");
-        py::array_t<double> out{py::ssize_t(n)};
-        double* po = out.mutable_data();
-        {
-          py::gil_scoped_release release;
-          cpu_drift_divergence(system, px, radius.data(), n, n_threads, po);
-        }
-        return out;
-      },
-      py::arg("system"), py::arg("x"), py::arg("radius"), py::arg("n_threads") = 0);
+  def_observable(m, "drift_divergence", &cpu_drift_divergence, 1,
+                 "(n,) per-particle divergence of the x-drift (float64).");
 
   m.def(
       "knn",
@@ -176,36 +173,9 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("cuda_available", &cuda_device_available, "True when the CUDA backend is compiled in and a GPU is visible.");
 #ifdef ACTIVESCORE_HAVE_CUDA
-  m.def(
-      "cuda_forces",
-      [](const SystemSpec& system, const F64Array& x, const F64Array& radius, int n_threads) {
-        const std::size_t n = static_cast<std::size_t>(radius.size());
-        const double* px = checked(x, n, 2, "x");
-        py::array_t<double> out({py::ssize_t(n), py::ssize_t(2)});
-        double* po = out.mutable_data();
-        {
-          py::gil_scoped_release release;
-          cuda_forces(system, px, radius.data(), n, n_threads, po);
-        }
-        return out;
-      },
-      py::arg("system"), py::arg("x"), py::arg("radius"), py::arg("n_threads") = 0,
-      "forces() on the GPU (float64; n_threads is ignored).");
-  m.def(
-      "cuda_drift_divergence",
-      [](const SystemSpec& system, const F64Array& x, const F64Array& radius, int n_threads) {
-        const std::size_t n = static_cast<std::size_t>(radius.size());
-        const double* px = checked(x, n, 2, "x");
-        py::array_t<double> out{py::ssize_t(n)};
-        double* po = out.mutable_data();
-        {
-          py::gil_scoped_release release;
-          cuda_drift_divergence(system, px, radius.data(), n, n_threads, po);
-        }
-        return out;
-      },
-      py::arg("system"), py::arg("x"), py::arg("radius"), py::arg("n_threads") = 0,
-      "drift_divergence() on the GPU (float64; n_threads is ignored).");
+  def_observable(m, "cuda_forces", &cuda_forces, 2, "forces() on the GPU (float64; n_threads is ignored).");
+  def_observable(m, "cuda_drift_divergence", &cuda_drift_divergence, 1,
+                 "drift_divergence() on the GPU (float64; n_threads is ignored).");
   m.def(
       "cuda_philox4x32_10",
       [](uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {

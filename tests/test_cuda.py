@@ -9,6 +9,7 @@ positions grows to at most ~4e-11 over 300 steps, hence the 1e-9 tolerance.
 import numpy as np
 import pytest
 from reference import reference_drift_divergence, reference_forces
+from test_simulate import collision
 
 import activescore as a
 from activescore import backends
@@ -175,32 +176,12 @@ def test_device_philox_matches_host_and_normals_agree():
 
 # ---------------------------------------------------------------- blow-ups
 
-def _collision(backend, tmp_path=None, dtype="float64"):
-    """Two particles driven into each other with a stiff harmonic repulsion: blows up once they overlap."""
-    s = a.AOUP(2, box_length=20.0, v0=1.0, gamma=1e-9, k=1e4, beta=None)
-    start = a.State(s, np.array([[-3.0, 0.0], [3.0, 0.0]]), np.array([[1.0, 0.0], [-1.0, 0.0]]), 0, 0, 0.1)
-    out = None if tmp_path is None else tmp_path / "boom.gsd"
-    return a.simulate(s, 200, 0.1, init=start, save_every=5, backend=backend, dtype=dtype, out=out, progress=False)
-
-
-def test_blow_up_raises_with_step_and_keeps_frames(tmp_path):
-    with pytest.raises(a.SimulationError, match="blow-up at step") as info:
-        _collision("cuda", tmp_path)
-    err = info.value
-    assert 15 < err.step < 40  # they meet after about 20 steps of 0.1
-    assert len(err.trajectory) == err.step // 5 + 1
-    assert err.trajectory.final_state.step == err.step  # the last good state, before the failing step
-    assert np.all(np.isfinite(err.trajectory.final_state.x))
-    back = a.load_trajectory(tmp_path / "boom.gsd")
-    np.testing.assert_array_equal(back.x, err.trajectory.x)
-
-
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_blow_up_matches_cpp(dtype):
     errors = {}
     for backend in ("cpp", "cuda"):
         with pytest.raises(a.SimulationError) as info:
-            _collision(backend, dtype=dtype)
+            collision(backend, dtype=dtype)
         errors[backend] = info.value
     assert errors["cuda"].step == errors["cpp"].step
     assert str(errors["cuda"]).split(" moved by")[0] == str(errors["cpp"]).split(" moved by")[0]

@@ -182,17 +182,17 @@ def test_trajectory_save_opens_in_freud_conventions(tmp_path):
 
 # ---------------------------------------------------------------- blow-ups keep what was written
 
-def _collision(backend, tmp_path=None):
+def collision(backend, tmp_path=None, dtype="float64"):
     """Two particles driven into each other with a stiff harmonic repulsion: blows up once they overlap."""
     s = a.AOUP(2, box_length=20.0, v0=1.0, gamma=1e-9, k=1e4, beta=None)
     start = a.State(s, np.array([[-3.0, 0.0], [3.0, 0.0]]), np.array([[1.0, 0.0], [-1.0, 0.0]]), 0, 0, 0.1)
     out = None if tmp_path is None else tmp_path / "boom.gsd"
-    return a.simulate(s, 200, 0.1, init=start, save_every=5, backend=backend, out=out, progress=False)
+    return a.simulate(s, 200, 0.1, init=start, save_every=5, backend=backend, dtype=dtype, out=out, progress=False)
 
 
-def test_blow_up_raises_with_step_and_keeps_frames(cpu_backend, tmp_path):
+def test_blow_up_raises_with_step_and_keeps_frames(any_backend, tmp_path):
     with pytest.raises(a.SimulationError, match="blow-up at step") as info:
-        _collision(cpu_backend, tmp_path)
+        collision(any_backend, tmp_path)
     err = info.value
     assert 15 < err.step < 40  # they meet after about 20 steps of 0.1
     assert len(err.trajectory) == err.step // 5 + 1
