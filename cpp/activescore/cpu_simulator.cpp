@@ -5,11 +5,11 @@
 #include <algorithm>
 #include <climits>
 #include <cmath>
-#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "cell_list.hpp"
+#include "dispatch.hpp"
 #include "integrator.hpp"
 #include "neighbor_list.hpp"
 #include "pair_potential.hpp"
@@ -31,13 +31,6 @@ int thread_count(int requested, std::size_t n) {
 // Verlet skin as a fraction of the interaction range: wide enough that dense active systems rebuild every few
 // tens of steps, narrow enough that few listed pairs lie outside the cutoff.
 constexpr double kSkinFraction = 0.1;
-
-// Calls f with the pair evaluator the system asks for, so kernels are compiled once per potential.
-template <class Real, class F>
-auto with_pair(const SystemSpec& s, F&& f) {
-  if (s.harmonic()) return f(HarmonicPair<Real>{});
-  return f(SoftplusPair<Real>{Real(s.beta), Real(1.0 / s.beta), Real(s.cutoff_delta())});
-}
 
 template <class Real, class Pair, class Propulsion>
 class CpuSimulator final : public Simulator {
@@ -203,29 +196,9 @@ class CpuSimulator final : public Simulator {
   void report_blow_up(long long bad) {
     const double dx = double(x_new_[2 * bad]) - double(x_[2 * bad]);
     const double dy = double(x_new_[2 * bad + 1]) - double(x_[2 * bad + 1]);
-    char buf[256];
-    std::snprintf(buf, sizeof buf,
-                  "blow-up at step %lld: particle %lld moved by (%g, %g) in one step, non-finite or more than "
-                  "half the interaction range (%g)",
-                  (long long)step_, bad, dx, dy, 0.5 * double(min_width_));
-    error_ = buf;
+    error_ = blow_up_message(step_, bad, dx, dy, 0.5 * double(min_width_));
   }
 };
-
-template <class Real>
-std::unique_ptr<Simulator> make_cpu(const SystemSpec& system, const RunSpec& run, const double* x, const double* q,
-                                    const double* radius, std::size_t n) {
-  return with_pair<Real>(system, [&](auto pair) -> std::unique_ptr<Simulator> {
-    using Pair = decltype(pair);
-    if (system.model == Model::AOUP) {
-      auto prop = AOUPPropulsion<Real>::make(system.gamma, run.dt);
-      return std::make_unique<CpuSimulator<Real, Pair, AOUPPropulsion<Real>>>(system, run, pair, prop, x, q, radius,
-                                                                             n);
-    }
-    auto prop = ABPPropulsion<Real>::make(system.rotational_diffusion, run.dt);
-    return std::make_unique<CpuSimulator<Real, Pair, ABPPropulsion<Real>>>(system, run, pair, prop, x, q, radius, n);
-  });
-}
 
 // Calls per_particle(i, x_i, block, b) for every particle of a configuration (b: its place in the pair block,
 // whose scales evaluate_scale has filled), over a float64 cell list.
@@ -271,8 +244,8 @@ double max_cutoff(const SystemSpec& system, const double* radius, std::size_t n)
 std::unique_ptr<Simulator> make_cpu_simulator(const SystemSpec& system, const RunSpec& run, bool double_precision,
                                               const double* x, const double* q, const double* radius,
                                               std::size_t n) {
-  return double_precision ? make_cpu<double>(system, run, x, q, radius, n)
-                          : make_cpu<float>(system, run, x, q, radius, n);
+  return double_precision ? make_driver<CpuSimulator, double>(system, run, x, q, radius, n)
+                          : make_driver<CpuSimulator, float>(system, run, x, q, radius, n);
 }
 
 void cpu_forces(const SystemSpec& system, const double* x, const double* radius, std::size_t n, int n_threads,

@@ -2,6 +2,7 @@
 // call, and the state is read back only at save points.
 #pragma once
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <string>
 
@@ -30,6 +31,16 @@ class Simulator {
   bool double_precision_ = true;
   std::string error_;
 };
+
+// The error text of a blow-up, the same from every driver (Python code and tests match on it).
+inline std::string blow_up_message(long long step, long long particle, double dx, double dy, double half_range) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                "blow-up at step %lld: particle %lld moved by (%g, %g) in one step, non-finite or more than half the "
+                "interaction range (%g)",
+                step, particle, dx, dy, half_range);
+  return buf;
+}
 
 // Factories. x (n,2), q (n, components) and radius (n) are float64; the simulator converts to its precision.
 std::unique_ptr<Simulator> make_cpu_simulator(const SystemSpec& system, const RunSpec& run, bool double_precision,

@@ -8,6 +8,7 @@
 #include <string>
 #include <utility>
 
+#include "../dispatch.hpp"
 #include "../system_spec.hpp"
 #include "kernels.cuh"
 
@@ -145,14 +146,6 @@ class DeviceGuard {
  private:
   int previous_ = 0;
 };
-
-// Calls f with the pair evaluator the system asks for (as the CPU driver does), so kernels are compiled once per
-// potential.
-template <class Real, class F>
-auto with_pair(const SystemSpec& s, F&& f) {
-  if (s.harmonic()) return f(HarmonicPair<Real>{});
-  return f(SoftplusPair<Real>{Real(s.beta), Real(1.0 / s.beta), Real(s.cutoff_delta())});
-}
 
 // CUB radix sort of (key, value) pairs over key bits [0, end_bit): radix_sort.cu, so CUB is compiled once.
 std::size_t radix_sort_temp_bytes(int n, int end_bit);

@@ -12,7 +12,6 @@
 #include <algorithm>
 #include <climits>
 #include <cstddef>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -21,6 +20,7 @@
 #include <vector>
 
 #include "../cell_list.hpp"
+#include "../dispatch.hpp"
 #include "../simulator.hpp"
 #include "device.cuh"
 #include "kernels.cuh"
@@ -293,12 +293,7 @@ class CudaSimulator final : public Simulator {
     download(&after, next_pos_.get() + slot, 1);
     stream_->synchronize("blow-up report");
     const double dx = double(after.x) - double(before.x), dy = double(after.y) - double(before.y);
-    char buf[256];
-    std::snprintf(buf, sizeof buf,
-                  "blow-up at step %lld: particle %lld moved by (%g, %g) in one step, non-finite or more than "
-                  "half the interaction range (%g)",
-                  (long long)failed, (long long)control.bad_index, dx, dy, 0.5 * double(min_width_));
-    error_ = buf;
+    error_ = blow_up_message(failed, (long long)control.bad_index, dx, dy, 0.5 * double(min_width_));
 
     copy_on_device(next_pos_.get(), cur_pos_.get(), n_);
     copy_on_device(next_q_.get(), cur_q_.get(), C * n_);
@@ -311,29 +306,14 @@ class CudaSimulator final : public Simulator {
   }
 };
 
-template <class Real>
-std::unique_ptr<Simulator> make(const SystemSpec& system, const RunSpec& run, const double* x, const double* q,
-                                const double* radius, std::size_t n) {
-  return with_pair<Real>(system, [&](auto pair) -> std::unique_ptr<Simulator> {
-    using Pair = decltype(pair);
-    if (system.model == Model::AOUP) {
-      auto prop = AOUPPropulsion<Real>::make(system.gamma, run.dt);
-      return std::make_unique<CudaSimulator<Real, Pair, AOUPPropulsion<Real>>>(system, run, pair, prop, x, q,
-                                                                              radius, n);
-    }
-    auto prop = ABPPropulsion<Real>::make(system.rotational_diffusion, run.dt);
-    return std::make_unique<CudaSimulator<Real, Pair, ABPPropulsion<Real>>>(system, run, pair, prop, x, q, radius, n);
-  });
-}
-
 }  // namespace
 }  // namespace cuda
 
 std::unique_ptr<Simulator> make_cuda_simulator(const SystemSpec& system, const RunSpec& run, bool double_precision,
                                                const double* x, const double* q, const double* radius,
                                                std::size_t n) {
-  return double_precision ? cuda::make<double>(system, run, x, q, radius, n)
-                          : cuda::make<float>(system, run, x, q, radius, n);
+  return double_precision ? make_driver<cuda::CudaSimulator, double>(system, run, x, q, radius, n)
+                          : make_driver<cuda::CudaSimulator, float>(system, run, x, q, radius, n);
 }
 
 }  // namespace activescore
