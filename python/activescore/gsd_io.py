@@ -89,26 +89,30 @@ class GSDWriter:
         return False
 
 
-def read_metadata(path) -> dict:
-    with _gsd_hoomd().open(str(path), "r") as f:
-        return json.loads(bytes(f[0].log[_METADATA]).decode())
+def _header(f, path):
+    """(metadata, system) from frame 0 of an open activescore GSD file."""
+    from .systems import system_from_dict
+
+    if len(f) == 0:
+        raise ValueError(f"{path} holds no frames")
+    meta = json.loads(bytes(f[0].log[_METADATA]).decode())
+    return meta, system_from_dict(meta["system"])
+
+
+def _frame_state(frame, system):
+    """(x, q, step) of one frame, from the exact float64 logs."""
+    x = np.asarray(frame.log[_POSITION], dtype=np.float64).reshape(-1, 2)
+    q = np.asarray(frame.log[_PROPULSION], dtype=np.float64).reshape(system.n_particles, -1)
+    return x, q, int(frame.configuration.step)
 
 
 def load_trajectory(path):
     """Read a GSD file written by activescore back into a :class:`Trajectory` (float64 state, system, seed)."""
-    from .systems import system_from_dict
     from .trajectory import Trajectory
 
     with _gsd_hoomd().open(str(path), "r") as f:
-        if len(f) == 0:
-            raise ValueError(f"{path} holds no frames")
-        meta = json.loads(bytes(f[0].log[_METADATA]).decode())
-        system = system_from_dict(meta["system"])
-        xs, qs, steps = [], [], []
-        for frame in f:
-            xs.append(np.asarray(frame.log[_POSITION], dtype=np.float64).reshape(-1, 2))
-            qs.append(np.asarray(frame.log[_PROPULSION], dtype=np.float64).reshape(system.n_particles, -1))
-            steps.append(int(frame.configuration.step))
+        meta, system = _header(f, path)
+        xs, qs, steps = zip(*(_frame_state(frame, system) for frame in f))
     traj = Trajectory(system, np.stack(xs), np.stack(qs), np.asarray(steps, dtype=np.int64), meta["dt"],
                       meta["seed"], backend=meta.get("backend", ""))
     traj.final_state = traj.state(-1)
@@ -116,5 +120,10 @@ def load_trajectory(path):
 
 
 def load_state(path, frame: int = -1):
-    """The resumable :class:`State` at a frame of a GSD file (default: the last)."""
-    return load_trajectory(path).state(frame)
+    """The resumable :class:`State` at a frame of a GSD file (default: the last); reads that frame only."""
+    from .trajectory import State
+
+    with _gsd_hoomd().open(str(path), "r") as f:
+        meta, system = _header(f, path)
+        x, q, step = _frame_state(f[frame], system)
+    return State(system, x, q, step, meta["seed"], meta["dt"])

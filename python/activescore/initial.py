@@ -9,25 +9,24 @@ import numpy as np
 from .backends import rng
 
 
-def _draw(seed: int, n: int) -> np.ndarray:
-    """(n, 4) standard normals and (n, 4) uniforms keyed by (seed, step 0, particle, INITIAL_CONDITION)."""
-    particles = np.arange(n, dtype=np.uint64)
+def draw(system, seed: int) -> np.ndarray:
+    """(n, 4) standard normals keyed by (seed, step 0, particle, INITIAL_CONDITION): the one draw an initial
+    state is made from (positions from columns 0-1, propulsion from columns 2-3)."""
+    particles = np.arange(system.n_particles, dtype=np.uint64)
     return rng.normals4_array(seed, 0, particles, rng.INITIAL_CONDITION)
 
 
-def propulsion(system, seed: int) -> np.ndarray:
-    """Stationary propulsion: AOUP g_i ~ N(0, I) (n, 2); ABP θ_i uniform on [0, 2π) (n, 1)."""
-    z = _draw(seed, system.n_particles)
+def propulsion(system, z: np.ndarray) -> np.ndarray:
+    """Stationary propulsion from the draw z: AOUP g_i ~ N(0, I) (n, 2); ABP θ_i uniform on [0, 2π) (n, 1)."""
     if system.model == "aoup":
         return np.ascontiguousarray(z[:, 2:4])
     # An angle from a standard normal pair is uniform on the circle.
     return np.ascontiguousarray(np.mod(np.arctan2(z[:, 3], z[:, 2]), 2 * np.pi)[:, None])
 
 
-def uniform_positions(system, seed: int) -> np.ndarray:
+def uniform_positions(system, z: np.ndarray) -> np.ndarray:
     """Positions uniform in the box. The Box–Muller pair (n0, n1) = r (cos 2πu1, sin 2πu1), r² = −2 ln u0 gives
     back its two independent uniforms, so positions and propulsion (n2, n3) come from one draw."""
-    z = _draw(seed, system.n_particles)
     u = np.stack([np.exp(-0.5 * (z[:, 0] ** 2 + z[:, 1] ** 2)),
                   np.mod(np.arctan2(z[:, 1], z[:, 0]) / (2 * np.pi), 1.0)], axis=-1)
     L = system.box_length

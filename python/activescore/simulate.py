@@ -49,8 +49,9 @@ def _initial_state(system, init, seed: int):
         q = check.array("init.q", init.q, (n, system.spec().propulsion_components))
         return x, q, int(init.step)
     check.choice("init", init, {"uniform", "cluster"})
-    x = initial.uniform_positions(system, seed) if init == "uniform" else initial.cluster_positions(system)
-    return x, initial.propulsion(system, seed), 0
+    z = initial.draw(system, seed)
+    x = initial.uniform_positions(system, z) if init == "uniform" else initial.cluster_positions(system)
+    return x, initial.propulsion(system, z), 0
 
 
 class _Recorder:
