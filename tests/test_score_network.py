@@ -117,3 +117,54 @@ def test_config_validation_and_round_trip():
         ScoreNetConfig(cutoff=1.0, cutoff_width=2.0)
     with pytest.raises(ValueError):
         ScoreNetConfig(norm="middle")
+
+
+def test_force_tokens_carry_each_neighbours_compiled_force():
+    import activescore as a
+
+    system = a.mips(40, 40 * np.pi / BOX**2)
+    x, g = random_snapshot(12)
+    snapshots = make_snapshots(x[None], g[None], BOX, 8, np.float64, system=system)
+    n = len(x)
+    tokens = gather_tokens(jax.tree_util.tree_map(jnp.asarray, snapshots), jnp.zeros(n, jnp.int32), jnp.arange(n),
+                           BOX, jnp.zeros(n))
+    force = a.forces(system, x)
+    # JAX without x64 stores float32: equal to rounding.
+    np.testing.assert_allclose(np.asarray(tokens.force), force[np.asarray(snapshots.neighbors[0])], rtol=1e-6,
+                               atol=1e-7)
+
+
+def test_force_input_of_another_size_uses_that_box():
+    # A score applied to other N / φ (transfer) must see the forces of the snapshot's own box.
+    import activescore as a
+    from activescore.learning.data import interaction_forces
+
+    system = a.mips(40, 40 * np.pi / BOX**2)
+    other = system.with_size(60, packing_fraction=0.3)
+    x = np.random.default_rng(13).uniform(-other.box_length / 2, other.box_length / 2, (2, 60, 2))
+    np.testing.assert_array_equal(interaction_forces(system, x, other.box_length)[1], a.forces(other, x[1]))
+
+
+def test_gaussian_baseline_and_output_scale():
+    rng = np.random.default_rng(14)
+    tokens = ParticleTokens(jnp.asarray(rng.normal(size=(5, 8, 2)), jnp.float32),
+                            jnp.asarray(rng.normal(size=(5, 8, 2)), jnp.float32), jnp.zeros((5, 2)), jnp.zeros(5),
+                            jnp.asarray(rng.normal(size=(5, 8, 2)), jnp.float32))
+    plain = ScoreNetConfig.small(force_input=True)
+    params = init_params(plain, jax.random.PRNGKey(15))
+    correction = np.asarray(ScoreNet(plain).apply(params, tokens))
+    scaled = ScoreNet(plain.replace(gaussian_baseline=True, output_scale=4.0)).apply(params, tokens)
+    np.testing.assert_allclose(np.asarray(scaled), 4.0 * correction - np.asarray(tokens.g[:, 0]), rtol=1e-5,
+                               atol=1e-5)
+    # The correction really depends on the force input.
+    moved = ScoreNet(plain).apply(params, tokens._replace(force=tokens.force + 1.0))
+    assert not np.allclose(np.asarray(moved), correction, atol=1e-3)
+
+
+def test_force_input_and_scale_validation():
+    with pytest.raises(ValueError, match="force_input"):
+        ScoreNetConfig.small(force_input=True, predict_x=True)
+    with pytest.raises(ValueError, match="output_scale"):
+        ScoreNetConfig.small(output_scale=0.0)
+    with pytest.raises(ValueError, match="force_unit"):
+        ScoreNetConfig.small(force_unit=-1.0)

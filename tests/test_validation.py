@@ -104,3 +104,11 @@ def test_systems_round_trip_through_dict():
     b = a.ABP(5, packing_fraction=0.3, rotational_diffusion=0.7)
     assert a.system_from_dict(b.to_dict()) == b
     assert a.mips(100, 0.5).packing_fraction == pytest.approx(0.5)
+
+
+def test_with_size_keeps_the_dynamics():
+    system = a.mips(100, 0.5, gamma=3e-3)
+    other = system.with_size(400, packing_fraction=0.25)
+    assert other.n_particles == 400 and abs(other.packing_fraction - 0.25) < 1e-12
+    assert {**other.to_dict(), "n_particles": 0, "box_length": 0} == {**system.to_dict(), "n_particles": 0,
+                                                                       "box_length": 0}

@@ -86,8 +86,8 @@ class _ParticleSystem:
     def with_size(self, n_particles: int, *, packing_fraction: float | None = None) -> "_ParticleSystem":
         """The same system with another particle count (and packing fraction), e.g. for transfer studies."""
         d = self.to_dict()
-        d.pop("model")
-        d.pop("box_length")
+        for key in ("model", "box_length", "n_particles"):
+            d.pop(key)
         if not np.isscalar(d["radius"]):
             raise ValueError("with_size needs a monodisperse system (one radius)")
         return type(self)(n_particles, packing_fraction=packing_fraction or self.packing_fraction, **d)

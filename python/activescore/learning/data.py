@@ -18,11 +18,13 @@ from .neighbors import knn, minimum_image
 
 
 class Snapshots(NamedTuple):
-    """Frames of one system: ``x``, ``g`` (F, N, 2) and ``neighbors`` (F, N, k) int32 (self first)."""
+    """Frames of one system: ``x``, ``g`` (F, N, 2), ``neighbors`` (F, N, k) int32 (self first) and, for networks
+    with ``force_input``, the interaction forces ``force`` (F, N, 2) (else None)."""
 
     x: jnp.ndarray
     g: jnp.ndarray
     neighbors: jnp.ndarray
+    force: jnp.ndarray | None = None
 
 
 def sample_arrays(samples) -> tuple[np.ndarray, np.ndarray]:
@@ -50,9 +52,27 @@ def neighbor_lists(x: np.ndarray, box_length: float, k: int) -> np.ndarray:
     return np.stack([knn(frame, box_length, k)[0].astype(np.int32) for frame in x])
 
 
-def make_snapshots(x: np.ndarray, g: np.ndarray, box_length: float, k: int, dtype) -> Snapshots:
-    """Host arrays for :func:`gather_tokens`: positions and propulsions in the network dtype plus neighbours."""
-    return Snapshots(np.asarray(x, dtype=dtype), np.asarray(g, dtype=dtype), neighbor_lists(x, box_length, k))
+def interaction_forces(system, x: np.ndarray, box_length: float) -> np.ndarray:
+    """(F, N, 2) float64 forces k Σ F − A x of every frame (the ``force_input`` of the network), from the compiled
+    core, for ``system`` resized to the frames' particle count and box (a score applied to another size)."""
+    from activescore.simulate import forces
+
+    n = x.shape[1]
+    if system.n_particles != n or system.box_length != box_length:
+        d = system.to_dict()
+        d.update(n_particles=n, box_length=box_length)
+        d.pop("packing_fraction", None)
+        from activescore.systems import system_from_dict
+
+        system = system_from_dict(d)
+    return np.stack([forces(system, frame) for frame in x])
+
+
+def make_snapshots(x: np.ndarray, g: np.ndarray, box_length: float, k: int, dtype, *, system=None) -> Snapshots:
+    """Host arrays for :func:`gather_tokens`: positions and propulsions in the network dtype plus neighbours, and
+    the interaction forces when ``system`` is given (networks with ``force_input``)."""
+    force = None if system is None else np.asarray(interaction_forces(system, x, box_length), dtype=dtype)
+    return Snapshots(np.asarray(x, dtype=dtype), np.asarray(g, dtype=dtype), neighbor_lists(x, box_length, k), force)
 
 
 def gather_tokens(snapshots: Snapshots, frames, particles, box_length: float, log_sigma) -> ParticleTokens:
@@ -61,8 +81,9 @@ def gather_tokens(snapshots: Snapshots, frames, particles, box_length: float, lo
     position = snapshots.x[frames, particles]  # (B, 2)
     neighbor_x = snapshots.x[frames[:, None], neighbors]  # (B, k, 2)
     displacement = minimum_image(position[:, None, :] - neighbor_x, box_length)
+    force = None if snapshots.force is None else snapshots.force[frames[:, None], neighbors]
     return ParticleTokens(displacement=displacement, g=snapshots.g[frames[:, None], neighbors],
-                          position=position, log_sigma=log_sigma)
+                          position=position, log_sigma=log_sigma, force=force)
 
 
 def fingerprint(*arrays: np.ndarray) -> str:

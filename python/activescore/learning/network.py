@@ -51,6 +51,18 @@ class ScoreNetConfig:
             times faster with this path. Off in the paper's network.
         norm: ``"post"`` (post-LayerNorm blocks, the paper) or ``"pre"`` (pre-LayerNorm: the residual stream keeps
             its scale, which helps regress scores that are sums over neighbours).
+        gaussian_baseline: output ``s_g = -g_i + correction``. Every AOUP propulsion is exactly N(0, I) in the
+            steady state, so ``-g_i`` is the score of the g-marginal and the network learns only what the
+            interactions add (zero for an ideal gas).
+        force_input: every token also carries its particle's interaction force F_j (x-only: k Σ F − A x) divided
+            by ``force_unit``. With ε = 0 a particle's velocity b_x,j = v0 g_j + F_j is slaved to its neighbours'
+            along every contact (physics.md §6), so the g-score depends on F to a precision of order √γ; computing
+            F from displacements to that precision is what a network finds hardest, and the compiled core gives
+            it exactly. Not with ``predict_x`` (DSM would have to recompute F at perturbed positions).
+        force_unit: the force scale; v0 makes g_j + F_j/v0 the velocity in units of v0.
+        output_scale: the readouts' outputs are multiplied by it. With ε = 0 the g-score's correction is of order
+            1/√γ (≈ 100 for the paper's MIPS; physics.md §6), far beyond the O(1) outputs of a fresh network;
+            scaling the output keeps the trained weights O(1).
         dtype: parameter and computation dtype, ``"float32"`` or ``"float64"`` (the latter needs JAX x64).
     """
 
@@ -71,6 +83,10 @@ class ScoreNetConfig:
     cutoff_width: float = 0.5
     readout_skip: bool = False
     norm: str = "post"
+    gaussian_baseline: bool = False
+    output_scale: float = 1.0
+    force_input: bool = False
+    force_unit: float = 1.0
     dtype: str = "float32"
 
     def __post_init__(self):
@@ -82,6 +98,12 @@ class ScoreNetConfig:
             raise ValueError(f"norm must be 'post' or 'pre', got {self.norm!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        if self.force_input and self.predict_x:
+            raise ValueError("force_input is for ε = 0 networks (g-score only), not with predict_x")
+        if not self.force_unit > 0:
+            raise ValueError(f"force_unit must be > 0, got {self.force_unit}")
+        if not self.output_scale > 0:
+            raise ValueError(f"output_scale must be > 0, got {self.output_scale}")
         if not self.length_scale > 0:
             raise ValueError(f"length_scale must be > 0, got {self.length_scale}")
         if self.cutoff is not None and not 0 < self.cutoff_width <= self.cutoff:
@@ -130,13 +152,15 @@ class ParticleTokens(NamedTuple):
 
     ``displacement`` (B, k, 2) is ``x_i - x_j`` under the minimum image, ``g`` (B, k, 2) the neighbours'
     propulsions, ``position`` (B, 2) the absolute ``x_i`` (used only with ``absolute_position``) and
-    ``log_sigma`` (B,) the noise level (used only with ``sigma_conditioning``).
+    ``log_sigma`` (B,) the noise level (used only with ``sigma_conditioning``) and ``force`` (B, k, 2) the
+    neighbours' interaction forces (used only with ``force_input``; None otherwise).
     """
 
     displacement: jax.Array
     g: jax.Array
     position: jax.Array
     log_sigma: jax.Array
+    force: jax.Array | None = None
 
 
 class MLP(nn.Module):
@@ -238,7 +262,10 @@ class ScoreNet(nn.Module):
         dt = c.jnp_dtype
         half = c.width // 2
         displacement = tokens.displacement.astype(dt) / c.length_scale
-        h = jnp.concatenate([MLP(c.embed_hidden, c.embed_layers, half, dt, name="embed_g")(tokens.g.astype(dt)),
+        propulsion = tokens.g.astype(dt)
+        if c.force_input:
+            propulsion = jnp.concatenate([propulsion, tokens.force.astype(dt) / c.force_unit], axis=-1)
+        h = jnp.concatenate([MLP(c.embed_hidden, c.embed_layers, half, dt, name="embed_g")(propulsion),
                              MLP(c.embed_hidden, c.embed_layers, half, dt, name="embed_x")(displacement)], axis=-1)
         if c.absolute_position:
             position = tokens.position.astype(dt) / c.length_scale
@@ -259,10 +286,12 @@ class ScoreNet(nn.Module):
             neighbour_weight = jnp.ones(embedded.shape[:-1], dt) if key_weight is None else key_weight
             neighbour_sum = jnp.sum(neighbour_weight[..., 1:, None] * embedded[..., 1:, :], axis=-2)
             self_token = jnp.concatenate([self_token, embedded[..., 0, :], neighbour_sum], axis=-1)
-        s_g = MLP(c.readout_hidden, c.readout_layers, 2, dt, name="readout_g")(self_token)
+        s_g = c.output_scale * MLP(c.readout_hidden, c.readout_layers, 2, dt, name="readout_g")(self_token)
+        if c.gaussian_baseline:
+            s_g = s_g - tokens.g[..., 0, :].astype(dt)
         if not c.predict_x:
             return s_g
-        s_x = MLP(c.readout_hidden, c.readout_layers, 2, dt, name="readout_x")(self_token)
+        s_x = c.output_scale * MLP(c.readout_hidden, c.readout_layers, 2, dt, name="readout_x")(self_token)
         return jnp.concatenate([s_x, s_g], axis=-1)
 
 
@@ -271,7 +300,7 @@ def init_params(config: ScoreNetConfig, key: jax.Array):
     k = config.k
     dt = config.jnp_dtype
     dummy = ParticleTokens(jnp.zeros((1, k, 2), dt), jnp.zeros((1, k, 2), dt), jnp.zeros((1, 2), dt),
-                           jnp.zeros((1,), dt))
+                           jnp.zeros((1,), dt), jnp.zeros((1, k, 2), dt) if config.force_input else None)
     return ScoreNet(config).init(key, dummy)
 
 

@@ -120,7 +120,9 @@ class Score:
         n = x.shape[0]
         k = min(self.config.k, n)
         dtype = self.config.jnp_dtype
-        snapshots = jax.tree_util.tree_map(jnp.asarray, make_snapshots(x[None], g[None], box_length, k, dtype))
+        host = make_snapshots(x[None], g[None], box_length, k, dtype,
+                              system=self.system if self.config.force_input else None)
+        snapshots = jax.tree_util.tree_map(jnp.asarray, host)
         # A power-of-two chunk no larger than needed: few distinct shapes, so few compilations.
         chunk = min(self.chunk_size, 1 << max(0, (n - 1).bit_length()))
         log_sigma = jnp.full((chunk,), self._log_sigma(sigma), dtype)

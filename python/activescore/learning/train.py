@@ -321,7 +321,8 @@ def train_score(system, samples, config: ScoreNetConfig | None = None, *, loss: 
         warnings.warn(f"samples have {x.shape[1]} particles, the system {system.n_particles}", stacklevel=2)
     # Fewer particles than tokens: use them all (the network does not depend on the token count).
     k = min(config.k, x.shape[1])
-    snapshots = make_snapshots(x, g, float(system.box_length), k, config.jnp_dtype)
+    snapshots = make_snapshots(x, g, float(system.box_length), k, config.jnp_dtype,
+                               system=system if config.force_input else None)
     if config.cutoff is not None and k < x.shape[1]:
         noise_margin = 4 * max(sigmas, default=0.0)  # DSM moves displacements by ≈ σ√2 per component
         check_cutoff_coverage(x, snapshots.neighbors, float(system.box_length), config.cutoff + noise_margin)
