@@ -59,7 +59,9 @@ def test_interrupted_simulate_resumes_to_the_unbroken_result(tmp_path, monkeypat
 
 @pytest.mark.parametrize("override, key", [("system.vv0=1", "system.vv0"), ("system.v0=-1", "system.v0"),
                                            ("simulation.dt=0", "dt"), ("simulation.n_steps=ten", "simulation.n_steps"),
-                                           ("train.loss=3", "train.loss"), ("nosection.x=1", "nosection.x")])
+                                           ("train.loss=3", "train.loss"), ("nosection.x=1", "nosection.x"),
+                                           ("train.frames_in_memory=1", "train.frames_in_memory"),
+                                           ("train.steps_per_window=-1", "train.steps_per_window")])
 def test_bad_config_is_rejected_before_any_work(tmp_path, capsys, override, key):
     out = tmp_path / "bad"
     assert run_cli("simulate", "--set", override, "--out", out) == 2
@@ -95,6 +97,22 @@ def test_dataset_train_estimate_plot_pipeline(tmp_path):
                    "train.checkpoint_every=10", "--data", data, "--out", tmp_path / "t") == 0
 
 
+def test_train_streams_a_data_set_with_more_frames_than_frames_in_memory(tmp_path):
+    from activescore.dataset import DatasetPlan, build_dataset
+    from activescore.learning import Score
+
+    system = a.AOUP(24, packing_fraction=0.3, v0=0.5, gamma=0.5, eps=0.1)
+    plan = DatasetPlan(n_frames=6, spacing=10, burn_in=50, dt=0.02, seed=1, shard_frames=4)
+    build_dataset(system, plan, tmp_path / "ds", progress=False, n_threads=1)
+    assert run_cli("train", "--set", "train.n_steps=6", "--set", "train.batch_particles=8", "--set",
+                   "train.frames_in_memory=4", "--set", "train.steps_per_window=2", "--set",
+                   "train.checkpoint_every=3", "--data", tmp_path / "ds", "--out", tmp_path / "t") == 0
+    windows = Score.load(tmp_path / "t" / "score.msgpack").info["windows"]
+    assert windows["window_frames"] == 2 and windows["steps_per_window"] == 2 and windows["n_frames"] == 6
+    assert json.loads((tmp_path / "t" / "run.json").read_text())["stages"]["train"]["windows"] == windows
+
+
 def test_config_command_prints_resolved_toml(capsys):
     assert run_cli("config", "--set", "system.n_particles=99") == 0
-    assert "n_particles = 99" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "n_particles = 99" in out and "frames_in_memory = 0" in out

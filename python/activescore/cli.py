@@ -146,16 +146,23 @@ def stage_train(run: Run, data: Path, tr: dict) -> Path:
     elif tr["network"] != "small":
         raise ValueError(f"config key train.network: expected 'small' or 'paper', got {tr['network']!r}")
     sigma = tr["sigma"] if len(tr["sigma"]) > 1 else tr["sigma"][0]
+    frames_in_memory = tr["frames_in_memory"] or None  # 0: automatic
     _say(f"train: {tr['loss']} loss" + (f", sigma={tr['sigma']}" if tr["loss"] == "dsm" else "") +
          f", {tr['network']} network, {tr['n_steps']} steps of {tr['batch_particles']} particles, "
-         f"on {len(dataset)} snapshots of {system.n_particles} particles -> {path}")
+         f"on {len(dataset)} snapshots of {system.n_particles} particles" +
+         (f" (at most {frames_in_memory} in memory)" if frames_in_memory else "") + f" -> {path}")
     start = time.perf_counter()
-    score = train_score(system, dataset.load(), network, loss=tr["loss"], sigma=sigma, n_steps=tr["n_steps"],
+    # The data set itself, not its frames: one larger than memory is streamed from its shards.
+    score = train_score(system, dataset, network, loss=tr["loss"], sigma=sigma, n_steps=tr["n_steps"],
                         batch_particles=tr["batch_particles"], learning_rate=tr["learning_rate"], seed=tr["seed"],
                         checkpoint=run.out / "checkpoint.msgpack", checkpoint_every=tr["checkpoint_every"],
-                        progress=True)
+                        progress=True, frames_in_memory=frames_in_memory,
+                        steps_per_window=tr["steps_per_window"] or None)
     score.save(path)
-    run.finish("train", time.perf_counter() - start, file=path.name)
+    windows = score.info.get("windows")
+    if windows is not None:
+        _say(f"train: streamed windows of {windows['window_frames']} frames, {windows['steps_per_window']} steps each")
+    run.finish("train", time.perf_counter() - start, file=path.name, windows=windows)
     return path
 
 

@@ -58,11 +58,21 @@ DEFAULTS: dict = {
         "seed": 0,
         "checkpoint_every": 200,
         "network": "small",         # "small" or "paper"
+        "frames_in_memory": 0,      # most frames held at once; a larger data set is streamed in windows of half
+                                    # as many frames (0 = load it whole when it fits 1 GiB, else stream)
+        "steps_per_window": 0,      # steps before the next window (0 = each particle of a window drawn ~once)
     },
     "estimate": {
         "bins": 48,
         "frames": 0,                # 0 = all frames of the data set
     },
+}
+
+
+#: Keys whose values are restricted beyond their type: (accepts the value, what is expected).
+_VALUE_CHECKS = {
+    "train.frames_in_memory": (lambda v: v == 0 or v >= 2, "0 (automatic) or an integer >= 2"),
+    "train.steps_per_window": (lambda v: v >= 0, "0 (automatic) or a positive integer"),
 }
 
 
@@ -132,6 +142,9 @@ def resolve(path=None, overrides=(), sections=None) -> dict:
             known = sorted(k for k in flat_defaults if k.startswith(section + ".")) or sorted(DEFAULTS)
             raise ValueError(f"config: unknown key {key!r} (known: {', '.join(known)})")
         value = _coerce(key, value, flat_defaults[key])
+        accepts, expected = _VALUE_CHECKS.get(key, (lambda v: True, None))
+        if not accepts(value):
+            raise ValueError(f"config key {key}: expected {expected}, got {value!r}")
         section, name = key.split(".", 1)
         config[section][name] = value
     return {k: v for k, v in config.items() if sections is None or k in sections}

@@ -8,11 +8,13 @@ Format (a folder; every file written atomically, so an interrupted build leaves 
     q_00000.npy ...      (frames, N, 2) propulsion g (AOUP) or (frames, N, 1) θ (ABP)
     step_00000.npy ...   (frames,) global step of each frame
 
-Shards are memory-mapped on reading, so sets larger than memory can be used frame by frame.
+Shards are memory-mapped on reading, so sets larger than memory can be used frame by frame (training streams
+them in windows of frames: learning/stream.py).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -65,6 +67,17 @@ class SnapshotDataset:
     @property
     def dt(self) -> float:
         return self.metadata["dt"]
+
+    def fingerprint(self) -> str:
+        """A short hash of the data that reads no frame, for training checkpoints: the manifest (system, plan, and the
+        simulation state after the last shard, which differs for any other simulation) and every shard's size.
+        A shard edited in place to the same size goes unnoticed."""
+        h = hashlib.blake2b(digest_size=12)
+        h.update(json.dumps(self.metadata, sort_keys=True).encode())
+        for k in range(self.metadata["shards"]):
+            for name in (f"x_{k:05d}.npy", f"q_{k:05d}.npy", f"step_{k:05d}.npy"):
+                h.update(f"{name}:{(self.path / name).stat().st_size};".encode())
+        return h.hexdigest()
 
     def _locate(self, i: int):
         n = len(self)

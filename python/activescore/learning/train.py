@@ -1,10 +1,12 @@
 """Training a :class:`ScoreNet` on stationary snapshots (issue 4): Optax, EMA, checkpoints, data parallelism.
 
-A step draws ``batch_particles`` (frame, particle) pairs uniformly from all snapshots, gathers their tokens on
-the device, and takes one optimiser step on the chosen loss. Every random number of step t comes from
-``fold_in(PRNGKey(seed), t)``, so a run is a pure function of (data, settings, seed) and a run resumed from a
-checkpoint retraces the unbroken one exactly. The minibatch is split across all visible devices (or those
-given) along one mesh axis; parameters and data are replicated and gradients are averaged by the compiler.
+A step draws ``batch_particles`` (frame, particle) pairs uniformly from the snapshots on the device, gathers
+their tokens there, and takes one optimiser step on the chosen loss. The snapshots are all frames or, for a data
+set larger than the memory budget, a window of frames replaced every few steps (stream.py). Every random number
+of step t comes from ``fold_in(PRNGKey(seed), t)`` and its window from (seed, t), so a run is a pure function of
+(data, settings, seed) and a run resumed from a checkpoint retraces the unbroken one exactly. The minibatch is
+split across all visible devices (or those given) along one mesh axis; parameters and data are replicated and
+gradients are averaged by the compiler.
 """
 
 from __future__ import annotations
@@ -23,13 +25,18 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from ..dataset import SnapshotDataset
 from .checkpoint import load_tree, save_tree
 from .data import Snapshots, fingerprint, gather_tokens, make_snapshots, sample_arrays
 from .losses import dsm_loss, implicit_loss
 from .network import ScoreNet, ScoreNetConfig, init_params
 from .score import Score
+from .stream import (DEFAULT_MEMORY_BYTES, ResidentFrames, WindowStream, check_window_settings, frame_bytes,
+                     plan_windows, read_window)
 
 LOSSES = ("dsm", "implicit")
+#: Frames of a streamed data set on which the neighbour cutoff's coverage is checked before training.
+COVERAGE_FRAMES = 16
 
 
 @dataclass(frozen=True)
@@ -159,25 +166,32 @@ def _mesh(devices) -> Mesh:
     return Mesh(np.array(devices), ("data",))
 
 
-def run_metadata(system, net_config: ScoreNetConfig, train_config: TrainConfig, data_hash: str) -> dict:
-    """What a checkpoint must match to be resumed."""
-    return {"system": system.to_dict(), "network": net_config.to_dict(), "training": train_config.to_dict(),
-            "data": data_hash}
+def run_metadata(system, net_config: ScoreNetConfig, train_config: TrainConfig, data_hash: str,
+                 windows: dict | None = None) -> dict:
+    """What a checkpoint must match to be resumed (``windows``: the window plan of a streamed run)."""
+    metadata = {"system": system.to_dict(), "network": net_config.to_dict(), "training": train_config.to_dict(),
+                "data": data_hash}
+    if windows is not None:
+        metadata["windows"] = windows
+    return metadata
 
 
-def train(system, snapshots_host: Snapshots, net_config: ScoreNetConfig, train_config: TrainConfig, *,
+def train(system, data: Snapshots | WindowStream, net_config: ScoreNetConfig, train_config: TrainConfig, *,
           data_hash: str, checkpoint=None, checkpoint_every: int = 1000, log_every: int = 100,
           progress: bool = True, devices=None, callback: Callable | None = None):
     """Run (or resume) training; returns ``(final TrainState, loss history [(step, mean loss)])``.
 
+    ``data``: host snapshots of all frames, or a :class:`WindowStream` of a data set's windows.
     ``callback(step, loss)`` is called at every logging point (after the checkpoint of that step, if any).
     """
+    data = ResidentFrames(data) if isinstance(data, Snapshots) else data
+    windows = None if data.plan is None else data.plan.to_dict()
     mesh = _mesh(devices)
     n_devices = mesh.devices.size
     if train_config.batch_particles % n_devices:
         raise ValueError(f"batch_particles ({train_config.batch_particles}) must be a multiple of the number of "
                          f"devices ({n_devices})")
-    metadata = json.loads(json.dumps(run_metadata(system, net_config, train_config, data_hash)))
+    metadata = json.loads(json.dumps(run_metadata(system, net_config, train_config, data_hash, windows)))
     state = init_state(net_config, train_config)
     history: list = []
     if checkpoint is not None and os.path.exists(checkpoint):
@@ -192,7 +206,6 @@ def train(system, snapshots_host: Snapshots, net_config: ScoreNetConfig, train_c
 
     replicated = NamedSharding(mesh, PartitionSpec())
     state = jax.device_put(state, replicated)
-    snapshots = jax.device_put(snapshots_host, replicated)
     step_fn = make_train_step(net_config, train_config, float(system.box_length), mesh)
 
     def save(state):
@@ -202,8 +215,12 @@ def train(system, snapshots_host: Snapshots, net_config: ScoreNetConfig, train_c
     start = int(state.step)
     bar = _progress_bar(progress, train_config.n_steps, start)
     losses = []
+    snapshots = None
     try:
         for step in range(start, train_config.n_steps):
+            if snapshots is None or data.starts_window(step):
+                snapshots = None  # drop the finished window first: only it and the next one being read are held
+                snapshots = data.window_at(step, lambda tree: jax.device_put(tree, replicated))
             state, loss = step_fn(state, snapshots)
             losses.append(loss)
             done = step + 1
@@ -282,13 +299,15 @@ def train_score(system, samples, config: ScoreNetConfig | None = None, *, loss: 
                 checkpoint=None, progress: bool = True, warmup_steps: int | None = None,
                 final_lr_fraction: float = 0.01, optimizer: str = "radam", weight_decay: float = 0.0,
                 grad_clip: float = 1.0, ema_decay: float = 0.999, checkpoint_every: int = 1000,
-                log_every: int = 100, devices=None, callback: Callable | None = None) -> Score:
+                log_every: int = 100, devices=None, callback: Callable | None = None,
+                frames_in_memory: int | None = None, steps_per_window: int | None = None) -> Score:
     """Learn the per-particle score of ``system`` from stationary ``samples``.
 
     Args:
         system: an :class:`activescore.AOUP` (uses ``box_length``, ``eps``, ``trap``, ``to_dict()``).
-        samples: a :class:`activescore.Trajectory` (or anything with ``.x``, ``.g`` of shape (frames, N, 2)) or
-            a tuple ``(x, g)``. Frames should be stationary (after burn-in).
+        samples: a :class:`activescore.Trajectory` (or anything with ``.x``, ``.g`` of shape (frames, N, 2)), a
+            tuple ``(x, g)``, or a :class:`activescore.dataset.SnapshotDataset` (or its folder). Frames should be
+            stationary (after burn-in).
         config: the network (default: :meth:`ScoreNetConfig.small` with an x head when ε > 0, the absolute
             position when trapped, σ conditioning when several σ).
         loss: ``"dsm"`` (antithetic denoising; learns the score of the σ-smoothed density) or ``"implicit"``
@@ -303,10 +322,17 @@ def train_score(system, samples, config: ScoreNetConfig | None = None, *, loss: 
         progress: show a tqdm bar with the running loss (updated every ``log_every`` steps).
         devices: JAX devices for data parallelism (default: all visible); ``batch_particles`` must divide evenly.
         callback: ``callback(step, loss)`` at every logging point.
+        frames_in_memory: for a data set, the most frames held in memory at once (default: as many as fit
+            1 GiB). A data set with more frames is streamed: training sees a window of ``frames_in_memory // 2``
+            frames on the device while the next window is read in the background, a new one every
+            ``steps_per_window`` steps (default: each particle of a window drawn about once). Windows follow a
+            shuffled order fixed by ``seed``, every frame once per epoch. Samples already in memory are always
+            used whole.
 
     Returns:
         a :class:`Score` holding the EMA weights.
     """
+    check_window_settings(frames_in_memory, steps_per_window)
     sigmas = tuple(float(s) for s in np.atleast_1d(sigma)) if loss == "dsm" else ()
     train_config = TrainConfig(
         loss=loss, sigmas=sigmas, n_steps=int(n_steps), batch_particles=int(batch_particles),
@@ -314,22 +340,57 @@ def train_score(system, samples, config: ScoreNetConfig | None = None, *, loss: 
         warmup_steps=int(min(1000, n_steps // 10) if warmup_steps is None else warmup_steps),
         final_lr_fraction=float(final_lr_fraction), optimizer=optimizer, weight_decay=float(weight_decay),
         grad_clip=float(grad_clip), ema_decay=float(ema_decay), seed=int(seed))
-    x, g = sample_arrays(samples)
-    config = default_network(system, len(sigmas), x.shape[1]) if config is None else config
-    check_network(system, config, train_config, x.shape[1])
-    if x.shape[1] != system.n_particles:
-        warnings.warn(f"samples have {x.shape[1]} particles, the system {system.n_particles}", stacklevel=2)
+    dataset = _as_dataset(samples)
+    if dataset is None:
+        x, g = sample_arrays(samples)
+        n_frames, n_particles = x.shape[:2]
+    else:
+        n_frames, n_particles = len(dataset), dataset.x.shape[1]
+    config = default_network(system, len(sigmas), n_particles) if config is None else config
+    check_network(system, config, train_config, n_particles)
+    if n_particles != system.n_particles:
+        warnings.warn(f"samples have {n_particles} particles, the system {system.n_particles}", stacklevel=2)
     # Fewer particles than tokens: use them all (the network does not depend on the token count).
-    k = min(config.k, x.shape[1])
-    snapshots = make_snapshots(x, g, float(system.box_length), k, config.jnp_dtype,
-                               system=system if config.force_input else None)
-    if config.cutoff is not None and k < x.shape[1]:
+    k = min(config.k, n_particles)
+    box_length = float(system.box_length)
+    force_system = system if config.force_input else None
+    plan = None
+    if dataset is not None:
+        budget = frames_in_memory or max(2, DEFAULT_MEMORY_BYTES // frame_bytes(n_particles, k, config.jnp_dtype))
+        plan = plan_windows(n_frames, n_particles, budget, steps_per_window, train_config.batch_particles,
+                            train_config.seed)
+    if plan is None:
+        if dataset is not None:
+            x, g = sample_arrays(dataset.load())
+        data = make_snapshots(x, g, box_length, k, config.jnp_dtype, system=force_system)
+        coverage_sample = x, data.neighbors
+    else:
+        read = functools.partial(read_window, dataset, box_length=box_length, k=k, dtype=config.jnp_dtype,
+                                 system=force_system)
+        data = WindowStream(plan, read, train_config.n_steps)
+        first = read(range(min(n_frames, COVERAGE_FRAMES)))  # the whole set is never in memory: check a sample
+        coverage_sample = first.x, first.neighbors
+    if config.cutoff is not None and k < n_particles:
         noise_margin = 4 * max(sigmas, default=0.0)  # DSM moves displacements by ≈ σ√2 per component
-        check_cutoff_coverage(x, snapshots.neighbors, float(system.box_length), config.cutoff + noise_margin)
-    state, history = train(system, snapshots, config, train_config, data_hash=fingerprint(x, g),
-                           checkpoint=checkpoint, checkpoint_every=checkpoint_every, log_every=log_every,
-                           progress=progress, devices=devices, callback=callback)
+        check_cutoff_coverage(*coverage_sample, box_length, config.cutoff + noise_margin)
+    data_hash = fingerprint(x, g) if dataset is None else dataset.fingerprint()  # a data set is never hashed whole
+    try:
+        state, history = train(system, data, config, train_config, data_hash=data_hash, checkpoint=checkpoint,
+                               checkpoint_every=checkpoint_every, log_every=log_every, progress=progress,
+                               devices=devices, callback=callback)
+    finally:
+        if plan is not None:
+            data.close()
     info = {"loss": loss, "n_steps": train_config.n_steps, "seed": train_config.seed,
-            "batch_particles": train_config.batch_particles, "n_frames": int(x.shape[0]),
-            "n_particles": int(x.shape[1]), "history": history, "training": train_config.to_dict()}
+            "batch_particles": train_config.batch_particles, "n_frames": int(n_frames),
+            "n_particles": int(n_particles), "history": history, "training": train_config.to_dict()}
+    if plan is not None:
+        info["windows"] = plan.to_dict()
     return Score(system, config, jax.device_get(state.ema_params), sigmas=sigmas, info=info)
+
+
+def _as_dataset(samples) -> SnapshotDataset | None:
+    """The data set that ``samples`` is or names (a folder), or None for samples already in memory."""
+    if isinstance(samples, (str, os.PathLike)):
+        return SnapshotDataset(samples)
+    return samples if isinstance(samples, SnapshotDataset) else None
