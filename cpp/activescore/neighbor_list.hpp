@@ -31,8 +31,10 @@ class VerletList {
 
   int pairs() const { return pair_start.empty() ? 0 : pair_start.back(); }
 
-  // Lists of the cell list's slots, which must be the driver's slots (tag[s]: original index of slot s). Both
-  // phases run inside a parallel region: every thread calls them.
+  // Lists of the cell list's slots, which must be the driver's slots (tag[s]: original index of slot s). Every
+  // step is branch free where it can be (which neighbour is in range, a list's order, where a tag sits in a list
+  // are all unpredictable), so the build costs a few steps, not tens. Runs inside a parallel region: every
+  // thread calls it.
   template <class Pair>
   void build(const CellList<Real>& cells, const Box<Real>& box, const Pair& pair, Real skin, const int* tag,
              std::size_t n) {
@@ -40,52 +42,39 @@ class VerletList {
 #pragma omp single
     {
       start.assign(n + 1, 0);
+      pair_start.assign(n + 1, 0);
+      owned_first.resize(n);
       reference = cells.xy;
     }
+    // Each thread finds its slots' neighbours once, into its own buffer; the static schedule gives it the same
+    // slots in the same order in the loop that files them.
+    std::vector<uint64_t> found;
+    std::size_t used = 0;
 #pragma omp for schedule(static)
-    for (long long slot = 0; slot < count; ++slot)
-      start[slot + 1] = visit(cells, box, pair, skin, tag, int(slot), nullptr);
+    for (long long slot = 0; slot < count; ++slot) {
+      const int m = visit(cells, box, pair, skin, tag, int(slot), found, used);
+      start[slot + 1] = m;
+      used += m;
+    }
 #pragma omp single
     {
       for (std::size_t p = 0; p < n; ++p) start[p + 1] += start[p];
       index.resize(start[n]);
       key_.resize(start[n]);
     }
+    used = 0;
 #pragma omp for schedule(static)
     for (long long slot = 0; slot < count; ++slot) {
-      uint64_t* first = &key_[start[slot]];
-      uint64_t* last = &key_[start[slot + 1]];
-      visit(cells, box, pair, skin, tag, int(slot), first);
-      // Ascending tag, so each particle's force sum has one order whenever the list was built: a resumed run
-      // then matches an unbroken one bit for bit (pairs inside the skin add exactly zero).
-      std::sort(first, last);
-      for (uint64_t* k = first; k != last; ++k) index[k - key_.data()] = int(uint32_t(*k));
-    }
-    index_pairs(tag, n);
-  }
-
-  // True once some particle has moved more than half the skin since the last build (then a pair can have
-  // crossed from outside cutoff + skin to inside the cutoff).
-  static bool stale(Real max_move_sq, Real skin) { return max_move_sq > Real(0.25) * skin * skin; }
-
- private:
-  std::vector<uint64_t> key_;  // each list entry as (tag << 32 | slot): sorts by tag, and finds a tag by bisection
-
-  static uint64_t key(int tag, int slot) { return uint64_t(uint32_t(tag)) << 32 | uint32_t(slot); }
-
-  // Fills pair_start, owned_first and pair_of from the sorted lists (inside the parallel region).
-  void index_pairs(const int* tag, std::size_t n) {
-    const long long count = static_cast<long long>(n);
-#pragma omp single
-    {
-      pair_start.assign(n + 1, 0);
-      owned_first.resize(n);
-    }
-#pragma omp for schedule(static)
-    for (long long p = 0; p < count; ++p) {
-      owned_first[p] = int(std::upper_bound(key_.begin() + start[p], key_.begin() + start[p + 1], key(tag[p], INT32_MAX)) -
-                           key_.begin());
-      pair_start[p + 1] = start[p + 1] - owned_first[p];
+      const uint64_t* mine = found.data() + used;
+      const int m = start[slot + 1] - start[slot];
+      used += m;
+      // Ascending tag (a rank sort), so each particle's force sum has one order whenever the list was built: a
+      // resumed run then matches an unbroken one bit for bit (pairs inside the skin add exactly zero).
+      uint64_t* sorted = &key_[start[slot]];
+      for (int a = 0; a < m; ++a) sorted[count_below(mine, m, mine[a])] = mine[a];
+      for (int a = 0; a < m; ++a) index[start[slot] + a] = int(uint32_t(sorted[a]));
+      owned_first[slot] = start[slot] + count_below(mine, m, key(tag[slot], 0));
+      pair_start[slot + 1] = start[slot + 1] - owned_first[slot];
     }
 #pragma omp single
     {
@@ -94,35 +83,52 @@ class VerletList {
     }
 #pragma omp for schedule(static)
     for (long long p = 0; p < count; ++p) {
-      for (int a = start[p]; a < owned_first[p]; ++a) {  // owned by q: find p among q's owned neighbours
+      const uint64_t me = key(tag[p], 0);
+      for (int a = start[p]; a < owned_first[p]; ++a) {  // owned by q: p's place among q's owned neighbours
         const int q = index[a];
-        const int at = int(std::lower_bound(key_.begin() + owned_first[q], key_.begin() + start[q + 1],
-                                            key(tag[p], 0)) - key_.begin());
-        pair_of[a] = pair_start[q] + (at - owned_first[q]);
+        pair_of[a] = pair_start[q] + count_below(&key_[owned_first[q]], start[q + 1] - owned_first[q], me);
       }
       for (int a = owned_first[p]; a < start[p + 1]; ++a) pair_of[a] = pair_start[p] + (a - owned_first[p]);
     }
   }
 
-  // Neighbours of the particle in `slot` within cutoff + skin, in cell order; written to out as keys when given.
+  // True once some particle has moved more than half the skin since the last build (then a pair can have
+  // crossed from outside cutoff + skin to inside the cutoff).
+  static bool stale(Real max_move_sq, Real skin) { return max_move_sq > Real(0.25) * skin * skin; }
+
+ private:
+  std::vector<uint64_t> key_;  // each list entry as (tag << 32 | slot), sorted: keys order by tag
+
+  static uint64_t key(int tag, int slot) { return uint64_t(uint32_t(tag)) << 32 | uint32_t(slot); }
+
+  // How many of the m keys are below v: branch free, so it vectorises (lists are one or two dozen long).
+  static int count_below(const uint64_t* k, int m, uint64_t v) {
+    int below = 0;
+    for (int a = 0; a < m; ++a) below += k[a] < v;
+    return below;
+  }
+
+  // Keys of the neighbours of the particle in `slot` within cutoff + skin, in cell order, written to out from
+  // out[at] (grown to hold every candidate: each is written, and kept only if in range); returns how many.
   template <class Pair>
-  static int visit(const CellList<Real>& cl, const Box<Real>& box, const Pair& pair, Real skin, const int* tag, int slot,
-                   uint64_t* out) {
+  static int visit(const CellList<Real>& cl, const Box<Real>& box, const Pair& pair, Real skin, const int* tag,
+                   int slot, std::vector<uint64_t>& out, std::size_t at) {
     int cells[9];
     const int m = cl.neighbour_cells(cl.slot_cell[slot], cells);
+    std::size_t candidates = 0;
+    for (int a = 0; a < m; ++a) candidates += cl.cell_start[cells[a] + 1] - cl.cell_start[cells[a]];
+    if (out.size() < at + candidates) out.resize(std::max(at + candidates, 2 * out.size()));
+    uint64_t* found = out.data() + at;
     const Real xi = cl.xy[2 * slot], yi = cl.xy[2 * slot + 1], ri = cl.radius[slot];
     int count = 0;
     for (int a = 0; a < m; ++a) {
       const int end = cl.cell_start[cells[a] + 1];
       for (int s = cl.cell_start[cells[a]]; s < end; ++s) {
-        if (s == slot) continue;
         const Real dx = box.min_image(xi - cl.xy[2 * s]);
         const Real dy = box.min_image(yi - cl.xy[2 * s + 1]);
         const Real reach = pair.cutoff(ri + cl.radius[s]) + skin;
-        if (dx * dx + dy * dy < reach * reach) {
-          if (out) out[count] = key(tag[s], s);
-          ++count;
-        }
+        found[count] = key(tag[s], s);
+        count += (s != slot) & (dx * dx + dy * dy < reach * reach);
       }
     }
     return count;
