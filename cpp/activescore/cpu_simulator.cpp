@@ -1,5 +1,8 @@
 // CPU driver: cell list + fused force/integrate pass, OpenMP over particles. Each particle sums its own
 // neighbours in a fixed order (no shared accumulators), so any thread count gives bit-identical results.
+// Particles are stored in cell order (slots), re-sorted at every neighbour-list build so that neighbours lie close
+// in memory; each keeps its tag (original index), which keys its random stream and orders its neighbours, so the
+// slot order never shows in the results.
 #include <omp.h>
 
 #include <algorithm>
@@ -52,8 +55,11 @@ class CpuSimulator final : public Simulator {
     x_.assign(x, x + 2 * n);
     q_.assign(q, q + C * n);
     radius_.assign(radius, radius + n);
+    tag_.resize(n);
+    for (std::size_t i = 0; i < n; ++i) tag_[i] = int(i);
     x_new_.resize(x_.size());
     q_new_.resize(q_.size());
+    tag_new_.resize(n);
   }
 
   // One parallel region for all the steps: a thread team forked per step lets idle threads fall asleep between
@@ -70,8 +76,11 @@ class CpuSimulator final : public Simulator {
       for (int64_t s = 0; s < n_steps; ++s) {
         if (interacting_ && list_stale_) {
 #pragma omp single
-          cells_.build(x_.data(), radius_.data(), n_, box_, min_width_ + skin_);
-          neighbours_.build(cells_, box_, pair_, skin_, x_.data(), n_);
+          {
+            cells_.build(x_.data(), radius_.data(), n_, box_, min_width_ + skin_);
+            sort_into_cell_order();
+          }
+          neighbours_.build(cells_, box_, pair_, skin_, tag_.data(), n_);
 #pragma omp single
           {
             pair_scale_.resize(neighbours_.pairs());
@@ -108,9 +117,13 @@ class CpuSimulator final : public Simulator {
     return done;
   }
 
-  void read_state(void* x, void* q) const override {
-    std::copy(x_.begin(), x_.end(), static_cast<Real*>(x));
-    std::copy(q_.begin(), q_.end(), static_cast<Real*>(q));
+  void read_state(void* x, void* q) const override {  // in original order
+    Real* x_out = static_cast<Real*>(x);
+    Real* q_out = static_cast<Real*>(q);
+    for (std::size_t p = 0; p < n_; ++p) {
+      std::copy_n(&x_[2 * p], 2, x_out + 2 * std::size_t(tag_[p]));
+      std::copy_n(&q_[C * p], C, q_out + C * std::size_t(tag_[p]));
+    }
   }
 
  private:
@@ -121,12 +134,26 @@ class CpuSimulator final : public Simulator {
   int n_threads_;
   Real min_width_;
   StepParams<Real> params_;
-  std::vector<Real> x_, q_, radius_, x_new_, q_new_;
+  std::vector<Real> x_, q_, radius_, x_new_, q_new_;  // by slot
+  std::vector<int> tag_, tag_new_;                     // original index of each slot
   CellList<Real> cells_;
   VerletList<Real> neighbours_;
   std::vector<Real> pair_scale_;  // f(rho)/rho of every listed pair, in the list's pair slots
   Real skin_;
   bool list_stale_ = true;
+
+  // Moves every particle into the slot the cell list just gave it (which makes the cell list's slots ours).
+  void sort_into_cell_order() {
+    const std::vector<int>& from = cells_.order;
+    for (std::size_t s = 0; s < n_; ++s) {
+      std::copy_n(&q_[C * std::size_t(from[s])], C, &q_new_[C * s]);
+      tag_new_[s] = tag_[from[s]];
+    }
+    x_ = cells_.xy;
+    radius_ = cells_.radius;
+    q_.swap(q_new_);
+    tag_.swap(tag_new_);
+  }
 
   // Phase 1 of a step (inside the parallel region, ends in a barrier): every owned pair of the neighbour list
   // evaluated once, in blocks of owners, into the pair table (the scale f(rho)/rho only: the displacement is
@@ -142,8 +169,7 @@ class CpuSimulator final : public Simulator {
       block.grow(count);
       int slot = 0;
       for (long long p = begin; p < end; ++p) {
-        const int i = nl.order[p];
-        const Real xi = x_[2 * i], yi = x_[2 * i + 1], ri = radius_[i];
+        const Real xi = x_[2 * p], yi = x_[2 * p + 1], ri = radius_[p];
         for (int a = nl.owned_first[p]; a < nl.start[p + 1]; ++a, ++slot) {
           const int j = nl.index[a];
           const Real dx = box_.min_image(xi - x_[2 * j]);
@@ -157,45 +183,53 @@ class CpuSimulator final : public Simulator {
   }
 
   // Phase 2: this thread's particles summed from the pair table and integrated; returns its smallest failing
-  // particle and raises max_move_sq to its largest displacement since the neighbour list was built.
+  // tag and raises max_move_sq to its largest displacement since the neighbour list was built. Blocks of
+  // particles draw their random words in one vectorised loop first.
   long long step_particles(Real& max_move_sq) {
     const long long n = static_cast<long long>(n_);
+    const long long blocks = (n + kPairBlockParticles - 1) / kPairBlockParticles;
     const unsigned long long step = static_cast<unsigned long long>(step_);
+    PhiloxBlock<kPairBlockParticles> noise;
     long long bad = LLONG_MAX;
-    if (interacting_) {
-      const VerletList<Real>& nl = neighbours_;
 #pragma omp for schedule(static) nowait
-      for (long long p = 0; p < n; ++p) {
-        const int i = nl.order[p];
-        const Real xi = x_[2 * i], yi = x_[2 * i + 1];
+    for (long long b = 0; b < blocks; ++b) {
+      const long long begin = b * kPairBlockParticles, end = std::min(n, begin + kPairBlockParticles);
+      noise.fill(params_.seed, step, &tag_[begin], int(end - begin), kStepNoise);
+      for (long long p = begin; p < end; ++p) {
         Real fx = 0, fy = 0;
-        for (int a = nl.start[p]; a < nl.start[p + 1]; ++a) {  // ascending j: one order, whenever built
-          const int j = nl.index[a];
-          const Real s = pair_scale_[nl.pair_of[a]];
-          fx += s * box_.min_image(xi - x_[2 * j]);
-          fy += s * box_.min_image(yi - x_[2 * j + 1]);
+        if (interacting_) sum_pair_forces(p, fx, fy);
+        if (!integrate_particle(params_, propulsion_, box_, noise.at(int(p - begin)), &x_[2 * p], &q_[C * p], fx, fy,
+                                &x_new_[2 * p], &q_new_[C * p]))
+          bad = std::min(bad, (long long)tag_[p]);
+        if (interacting_) {
+          const Real mx = box_.min_image(x_new_[2 * p] - neighbours_.reference[2 * p]);
+          const Real my = box_.min_image(x_new_[2 * p + 1] - neighbours_.reference[2 * p + 1]);
+          max_move_sq = std::max(max_move_sq, mx * mx + my * my);
         }
-        if (!integrate_particle(params_, propulsion_, box_, step, unsigned(i), &x_[2 * i], &q_[C * i], fx, fy,
-                                &x_new_[2 * i], &q_new_[C * i]))
-          bad = std::min(bad, (long long)i);
-        const Real mx = box_.min_image(x_new_[2 * i] - nl.reference[2 * i]);
-        const Real my = box_.min_image(x_new_[2 * i + 1] - nl.reference[2 * i + 1]);
-        max_move_sq = std::max(max_move_sq, mx * mx + my * my);
-      }
-    } else {
-#pragma omp for schedule(static) nowait
-      for (long long i = 0; i < n; ++i) {
-        if (!integrate_particle(params_, propulsion_, box_, step, unsigned(i), &x_[2 * i], &q_[C * i], Real(0),
-                                Real(0), &x_new_[2 * i], &q_new_[C * i]))
-          bad = std::min(bad, i);
       }
     }
     return bad;
   }
 
-  void report_blow_up(long long bad) {
-    const double dx = double(x_new_[2 * bad]) - double(x_[2 * bad]);
-    const double dy = double(x_new_[2 * bad + 1]) - double(x_[2 * bad + 1]);
+  // The pair force on slot p: its listed pairs from the table, in ascending tag (one order, whenever built).
+  void sum_pair_forces(long long p, Real& fx, Real& fy) const {
+    const VerletList<Real>& nl = neighbours_;
+    const Real xi = x_[2 * p], yi = x_[2 * p + 1];
+    Real sx = 0, sy = 0;
+    for (int a = nl.start[p]; a < nl.start[p + 1]; ++a) {
+      const int j = nl.index[a];
+      const Real s = pair_scale_[nl.pair_of[a]];
+      sx += s * box_.min_image(xi - x_[2 * j]);
+      sy += s * box_.min_image(yi - x_[2 * j + 1]);
+    }
+    fx = sx;
+    fy = sy;
+  }
+
+  void report_blow_up(long long bad) {  // bad: a tag
+    const std::size_t p = std::find(tag_.begin(), tag_.end(), int(bad)) - tag_.begin();
+    const double dx = double(x_new_[2 * p]) - double(x_[2 * p]);
+    const double dy = double(x_new_[2 * p + 1]) - double(x_[2 * p + 1]);
     error_ = blow_up_message(step_, bad, dx, dy, 0.5 * double(min_width_));
   }
 };

@@ -19,14 +19,14 @@ struct StepParams {
   unsigned long long seed;
 };
 
-// Advances particle i from (x, q) to (x_new, q_new) given its summed pair force (fx, fy) at the old state.
-// Returns false if the move is non-finite or longer than half a cell.
+// Advances a particle from (x, q) to (x_new, q_new) given its summed pair force (fx, fy) at the old state and
+// its random block w of this step (random_block(seed, step, i, kStepNoise)). Returns false if the move is
+// non-finite or longer than half a cell.
 template <class Real, class Propulsion>
 AS_HD bool integrate_particle(const StepParams<Real>& p, const Propulsion& prop, const Box<Real>& box,
-                              unsigned long long step, unsigned i, const Real* x, const Real* q, Real fx,
-                              Real fy, Real* x_new, Real* q_new) {
+                              const Philox4x32& w, const Real* x, const Real* q, Real fx, Real fy, Real* x_new,
+                              Real* q_new) {
   // Words (0, 1) of the block drive x, words (2, 3) the propulsion (physics.md §3).
-  const Philox4x32 w = random_block(p.seed, step, i, kStepNoise);
   Real gx, gy;
   prop.direction(q, gx, gy);
   Real dx = p.dt * (p.v0 * gx + p.k * fx - p.trap * x[0]);
@@ -41,6 +41,14 @@ AS_HD bool integrate_particle(const StepParams<Real>& p, const Propulsion& prop,
   prop.update(q, q_new, box_muller(w.v[2], w.v[3]));
   const Real move_sq = dx * dx + dy * dy;
   return move_sq <= p.max_step_sq;  // false for NaN too
+}
+
+// The same for particle i at `step`, drawing its block.
+template <class Real, class Propulsion>
+AS_HD bool integrate_particle(const StepParams<Real>& p, const Propulsion& prop, const Box<Real>& box,
+                              unsigned long long step, unsigned i, const Real* x, const Real* q, Real fx,
+                              Real fy, Real* x_new, Real* q_new) {
+  return integrate_particle(p, prop, box, random_block(p.seed, step, i, kStepNoise), x, q, fx, fy, x_new, q_new);
 }
 
 }  // namespace activescore

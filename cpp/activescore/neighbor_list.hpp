@@ -3,12 +3,15 @@
 // forces still apply the exact pair cutoff (pairs inside the skin only get a zero force): the same maths as a
 // fresh cell-list search, with a fixed summation order, so results do not depend on the thread count.
 //
-// Each pair is evaluated once (Newton's third law): the lower index owns it, and its owned pairs take consecutive
-// slots of a pair table in processing order. Every list entry knows its pair's slot, so a particle's force is a
-// sum over its own index-sorted list that reads the table; the pair value is symmetric bit for bit, so this gives
-// exactly the numbers of evaluating every pair from both sides.
+// The driver keeps its particles in cell order (slots), each with a tag, its original index: neighbours then lie
+// close in memory. Lists hold slots but are sorted by tag, and each pair is evaluated once (Newton's third law)
+// by the member with the lower tag; its owned pairs take consecutive slots of a pair table in processing order.
+// Every list entry knows its pair's slot, so a particle's force is a sum over its own tag-sorted list that reads
+// the table; the pair value is symmetric bit for bit, so this gives exactly the numbers of evaluating every pair
+// from both sides in original-index order, whatever the slot order.
 #pragma once
 #include <algorithm>
+#include <cstdint>
 #include <vector>
 
 #include "box.hpp"
@@ -19,61 +22,59 @@ namespace activescore {
 template <class Real>
 class VerletList {
  public:
-  std::vector<int> order;   // particles in cell order at the last build: the processing order, for locality
-  std::vector<int> start;   // neighbours of order[p]: index[start[p] .. start[p+1])
-  std::vector<int> index;   // original particle indices
-  std::vector<Real> reference;  // positions at the last build
-  std::vector<int> pair_start;  // pairs owned by order[p] (its neighbours j > i): table slots [pair_start[p], ..[p+1])
-  std::vector<int> owned_first; // index[owned_first[p]] is order[p]'s first neighbour j > i
+  std::vector<int> start;       // neighbours of slot p: index[start[p] .. start[p+1])
+  std::vector<int> index;       // neighbour slots, in ascending tag
+  std::vector<Real> reference;  // positions at the last build, by slot
+  std::vector<int> pair_start;  // pairs owned by slot p (neighbours of higher tag): table slots [pair_start[p], ..[p+1])
+  std::vector<int> owned_first; // index[owned_first[p]] is p's first neighbour of higher tag
   std::vector<int> pair_of;     // for each list entry: its pair's slot in the table
 
   int pairs() const { return pair_start.empty() ? 0 : pair_start.back(); }
 
-  // Both phases run inside a parallel region: every thread calls them.
+  // Lists of the cell list's slots, which must be the driver's slots (tag[s]: original index of slot s). Every
+  // step is branch free where it can be (which neighbour is in range, a list's order, where a tag sits in a list
+  // are all unpredictable), so the build costs a few steps, not tens. Runs inside a parallel region: every
+  // thread calls it.
   template <class Pair>
-  void build(const CellList<Real>& cells, const Box<Real>& box, const Pair& pair, Real skin, const Real* x,
+  void build(const CellList<Real>& cells, const Box<Real>& box, const Pair& pair, Real skin, const int* tag,
              std::size_t n) {
     const long long count = static_cast<long long>(n);
 #pragma omp single
     {
-      order = cells.order;
       start.assign(n + 1, 0);
-      reference.assign(x, x + 2 * n);
+      pair_start.assign(n + 1, 0);
+      owned_first.resize(n);
+      reference = cells.xy;
     }
+    // Each thread finds its slots' neighbours once, into its own buffer; the static schedule gives it the same
+    // slots in the same order in the loop that files them.
+    std::vector<uint64_t> found;
+    std::size_t used = 0;
 #pragma omp for schedule(static)
-    for (long long slot = 0; slot < count; ++slot)
-      start[slot + 1] = visit(cells, box, pair, skin, int(slot), nullptr);
+    for (long long slot = 0; slot < count; ++slot) {
+      const int m = visit(cells, box, pair, skin, tag, int(slot), found, used);
+      start[slot + 1] = m;
+      used += m;
+    }
 #pragma omp single
     {
       for (std::size_t p = 0; p < n; ++p) start[p + 1] += start[p];
       index.resize(start[n]);
+      key_.resize(start[n]);
     }
+    used = 0;
 #pragma omp for schedule(static)
     for (long long slot = 0; slot < count; ++slot) {
-      int* first = &index[start[slot]];
-      visit(cells, box, pair, skin, int(slot), first);
-      // Ascending index, so each particle's force sum has one order whenever the list was built: a resumed run
-      // then matches an unbroken one bit for bit (pairs inside the skin add exactly zero).
-      std::sort(first, &index[start[slot + 1]]);
-    }
-    index_pairs(n);
-  }
-
-  // Fills pair_start, owned_first and pair_of from the sorted lists (inside the parallel region).
-  void index_pairs(std::size_t n) {
-    const long long count = static_cast<long long>(n);
-#pragma omp single
-    {
-      position_.resize(n);
-      for (std::size_t p = 0; p < n; ++p) position_[order[p]] = int(p);
-      pair_start.assign(n + 1, 0);
-      owned_first.resize(n);
-    }
-#pragma omp for schedule(static)
-    for (long long p = 0; p < count; ++p) {
-      const int i = order[p];
-      owned_first[p] = int(std::upper_bound(index.begin() + start[p], index.begin() + start[p + 1], i) - index.begin());
-      pair_start[p + 1] = start[p + 1] - owned_first[p];
+      const uint64_t* mine = found.data() + used;
+      const int m = start[slot + 1] - start[slot];
+      used += m;
+      // Ascending tag (a rank sort), so each particle's force sum has one order whenever the list was built: a
+      // resumed run then matches an unbroken one bit for bit (pairs inside the skin add exactly zero).
+      uint64_t* sorted = &key_[start[slot]];
+      for (int a = 0; a < m; ++a) sorted[count_below(mine, m, mine[a])] = mine[a];
+      for (int a = 0; a < m; ++a) index[start[slot] + a] = int(uint32_t(sorted[a]));
+      owned_first[slot] = start[slot] + count_below(mine, m, key(tag[slot], 0));
+      pair_start[slot + 1] = start[slot + 1] - owned_first[slot];
     }
 #pragma omp single
     {
@@ -82,18 +83,12 @@ class VerletList {
     }
 #pragma omp for schedule(static)
     for (long long p = 0; p < count; ++p) {
-      const int i = order[p];
-      for (int a = start[p]; a < start[p + 1]; ++a) {
-        const int j = index[a];
-        if (j > i) {
-          pair_of[a] = pair_start[p] + (a - owned_first[p]);
-        } else {  // owned by j: find i among j's neighbours (lists are symmetric and sorted)
-          const int q = position_[j];
-          const int at = int(std::lower_bound(index.begin() + owned_first[q], index.begin() + start[q + 1], i) -
-                             index.begin());
-          pair_of[a] = pair_start[q] + (at - owned_first[q]);
-        }
+      const uint64_t me = key(tag[p], 0);
+      for (int a = start[p]; a < owned_first[p]; ++a) {  // owned by q: p's place among q's owned neighbours
+        const int q = index[a];
+        pair_of[a] = pair_start[q] + count_below(&key_[owned_first[q]], start[q + 1] - owned_first[q], me);
       }
+      for (int a = owned_first[p]; a < start[p + 1]; ++a) pair_of[a] = pair_start[p] + (a - owned_first[p]);
     }
   }
 
@@ -102,26 +97,38 @@ class VerletList {
   static bool stale(Real max_move_sq, Real skin) { return max_move_sq > Real(0.25) * skin * skin; }
 
  private:
-  std::vector<int> position_;  // position_[i] = p with order[p] == i
+  std::vector<uint64_t> key_;  // each list entry as (tag << 32 | slot), sorted: keys order by tag
 
-  // Neighbours of the particle in `slot` within cutoff + skin, in cell order; written to out when given.
+  static uint64_t key(int tag, int slot) { return uint64_t(uint32_t(tag)) << 32 | uint32_t(slot); }
+
+  // How many of the m keys are below v: branch free, so it vectorises (lists are one or two dozen long).
+  static int count_below(const uint64_t* k, int m, uint64_t v) {
+    int below = 0;
+    for (int a = 0; a < m; ++a) below += k[a] < v;
+    return below;
+  }
+
+  // Keys of the neighbours of the particle in `slot` within cutoff + skin, in cell order, written to out from
+  // out[at] (grown to hold every candidate: each is written, and kept only if in range); returns how many.
   template <class Pair>
-  static int visit(const CellList<Real>& cl, const Box<Real>& box, const Pair& pair, Real skin, int slot, int* out) {
+  static int visit(const CellList<Real>& cl, const Box<Real>& box, const Pair& pair, Real skin, const int* tag,
+                   int slot, std::vector<uint64_t>& out, std::size_t at) {
     int cells[9];
     const int m = cl.neighbour_cells(cl.slot_cell[slot], cells);
+    std::size_t candidates = 0;
+    for (int a = 0; a < m; ++a) candidates += cl.cell_start[cells[a] + 1] - cl.cell_start[cells[a]];
+    if (out.size() < at + candidates) out.resize(std::max(at + candidates, 2 * out.size()));
+    uint64_t* found = out.data() + at;
     const Real xi = cl.xy[2 * slot], yi = cl.xy[2 * slot + 1], ri = cl.radius[slot];
     int count = 0;
     for (int a = 0; a < m; ++a) {
       const int end = cl.cell_start[cells[a] + 1];
       for (int s = cl.cell_start[cells[a]]; s < end; ++s) {
-        if (s == slot) continue;
         const Real dx = box.min_image(xi - cl.xy[2 * s]);
         const Real dy = box.min_image(yi - cl.xy[2 * s + 1]);
         const Real reach = pair.cutoff(ri + cl.radius[s]) + skin;
-        if (dx * dx + dy * dy < reach * reach) {
-          if (out) out[count] = cl.order[s];
-          ++count;
-        }
+        found[count] = key(tag[s], s);
+        count += (s != slot) & (dx * dx + dy * dy < reach * reach);
       }
     }
     return count;
