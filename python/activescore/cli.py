@@ -132,6 +132,7 @@ def stage_dataset(run: Run, system, sim: dict, ds: dict) -> Path:
 def stage_train(run: Run, data: Path, tr: dict) -> Path:
     from .dataset import SnapshotDataset
     from .learning import ScoreNetConfig, train_score
+    from .learning.train import hypoelliptic_inputs
 
     path = run.out / "score.msgpack"
     if run.done("train") and path.exists():
@@ -142,7 +143,7 @@ def stage_train(run: Run, data: Path, tr: dict) -> Path:
     network = None
     if tr["network"] == "paper":
         network = ScoreNetConfig.paper(predict_x=system.eps > 0, absolute_position=system.trap > 0,
-                                       sigma_conditioning=len(tr["sigma"]) > 1)
+                                       sigma_conditioning=len(tr["sigma"]) > 1, **hypoelliptic_inputs(system))
     elif tr["network"] != "small":
         raise ValueError(f"config key train.network: expected 'small' or 'paper', got {tr['network']!r}")
     sigma = tr["sigma"] if len(tr["sigma"]) > 1 else tr["sigma"][0]
