@@ -1,7 +1,7 @@
 """The paper's transfer experiment at CPU scale: train one score at N = 1024, φ = 0.5, apply it unchanged to
 other sizes and packing fractions, and set the learned EPR beside the learning-free identity every time.
 
-    python examples/transfer_study.py                       # the README's table (about 40 min on 2 cores)
+    python examples/transfer_study.py                       # the README's table (about an hour on 2 cores)
     python examples/transfer_study.py --sizes 1024 4096 --phis 0.25 0.5 --burn-in 20000   # a quick look
 
 Writes ``<out>/transfer.json`` (every number and the seconds each stage took), ``<out>/transfer_table.md`` and the
@@ -104,8 +104,12 @@ def _table(record, path):
 def _figures(record, examples, out, sigma):
     plt = plotting._pyplot()
     items = sorted(examples.items(), key=lambda kv: (kv[0][0], kv[0][1]))
-    fig, axes = plt.subplots(1, len(items), figsize=(4.2 * len(items), 4.2), squeeze=False)
-    for ax, ((n, phi), (system, x, local)) in zip(axes[0], items):
+    columns = 3
+    rows = -(-len(items) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.2 * rows), squeeze=False)
+    for ax in axes.flat[len(items):]:
+        ax.set_axis_off()
+    for ax, ((n, phi), (system, x, local)) in zip(axes.flat, items):
         plotting.plot_local_epr(system, x, local, sigma=sigma, ax=ax, title=f"N = {n}, φ = {phi}")
     plotting.save(fig, out / "transfer_maps.png")
 
