@@ -63,57 +63,80 @@ class CpuSimulator final : public Simulator {
   }
 
   // One parallel region for all the steps: a thread team forked per step lets idle threads fall asleep between
-  // steps, and waking them can cost more than a small step.
+  // steps, and waking them can cost more than a small step. Two barriers a step (after phase 1 and after phase 2):
+  // each thread reduces the step's outcome itself from per-thread slots and flips its own copy of which buffer holds
+  // the current state, so no `single` (and its barrier) is needed to swap buffers or publish the outcome.
   int64_t advance(int64_t n_steps) override {
     if (n_steps <= 0) return 0;
+    const int team = n_threads_;
+    // Per-thread outcome slots, one cache line each, doubled by step parity: a thread may write step s+1's slot
+    // while a slower one still reads step s's (nothing else separates them when there is no pair phase).
+    struct alignas(64) Outcome {
+      long long bad;
+      Real move_sq;
+    };
+    std::vector<Outcome> outcome(2 * std::size_t(team));
     int64_t done = 0;
-    long long bad = LLONG_MAX;  // shared: the smallest failing particle of the current step
-    Real max_move_sq = 0;       // shared: the largest displacement since the neighbour list was built
-    bool stop = false;          // shared, written only inside the single below: every thread breaks together
-#pragma omp parallel num_threads(n_threads_)
+    long long bad = LLONG_MAX;
+    bool flipped = false, stale = list_stale_;  // written after the loop by thread 0 (every thread agrees)
+#pragma omp parallel num_threads(team)
     {
       PairBlock<Real> block;  // this thread's scratch for phase 1
-      for (int64_t s = 0; s < n_steps; ++s) {
-        if (interacting_ && list_stale_) {
+      const int me = omp_get_thread_num(), threads = omp_get_num_threads();  // the team may be smaller than asked
+      bool my_flipped = false;  // the current state is in x_new_/q_new_ (the same on every thread)
+      bool my_stale = list_stale_;
+      long long my_bad = LLONG_MAX;
+      int64_t s = 0;
+      for (; s < n_steps; ++s) {
+        if (interacting_ && my_stale) {
 #pragma omp single
           {
+            if (my_flipped) {
+              x_.swap(x_new_);
+              q_.swap(q_new_);
+            }
             cells_.build(x_.data(), radius_.data(), n_, box_, min_width_ + skin_);
             sort_into_cell_order();
           }
+          my_flipped = false;
           neighbours_.build(cells_, box_, pair_, skin_, tag_.data(), n_);
 #pragma omp single
-          {
-            pair_scale_.resize(neighbours_.pairs());
-            list_stale_ = false;
-          }
+          pair_scale_.resize(neighbours_.pairs());
+          my_stale = false;
         }
-        if (interacting_) evaluate_pairs(block);
+        const Real* x = my_flipped ? x_new_.data() : x_.data();
+        const Real* q = my_flipped ? q_new_.data() : q_.data();
+        Real* x_next = my_flipped ? x_.data() : x_new_.data();
+        Real* q_next = my_flipped ? q_.data() : q_new_.data();
+        if (interacting_) evaluate_pairs(block, x);
         Real my_move_sq = 0;
-        const long long my_bad = step_particles(my_move_sq);
-#pragma omp critical
-        {
-          bad = std::min(bad, my_bad);
-          max_move_sq = std::max(max_move_sq, my_move_sq);
-        }
+        Outcome* slots = &outcome[std::size_t(s & 1) * team];
+        slots[me].bad = step_particles(x, q, x_next, q_next, step_ + s, my_move_sq);
+        slots[me].move_sq = my_move_sq;
 #pragma omp barrier
-#pragma omp single
-        {
-          if (bad == LLONG_MAX) {
-            x_.swap(x_new_);
-            q_.swap(q_new_);
-            ++step_;
-            ++done;
-            list_stale_ = VerletList<Real>::stale(max_move_sq, skin_);
-            max_move_sq = 0;
-          } else {
-            report_blow_up(bad);
-            stop = true;
-          }
-        }  // implicit barrier: every thread sees the outcome
-        // Not `bad`: a faster thread may already be lowering it in the next step's critical section.
-        if (stop) break;
+        Real max_move_sq = 0;
+        for (int t = 0; t < threads; ++t) {  // max and min are exact: every thread reaches the same outcome
+          my_bad = std::min(my_bad, slots[t].bad);
+          max_move_sq = std::max(max_move_sq, slots[t].move_sq);
+        }
+        if (my_bad != LLONG_MAX) break;
+        my_flipped = !my_flipped;
+        my_stale = VerletList<Real>::stale(max_move_sq, skin_);
+      }
+      if (me == 0) {
+        done = s;
+        bad = my_bad;
+        flipped = my_flipped;
+        stale = my_stale;
       }
     }
+    if (flipped) {
+      x_.swap(x_new_);
+      q_.swap(q_new_);
+    }
+    step_ += done;
+    list_stale_ = stale;
+    if (bad != LLONG_MAX) report_blow_up(bad);
     return done;
   }
 
@@ -158,7 +181,7 @@ class CpuSimulator final : public Simulator {
   // Phase 1 of a step (inside the parallel region, ends in a barrier): every owned pair of the neighbour list
   // evaluated once, in blocks of owners, into the pair table (the scale f(rho)/rho only: the displacement is
   // recomputed in phase 2, cheaper than storing it, and bit for bit the same since the minimum image is odd).
-  void evaluate_pairs(PairBlock<Real>& block) {
+  void evaluate_pairs(PairBlock<Real>& block, const Real* x) {
     const VerletList<Real>& nl = neighbours_;
     const long long n = static_cast<long long>(n_);
     const long long blocks = (n + kPairBlockParticles - 1) / kPairBlockParticles;
@@ -169,11 +192,11 @@ class CpuSimulator final : public Simulator {
       block.grow(count);
       int slot = 0;
       for (long long p = begin; p < end; ++p) {
-        const Real xi = x_[2 * p], yi = x_[2 * p + 1], ri = radius_[p];
+        const Real xi = x[2 * p], yi = x[2 * p + 1], ri = radius_[p];
         for (int a = nl.owned_first[p]; a < nl.start[p + 1]; ++a, ++slot) {
           const int j = nl.index[a];
-          const Real dx = box_.min_image(xi - x_[2 * j]);
-          const Real dy = box_.min_image(yi - x_[2 * j + 1]);
+          const Real dx = box_.min_image(xi - x[2 * j]);
+          const Real dy = box_.min_image(yi - x[2 * j + 1]);
           block.rho_sq[slot] = dx * dx + dy * dy;
           block.sigma[slot] = ri + radius_[j];
         }
@@ -185,10 +208,11 @@ class CpuSimulator final : public Simulator {
   // Phase 2: this thread's particles summed from the pair table and integrated; returns its smallest failing
   // tag and raises max_move_sq to its largest displacement since the neighbour list was built. Blocks of
   // particles draw their random words in one vectorised loop first.
-  long long step_particles(Real& max_move_sq) {
+  long long step_particles(const Real* x, const Real* q, Real* x_new, Real* q_new, int64_t step_index,
+                           Real& max_move_sq) {
     const long long n = static_cast<long long>(n_);
     const long long blocks = (n + kPairBlockParticles - 1) / kPairBlockParticles;
-    const unsigned long long step = static_cast<unsigned long long>(step_);
+    const unsigned long long step = static_cast<unsigned long long>(step_index);
     PhiloxBlock<kPairBlockParticles> noise;
     long long bad = LLONG_MAX;
 #pragma omp for schedule(static) nowait
@@ -197,13 +221,13 @@ class CpuSimulator final : public Simulator {
       noise.fill(params_.seed, step, &tag_[begin], int(end - begin), kStepNoise);
       for (long long p = begin; p < end; ++p) {
         Real fx = 0, fy = 0;
-        if (interacting_) sum_pair_forces(p, fx, fy);
-        if (!integrate_particle(params_, propulsion_, box_, noise.at(int(p - begin)), &x_[2 * p], &q_[C * p], fx, fy,
-                                &x_new_[2 * p], &q_new_[C * p]))
+        if (interacting_) sum_pair_forces(x, p, fx, fy);
+        if (!integrate_particle(params_, propulsion_, box_, noise.at(int(p - begin)), &x[2 * p], &q[C * p], fx, fy,
+                                &x_new[2 * p], &q_new[C * p]))
           bad = std::min(bad, (long long)tag_[p]);
         if (interacting_) {
-          const Real mx = box_.min_image(x_new_[2 * p] - neighbours_.reference[2 * p]);
-          const Real my = box_.min_image(x_new_[2 * p + 1] - neighbours_.reference[2 * p + 1]);
+          const Real mx = box_.min_image(x_new[2 * p] - neighbours_.reference[2 * p]);
+          const Real my = box_.min_image(x_new[2 * p + 1] - neighbours_.reference[2 * p + 1]);
           max_move_sq = std::max(max_move_sq, mx * mx + my * my);
         }
       }
@@ -212,15 +236,15 @@ class CpuSimulator final : public Simulator {
   }
 
   // The pair force on slot p: its listed pairs from the table, in ascending tag (one order, whenever built).
-  void sum_pair_forces(long long p, Real& fx, Real& fy) const {
+  void sum_pair_forces(const Real* x, long long p, Real& fx, Real& fy) const {
     const VerletList<Real>& nl = neighbours_;
-    const Real xi = x_[2 * p], yi = x_[2 * p + 1];
+    const Real xi = x[2 * p], yi = x[2 * p + 1];
     Real sx = 0, sy = 0;
     for (int a = nl.start[p]; a < nl.start[p + 1]; ++a) {
       const int j = nl.index[a];
       const Real s = pair_scale_[nl.pair_of[a]];
-      sx += s * box_.min_image(xi - x_[2 * j]);
-      sy += s * box_.min_image(yi - x_[2 * j + 1]);
+      sx += s * box_.min_image(xi - x[2 * j]);
+      sy += s * box_.min_image(yi - x[2 * j + 1]);
     }
     fx = sx;
     fy = sy;
