@@ -101,7 +101,10 @@ class CpuSimulator final : public Simulator {
           my_flipped = false;
           neighbours_.build(cells_, box_, pair_, skin_, tag_.data(), n_);
 #pragma omp single
-          pair_scale_.resize(neighbours_.pairs());
+          {
+            pair_fx_.resize(neighbours_.pairs());
+            pair_fy_.resize(neighbours_.pairs());
+          }
           my_stale = false;
         }
         const Real* x = my_flipped ? x_new_.data() : x_.data();
@@ -161,7 +164,7 @@ class CpuSimulator final : public Simulator {
   std::vector<int> tag_, tag_new_;                     // original index of each slot
   CellList<Real> cells_;
   VerletList<Real> neighbours_;
-  std::vector<Real> pair_scale_;  // f(rho)/rho of every listed pair, in the list's pair slots
+  std::vector<Real> pair_fx_, pair_fy_;  // force on the owner (lower tag) of every listed pair, in its pair slot
   Real skin_;
   bool list_stale_ = true;
 
@@ -179,8 +182,9 @@ class CpuSimulator final : public Simulator {
   }
 
   // Phase 1 of a step (inside the parallel region, ends in a barrier): every owned pair of the neighbour list
-  // evaluated once, in blocks of owners, into the pair table (the scale f(rho)/rho only: the displacement is
-  // recomputed in phase 2, cheaper than storing it, and bit for bit the same since the minimum image is odd).
+  // evaluated once, in blocks of owners, into the pair table: the force s * (dx, dy) on the owner, s = f(rho)/rho.
+  // The other particle reads it negated: the minimum image is odd and s * (-d) == -(s * d) in IEEE arithmetic, so
+  // its summands are bit for bit those of recomputing its own displacement (products rounded: -ffp-contract=off).
   void evaluate_pairs(PairBlock<Real>& block, const Real* x) {
     const VerletList<Real>& nl = neighbours_;
     const long long n = static_cast<long long>(n_);
@@ -197,11 +201,23 @@ class CpuSimulator final : public Simulator {
           const int j = nl.index[a];
           const Real dx = box_.min_image(xi - x[2 * j]);
           const Real dy = box_.min_image(yi - x[2 * j + 1]);
+          block.dx[slot] = dx;
+          block.dy[slot] = dy;
           block.rho_sq[slot] = dx * dx + dy * dy;
           block.sigma[slot] = ri + radius_[j];
         }
       }
-      evaluate_force_scale(pair_, block.rho_sq.data(), block.sigma.data(), &pair_scale_[first], count);
+      Real* scale = block.scale.data();
+      evaluate_force_scale(pair_, block.rho_sq.data(), block.sigma.data(), scale, count);
+      Real* fx = &pair_fx_[first];
+      Real* fy = &pair_fy_[first];
+      const Real* dx = block.dx.data();
+      const Real* dy = block.dy.data();
+#pragma omp simd
+      for (int k = 0; k < count; ++k) {
+        fx[k] = scale[k] * dx[k];
+        fy[k] = scale[k] * dy[k];
+      }
     }
   }
 
@@ -235,16 +251,23 @@ class CpuSimulator final : public Simulator {
     return bad;
   }
 
-  // The pair force on slot p: its listed pairs from the table, in ascending tag (one order, whenever built).
-  void sum_pair_forces(const Real* x, long long p, Real& fx, Real& fy) const {
+  // The pair force on slot p: its listed pairs from the table, in ascending tag (one order, whenever built):
+  // first its neighbours of lower tag (pairs they own, negated), then its own pairs (contiguous in the table).
+  void sum_pair_forces(const Real*, long long p, Real& fx, Real& fy) const {
     const VerletList<Real>& nl = neighbours_;
-    const Real xi = x[2 * p], yi = x[2 * p + 1];
+    const Real* tx = pair_fx_.data();
+    const Real* ty = pair_fy_.data();
     Real sx = 0, sy = 0;
-    for (int a = nl.start[p]; a < nl.start[p + 1]; ++a) {
-      const int j = nl.index[a];
-      const Real s = pair_scale_[nl.pair_of[a]];
-      sx += s * box_.min_image(xi - x[2 * j]);
-      sy += s * box_.min_image(yi - x[2 * j + 1]);
+    const int owned = nl.owned_first[p];
+    for (int a = nl.start[p]; a < owned; ++a) {
+      const int k = nl.pair_of[a];
+      sx += -tx[k];
+      sy += -ty[k];
+    }
+    const int k0 = nl.pair_start[p], m = nl.start[p + 1] - owned;
+    for (int k = 0; k < m; ++k) {
+      sx += tx[k0 + k];
+      sy += ty[k0 + k];
     }
     fx = sx;
     fy = sy;
