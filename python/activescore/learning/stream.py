@@ -71,9 +71,11 @@ def check_window_settings(frames_in_memory, steps_per_window) -> None:
         check.integer("steps_per_window", steps_per_window, low=1)
 
 
-def frame_bytes(n_particles: int, k: int, dtype) -> int:
-    """Host memory of one loaded frame: (x, g) in float64 and in the network dtype, and its neighbour lists."""
-    return n_particles * (2 * 2 * (8 + np.dtype(dtype).itemsize) + 4 * k)
+def frame_bytes(n_particles: int, k: int, dtype, force_input: bool = False) -> int:
+    """Host memory of one loaded frame: (x, g) in float64 and in the network dtype, its neighbour lists, and the
+    forces (float64, then in the network dtype) of a network with ``force_input``."""
+    vectors = 3 if force_input else 2
+    return n_particles * (vectors * 2 * (8 + np.dtype(dtype).itemsize) + 4 * k)
 
 
 def plan_windows(n_frames: int, n_particles: int, frames_in_memory: int, steps_per_window: int | None,

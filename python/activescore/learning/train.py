@@ -368,7 +368,8 @@ def train_score(system, samples, config: ScoreNetConfig | None = None, *, loss: 
     force_system = system if config.force_input else None
     plan = None
     if dataset is not None:
-        budget = frames_in_memory or max(2, DEFAULT_MEMORY_BYTES // frame_bytes(n_particles, k, config.jnp_dtype))
+        per_frame = frame_bytes(n_particles, k, config.jnp_dtype, config.force_input)
+        budget = frames_in_memory or max(2, DEFAULT_MEMORY_BYTES // per_frame)
         plan = plan_windows(n_frames, n_particles, budget, steps_per_window, train_config.batch_particles,
                             train_config.seed)
     if plan is None:
