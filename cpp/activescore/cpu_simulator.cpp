@@ -237,7 +237,7 @@ class CpuSimulator final : public Simulator {
       noise.fill(params_.seed, step, &tag_[begin], int(end - begin), kStepNoise);
       for (long long p = begin; p < end; ++p) {
         Real fx = 0, fy = 0;
-        if (interacting_) sum_pair_forces(x, p, fx, fy);
+        if (interacting_) sum_pair_forces(p, fx, fy);
         if (!integrate_particle(params_, propulsion_, box_, noise.at(int(p - begin)), &x[2 * p], &q[C * p], fx, fy,
                                 &x_new[2 * p], &q_new[C * p]))
           bad = std::min(bad, (long long)tag_[p]);
@@ -253,7 +253,7 @@ class CpuSimulator final : public Simulator {
 
   // The pair force on slot p: its listed pairs from the table, in ascending tag (one order, whenever built):
   // first its neighbours of lower tag (pairs they own, negated), then its own pairs (contiguous in the table).
-  void sum_pair_forces(const Real*, long long p, Real& fx, Real& fy) const {
+  void sum_pair_forces(long long p, Real& fx, Real& fy) const {
     const VerletList<Real>& nl = neighbours_;
     const Real* tx = pair_fx_.data();
     const Real* ty = pair_fy_.data();

@@ -56,15 +56,11 @@ def interaction_forces(system, x: np.ndarray, box_length: float) -> np.ndarray:
     """(F, N, 2) float64 forces k Σ F − A x of every frame (the ``force_input`` of the network), from the compiled
     core, for ``system`` resized to the frames' particle count and box (a score applied to another size)."""
     from activescore.simulate import forces
+    from activescore.systems import system_from_dict
 
     n = x.shape[1]
     if system.n_particles != n or system.box_length != box_length:
-        d = system.to_dict()
-        d.update(n_particles=n, box_length=box_length)
-        d.pop("packing_fraction", None)
-        from activescore.systems import system_from_dict
-
-        system = system_from_dict(d)
+        system = system_from_dict({**system.to_dict(), "n_particles": n, "box_length": box_length})
     return np.stack([forces(system, frame) for frame in x])
 
 
