@@ -21,7 +21,7 @@ import numpy as np
 
 import activescore as a
 from activescore import plotting
-from activescore.learning import train_score
+from activescore.learning import ScoreNetConfig, train_score
 
 
 
@@ -34,8 +34,11 @@ def main():
     p.add_argument("--frames", type=int, default=160, help="snapshots (the last --test of them held out)")
     p.add_argument("--test", type=int, default=32)
     p.add_argument("--sigmas", type=float, nargs="+", default=[0.3, 0.1, 0.03, 0.01])
-    p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--batch", type=int, default=512)
+    p.add_argument("--network", choices=("mips", "plain"), default="mips",
+                   help="mips: the default network for MIPS (baseline, 1/√γ scale, force input); plain: without them")
+    p.add_argument("--no-implicit", action="store_true", help="denoising runs only")
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,13 +57,15 @@ def main():
     test = (traj.x[-args.test:], traj.g[-args.test:])
 
     maps = {}
-    for loss, sigma in [("dsm", s) for s in args.sigmas] + [("implicit", None)]:
+    network = None if args.network == "mips" else ScoreNetConfig.small()
+    runs = [("dsm", s) for s in args.sigmas] + ([] if args.no_implicit else [("implicit", None)])
+    for loss, sigma in runs:
         start = time.perf_counter()
-        score = train_score(system, train, None, loss=loss, sigma=sigma or 0.01,
+        score = train_score(system, train, network, loss=loss, sigma=sigma or 0.01,
                             n_steps=args.steps, batch_particles=args.batch, progress=True)
         train_s = time.perf_counter() - start
         result = a.estimate(score, test, system=system, keep_fields=True, progress=False)
-        run = {"loss": loss, "sigma": sigma, "train_s": train_s,
+        run = {"loss": loss, "sigma": sigma, "network": args.network, "train_s": train_s,
                **{f"{form}_ratio": result.ratio[form].value for form in ("quadratic", "divergence")},
                **{f"{form}_ratio_err": result.ratio[form].stderr for form in ("quadratic", "divergence")},
                "quadratic_pp": result.epr_per_particle["quadratic"].value,

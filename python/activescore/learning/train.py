@@ -252,7 +252,7 @@ def _progress_bar(show: bool, total: int, initial: int):
 def hypoelliptic_inputs(system) -> dict:
     """Network options for an interacting AOUP without translational noise (ε = 0, the paper's MIPS case): the
     Gaussian baseline −g, outputs scaled by 1/√γ and every token's interaction force in units of v0. In the
-    README's MIPS study they raise the learned EPR 5-20× at equal training. Empty for other systems."""
+    README's MIPS study they raise the learned EPR 5-21× at equal training. Empty for other systems."""
     if system.model != "aoup" or system.eps > 0 or system.k == 0:
         return {}
     return dict(gaussian_baseline=True, output_scale=1.0 / math.sqrt(system.gamma), force_input=True,
