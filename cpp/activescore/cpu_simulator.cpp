@@ -223,23 +223,24 @@ class CpuSimulator final : public Simulator {
 
   // Phase 2: this thread's particles summed from the pair table and integrated; returns its smallest failing
   // tag and raises max_move_sq to its largest displacement since the neighbour list was built. Blocks of
-  // particles draw their random words in one vectorised loop first.
+  // particles draw their normals in vectorised loops first.
   long long step_particles(const Real* x, const Real* q, Real* x_new, Real* q_new, int64_t step_index,
                            Real& max_move_sq) {
     const long long n = static_cast<long long>(n_);
     const long long blocks = (n + kPairBlockParticles - 1) / kPairBlockParticles;
     const unsigned long long step = static_cast<unsigned long long>(step_index);
-    PhiloxBlock<kPairBlockParticles> noise;
+    NormalBlock<kPairBlockParticles> noise;
     long long bad = LLONG_MAX;
 #pragma omp for schedule(static) nowait
     for (long long b = 0; b < blocks; ++b) {
       const long long begin = b * kPairBlockParticles, end = std::min(n, begin + kPairBlockParticles);
-      noise.fill(params_.seed, step, &tag_[begin], int(end - begin), kStepNoise);
+      noise.fill(params_.seed, step, &tag_[begin], int(end - begin), kStepNoise, params_.x_noise != Real(0));
       for (long long p = begin; p < end; ++p) {
         Real fx = 0, fy = 0;
         if (interacting_) sum_pair_forces(p, fx, fy);
-        if (!integrate_particle(params_, propulsion_, box_, noise.at(int(p - begin)), &x[2 * p], &q[C * p], fx, fy,
-                                &x_new[2 * p], &q_new[C * p]))
+        const int b = int(p - begin);
+        if (!integrate_particle(params_, propulsion_, box_, noise.first(b), noise.second(b), &x[2 * p], &q[C * p], fx,
+                                fy, &x_new[2 * p], &q_new[C * p]))
           bad = std::min(bad, (long long)tag_[p]);
         if (interacting_) {
           const Real mx = box_.min_image(x_new[2 * p] - neighbours_.reference[2 * p]);

@@ -20,25 +20,24 @@ struct StepParams {
 };
 
 // Advances a particle from (x, q) to (x_new, q_new) given its summed pair force (fx, fy) at the old state and
-// its random block w of this step (random_block(seed, step, i, kStepNoise)). Returns false if the move is
+// the normals of its random block of this step (random_block(seed, step, i, kStepNoise)): words (0, 1) drive x
+// (x_normals, unused when eps = 0), words (2, 3) the propulsion (physics.md §3). Returns false if the move is
 // non-finite or longer than half a cell.
 template <class Real, class Propulsion>
 AS_HD bool integrate_particle(const StepParams<Real>& p, const Propulsion& prop, const Box<Real>& box,
-                              const Philox4x32& w, const Real* x, const Real* q, Real fx, Real fy, Real* x_new,
-                              Real* q_new) {
-  // Words (0, 1) of the block drive x, words (2, 3) the propulsion (physics.md §3).
+                              const Normal2& x_normals, const Normal2& q_normals, const Real* x, const Real* q,
+                              Real fx, Real fy, Real* x_new, Real* q_new) {
   Real gx, gy;
   prop.direction(q, gx, gy);
   Real dx = p.dt * (p.v0 * gx + p.k * fx - p.trap * x[0]);
   Real dy = p.dt * (p.v0 * gy + p.k * fy - p.trap * x[1]);
-  if (p.x_noise != Real(0)) {  // eps = 0 (the MIPS case) skips a Box-Muller it would multiply by zero
-    const Normal2 n = box_muller(w.v[0], w.v[1]);
-    dx += p.x_noise * Real(n.a);
-    dy += p.x_noise * Real(n.b);
+  if (p.x_noise != Real(0)) {
+    dx += p.x_noise * Real(x_normals.a);
+    dy += p.x_noise * Real(x_normals.b);
   }
   x_new[0] = box.wrap(x[0] + dx);
   x_new[1] = box.wrap(x[1] + dy);
-  prop.update(q, q_new, box_muller(w.v[2], w.v[3]));
+  prop.update(q, q_new, q_normals);
   const Real move_sq = dx * dx + dy * dy;
   return move_sq <= p.max_step_sq;  // false for NaN too
 }
@@ -48,7 +47,10 @@ template <class Real, class Propulsion>
 AS_HD bool integrate_particle(const StepParams<Real>& p, const Propulsion& prop, const Box<Real>& box,
                               unsigned long long step, unsigned i, const Real* x, const Real* q, Real fx,
                               Real fy, Real* x_new, Real* q_new) {
-  return integrate_particle(p, prop, box, random_block(p.seed, step, i, kStepNoise), x, q, fx, fy, x_new, q_new);
+  const Philox4x32 w = random_block(p.seed, step, i, kStepNoise);
+  // eps = 0 (the MIPS case) skips a Box-Muller it would multiply by zero.
+  const Normal2 x_normals = p.x_noise != Real(0) ? box_muller(w.v[0], w.v[1]) : Normal2{0.0, 0.0};
+  return integrate_particle(p, prop, box, x_normals, box_muller(w.v[2], w.v[3]), x, q, fx, fy, x_new, q_new);
 }
 
 }  // namespace activescore

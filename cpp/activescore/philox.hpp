@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "hostdevice.hpp"
+#include "special_functions.hpp"
 
 namespace activescore {
 
@@ -48,12 +49,13 @@ struct Normal2 {
   double a, b;
 };
 
-// Box-Muller: two standard normals from two uniform words.
+// Box-Muller: two standard normals from two uniform words, r (cos 2 pi u_b, sin 2 pi u_b) with r = sqrt(-2 ln u_a).
+// log, cos and sin are our own (special_functions.hpp): they vectorise, and the Numba backend repeats them exactly.
 AS_HD Normal2 box_muller(uint32_t w_radius, uint32_t w_angle) {
-  constexpr double kTwoPi = 6.283185307179586;
-  const double r = sqrt(-2.0 * log(uniform_open01(w_radius)));
-  const double angle = kTwoPi * uniform_open01(w_angle);
-  return Normal2{r * cos(angle), r * sin(angle)};
+  const double r = sqrt(-2.0 * log_positive(uniform_open01(w_radius)));
+  double c, s;
+  cos_sin_turns(uniform_open01(w_angle), c, s);
+  return Normal2{r * c, r * s};
 }
 
 AS_HD Philox4x32 random_block(uint64_t seed, uint64_t step, uint32_t particle, uint32_t purpose) {
@@ -61,13 +63,15 @@ AS_HD Philox4x32 random_block(uint64_t seed, uint64_t step, uint32_t particle, u
                        static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
 }
 
-// The blocks of up to Count particles at one step, word by word: one loop over particles that the compiler
-// vectorises (the rounds are 32-bit multiplies and xors), bit for bit random_block's. Host only.
+// The normals of up to Count particles at one step, bit for bit box_muller of random_block's words: each stage is
+// one loop over particles that the compiler vectorises (Philox rounds are 32-bit multiplies and xors, Box-Muller
+// branch-free polynomials). The first pair (words 0, 1) is drawn only when asked for. Host only.
 template <int Count>
-struct PhiloxBlock {
-  uint32_t w[4][Count];
+struct NormalBlock {
+  double n[4][Count];
 
-  void fill(uint64_t seed, uint64_t step, const int* particle, int count, uint32_t purpose) {
+  void fill(uint64_t seed, uint64_t step, const int* particle, int count, uint32_t purpose, bool first_pair) {
+    uint32_t w[4][Count];
 #pragma omp simd
     for (int b = 0; b < count; ++b) {
       const Philox4x32 r = random_block(seed, step, uint32_t(particle[b]), purpose);
@@ -76,8 +80,21 @@ struct PhiloxBlock {
       w[2][b] = r.v[2];
       w[3][b] = r.v[3];
     }
+    if (first_pair) transform(w[0], w[1], n[0], n[1], count);
+    transform(w[2], w[3], n[2], n[3], count);
   }
-  Philox4x32 at(int b) const { return Philox4x32{{w[0][b], w[1][b], w[2][b], w[3][b]}}; }
+  Normal2 first(int b) const { return Normal2{n[0][b], n[1][b]}; }
+  Normal2 second(int b) const { return Normal2{n[2][b], n[3][b]}; }
+
+ private:
+  static void transform(const uint32_t* w_radius, const uint32_t* w_angle, double* out_a, double* out_b, int count) {
+#pragma omp simd
+    for (int b = 0; b < count; ++b) {
+      const Normal2 v = box_muller(w_radius[b], w_angle[b]);
+      out_a[b] = v.a;
+      out_b[b] = v.b;
+    }
+  }
 };
 
 struct Normal4 {

@@ -19,6 +19,7 @@ import numba
 import numpy as np
 
 from .rng import STEP_NOISE, box_muller_core, random_block_core
+from .special_functions import softplus
 from .spec import RunSpec, SystemSpec
 
 MAX_CELLS_PER_SIDE = 4096
@@ -117,13 +118,10 @@ def _wrap(x, p):
 
 @numba.njit(cache=True)
 def _pair_force(rho, sigma, p, harmonic):
-    """f(rho): max(sigma - rho, 0), or the softplus with the stable formula of pair_potential.hpp."""
+    """f(rho): max(sigma - rho, 0), or pair_potential.hpp's softplus_beta(sigma - rho) (its polynomials in float64)."""
     if harmonic:
         return sigma - rho if rho < sigma else p[_ZERO]
-    z = p[_BETA] * (sigma - rho)
-    if z > 0:
-        return (z + math.log1p(math.exp(-z))) * p[_INV_BETA]
-    return math.log1p(math.exp(z)) * p[_INV_BETA]
+    return softplus(p[_BETA] * (sigma - rho)) * p[_INV_BETA]
 
 
 @numba.njit(cache=True)

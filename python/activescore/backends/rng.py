@@ -7,17 +7,23 @@ Philox4x32-10 with the layout fixed in philox.hpp:
 * uniform u = (w + 0.5) 2^-32 in (0, 1); Box-Muller in float64: (n0, n1) from (u0, u1), (n2, n3) from (u2, u3),
   r = sqrt(-2 ln u_a), n_a = r cos(2 pi u_b), n_b = r sin(2 pi u_b).
 
-The algorithm is written once, in :func:`philox4x32_10_core` and :func:`normals4_core`, with ``np.uint64``
-arithmetic and explicit 32-bit masks. Called from Python the same bodies run vectorised over NumPy arrays;
-called from ``numba.njit`` code they compile to scalar code (``register_jitable``), which is what the Numba
-simulator uses.
+The algorithm is written once: :func:`philox4x32_10_core` with ``np.uint64`` arithmetic and explicit 32-bit masks
+(called from Python it runs vectorised over NumPy arrays), and :func:`normals4_core`, scalar code that
+``numba.njit`` compiles (``register_jitable``) for the Numba simulator and for :func:`normals4_array`. Box-Muller's
+log, cos and sin are not libm's but :func:`log_positive` and :func:`cos_sin_turns`, the C++ core's own
+vectorisable functions repeated operation for operation (:mod:`.special_functions`), so every CPU backend draws
+bit for bit the same normals.
 """
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 from numba.extending import register_jitable
+
+from .special_functions import cos_sin_turns, log_positive
 
 STEP_NOISE = 0
 INITIAL_CONDITION = 1
@@ -31,7 +37,6 @@ _PHILOX_M1 = np.uint64(0xCD9E8D57)
 _PHILOX_W0 = np.uint64(0x9E3779B9)
 _PHILOX_W1 = np.uint64(0xBB67AE85)
 _TWO_POW_MINUS_32 = 2.3283064365386963e-10
-_TWO_PI = 6.283185307179586
 
 
 @register_jitable
@@ -67,14 +72,14 @@ def random_block_core(seed, step, particle, purpose):
 @register_jitable
 def box_muller_core(word_radius, word_angle):
     """Two standard normals from two uniform words: r cos(2 pi u_b), r sin(2 pi u_b), r = sqrt(-2 ln u_a)."""
-    radius = np.sqrt(-2.0 * np.log(_uniform_open01(word_radius)))
-    angle = _TWO_PI * _uniform_open01(word_angle)
-    return radius * np.cos(angle), radius * np.sin(angle)
+    radius = math.sqrt(-2.0 * log_positive(_uniform_open01(word_radius)))
+    cos_angle, sin_angle = cos_sin_turns(_uniform_open01(word_angle))
+    return radius * cos_angle, radius * sin_angle
 
 
 @register_jitable
 def normals4_core(seed, step, particle, purpose):
-    """Four standard normals for uint64 (seed, step, particle, purpose); any of them may be a NumPy array.
+    """Four standard normals for uint64 scalars (seed, step, particle, purpose).
 
     (n0, n1) come from words (0, 1) and (n2, n3) from words (2, 3), so a caller needing one pair may skip the other.
     """
@@ -84,9 +89,17 @@ def normals4_core(seed, step, particle, purpose):
     return n0, n1, n2, n3
 
 
-# Scalar compiled versions: the exact code path of the Numba simulator (libm log/sin/cos, like the C++ core).
+# Compiled versions: the exact code path of the Numba simulator.
 philox_jit = numba.njit(philox4x32_10_core, cache=True)
 normals4_jit = numba.njit(normals4_core, cache=True)
+
+
+@numba.njit(cache=True)
+def _normals4_table(seed, step, particles, purpose):
+    out = np.empty((particles.size, 4))
+    for a in range(particles.size):
+        out[a, 0], out[a, 1], out[a, 2], out[a, 3] = normals4_core(seed, step, particles[a], purpose)
+    return out
 
 
 def _as_uint64(value):
@@ -110,11 +123,6 @@ def normals4(seed: int, step: int, particle: int, purpose: int) -> tuple[float, 
 
 
 def normals4_array(seed: int, step: int, particles: np.ndarray, purpose: int) -> np.ndarray:
-    """``normals4`` for every index in ``particles``, vectorised in NumPy: an (n, 4) float64 array.
-
-    NumPy's SIMD ``log`` may differ from libm's in the last bit, so entries can differ from :func:`normals4`
-    by an ulp; every backend draws its initial conditions from this one function, so they agree exactly.
-    """
+    """``normals4`` for every index in ``particles``: an (n, 4) float64 array, bit for bit the scalar values."""
     particles = _as_uint64(particles).reshape(-1)
-    columns = normals4_core(np.uint64(seed), np.uint64(step), particles, np.uint64(purpose))
-    return np.stack(columns, axis=1)
+    return _normals4_table(np.uint64(seed), np.uint64(step), particles, np.uint64(purpose))
