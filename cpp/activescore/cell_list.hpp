@@ -151,17 +151,22 @@ AS_HD bool interacts(const Pair& pair, Real rho_sq, Real sigma) {
   return (rho_sq < rc * rc) & (rho_sq > Real(0));
 }
 
-// scale = f(rho)/rho (0 outside the cutoff) for `count` pairs, so that F_ij = scale (dx, dy): one vectorised loop.
+// f(rho)/rho for a pair at squared distance rho_sq, 0 outside the cutoff, so that F_ij = scale (dx, dy). Branch
+// free, for vectorised loops.
+template <class Real, class Pair>
+AS_HD Real force_scale(const Pair& pair, Real rho_sq, Real sigma) {
+  const bool inside = interacts(pair, rho_sq, sigma);
+  const Real rho = std::sqrt(inside ? rho_sq : Real(1));
+  const Real value = pair.force(rho, sigma) / rho;
+  return inside ? value : Real(0);
+}
+
+// force_scale for `count` pairs: one vectorised loop.
 template <class Real, class Pair>
 inline void evaluate_force_scale(const Pair& pair, const Real* __restrict rho_sq, const Real* __restrict sigma,
                                  Real* __restrict scale, int count) {
 #pragma omp simd
-  for (int a = 0; a < count; ++a) {
-    const bool inside = interacts(pair, rho_sq[a], sigma[a]);
-    const Real rho = std::sqrt(inside ? rho_sq[a] : Real(1));
-    const Real value = pair.force(rho, sigma[a]) / rho;
-    scale[a] = inside ? value : Real(0);
-  }
+  for (int a = 0; a < count; ++a) scale[a] = force_scale(pair, rho_sq[a], sigma[a]);
 }
 
 template <class Real, class Pair>

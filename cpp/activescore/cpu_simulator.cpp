@@ -185,8 +185,13 @@ class CpuSimulator final : public Simulator {
   // evaluated once, in blocks of owners, into the pair table: the force s * (dx, dy) on the owner, s = f(rho)/rho.
   // The other particle reads it negated: the minimum image is odd and s * (-d) == -(s * d) in IEEE arithmetic, so
   // its summands are bit for bit those of recomputing its own displacement (products rounded: -ffp-contract=off).
+  // A block first gathers its pairs' raw differences (scalar loads through the list), then one vectorised loop
+  // applies the minimum image, the cutoff and the force.
   void evaluate_pairs(PairBlock<Real>& block, const Real* x) {
     const VerletList<Real>& nl = neighbours_;
+    const Box<Real> box = box_;  // local copies: the block's stores cannot alias them, so they stay in registers
+    const Pair pair = pair_;
+    const Real* radius = radius_.data();
     const long long n = static_cast<long long>(n_);
     const long long blocks = (n + kPairBlockParticles - 1) / kPairBlockParticles;
 #pragma omp for schedule(static)
@@ -194,29 +199,27 @@ class CpuSimulator final : public Simulator {
       const long long begin = b * kPairBlockParticles, end = std::min(n, begin + kPairBlockParticles);
       const int first = nl.pair_start[begin], count = nl.pair_start[end] - first;
       block.grow(count);
+      Real* __restrict dx = block.dx.data();
+      Real* __restrict dy = block.dy.data();
+      Real* __restrict sigma = block.sigma.data();
       int slot = 0;
       for (long long p = begin; p < end; ++p) {
-        const Real xi = x[2 * p], yi = x[2 * p + 1], ri = radius_[p];
+        const Real xi = x[2 * p], yi = x[2 * p + 1], ri = radius[p];
         for (int a = nl.owned_first[p]; a < nl.start[p + 1]; ++a, ++slot) {
           const int j = nl.index[a];
-          const Real dx = box_.min_image(xi - x[2 * j]);
-          const Real dy = box_.min_image(yi - x[2 * j + 1]);
-          block.dx[slot] = dx;
-          block.dy[slot] = dy;
-          block.rho_sq[slot] = dx * dx + dy * dy;
-          block.sigma[slot] = ri + radius_[j];
+          dx[slot] = xi - x[2 * j];
+          dy[slot] = yi - x[2 * j + 1];
+          sigma[slot] = ri + radius[j];
         }
       }
-      Real* scale = block.scale.data();
-      evaluate_force_scale(pair_, block.rho_sq.data(), block.sigma.data(), scale, count);
-      Real* fx = &pair_fx_[first];
-      Real* fy = &pair_fy_[first];
-      const Real* dx = block.dx.data();
-      const Real* dy = block.dy.data();
+      Real* __restrict fx = &pair_fx_[first];
+      Real* __restrict fy = &pair_fy_[first];
 #pragma omp simd
       for (int k = 0; k < count; ++k) {
-        fx[k] = scale[k] * dx[k];
-        fy[k] = scale[k] * dy[k];
+        const Real ddx = box.min_image(dx[k]), ddy = box.min_image(dy[k]);
+        const Real scale = force_scale(pair, ddx * ddx + ddy * ddy, sigma[k]);
+        fx[k] = scale * ddx;
+        fy[k] = scale * ddy;
       }
     }
   }
