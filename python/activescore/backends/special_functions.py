@@ -27,6 +27,7 @@ _ROUND = 6755399441055744.0  # 1.5 * 2^52: adding and removing it rounds to an i
 _TWO_PI = 6.283185307179586
 _LOG2_E = 1.4426950408889634
 _LOG_THREE_HALVES = 0.40546510810816438198
+_POWERS_OF_TWO = np.ldexp(1.0, np.arange(-1022, 1))  # 2^-1022 .. 2^0, exact; a table is faster than ldexp in Numba
 
 
 @register_jitable
@@ -120,7 +121,7 @@ def exp_nonpositive(x):
     a5 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0)
     q = ((a0 + a1 * r2) + (a2 + a3 * r2) * r4) + (a4 + a5 * r2) * r8
     p = 1.0 + (r + r2 * q)
-    return math.ldexp(p, int(n))  # p 2^n, exact as the C++ product with 2^n (n >= -1010: no subnormals)
+    return p * _POWERS_OF_TWO[int(n) + 1022]  # p 2^n, the C++ product (n >= -1010: 2^n is normal)
 
 
 @register_jitable
