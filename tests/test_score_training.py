@@ -104,6 +104,32 @@ def test_evaluation_is_chunked_and_accepts_any_particle_count(unbroken):
     np.testing.assert_array_equal(unbroken.divergence_g(x[0], g[0]), div_g)
 
 
+def test_one_snapshot_is_prepared_once_and_a_changed_one_again(unbroken, monkeypatch):
+    """estimate asks for the score and both divergences of a snapshot in turn: its kNN lists are built once, the
+    divergence pass runs once, and any change to the snapshot (even in place) is seen."""
+    from activescore.learning import score as score_module
+
+    built = []
+    make = score_module.make_snapshots
+    monkeypatch.setattr(score_module, "make_snapshots", lambda *a, **k: built.append(1) or make(*a, **k))
+    score = Score(unbroken.system, unbroken.config, unbroken.params)
+    x, g = samples(4)
+    x, g = x[0].copy(), g[0].copy()
+    s_x, s_g = score(x, g)
+    div_x = score.divergence_x(x, g)
+    div_g = score.divergence_g(x, g)
+    assert len(built) == 1
+    div_g[:] = 0.0  # the caller's copy: the cached one is untouched
+    np.testing.assert_array_equal(score.divergence_g(x, g), score.divergence(x, g)[1])
+    assert np.all(score.divergence_g(x, g) != 0.0) and len(built) == 1
+    g[0, 0] += 0.5  # in place: still a new snapshot
+    moved = score.divergence_x(x, g)
+    assert len(built) == 2 and not np.array_equal(moved, div_x)
+    fresh = Score(unbroken.system, unbroken.config, unbroken.params)
+    np.testing.assert_array_equal(score(x, g)[1], fresh(x, g)[1])
+    assert not np.array_equal(score(x, g)[1], s_g) and s_x.shape == (N, 2)
+
+
 def test_several_noise_levels_train_one_conditioned_network():
     config = TINY.replace(sigma_conditioning=True)
     score = train_score(system(), samples(), config, seed=0, **{**SETTINGS, "sigma": [0.05, 0.2]})

@@ -25,6 +25,12 @@ def _system_from_dict(d: dict):
     return system_from_dict(d)
 
 
+def _same(cached: np.ndarray, value) -> bool:
+    """Whether value is the cached snapshot array (same shape and values; NaN never matches)."""
+    value = np.asarray(value)
+    return cached.shape == value.shape and np.array_equal(cached, value)
+
+
 @functools.lru_cache(maxsize=16)
 def _compiled_evaluators(config: ScoreNetConfig):
     """Jitted ``(score, divergence)`` of one snapshot's particles, shared by every Score of this architecture."""
@@ -70,6 +76,10 @@ class Score:
         self.info = dict(info or {})
         self.chunk_size = int(chunk_size)
         self._evaluate, self._divergence = _compiled_evaluators(config)
+        # The last snapshot's device arrays and divergences: estimate asks for the score and both divergences of
+        # one snapshot in turn, and the kNN lists and forces (or the forward-mode pass) need computing only once.
+        self._last_snapshot = None
+        self._last_divergence = None
 
     # ----------------------------------------------------------------------------------------- evaluation
     def __call__(self, x, g, *, sigma: float | None = None, box_length: float | None = None):
@@ -85,7 +95,13 @@ class Score:
 
     def divergence(self, x, g, *, sigma: float | None = None, box_length: float | None = None):
         """``(∇_{x_i}·s_x,i or None, ∇_{g_i}·s_g,i)`` per particle, each (N,), exact (forward mode)."""
-        out = self._run(self._divergence, x, g, sigma, box_length)
+        key = (self._log_sigma(sigma), box_length)
+        last = self._last_divergence
+        if last is not None and last[0] == key and _same(last[1], x) and _same(last[2], g):
+            out = last[3].copy()  # copies both ways: what the caller gets is theirs to change
+        else:
+            out = self._run(self._divergence, x, g, sigma, box_length)
+            self._last_divergence = (key, np.array(x, dtype=np.float64), np.array(g, dtype=np.float64), out.copy())
         if self.config.predict_x:
             return out[:, 0], out[:, 1]
         return None, out[:, 0]
@@ -120,9 +136,7 @@ class Score:
         n = x.shape[0]
         k = min(self.config.k, n)
         dtype = self.config.jnp_dtype
-        host = make_snapshots(x[None], g[None], box_length, k, dtype,
-                              system=self.system if self.config.force_input else None)
-        snapshots = jax.tree_util.tree_map(jnp.asarray, host)
+        snapshots = self._snapshots(x, g, box_length, k, dtype)
         # A power-of-two chunk no larger than needed: few distinct shapes, so few compilations.
         chunk = min(self.chunk_size, 1 << max(0, (n - 1).bit_length()))
         log_sigma = jnp.full((chunk,), self._log_sigma(sigma), dtype)
@@ -132,6 +146,19 @@ class Score:
             out = fn(self.params, snapshots, jnp.asarray(particles, jnp.int32), log_sigma, box_length)
             outputs.append(np.asarray(out[: min(chunk, n - start)], dtype=np.float64))
         return np.concatenate(outputs, axis=0)
+
+    def _snapshots(self, x, g, box_length, k, dtype):
+        """One snapshot's device arrays (kNN lists and, for force-input networks, forces), reused while the same
+        snapshot comes back."""
+        key = (box_length, k, dtype)
+        last = self._last_snapshot
+        if last is not None and last[0] == key and _same(last[1], x) and _same(last[2], g):
+            return last[3]
+        host = make_snapshots(x[None], g[None], box_length, k, dtype,
+                              system=self.system if self.config.force_input else None)
+        snapshots = jax.tree_util.tree_map(jnp.asarray, host)
+        self._last_snapshot = (key, x.copy(), g.copy(), snapshots)
+        return snapshots
 
     # ------------------------------------------------------------------------------------- persistence
     def save(self, path) -> None:
