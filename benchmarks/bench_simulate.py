@@ -11,12 +11,17 @@ CUDA rows also report an effective memory bandwidth: a traffic model of the step
 particle-step, cuda_bytes_per_particle_step) times the measured rate, against the card's theoretical peak
 (_core.cuda_device_info()).
     python benchmarks/bench_simulate.py --sizes 1024 4096 --seconds 0.5
+
+When jax-md is installed (an optional peer, not a dependency: ``pip install jax-md``), the same system also runs in
+JAX-MD (benchmarks/jaxmd_peer.py: its periodic space and neighbour list, the force and step written in JAX; its
+forces are checked against activescore.forces first) on XLA's CPU threads.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import time
@@ -24,6 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import jaxmd_peer  # noqa: E402
 
 import activescore as a  # noqa: E402
 from activescore import backends  # noqa: E402
@@ -39,10 +45,16 @@ def clustered_state(n: int, burn_in: int):
     return system, traj.final_state
 
 
-def time_run(system, state, backend, dtype, n_threads, seconds) -> float:
+def time_run(system, state, backend, dtype, n_threads, seconds, runners=None) -> float:
     """Particle-steps per second of one timed run, sized to last about `seconds`."""
-    run = lambda steps: a.simulate(system, steps, a.MIPS_DT, init=state, save_every=steps, backend=backend,  # noqa: E731
-                                   dtype=dtype, n_threads=n_threads, progress=False)
+    if backend == "jax-md":  # the peer: built (and compiled) once per system, kept in `runners`
+        key = (system.n_particles, dtype)
+        if key not in runners:
+            runners[key] = jaxmd_peer.make_runner(system, state, dtype)
+        run = runners[key]
+    else:
+        run = lambda steps: a.simulate(system, steps, a.MIPS_DT, init=state, save_every=steps,  # noqa: E731
+                                       backend=backend, dtype=dtype, n_threads=n_threads, progress=False)
     run(2)  # compile / warm up
     steps = 4
     while True:
@@ -87,12 +99,14 @@ def cuda_device() -> dict | None:
     return core.cuda_device_info()
 
 
-def configurations(use_cuda: bool):
+def configurations(use_cuda: bool, with_jax_md: bool = True):
     cpu = []
     if backends.is_available("cpp"):
         cpu += [("cpp", "float64", 1), ("cpp", "float64", 2)]
     if backends.is_available("numba"):
         cpu += [("numba", "float64", 2)]
+    if with_jax_md and jaxmd_peer.available():
+        cpu += [("jax-md", "float64", os.cpu_count())]
     cuda = [("cuda", "float32", 0), ("cuda", "float64", 0)] if use_cuda and backends.is_available("cuda") else []
     return cpu, cuda
 
@@ -108,9 +122,10 @@ def main(argv=None) -> None:
     parser.add_argument("--burn-in", type=int, default=1000)
     parser.add_argument("--name", default=None, help="results file name (default: simulate_<host>)")
     parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--no-jax-md", action="store_true", help="skip the JAX-MD peer even if jax-md is installed")
     args = parser.parse_args(argv)
 
-    cpu, cuda = configurations(args.cuda)
+    cpu, cuda = configurations(args.cuda, with_jax_md=not args.no_jax_md)
     jobs = [(n, c) for n in args.sizes for c in cpu]
     if cuda:
         jobs += [(n, c) for n in args.cuda_sizes for c in cuda]
@@ -127,12 +142,13 @@ def main(argv=None) -> None:
 
     states = {n: clustered_state(n, args.burn_in) for n in sorted({n for n, _ in jobs})}
     samples = {job: [] for job in jobs}
+    runners = {}
     for r in range(args.rounds):  # interleaved, so slow spells of a shared machine hit every backend alike
         for n, (backend, dtype, threads) in jobs:
             system, state = states[n]
-            rate = time_run(system, state, backend, dtype, threads, args.seconds)
+            rate = time_run(system, state, backend, dtype, threads, args.seconds, runners)
             samples[(n, (backend, dtype, threads))].append(rate)
-            print(f"round {r}: N={n:>8} {backend:>5} {dtype} threads={threads}: {rate / 1e6:9.2f} M particle-steps/s",
+            print(f"round {r}: N={n:>8} {backend:>6} {dtype} threads={threads}: {rate / 1e6:9.2f} M particle-steps/s",
                   flush=True)
 
     rows = []
@@ -150,12 +166,16 @@ def main(argv=None) -> None:
     by = {(r["n_particles"], r["backend"], r["dtype"], r["threads"]): r["particle_steps_per_s"] for r in rows}
     ratios = {n: by[(n, "cpp", "float64", 2)] / by[(n, "numba", "float64", 2)]
               for n in args.sizes if (n, "cpp", "float64", 2) in by and (n, "numba", "float64", 2) in by}
+    jax_md_ratios = {n: by[(n, "cpp", "float64", 2)] / by[(n, "jax-md", "float64", os.cpu_count())]
+                     for n in args.sizes
+                     if (n, "cpp", "float64", 2) in by and (n, "jax-md", "float64", os.cpu_count()) in by}
     payload = {"benchmark": "simulate", "machine": info, "system": "mips(N, 0.5), dt=0.1, init=cluster",
-               "burn_in": args.burn_in, "results": rows, "cpp2_over_numba2": ratios}
+               "burn_in": args.burn_in, "results": rows, "cpp2_over_numba2": ratios,
+               "cpp2_over_jax_md": jax_md_ratios}
     name = args.name or f"simulate_{info['host']}"
     path = common.write_json(name, payload)
 
-    table = markdown_table(rows, info, ratios, device)
+    table = markdown_table(rows, info, ratios, device, jax_md_ratios)
     print(table)
     print(f"wrote {path}")
     if not args.no_readme:
@@ -164,7 +184,7 @@ def main(argv=None) -> None:
             print(f"updated README table {marker}")
 
 
-def markdown_table(rows, info, ratios, device=None) -> str:
+def markdown_table(rows, info, ratios, device=None, jax_md_ratios=None) -> str:
     lines = [f"Machine: {common.machine_label(info)}; {info['date']}.", ""]
     if device is not None:
         lines += [f"GPU: {device['name']} ({device['sm_count']} SMs), theoretical peak memory bandwidth "
@@ -188,6 +208,9 @@ def markdown_table(rows, info, ratios, device=None) -> str:
     if ratios:
         lines += ["", "cpp (2 threads) / numba (2 threads): " +
                   ", ".join(f"N={n}: {v:.2f}×" for n, v in sorted(ratios.items()))]
+    if jax_md_ratios:
+        lines += ["", "cpp (2 threads) / jax-md (XLA, all cores): " +
+                  ", ".join(f"N={n}: {v:.2f}×" for n, v in sorted(jax_md_ratios.items()))]
     return "\n".join(lines)
 
 

@@ -41,12 +41,13 @@ def machine() -> dict:
     info = {"cpu": cpu_model(), "cores": os.cpu_count(), "gpu": gpu_model(), "python": platform.python_version(),
             "numpy": numpy.__version__, "platform": platform.platform(), "host": socket.gethostname(),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
-    try:
-        import numba
+    from importlib import metadata
 
-        info["numba"] = numba.__version__
-    except ImportError:
-        pass
+    for name, distribution in (("numba", "numba"), ("jax", "jax"), ("jax_md", "jax-md")):
+        try:
+            info[name] = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            pass
     return info
 
 
