@@ -161,17 +161,14 @@ AS_HD Real force_scale(const Pair& pair, Real rho_sq, Real sigma) {
   return inside ? value : Real(0);
 }
 
-// force_scale for `count` pairs: one vectorised loop.
-template <class Real, class Pair>
-inline void evaluate_force_scale(const Pair& pair, const Real* __restrict rho_sq, const Real* __restrict sigma,
-                                 Real* __restrict scale, int count) {
-#pragma omp simd
-  for (int a = 0; a < count; ++a) scale[a] = force_scale(pair, rho_sq[a], sigma[a]);
-}
-
+// force_scale for every pair of the block: one vectorised loop.
 template <class Real, class Pair>
 inline void evaluate_force_scale(const Pair& pair, PairBlock<Real>& block) {
-  evaluate_force_scale(pair, block.rho_sq.data(), block.sigma.data(), block.scale.data(), block.size);
+  const Real* __restrict rho_sq = block.rho_sq.data();
+  const Real* __restrict sigma = block.sigma.data();
+  Real* __restrict scale = block.scale.data();
+#pragma omp simd
+  for (int a = 0; a < block.size; ++a) scale[a] = force_scale(pair, rho_sq[a], sigma[a]);
 }
 
 // scale = f(rho)(d-1)/rho + f'(rho) for every pair (d = 2; 0 outside the cutoff): its share of div_{x_i} b_x,i.

@@ -241,9 +241,9 @@ class CpuSimulator final : public Simulator {
       for (long long p = begin; p < end; ++p) {
         Real fx = 0, fy = 0;
         if (interacting_) sum_pair_forces(p, fx, fy);
-        const int b = int(p - begin);
-        if (!integrate_particle(params_, propulsion_, box_, noise.first(b), noise.second(b), &x[2 * p], &q[C * p], fx,
-                                fy, &x_new[2 * p], &q_new[C * p]))
+        const int in_block = int(p - begin);
+        if (!integrate_particle(params_, propulsion_, box_, noise.first(in_block), noise.second(in_block), &x[2 * p],
+                                &q[C * p], fx, fy, &x_new[2 * p], &q_new[C * p]))
           bad = std::min(bad, (long long)tag_[p]);
         if (interacting_) {
           const Real mx = box_.min_image(x_new[2 * p] - neighbours_.reference[2 * p]);

@@ -1,7 +1,7 @@
 // Branch-free elementary functions written as plain arithmetic, so the compiler can vectorise the loops that call
 // them (libm calls block that).
 // - log and sin/cos for Box-Muller (host and device): exactly rounded operations in a fixed order, so the Numba
-//   backend (backends/rng.py) repeats them bit for bit; within about an ulp of the true values.
+//   backend (backends/special_functions.py) repeats them bit for bit; within about an ulp of the true values.
 // - exp and log1p for the softplus pair force, accurate to a few ulp in float64. On the GPU and in float32 the
 //   library functions are already fast and are used instead.
 #pragma once
@@ -12,6 +12,12 @@
 #include "hostdevice.hpp"
 
 namespace activescore {
+
+// ln 2 split so that n * kLn2Hi is exact for |n| < 2^20 (kLn2Hi has 32 trailing zero bits).
+constexpr double kLn2Hi = 6.93147180369123816490e-01, kLn2Lo = 1.90821492927058770002e-10;
+// Adding and removing 1.5 * 2^52 rounds a double of magnitude below 2^51 to the nearest integer, which is then also
+// held in the low bits of the sum.
+constexpr double kRoundToInteger = 6755399441055744.0;
 
 // R(z) = sum_{k=1..11} 2 z^k/(2k+1), the tail of 2 atanh(s)/s - 2 at z = s^2 (z <= 0.04 here, where the
 // omitted terms are below 1e-17 of the result). Estrin's scheme: independent pairs of terms joined by z^2, z^4,
@@ -29,8 +35,7 @@ AS_HD double atanh_series_tail(double z) {
 AS_HD double log_positive(double u) {
   constexpr uint64_t kSqrt2Mantissa = 0x0006a09e667f3bcdull;  // mantissa field of 1.4142135623730951
   constexpr uint64_t kOne = 0x3ff0000000000000ull, kTwoPow52 = 0x4330000000000000ull, kUnitExponent = 1ull << 52;
-  constexpr double kLn2Hi = 6.93147180369123816490e-01, kLn2Lo = 1.90821492927058770002e-10,
-                   kExponentBias = 4503599627371519.0;  // 2^52 + 1023
+  constexpr double kExponentBias = 4503599627371519.0;  // 2^52 + 1023
   // Integer arithmetic only, so that AVX2 vectorises it too (GCC will not if-convert a floating-point operation
   // that may trap): high is all ones when m > sqrt(2), and then m is halved and e raised by one, both exactly.
   uint64_t bits;
@@ -54,11 +59,11 @@ AS_HD double log_positive(double u) {
 // theta = 2 pi d, |theta| <= pi/4, goes through the Taylor polynomials (to theta^17 and theta^16: tails below
 // 1e-18), and the quadrant j mod 4 rotates the result.
 AS_HD void cos_sin_turns(double t, double& cos_out, double& sin_out) {
-  constexpr double kTwoPi = 6.283185307179586, kRound = 6755399441055744.0;  // 1.5 * 2^52
-  // Rounds 4t to the nearest integer j by adding and removing 1.5 * 2^52 (floor does not vectorise without
-  // -fno-trapping-math); j mod 4 is then the low bits of the sum.
-  const double shifted = 4.0 * t + kRound;
-  const double j = shifted - kRound;
+  constexpr double kTwoPi = 6.283185307179586;
+  // Rounds 4t to the nearest integer j with kRoundToInteger (floor does not vectorise without -fno-trapping-math);
+  // j mod 4 is then the low bits of the sum.
+  const double shifted = 4.0 * t + kRoundToInteger;
+  const double j = shifted - kRoundToInteger;
   uint64_t shifted_bits;
   memcpy(&shifted_bits, &shifted, sizeof shifted_bits);
   const uint64_t q = shifted_bits & 3u;
@@ -92,11 +97,10 @@ AS_HD void cos_sin_turns(double t, double& cos_out, double& sin_out) {
 #if !defined(__CUDA_ARCH__)
 // exp(x) for x <= 0 (clamped at -700, where it is ~1e-304): x = n ln2 + r, |r| <= ln2/2, Taylor to r^13.
 inline double exp_nonpositive(double x) {
-  constexpr double kLog2e = 1.4426950408889634, kLn2Hi = 6.93147180369123816490e-01,
-                   kLn2Lo = 1.90821492927058770002e-10, kRound = 6755399441055744.0;  // 1.5 * 2^52
+  constexpr double kLog2e = 1.4426950408889634;
   x = x < -700.0 ? -700.0 : x;
-  const double t = x * kLog2e + kRound;  // rounds x log2(e) to the nearest integer n, held in t's low bits
-  const double n = t - kRound;
+  const double t = x * kLog2e + kRoundToInteger;  // x log2(e) rounded to the nearest integer n, in t's low bits
+  const double n = t - kRoundToInteger;
   const double r = (x - n * kLn2Hi) - n * kLn2Lo;
   // 1 + (r + r^2 Q(r)), Q(r) = sum_{k=2..13} r^{k-2}/k! by Estrin's scheme (see atanh_series_tail); the 1 is
   // added last, so only one rounding happens at its magnitude.
@@ -108,7 +112,7 @@ inline double exp_nonpositive(double x) {
   const double p = 1.0 + (r + r2 * q);
   int64_t t_bits, round_bits;
   std::memcpy(&t_bits, &t, sizeof t);
-  std::memcpy(&round_bits, &kRound, sizeof kRound);
+  std::memcpy(&round_bits, &kRoundToInteger, sizeof kRoundToInteger);
   const int64_t scale_bits = (t_bits - round_bits + 1023) << 52;  // 2^n
   double scale;
   std::memcpy(&scale, &scale_bits, sizeof scale);

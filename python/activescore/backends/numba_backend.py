@@ -1,13 +1,15 @@
 """Numba fallback backend: the C++ CPU driver (``cpp/activescore/cpu_simulator.cpp``) line for line.
 
 Same cell list (counting sort, stable in particle index, one cell when the box is under 3 cells a side), same
-neighbour order, same pair evaluators, same integrator, same Philox stream (:mod:`.rng`), so float64
-trajectories agree with the compiled core to rounding (bit for bit where the C++ uses libm and no FMA
-contraction). exp/log1p/sin/cos are libm's. Each particle sums its own neighbours in a fixed order
+pair evaluators with the C++ core's own softplus, log, cos and sin (:mod:`.special_functions`), same integrator,
+same Philox stream (:mod:`.rng`). Forces and divergences therefore equal the compiled ``cpu_forces`` and
+``cpu_drift_divergence`` bit for bit (both sum in cell order). Float64 trajectories agree with the compiled
+simulator to rounding, and bit for bit in one cell or without interactions: its Verlet lists sum a particle's
+neighbours in index order, this backend in cell order. Each particle sums its own neighbours in a fixed order
 inside a ``prange`` loop, so results do not depend on the thread count.
 
 Kernels are compiled on first use and cached on disk (``cache=True``). Numba only checks this file's timestamp
-for cache invalidation: after editing ``rng.py``, clear ``backends/__pycache__``.
+for cache invalidation: after editing ``rng.py`` or ``special_functions.py``, clear ``backends/__pycache__``.
 """
 
 from __future__ import annotations
