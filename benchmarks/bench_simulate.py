@@ -35,6 +35,8 @@ import activescore as a  # noqa: E402
 from activescore import backends  # noqa: E402
 
 CPU_SIZES = (1024, 4096, 16384, 65536)
+CPP2 = ("cpp", "float64", 2)  # the reference row of the speed-up lines
+PEERS = {"numba (2 threads)": ("numba", "float64", 2), "jax-md (XLA, all cores)": ("jax-md", "float64", os.cpu_count())}
 CUDA_SIZES = (4096, 32768, 262144, 1048576)
 
 
@@ -45,7 +47,7 @@ def clustered_state(n: int, burn_in: int):
     return system, traj.final_state
 
 
-def time_run(system, state, backend, dtype, n_threads, seconds, runners=None) -> float:
+def time_run(system, state, backend, dtype, n_threads, seconds, runners: dict) -> float:
     """Particle-steps per second of one timed run, sized to last about `seconds`."""
     if backend == "jax-md":  # the peer: built (and compiled) once per system, kept in `runners`
         key = (system.n_particles, dtype)
@@ -104,9 +106,9 @@ def configurations(use_cuda: bool, with_jax_md: bool = True):
     if backends.is_available("cpp"):
         cpu += [("cpp", "float64", 1), ("cpp", "float64", 2)]
     if backends.is_available("numba"):
-        cpu += [("numba", "float64", 2)]
+        cpu += [PEERS["numba (2 threads)"]]
     if with_jax_md and jaxmd_peer.available():
-        cpu += [("jax-md", "float64", os.cpu_count())]
+        cpu += [PEERS["jax-md (XLA, all cores)"]]
     cuda = [("cuda", "float32", 0), ("cuda", "float64", 0)] if use_cuda and backends.is_available("cuda") else []
     return cpu, cuda
 
@@ -164,18 +166,15 @@ def main(argv=None) -> None:
                 row["fraction_of_peak_bandwidth"] = row["effective_bandwidth_gbs"] / device["memory_bandwidth_gbs"]
         rows.append(row)
     by = {(r["n_particles"], r["backend"], r["dtype"], r["threads"]): r["particle_steps_per_s"] for r in rows}
-    ratios = {n: by[(n, "cpp", "float64", 2)] / by[(n, "numba", "float64", 2)]
-              for n in args.sizes if (n, "cpp", "float64", 2) in by and (n, "numba", "float64", 2) in by}
-    jax_md_ratios = {n: by[(n, "cpp", "float64", 2)] / by[(n, "jax-md", "float64", os.cpu_count())]
-                     for n in args.sizes
-                     if (n, "cpp", "float64", 2) in by and (n, "jax-md", "float64", os.cpu_count()) in by}
+    speedups = {label: {n: by[(n, *CPP2)] / by[(n, *peer)] for n in args.sizes
+                        if (n, *CPP2) in by and (n, *peer) in by} for label, peer in PEERS.items()}
     payload = {"benchmark": "simulate", "machine": info, "system": "mips(N, 0.5), dt=0.1, init=cluster",
-               "burn_in": args.burn_in, "results": rows, "cpp2_over_numba2": ratios,
-               "cpp2_over_jax_md": jax_md_ratios}
+               "burn_in": args.burn_in, "results": rows, "cpp2_over_numba2": speedups["numba (2 threads)"],
+               "cpp2_over_jax_md": speedups["jax-md (XLA, all cores)"]}
     name = args.name or f"simulate_{info['host']}"
     path = common.write_json(name, payload)
 
-    table = markdown_table(rows, info, ratios, device, jax_md_ratios)
+    table = markdown_table(rows, info, speedups, device)
     print(table)
     print(f"wrote {path}")
     if not args.no_readme:
@@ -184,7 +183,8 @@ def main(argv=None) -> None:
             print(f"updated README table {marker}")
 
 
-def markdown_table(rows, info, ratios, device=None, jax_md_ratios=None) -> str:
+def markdown_table(rows, info, speedups, device=None) -> str:
+    """The results as the README table; speedups: {peer label: {N: cpp (2 threads) / peer}}."""
     lines = [f"Machine: {common.machine_label(info)}; {info['date']}.", ""]
     if device is not None:
         lines += [f"GPU: {device['name']} ({device['sm_count']} SMs), theoretical peak memory bandwidth "
@@ -205,12 +205,10 @@ def markdown_table(rows, info, ratios, device=None, jax_md_ratios=None) -> str:
                          f"{100 * r['fraction_of_peak_bandwidth']:.0f}" if "fraction_of_peak_bandwidth" in r else ""]
             line += " " + " | ".join(cells) + " |"
         lines.append(line)
-    if ratios:
-        lines += ["", "cpp (2 threads) / numba (2 threads): " +
-                  ", ".join(f"N={n}: {v:.2f}×" for n, v in sorted(ratios.items()))]
-    if jax_md_ratios:
-        lines += ["", "cpp (2 threads) / jax-md (XLA, all cores): " +
-                  ", ".join(f"N={n}: {v:.2f}×" for n, v in sorted(jax_md_ratios.items()))]
+    for label, ratios in speedups.items():
+        if ratios:
+            lines += ["", f"cpp (2 threads) / {label}: " +
+                      ", ".join(f"N={n}: {v:.2f}×" for n, v in sorted(ratios.items()))]
     return "\n".join(lines)
 
 

@@ -25,10 +25,25 @@ def _system_from_dict(d: dict):
     return system_from_dict(d)
 
 
-def _same(cached: np.ndarray, value) -> bool:
-    """Whether value is the cached snapshot array (same shape and values; NaN never matches)."""
-    value = np.asarray(value)
-    return cached.shape == value.shape and np.array_equal(cached, value)
+class _LastSnapshot:
+    """Something computed from one snapshot (x, g) under a key, kept until another snapshot or key comes.
+
+    Snapshots are compared by value on copies, so a caller changing its arrays in place is seen (NaN never matches).
+    """
+
+    def __init__(self):
+        self._entry = None
+
+    def get(self, key, x, g):
+        if self._entry is None:
+            return None
+        cached_key, cached_x, cached_g, value = self._entry
+        same = cached_key == key and all(c.shape == np.shape(v) and np.array_equal(c, v)
+                                         for c, v in ((cached_x, x), (cached_g, g)))
+        return value if same else None
+
+    def put(self, key, x, g, value):
+        self._entry = (key, np.array(x, dtype=np.float64), np.array(g, dtype=np.float64), value)
 
 
 @functools.lru_cache(maxsize=16)
@@ -78,8 +93,8 @@ class Score:
         self._evaluate, self._divergence = _compiled_evaluators(config)
         # The last snapshot's device arrays and divergences: estimate asks for the score and both divergences of
         # one snapshot in turn, and the kNN lists and forces (or the forward-mode pass) need computing only once.
-        self._last_snapshot = None
-        self._last_divergence = None
+        self._last_snapshot = _LastSnapshot()
+        self._last_divergence = _LastSnapshot()
 
     # ----------------------------------------------------------------------------------------- evaluation
     def __call__(self, x, g, *, sigma: float | None = None, box_length: float | None = None):
@@ -96,12 +111,11 @@ class Score:
     def divergence(self, x, g, *, sigma: float | None = None, box_length: float | None = None):
         """``(∇_{x_i}·s_x,i or None, ∇_{g_i}·s_g,i)`` per particle, each (N,), exact (forward mode)."""
         key = (self._log_sigma(sigma), box_length)
-        last = self._last_divergence
-        if last is not None and last[0] == key and _same(last[1], x) and _same(last[2], g):
-            out = last[3].copy()  # copies both ways: what the caller gets is theirs to change
-        else:
+        out = self._last_divergence.get(key, x, g)
+        if out is None:
             out = self._run(self._divergence, x, g, sigma, box_length)
-            self._last_divergence = (key, np.array(x, dtype=np.float64), np.array(g, dtype=np.float64), out.copy())
+            self._last_divergence.put(key, x, g, out)
+        out = out.copy()  # the cached array stays ours: what the caller gets is theirs to change
         if self.config.predict_x:
             return out[:, 0], out[:, 1]
         return None, out[:, 0]
@@ -151,13 +165,12 @@ class Score:
         """One snapshot's device arrays (kNN lists and, for force-input networks, forces), reused while the same
         snapshot comes back."""
         key = (box_length, k, dtype)
-        last = self._last_snapshot
-        if last is not None and last[0] == key and _same(last[1], x) and _same(last[2], g):
-            return last[3]
-        host = make_snapshots(x[None], g[None], box_length, k, dtype,
-                              system=self.system if self.config.force_input else None)
-        snapshots = jax.tree_util.tree_map(jnp.asarray, host)
-        self._last_snapshot = (key, x.copy(), g.copy(), snapshots)
+        snapshots = self._last_snapshot.get(key, x, g)
+        if snapshots is None:
+            host = make_snapshots(x[None], g[None], box_length, k, dtype,
+                                  system=self.system if self.config.force_input else None)
+            snapshots = jax.tree_util.tree_map(jnp.asarray, host)
+            self._last_snapshot.put(key, x, g, snapshots)
         return snapshots
 
     # ------------------------------------------------------------------------------------- persistence
