@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("activescore._core", reason="the compiled core is not built")
 
-from activescore.learning.neighbors import knn, minimum_image  # noqa: E402
+from activescore.learning.neighbours import knn, minimum_image  # noqa: E402
 
 
 def wrap(x, box_length):

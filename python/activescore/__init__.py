@@ -16,10 +16,10 @@ if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
 
 from . import exact
 from .estimators import EPRResult, Estimate, LearningFreeEPR, estimate, learning_free_epr, local_epr
-from .gsd_io import load_state, load_trajectory
-from .simulate import SimulationError, drift, drift_divergence, forces, simulate
+from .observables import drift, drift_divergence, forces
+from .simulation.simulate import SimulationError, simulate
+from .simulation.trajectory import State, Trajectory, load_state, load_trajectory
 from .systems import ABP, AOUP, MIPS_DT, MIPS_PARAMETERS, mips, system_from_dict
-from .trajectory import State, Trajectory
 
 # Score learning pulls in JAX: loaded on first use, so simulating alone stays light.
 _LEARNING = ("Score", "ScoreNet", "ScoreNetConfig", "TrainConfig", "train_score")

@@ -273,7 +273,7 @@ def _drift_terms(system, x, g, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
         forces = -system.trap * x
         div = np.full(system.n_particles, -D * system.trap)
     else:
-        from .simulate import drift_divergence, forces as pair_forces
+        from .observables import drift_divergence, forces as pair_forces
 
         forces = pair_forces(system, x, n_threads=n_threads)
         div = drift_divergence(system, x, n_threads=n_threads)

@@ -6,6 +6,7 @@ a backend also provides ``forces`` and ``drift_divergence`` of a configuration.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 
 from .spec import RunSpec, SystemSpec
@@ -66,9 +67,9 @@ def resolve(name: str) -> str:
 def _core_spec(spec: SystemSpec):
     core = _core()
     s = core.SystemSpec()
-    s.model = core.Model.AOUP if spec.model == "aoup" else core.Model.ABP
-    for name in ("box_length", "v0", "gamma", "rotational_diffusion", "eps", "k", "trap", "beta", "cutoff_tol"):
-        setattr(s, name, getattr(spec, name))
+    for item in dataclasses.fields(spec):
+        value = getattr(spec, item.name)
+        setattr(s, item.name, core.Model.__members__[value.upper()] if item.name == "model" else value)
     return s
 
 
