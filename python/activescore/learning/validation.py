@@ -152,5 +152,5 @@ def validate(system, score, x: np.ndarray, g: np.ndarray, loss: dict) -> Validat
             ratio, se = record["ratio"]["quadratic"]
             warnings.warn(f"score validation: on {len(x)} held-out frames the learned EPR is inconsistent with the "
                           f"learning-free identity: learned/identity = {ratio:.3f} ± {se:.2g} (quadratic form); "
-                          "train longer or on more frames, or check sigma (see score.validation)", stacklevel=3)
+                          "train longer or on more frames, or check sigma (see score.validation)", stacklevel=4)
     return Validation(record)
