@@ -15,7 +15,7 @@ if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
     _os.environ["GOMP_SPINCOUNT"] = "1000"
 
 from . import exact
-from .estimators import EPRResult, Estimate, LearningFreeEPR, estimate, learning_free_epr, local_epr
+from .estimation import EPRResult, Estimate, LearningFreeEPR, estimate, learning_free_epr, local_epr
 from .observables import drift, drift_divergence, forces
 from .simulation.simulate import SimulationError, simulate
 from .simulation.trajectory import State, Trajectory, load_state, load_trajectory
