@@ -20,8 +20,7 @@ def forces(system, x, *, backend: str = "auto", n_threads: int = 0) -> np.ndarra
     """(N, 2) interaction plus trap force k Σ_j F(x_i − x_j) − A x_i of one configuration (float64)."""
     system = check_system(system)
     x = _positions(system, x)
-    name = backends.resolve(backend)
-    return backends.forces(name, system.spec(), x, system.radius, n_threads)
+    return backends.get(backend).forces(system.spec(), x, system.radius, n_threads)
 
 
 def drift(system, x, g) -> tuple[np.ndarray, np.ndarray]:
@@ -36,6 +35,5 @@ def drift_divergence(system, x, *, backend: str = "auto", n_threads: int = 0) ->
     """(N,) per-particle ∇_{x_i}·b_x,i = k Σ_j [f(ρ)(d−1)/ρ + f'(ρ)] − A d (physics.md §1)."""
     system = check_system(system)
     x = _positions(system, x)
-    name = backends.resolve(backend)
-    return backends.drift_divergence(name, system.spec(), x, system.radius, n_threads)
+    return backends.get(backend).drift_divergence(system.spec(), x, system.radius, n_threads)
 
