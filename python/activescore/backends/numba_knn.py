@@ -97,7 +97,8 @@ def knn(x: np.ndarray, box_length: float, k: int, n_threads: int = 0) -> tuple[n
     index = np.empty((n, k), dtype=np.int64)
     displacement = np.empty((n, k, 2))
     previous = numba.get_num_threads()
-    numba.set_num_threads(n_threads if 0 < n_threads <= numba.config.NUMBA_NUM_THREADS else previous)
+    most = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    numba.set_num_threads(n_threads if 0 < n_threads <= most else previous)
     try:
         _knn_kernel(np.ascontiguousarray(wrapped), float(box_length), int(k), side, index, displacement)
     finally:

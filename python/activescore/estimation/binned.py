@@ -94,7 +94,7 @@ class SpatialMap(BinnedField):
 
     ``current()``: the probability current of the positions, density × mean v_x per cell, shape (bins, bins, 2)."""
 
-    edges: np.ndarray = field(default=None)
+    edges: np.ndarray = field(default_factory=lambda: np.empty(0))
     half_width: float = 0.0
 
     @property
@@ -130,7 +130,7 @@ class SpatialMap(BinnedField):
 class RadialProfile(BinnedField):
     """Bins in the distance r = |x| from the trap centre; ``measure`` is the annulus area π (r₂² − r₁²)."""
 
-    edges: np.ndarray = field(default=None)
+    edges: np.ndarray = field(default_factory=lambda: np.empty(0))
 
     @property
     def centers(self) -> np.ndarray:

@@ -79,9 +79,12 @@ def estimate(score, samples, *, system=None, frames=None, n_batches: int | None 
     work = np.empty(n_frames) if system.eps > 0 else None
     kept = None
     if keep_fields:
-        kept = LocalEPR(np.empty((n_frames, n, 2)), np.empty((n_frames, n, 2)),
-                        *(np.zeros((n_frames, n)) for _ in range(5)), np.empty((n_frames, n)) if work is not None
-                        else None, sigma)
+        def zeros():
+            return np.zeros((n_frames, n))
+
+        kept = LocalEPR(v_x=np.empty((n_frames, n, 2)), v_g=np.empty((n_frames, n, 2)), quadratic_x=zeros(),
+                        quadratic_g=zeros(), divergence_x=zeros(), divergence_g=zeros(), identity=zeros(),
+                        active_work=zeros() if work is not None else None, sigma=sigma)
 
     show = progress if progress is not None else n_frames * n >= PROGRESS_LIMIT
     with progress_bar(show, n_frames, f"estimate N={n}") as bar:
@@ -89,7 +92,7 @@ def estimate(score, samples, *, system=None, frames=None, n_batches: int | None 
             loc = local_fields(system, bound, x[f], g[f], n_threads)
             for name in names:
                 totals[name][k] = getattr(loc, name).sum()
-            if work is not None:
+            if work is not None and loc.active_work is not None:
                 work[k] = loc.active_work.sum()
             grid.add(x[f], loc)
             if radial is not None:
@@ -97,7 +100,7 @@ def estimate(score, samples, *, system=None, frames=None, n_batches: int | None 
             if kept is not None:
                 for name in ("v_x", "v_g") + names:
                     getattr(kept, name)[k] = getattr(loc, name)
-                if work is not None:
+                if kept.active_work is not None:
                     kept.active_work[k] = loc.active_work
             if bar is not None:
                 bar.update(1)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _validate as check
+from ..systems import AOUP
 from .inputs import check_aoup, frame_indices, sample_arrays
 from .local import drift_terms, identity_terms
 from .statistics import Estimate, n_batches_for, series_estimate
@@ -24,7 +25,7 @@ class LearningFreeEPR:
     (1/ε) Σ_i E[v0 g_i·b_x,i] (``active_work``); ε = 0: EPR = −E[Σ_i ∇_{x_i}·b_x,i] (``active_work`` None).
     ``per_snapshot``: the total of each snapshot. Unpacks as ``value, stderr = result`` (the total)."""
 
-    system: object
+    system: AOUP
     total: Estimate
     per_particle: Estimate
     active_work: Estimate | None
@@ -107,7 +108,7 @@ def learning_free_epr(system, samples, *, frames=None, n_batches: int | None = N
             b_x, div = drift_terms(system, x[f], g[f], n_threads)
             i_terms, w_terms = identity_terms(system, g[f], b_x, div)
             ident[k] = i_terms.sum()
-            if work is not None:
+            if work is not None and w_terms is not None:
                 work[k] = w_terms.sum()
             if bar is not None:
                 bar.update(1)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _validate as check
+from ..systems import AOUP
 from .binned import RadialProfile, SpatialMap
 from .identity import LearningFreeEPR
 from .local import LocalEPR
@@ -34,7 +35,7 @@ class EPRResult:
         map: :class:`SpatialMap`; radial: :class:`RadialProfile` or None.
     """
 
-    system: object
+    system: AOUP
     sigma: float | None
     frames: np.ndarray = field(repr=False)
     n_batches: int
@@ -52,6 +53,8 @@ class EPRResult:
 
     def positions(self, index: int) -> np.ndarray:
         """Positions (N, 2) of the ``index``-th snapshot used (``frames[index]`` of the samples)."""
+        if self.x is None:
+            raise ValueError("the result holds no positions")
         return self.x[self.frames[index]]
 
     @property
