@@ -1,9 +1,9 @@
 """activescore: simulate active matter, learn its score, and measure its probability currents and entropy
 production (Boffi & Vanden-Eijnden, PNAS 2024)."""
 
-__version__ = "0.1.0"
-
 import os as _os
+
+from ._version import __version__
 
 # libgomp's default wait (spin 300000 iterations, then sleep) makes every per-step barrier of the compiled simulator
 # wait a whole scheduler slice when the cores are shared with other work: 20-50x slower runs on 2-core machines.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..systems import ParticleSystem, system_from_dict
 
 _METADATA = "activescore/metadata"
