@@ -5,48 +5,63 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as check
+from ..systems import AOUP
 from .binned import RadialProfile, SpatialMap
 from .identity import PROGRESS_LIMIT, identity_from_series, progress_bar
 from .inputs import frame_indices, sample_arrays
 from .local import LocalEPR, local_fields
 from .result import EPRResult
-from .score_protocol import BoundScore
+from .score_protocol import BoundScore, ScoreProtocol
 from .statistics import FORMS, n_batches_for, ratio_estimate, series_estimate
 
 #: Keep per-particle fields by default up to this many particle-snapshots (≈ 64 bytes each).
 KEEP_FIELDS_LIMIT = 1 << 22
 
 
-def estimate(score, samples, *, system=None, frames=None, n_batches: int | None = None,
+def estimate(score: ScoreProtocol, samples, *, system: AOUP | None = None, frames=None, n_batches: int | None = None,
              keep_fields: bool | None = None, bins: int = 64, extent: float | None = None,
              radial_bins: int | None = None, r_max: float | None = None, score_kwargs: dict | None = None,
              transfer: bool = False, progress: bool | None = None, n_threads: int = 0) -> EPRResult:
     """Velocities, local and total entropy production from ``score`` on stationary ``samples`` (physics.md §4),
     and the learning-free identity on the same snapshots.
 
-    Args:
-        score: an object following the score protocol (see the module doc), e.g. a trained
-            :class:`activescore.learning.Score` or :class:`activescore.exact.GaussianScore`.
-        samples: a :class:`~activescore.Trajectory` or a tuple ``(x, g)`` of (F, N, 2) arrays (wrapped positions).
-        system: the samples' system (default: the trajectory's, else the score's). The score must belong to it.
-        frames: a slice or indices of the snapshots to use (e.g. ``slice(100, None)`` to drop a burn-in).
-        n_batches: batches for the batch-means standard errors (default √F; batches should be longer than the
-            correlation time of the snapshots).
-        keep_fields: keep v and the local EPRs of every snapshot and particle in ``result.local`` (default: when
-            F·N ≤ 2²² particle-snapshots; totals and maps are always accumulated on the fly, so memory stays
-            bounded).
-        bins: grid cells per side of ``result.map``; ``extent``: its half width (default: half the box when
-            untrapped, else the farthest particle coordinate).
-        radial_bins, r_max: radial profile (default: 32 bins out to the farthest particle for trapped systems,
-            none otherwise).
-        score_kwargs: extra keyword arguments for every score call (e.g. ``{"sigma": 0.01}`` for a σ-conditioned
-            network; that σ then labels the numbers).
-        transfer: allow a score learned at another N / box size with the same dynamics (the score must accept
-            ``box_length=``).
-        progress: tqdm bar (default: for long runs). n_threads: threads of the drift kernels (0: all).
+    Parameters
+    ----------
+    score : ScoreProtocol
+        E.g. a trained :class:`activescore.Score` or :class:`activescore.exact.GaussianScore`.
+    samples : Trajectory or tuple of array_like
+        A :class:`~activescore.Trajectory` or ``(x, g)`` with x, g of shape (F, N, 2) (wrapped positions).
+    system : AOUP, optional
+        The samples' system (default: the trajectory's, else the score's). The score must belong to it.
+    frames : slice or sequence of int, optional
+        The snapshots to use (e.g. ``slice(100, None)`` to drop a burn-in).
+    n_batches : int, optional
+        Batches for the batch-means standard errors (default √F; batches should be longer than the correlation
+        time of the snapshots).
+    keep_fields : bool, optional
+        Keep v and the local EPRs of every snapshot and particle in ``result.local`` (default: when F·N ≤ 2²²
+        particle-snapshots; totals and maps are always accumulated on the fly, so memory stays bounded).
+    bins : int
+        Grid cells per side of ``result.map``.
+    extent : float, optional
+        Half width of the map (default: half the box when untrapped, else the farthest particle coordinate).
+    radial_bins, r_max : optional
+        Radial profile (default: 32 bins out to the farthest particle for trapped systems, none otherwise).
+    score_kwargs : dict, optional
+        Extra keyword arguments for every score call (e.g. ``{"sigma": 0.01}`` for a σ-conditioned network;
+        that σ then labels the numbers).
+    transfer : bool
+        Allow a score learned at another N / box size with the same dynamics (the score must accept
+        ``box_length=``).
+    progress : bool, optional
+        A progress bar (default: for long runs).
+    n_threads : int
+        Threads of the drift kernels (0: all).
 
-    Returns:
-        :class:`EPRResult`; ``print(result)`` shows the totals beside the learning-free identity.
+    Returns
+    -------
+    EPRResult
+        ``print(result)`` shows the totals beside the learning-free identity.
     """
     system, x, g = sample_arrays(samples, system if system is not None else
                             (None if hasattr(samples, "system") else getattr(score, "system", None)))

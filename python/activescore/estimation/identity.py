@@ -86,15 +86,34 @@ def progress_bar(show: bool, total: int, desc: str):
         yield bar
 
 
-def learning_free_epr(system, samples, *, frames=None, n_batches: int | None = None, progress: bool | None = None,
-                      n_threads: int = 0) -> LearningFreeEPR:
+def learning_free_epr(system: AOUP, samples, *, frames=None, n_batches: int | None = None,
+                      progress: bool | None = None, n_threads: int = 0) -> LearningFreeEPR:
     """The EPR from the drift and stationary samples alone (physics.md §4), with a batch-means standard error.
 
-    ``samples``: a :class:`~activescore.Trajectory` or a tuple ``(x, g)`` of (F, N, 2) arrays (one (N, 2)
-    snapshot is accepted); ``system`` must be the samples' system. ``frames``: a slice or indices selecting
-    snapshots (e.g. to drop a burn-in). ``n_batches``: batches for the standard error (default √F). The
-    identity fixes the total EPR, not its local split; it needs stationary samples (and converges slowly where
-    the drift is large)."""
+    The identity fixes the total EPR, not its local split; it needs stationary samples (and converges slowly
+    where the drift is large).
+
+    Parameters
+    ----------
+    system : AOUP
+        The samples' system.
+    samples : Trajectory or tuple of array_like
+        A :class:`~activescore.Trajectory` or ``(x, g)`` with x, g of shape (F, N, 2) (one (N, 2) snapshot is
+        accepted).
+    frames : slice or sequence of int, optional
+        The snapshots to use (e.g. to drop a burn-in).
+    n_batches : int, optional
+        Batches for the standard error (default √F).
+    progress : bool, optional
+        A progress bar (default: for long runs).
+    n_threads : int
+        Threads of the drift kernels (0: all).
+
+    Returns
+    -------
+    LearningFreeEPR
+        Unpacks as ``value, stderr`` (the total EPR).
+    """
     system = check_aoup(system)
     system, x, g = sample_arrays(samples, system)
     idx = frame_indices(frames, len(x))

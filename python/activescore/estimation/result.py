@@ -138,7 +138,10 @@ class EPRResult:
             tot = self.epr_per_particle[form].value
             err = self.epr_per_particle[form].stderr
             nonzero = tot != 0 and (not np.isfinite(err) or abs(tot) > 3 * err)
-            share = (lambda v: f"{100 * v / tot:.1f}%") if nonzero else (lambda v: "-")
+
+            def share(v: float, tot: float = tot, nonzero: bool = nonzero) -> str:
+                return f"{100 * v / tot:.1f}%" if nonzero else "-"
+
             x_part = (f"x: {format(parts['x'], '.4g')} ({share(parts['x'].value)})" if sys_.eps > 0
                       else "x: - (eps = 0, no x noise)")
             lines.append(f"  {'':<12}  {x_part}   g: {format(parts['g'], '.4g')} ({share(parts['g'].value)})")
