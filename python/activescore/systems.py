@@ -133,7 +133,7 @@ class ParticleSystem:
         return (f"{type(self).__name__}(n_particles={self.n_particles}, packing_fraction={self.packing_fraction:.4g}, "
                 f"box_length={self.box_length:.6g}, {params})")
 
-    def with_size(self, n_particles: int, *, packing_fraction: float | None = None) -> "ParticleSystem":
+    def with_size(self, n_particles: int, *, packing_fraction: float | None = None) -> ParticleSystem:
         """The same system with another particle count (and packing fraction), e.g. for transfer studies."""
         d = self.to_dict()
         for key in ("model", "box_length", "n_particles"):
