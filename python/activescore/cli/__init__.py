@@ -132,8 +132,7 @@ def stage_dataset(run: Run, system, sim: dict, ds: dict) -> Path:
 
 def stage_train(run: Run, data: Path, tr: dict) -> Path:
     from ..io.dataset import SnapshotDataset
-    from ..learning import ScoreNetConfig, train_score
-    from ..learning.train import hypoelliptic_inputs
+    from ..learning import train_score
 
     path = run.out / "score.msgpack"
     if run.done("train") and path.exists():
@@ -141,30 +140,26 @@ def stage_train(run: Run, data: Path, tr: dict) -> Path:
         return path
     dataset = SnapshotDataset(data)
     system = dataset.system
-    network = None
-    if tr["network"] == "paper":
-        network = ScoreNetConfig.paper(predict_x=system.eps > 0, absolute_position=system.trap > 0,
-                                       sigma_conditioning=len(tr["sigma"]) > 1, **hypoelliptic_inputs(system))
-    elif tr["network"] != "small":
-        raise ValueError(f"config key train.network: expected 'small' or 'paper', got {tr['network']!r}")
-    sigma = tr["sigma"] if len(tr["sigma"]) > 1 else tr["sigma"][0]
+    training = cfg.train_config(tr)
     frames_in_memory = tr["frames_in_memory"] or None  # 0: automatic
-    _say(f"train: {tr['loss']} loss" + (f", sigma={tr['sigma']}" if tr["loss"] == "dsm" else "") +
-         f", {tr['network']} network, {tr['n_steps']} steps of {tr['batch_particles']} particles, "
+    steps = "steps from the data" if training.n_steps is None else f"{training.n_steps} steps"
+    _say(f"train: {training.loss} loss" + (f", sigma={list(training.sigmas)}" if training.loss == "dsm" else "") +
+         f", {tr['network']} network, {steps} of {training.batch_particles} particles, "
          f"on {len(dataset)} snapshots of {system.n_particles} particles" +
          (f" (at most {frames_in_memory} in memory)" if frames_in_memory else "") + f" -> {path}")
     start = time.perf_counter()
-    # The data set itself, not its frames: one larger than memory is streamed from its shards.
-    score = train_score(system, dataset, network, loss=tr["loss"], sigma=sigma, n_steps=tr["n_steps"],
-                        batch_particles=tr["batch_particles"], learning_rate=tr["learning_rate"], seed=tr["seed"],
-                        checkpoint=run.out / "checkpoint.msgpack", checkpoint_every=tr["checkpoint_every"],
-                        progress=True, frames_in_memory=frames_in_memory,
+    # The data set itself, not its frames: one larger than memory is streamed from its shards. The network's
+    # heads, inputs and neighbours follow the system and the data (learning/defaults.py), for either preset.
+    score = train_score(system, dataset, tr["network"], training, checkpoint=run.out / "checkpoint.msgpack",
+                        checkpoint_every=tr["checkpoint_every"], progress=True, frames_in_memory=frames_in_memory,
                         steps_per_window=tr["steps_per_window"] or None)
     score.save(path)
     windows = score.info.get("windows")
     if windows is not None:
         _say(f"train: streamed windows of {windows['window_frames']} frames, {windows['steps_per_window']} steps each")
-    run.finish("train", time.perf_counter() - start, file=path.name, windows=windows)
+    validation = score.validation
+    run.finish("train", time.perf_counter() - start, file=path.name, windows=windows, steps=score.info["n_steps"],
+               validation=None if validation is None else validation.to_dict())
     return path
 
 
@@ -251,7 +246,7 @@ def cmd_plot(args) -> int:
 def cmd_demo(args) -> int:
     """Simulate a small MIPS system, train a small score, estimate the EPR, and write the maps and a summary with
     the learning-free check: the whole pipeline on the CPU, with the embedded defaults."""
-    c = _resolve(args, None)
+    c = cfg.resolve(args.config, args.set or (), None, demo=True)
     system = cfg.make_system(c["system"])
     run = Run(args.out, "demo", c)
     _say(f"activescore {__version__} demo: simulate -> data set -> train -> estimate, outputs in {run.out}/")
