@@ -21,7 +21,8 @@ _DEFAULT_PROGRESS_GRAIN = 4_000_000
 
 
 class SimulationError(RuntimeError):
-    """A run blew up (non-finite state or a particle jumping more than half the interaction range in one step).
+    """A run blew up: a non-finite state, or (interacting particles) a particle moving more than half the
+    interaction range in one step, where the explicit step can pass through a contact without resolving it.
 
     ``step`` is the global step that failed; ``trajectory`` holds every frame saved before it (also on disk when
     the run streamed to a file), and its ``final_state`` is the last good state."""
@@ -104,6 +105,9 @@ def simulate(system, n_steps: int, dt: float, *, seed: int | None = None, save_e
     if seed is None:
         seed = init.seed if isinstance(init, State) else secrets.randbits(63)
     seed = check.integer("seed", seed, low=0, high=2**64 - 1)
+    if system.trap * dt >= 2.0:  # the explicit trap step x <- (1 - A dt) x diverges from A dt = 2 on
+        raise ValueError(f"dt: the explicit step is unstable in the trap when trap·dt >= 2 (trap = {system.trap:g}, "
+                         f"dt = {dt:g}); use dt < {2.0 / system.trap:g}")
     backend = backends.resolve(backend)
 
     x0, q0, step0 = _initial_state(system, init, seed)
