@@ -36,8 +36,8 @@ NOISE_MARGIN_SIGMAS = 4.0
 #: Coverage tolerance of a given network: the fraction of particles whose k-th token lies within reach.
 COVERAGE_TOLERANCE = 1e-3
 #: Default steps: about this many draws of every training sample, between the bounds below.
-DRAWS_PER_SAMPLE = 8
-MIN_STEPS, MAX_STEPS = 2_000, 50_000
+DRAWS_PER_SAMPLE = 4
+MIN_STEPS, MAX_STEPS = 1_000, 50_000
 
 
 def hypoelliptic_inputs(system) -> dict:
