@@ -17,8 +17,11 @@ def test_a_stiff_stable_trap_relaxation_runs_on_numba():
     assert len(traj) > 1 and abs(traj.x[-1]).max() < abs(traj.x[0]).max()
 
 
-@pytest.mark.xfail(reason="the compiled core still limits the moves of non-interacting particles to half a "
-                          "diameter (the change for cpp/ is described in the learning helper's report)", strict=False)
+@pytest.mark.xfail(
+    reason="the compiled core still limits the moves of non-interacting particles to half a "
+    "diameter (the change for cpp/ is described in the learning helper's report)",
+    strict=False,
+)
 def test_a_stiff_stable_trap_relaxation_runs_on_the_compiled_core():
     a.simulate(spread_out_trapped_aoups(), 200, 0.02, seed=1, backend="cpp", progress=False)
 

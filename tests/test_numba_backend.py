@@ -5,10 +5,10 @@ import dataclasses
 import numba
 import numpy as np
 import pytest
-from reference import reference_drift_divergence, reference_forces, reference_step, wrap
 
 from activescore.backends.numba_backend import NumbaSimulator, drift_divergence, forces
 from activescore.backends.spec import RunSpec, SystemSpec
+from reference import reference_drift_divergence, reference_forces, reference_step, wrap
 
 
 def make_system(model="aoup", box_length=10.0, beta=7.5, k=1.0, trap=0.0, eps=0.05, v0=1.0, **kw):

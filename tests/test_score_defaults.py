@@ -64,13 +64,16 @@ def test_trapped_gaussian_through_the_defaults(eps):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("eps, v0, gamma, trap, n, box_length", [
-    (0.2, 0.5, 1.0, 0.5, 64, 400.0),     # weakly active
-    (1.0, 3.0, 0.5, 2.0, 64, 400.0),     # strongly active, stiff trap
-    (0.0, 1.0, 0.5, 0.5, 64, 400.0),     # hypoelliptic, slow propulsion
-    (0.1, 1.0, 5.0, 0.2, 256, 200.0),    # overlapping cloud: 256 particles in a few units
-    (0.0, 2.0, 1.0, 3.0, 256, 100.0),    # hypoelliptic, dense overlapping cloud
-])
+@pytest.mark.parametrize(
+    "eps, v0, gamma, trap, n, box_length",
+    [
+        (0.2, 0.5, 1.0, 0.5, 64, 400.0),  # weakly active
+        (1.0, 3.0, 0.5, 2.0, 64, 400.0),  # strongly active, stiff trap
+        (0.0, 1.0, 0.5, 0.5, 64, 400.0),  # hypoelliptic, slow propulsion
+        (0.1, 1.0, 5.0, 0.2, 256, 200.0),  # overlapping cloud: 256 particles in a few units
+        (0.0, 2.0, 1.0, 3.0, 256, 100.0),  # hypoelliptic, dense overlapping cloud
+    ],
+)
 def test_trapped_gaussian_over_a_range_of_parameters(eps, v0, gamma, trap, n, box_length):
     check_gaussian_through_the_defaults(trapped(eps, n=n, v0=v0, gamma=gamma, trap=trap, box_length=box_length))
 
@@ -110,7 +113,9 @@ def test_default_steps_grow_with_the_data():
 def frames_of(system, n_frames=4, seed=0):
     rng = np.random.default_rng(seed)
     half = system.box_length / 2
-    return rng.uniform(-half, half, (n_frames, system.n_particles, 2)), rng.normal(size=(n_frames, system.n_particles, 2))
+    return rng.uniform(-half, half, (n_frames, system.n_particles, 2)), rng.normal(
+        size=(n_frames, system.n_particles, 2)
+    )
 
 
 REFUSED = [
@@ -119,14 +124,26 @@ REFUSED = [
     (trapped(0.5), ScoreNetConfig.small(k=1, predict_x=True), None, "absolute_position=True"),
     (trapped(0.5), ScoreNetConfig.small(k=1, absolute_position=True), None, "predict_x=True"),
     (trapped(0.0), ScoreNetConfig.small(k=1, predict_x=True, absolute_position=True), None, "predict_x=False"),
-    (a.AOUP(64, packing_fraction=0.6, eps=0.1, beta=None),
-     ScoreNetConfig.small(k=2, predict_x=True, cutoff=2.5, cutoff_width=0.5), None, "use k >= "),
-    (a.AOUP(64, packing_fraction=0.6, eps=0.1, beta=None),
-     ScoreNetConfig.small(k=8, predict_x=True), None, "needs a cutoff"),
+    (
+        a.AOUP(64, packing_fraction=0.6, eps=0.1, beta=None),
+        ScoreNetConfig.small(k=2, predict_x=True, cutoff=2.5, cutoff_width=0.5),
+        None,
+        "use k >= ",
+    ),
+    (
+        a.AOUP(64, packing_fraction=0.6, eps=0.1, beta=None),
+        ScoreNetConfig.small(k=8, predict_x=True),
+        None,
+        "needs a cutoff",
+    ),
     (a.AOUP(300, packing_fraction=0.6, eps=0.1, beta=None), None, TrainConfig(sigmas=(30.0,)), "lower sigma"),
     (a.AOUP(64, packing_fraction=0.3, eps=0.1, beta=None), None, TrainConfig(sigmas=(0.05, 0.1)), None),
-    (a.AOUP(64, packing_fraction=0.3, eps=0.1, beta=None),
-     ScoreNetConfig.small(k=64, predict_x=True), TrainConfig(sigmas=(0.05, 0.1)), "sigma_conditioning=True"),
+    (
+        a.AOUP(64, packing_fraction=0.3, eps=0.1, beta=None),
+        ScoreNetConfig.small(k=64, predict_x=True),
+        TrainConfig(sigmas=(0.05, 0.1)),
+        "sigma_conditioning=True",
+    ),
 ]
 
 

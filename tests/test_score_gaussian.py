@@ -15,9 +15,14 @@ pytest.importorskip("activescore._core", reason="the compiled core is not built"
 
 import activescore  # noqa: E402
 from activescore.learning import ScoreNetConfig, TrainConfig, train_score  # noqa: E402
-from score_helpers import (gaussian_score, lyapunov_covariance, relative_fisher_error,  # noqa: E402
-                           sample_trapped_aoups,
-                           score_on_frames, trapped_aoup_covariance)
+from score_helpers import (  # noqa: E402
+    gaussian_score,
+    lyapunov_covariance,
+    relative_fisher_error,
+    sample_trapped_aoups,
+    score_on_frames,
+    trapped_aoup_covariance,
+)
 
 TRAP, GAMMA, V0 = 1.0, 1.0, 1.0
 N = 8

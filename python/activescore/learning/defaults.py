@@ -46,8 +46,12 @@ def hypoelliptic_inputs(system) -> dict:
     README's MIPS study they raise the learned EPR 5-21× at equal training. Empty for other systems."""
     if not isinstance(system, AOUP) or system.eps > 0 or system.k == 0:
         return {}
-    return dict(gaussian_baseline=True, output_scale=1.0 / math.sqrt(system.gamma), force_input=True,
-                force_unit=float(system.v0) if system.v0 > 0 else 1.0)
+    return dict(
+        gaussian_baseline=True,
+        output_scale=1.0 / math.sqrt(system.gamma),
+        force_input=True,
+        force_unit=float(system.v0) if system.v0 > 0 else 1.0,
+    )
 
 
 def interacting(system) -> bool:
@@ -99,8 +103,9 @@ def measured_neighbours(x: np.ndarray, box_length: float, reach: float) -> tuple
     return min(n, most + 1 + headroom), most
 
 
-def default_network(system, x: np.ndarray, *, preset: str = "small", loss: str = "dsm", sigmas=(0.01,),
-                    **overrides) -> ScoreNetConfig:
+def default_network(
+    system, x: np.ndarray, *, preset: str = "small", loss: str = "dsm", sigmas=(0.01,), **overrides
+) -> ScoreNetConfig:
     """The network for ``system`` learned from frames ``x`` (F, N, 2) (positions; a sample suffices).
 
     ``preset`` ("small" or "paper") fixes the size; heads, inputs, neighbour set and scales follow the system and
@@ -109,18 +114,24 @@ def default_network(system, x: np.ndarray, *, preset: str = "small", loss: str =
     if preset not in PRESETS:
         raise ValueError(f"network: expected one of {sorted(PRESETS)}, got {preset!r}")
     x = np.asarray(x, dtype=np.float64)
-    n = x.shape[1]
     predict_x = system.eps > 0
-    fields = dict(predict_x=predict_x, absolute_position=system.trap > 0, sigma_conditioning=len(sigmas) > 1,
-                  readout_skip=True, **hypoelliptic_inputs(system))
+    fields = dict(
+        predict_x=predict_x,
+        absolute_position=system.trap > 0,
+        sigma_conditioning=len(sigmas) > 1,
+        readout_skip=True,
+        **hypoelliptic_inputs(system),
+    )
     if interacting(system):
         cutoff, width = neighbour_cutoff(system)
         reach = cutoff + noise_margin(predict_x, loss, sigmas)
         tokens, most = measured_neighbours(x, float(system.box_length), reach)
         if most + 1 > MAX_TOKENS:
-            raise ValueError(f"up to {most} particles lie within {reach:.3g} (the cutoff {cutoff:.3g} plus the "
-                             f"noise margin of sigma) of a particle, more than the {MAX_TOKENS} tokens a network "
-                             "takes: lower sigma, or pass network=ScoreNetConfig(k=..., cutoff=...) yourself")
+            raise ValueError(
+                f"up to {most} particles lie within {reach:.3g} (the cutoff {cutoff:.3g} plus the "
+                f"noise margin of sigma) of a particle, more than the {MAX_TOKENS} tokens a network "
+                "takes: lower sigma, or pass network=ScoreNetConfig(k=..., cutoff=...) yourself"
+            )
         fields.update(k=tokens, cutoff=cutoff, cutoff_width=width, length_scale=float(np.max(system.radius)))
     else:
         fields.update(k=1, cutoff=None)
@@ -144,38 +155,47 @@ def check_network(system, config: ScoreNetConfig, *, loss: str, sigmas, x: np.nd
     n = x.shape[1]
     truncated = config.k < n
     if config.predict_x and not system.eps > 0:
-        raise ValueError("network: predict_x needs eps > 0: without translational noise the x-score is not "
-                         "learnable (and the EPR needs only s_g); use predict_x=False")
+        raise ValueError(
+            "network: predict_x needs eps > 0: without translational noise the x-score is not "
+            "learnable (and the EPR needs only s_g); use predict_x=False"
+        )
     if system.eps > 0 and not config.predict_x:
-        raise ValueError("network: eps > 0 but the network has no x head (the EPR needs s_x too); use "
-                         "predict_x=True")
+        raise ValueError("network: eps > 0 but the network has no x head (the EPR needs s_x too); use predict_x=True")
     if system.trap > 0 and not config.absolute_position:
-        raise ValueError("network: the system is trapped (trap > 0) but the network has no absolute_position "
-                         "input, so it can only learn a translation-invariant approximation; use "
-                         "absolute_position=True")
+        raise ValueError(
+            "network: the system is trapped (trap > 0) but the network has no absolute_position "
+            "input, so it can only learn a translation-invariant approximation; use "
+            "absolute_position=True"
+        )
     if loss == "dsm" and len(sigmas) > 1 and not config.sigma_conditioning:
         raise ValueError("network: several sigmas need a sigma-conditioned network; use sigma_conditioning=True")
     if not truncated or config.k == 1:
         return
     if config.cutoff is None:
         if not interacting(system):
-            raise ValueError(f"network: without interactions (k = 0) the particles are independent; a truncated "
-                             f"set of k = {config.k} < N = {n} nearest particles changes discontinuously with the "
-                             "positions and both losses exploit it: use k=1 (self-only tokens, the default)")
+            raise ValueError(
+                f"network: without interactions (k = 0) the particles are independent; a truncated "
+                f"set of k = {config.k} < N = {n} nearest particles changes discontinuously with the "
+                "positions and both losses exploit it: use k=1 (self-only tokens, the default)"
+            )
         if config.predict_x:
-            raise ValueError("network: learning s_x with a truncated neighbour set (k < N) needs a cutoff "
-                             "(ScoreNetConfig(cutoff=...), a few interaction ranges, with fewer than k particles "
-                             "inside): without it the network is discontinuous where the k-nearest set changes and "
-                             "both losses reward exploiting that")
+            raise ValueError(
+                "network: learning s_x with a truncated neighbour set (k < N) needs a cutoff "
+                "(ScoreNetConfig(cutoff=...), a few interaction ranges, with fewer than k particles "
+                "inside): without it the network is discontinuous where the k-nearest set changes and "
+                "both losses reward exploiting that"
+            )
         return
     reach = config.cutoff + noise_margin(config.predict_x, loss, sigmas)
     sample = x[_sample_frames(len(x))]
     fraction = coverage_fraction(sample, float(system.box_length), config.k, reach)
     if fraction > COVERAGE_TOLERANCE:
         needed, _ = measured_neighbours(x, float(system.box_length), reach)
-        raise ValueError(f"network: {fraction:.2%} of particles have their k = {config.k} nearest all within "
-                         f"{reach:.3g} (cutoff + noise margin), so the token set cuts through the cutoff sphere: "
-                         f"use k >= {needed}, a smaller cutoff or a smaller sigma")
+        raise ValueError(
+            f"network: {fraction:.2%} of particles have their k = {config.k} nearest all within "
+            f"{reach:.3g} (cutoff + noise margin), so the token set cuts through the cutoff sphere: "
+            f"use k >= {needed}, a smaller cutoff or a smaller sigma"
+        )
 
 
 def default_steps(n_samples: int, batch_particles: int) -> int:

@@ -196,7 +196,7 @@ class Score:
         save_tree(path, self.params, metadata)
 
     @classmethod
-    def load(cls, path, *, system_from_dict=None, chunk_size: int = 4096) -> "Score":
+    def load(cls, path, *, system_from_dict=None, chunk_size: int = 4096) -> Score:
         """Read a file written by :meth:`save`. ``system_from_dict`` rebuilds the system (default:
         :func:`activescore.systems.system_from_dict`)."""
         metadata, _ = read_metadata_and_state(path)

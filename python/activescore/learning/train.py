@@ -17,8 +17,9 @@ import json
 import math
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -28,14 +29,21 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..io.dataset import SnapshotDataset
 from .checkpoint import load_tree, save_tree
-from .defaults import NEIGHBOUR_SAMPLE_FRAMES, check_network, default_network, default_steps
 from .data import Snapshots, fingerprint, gather_tokens, make_snapshots, sample_arrays
+from .defaults import NEIGHBOUR_SAMPLE_FRAMES, check_network, default_network, default_steps
 from .losses import dsm_loss, implicit_loss
 from .network import ScoreNet, ScoreNetConfig, init_params
 from .score import Score
+from .stream import (
+    DEFAULT_MEMORY_BYTES,
+    ResidentFrames,
+    WindowStream,
+    check_window_settings,
+    frame_bytes,
+    plan_windows,
+    read_window,
+)
 from .validation import validate
-from .stream import (DEFAULT_MEMORY_BYTES, ResidentFrames, WindowStream, check_window_settings, frame_bytes,
-                     plan_windows, read_window)
 
 LOSSES = ("dsm", "implicit")
 
@@ -96,13 +104,13 @@ class TrainConfig:
         """The noise levels the run uses: none for the implicit loss."""
         return self.sigmas if self.loss == "dsm" else ()
 
-    def resolved(self, n_samples: int) -> "TrainConfig":
+    def resolved(self, n_samples: int) -> TrainConfig:
         """This configuration with the settings left to the data fixed for ``n_samples`` training samples."""
         n_steps = default_steps(n_samples, self.batch_particles) if self.n_steps is None else int(self.n_steps)
         warmup = min(1000, n_steps // 10) if self.warmup_steps is None else int(self.warmup_steps)
         return dataclasses.replace(self, n_steps=n_steps, warmup_steps=warmup, sigmas=self.effective_sigmas)
 
-    def replace(self, **changes) -> "TrainConfig":
+    def replace(self, **changes) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -111,8 +119,16 @@ class TrainConfig:
         return d
 
     @property
+    def steps(self) -> int:
+        """``n_steps`` of a resolved configuration."""
+        if self.n_steps is None:
+            raise ValueError("n_steps is left to the data: resolve the configuration first (TrainConfig.resolved)")
+        return self.n_steps
+
+    @property
     def validate_every(self) -> int:
-        return max(50, int(self.n_steps) // 50)
+        """Steps between evaluations of the held-out loss."""
+        return max(50, self.steps // 50)
 
 
 def _run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
@@ -130,9 +146,9 @@ class TrainState(NamedTuple):
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     """Global-norm clipping, then RAdam or AdamW on a warm-up + cosine-decay schedule."""
-    warmup = min(config.warmup_steps, config.n_steps - 1)
+    warmup = min(config.warmup_steps or 0, config.steps - 1)
     schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=config.learning_rate, warmup_steps=warmup, decay_steps=config.n_steps,
+        init_value=0.0, peak_value=config.learning_rate, warmup_steps=warmup, decay_steps=config.steps,
         end_value=config.learning_rate * config.final_lr_fraction)
     if config.optimizer == "radam":
         inner = optax.chain(optax.scale_by_radam(), optax.add_decayed_weights(config.weight_decay),
@@ -291,18 +307,18 @@ def run_training(system, data: Snapshots | WindowStream, net_config: ScoreNetCon
         if checkpoint is not None:
             save_tree(checkpoint, state, {**metadata, "history": history, "heldout": heldout_history})
             if on_checkpoint is not None:
-                on_checkpoint(state, heldout_history, int(state.step) == train_config.n_steps or stopped())
+                on_checkpoint(state, heldout_history, int(state.step) == train_config.steps or stopped())
 
     def stopped() -> bool:
         return heldout is not None and train_config.early_stopping and _stopped(heldout_history,
                                                                                 train_config.patience)
 
     start = int(state.step)
-    bar = _progress_bar(progress, train_config.n_steps, start)
+    bar = _progress_bar(progress, train_config.steps, start)
     losses = []
     snapshots = None
     try:
-        for step in range(start, train_config.n_steps):
+        for step in range(start, train_config.steps):
             if stopped():
                 break
             if snapshots is None or data.starts_window(step):
@@ -312,10 +328,10 @@ def run_training(system, data: Snapshots | WindowStream, net_config: ScoreNetCon
             losses.append(loss)
             done = step + 1
             evaluate = heldout is not None and (done % train_config.validate_every == 0 or
-                                                done == train_config.n_steps)
-            if evaluate:
+                                                done == train_config.steps)
+            if evaluate and heldout is not None:
                 heldout_history.append((done, heldout(state.ema_params)))
-            last = done == train_config.n_steps or (evaluate and stopped())
+            last = done == train_config.steps or (evaluate and stopped())
             if done % log_every == 0 or last:
                 mean_loss = float(jnp.mean(jnp.stack(losses)))
                 losses = []
@@ -455,6 +471,7 @@ def train_score(system, samples, network: ScoreNetConfig | str | None = None, tr
         budget = frames_in_memory or max(2, DEFAULT_MEMORY_BYTES // per_frame)
         plan = plan_windows(n_train, n_particles, budget, steps_per_window, train_config.batch_particles,
                             train_config.seed)
+    data: Snapshots | WindowStream
     if plan is None:
         if dataset is not None:
             x, g = sample_arrays(dataset.load())
@@ -462,14 +479,17 @@ def train_score(system, samples, network: ScoreNetConfig | str | None = None, tr
     else:
         read = functools.partial(read_window, dataset, box_length=box_length, k=k, dtype=config.jnp_dtype,
                                  system=force_system)
-        data = WindowStream(plan, read, train_config.n_steps)
+        data = WindowStream(plan, read, train_config.steps)
+    heldout: HeldOut | None = None
+    x_held = g_held = None
     if n_train < n_frames:
-        x_held, g_held = (x[n_train:], g[n_train:]) if plan is None else sample_arrays(
-            dataset.load(range(n_train, n_frames)))
+        if plan is None:
+            x_held, g_held = x[n_train:], g[n_train:]
+        else:
+            assert dataset is not None  # a plan exists only for a data set
+            x_held, g_held = sample_arrays(dataset.load(range(n_train, n_frames)))
         heldout = HeldOut(make_snapshots(x_held, g_held, box_length, k, config.jnp_dtype, system=force_system),
                           config, train_config, box_length)
-    else:
-        x_held = g_held = heldout = None
     data_hash = fingerprint(x, g) if dataset is None else dataset.fingerprint()  # a data set is never hashed whole
 
     def info(history, heldout_history, steps) -> dict:
@@ -523,7 +543,7 @@ def train_score(system, samples, network: ScoreNetConfig | str | None = None, tr
             checkpoint_every=checkpoint_every, log_every=log_every, progress=progress, devices=devices,
             callback=callback, heldout=heldout, on_checkpoint=report_checkpoint)
     finally:
-        if plan is not None:
+        if isinstance(data, WindowStream):
             data.close()
     score = validation_of(state.ema_params, history, heldout_history, int(state.step))
     if checkpoint_reports:

@@ -110,13 +110,16 @@ class Validation:
             lines.append(f"  EPR per particle      identity {ident[0]:.5g} ± {ident[1]:.2g}")
             for form, (value, se) in r["epr"].items():
                 ratio, ratio_se = r["ratio"][form]
-                lines.append(f"    learned, {form:<11}{value:.5g} ± {se:.2g}   learned/identity {ratio:.4g} ± "
-                             f"{ratio_se:.2g}")
+                lines.append(
+                    f"    learned, {form:<11}{value:.5g} ± {se:.2g}   learned/identity {ratio:.4g} ± {ratio_se:.2g}"
+                )
             bound = r["lower_bound"]
             lines.append(f"    lower bound (implicit loss) {bound[0]:.5g} ± {bound[1]:.2g}")
             verdict = "consistent" if r["consistent"] else "INCONSISTENT"
-            lines.append(f"  verdict: {verdict} with the learning-free identity (within "
-                         f"max({N_STANDARD_ERRORS:g} s.e., {RELATIVE_TOLERANCE:.0%}))")
+            lines.append(
+                f"  verdict: {verdict} with the learning-free identity (within "
+                f"max({N_STANDARD_ERRORS:g} s.e., {RELATIVE_TOLERANCE:.0%}))"
+            )
         return "\n".join(lines)
 
     def __repr__(self) -> str:
@@ -135,11 +138,17 @@ def epr_check(system, score, x: np.ndarray, g: np.ndarray) -> dict:
     if not (np.isfinite(ident.stderr) and scale > N_STANDARD_ERRORS * ident.stderr):
         scale = _drift_scale(system, x, g)  # identity ≈ 0 (equilibrium): judge against the drift's size
     difference = result.difference["quadratic"]
-    allowed = max(N_STANDARD_ERRORS * (difference.stderr if np.isfinite(difference.stderr) else 0.0),
-                  RELATIVE_TOLERANCE * scale)
-    return {"epr": epr, "identity": [ident.value, ident.stderr], "ratio": ratio,
-            "lower_bound": list(implicit_lower_bound(system, score, x, g)), "scale": scale,
-            "consistent": bool(abs(difference.value) <= allowed)}
+    allowed = max(
+        N_STANDARD_ERRORS * (difference.stderr if np.isfinite(difference.stderr) else 0.0), RELATIVE_TOLERANCE * scale
+    )
+    return {
+        "epr": epr,
+        "identity": [ident.value, ident.stderr],
+        "ratio": ratio,
+        "lower_bound": list(implicit_lower_bound(system, score, x, g)),
+        "scale": scale,
+        "consistent": bool(abs(difference.value) <= allowed),
+    }
 
 
 def validate(system, score, x: np.ndarray, g: np.ndarray, loss: dict) -> Validation:
@@ -150,7 +159,10 @@ def validate(system, score, x: np.ndarray, g: np.ndarray, loss: dict) -> Validat
         record.update(epr_check(system, score, x, g))
         if not record["consistent"]:
             ratio, se = record["ratio"]["quadratic"]
-            warnings.warn(f"score validation: on {len(x)} held-out frames the learned EPR is inconsistent with the "
-                          f"learning-free identity: learned/identity = {ratio:.3f} ± {se:.2g} (quadratic form); "
-                          "train longer or on more frames, or check sigma (see score.validation)", stacklevel=4)
+            warnings.warn(
+                f"score validation: on {len(x)} held-out frames the learned EPR is inconsistent with the "
+                f"learning-free identity: learned/identity = {ratio:.3f} ± {se:.2g} (quadratic form); "
+                "train longer or on more frames, or check sigma (see score.validation)",
+                stacklevel=4,
+            )
     return Validation(record)

@@ -9,8 +9,8 @@ import numpy as np
 
 from .. import _validate as check
 from .. import backends
-from ..systems import check_system
 from ..backends.spec import RunSpec
+from ..systems import check_system
 from . import initial
 from .trajectory import State, Trajectory
 
