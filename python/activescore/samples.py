@@ -19,6 +19,7 @@ import numpy as np
 from .io.dataset import SnapshotDataset
 from .io.files import GSD_MAGIC, MissingFileError, describe_foreign, read_head
 from .simulation.trajectory import load_trajectory
+from .systems import ParticleSystem
 
 
 @runtime_checkable
@@ -26,7 +27,7 @@ class Samples(Protocol):
     """Snapshots of one system. ``system`` is None only for bare arrays given without one; ``in_memory`` is False
     for a data set whose frames are read from disk on demand (train on it in windows)."""
 
-    system: object
+    system: ParticleSystem | None
     in_memory: bool
 
     def __len__(self) -> int:
@@ -141,7 +142,8 @@ def as_samples(samples, system=None, *, name: str = "samples") -> Samples:
     elif isinstance(samples, (tuple, list)):
         if len(samples) != 2:
             raise ValueError(f"{name}: a tuple must be (x, g), got {len(samples)} items")
-        out = ArraySamples(*samples, system, name=name)
+        x, g = samples
+        out = ArraySamples(x, g, system, name=name)
     elif hasattr(samples, "x") and hasattr(samples, "g"):
         out = ArraySamples(samples.x, samples.g, getattr(samples, "system", None), name=name)
     elif isinstance(samples, Samples):
@@ -152,7 +154,8 @@ def as_samples(samples, system=None, *, name: str = "samples") -> Samples:
     if system is not None:
         own = getattr(out, "system", None)
         if own is None:
-            out = ArraySamples(*out.load(), system, name=name, source=getattr(out, "source", None))
+            x, g = out.load()
+            out = ArraySamples(x, g, system, name=name, source=getattr(out, "source", None))
         elif own != system:
             raise ValueError(f"system: {system!r} differs from {name}.system {own!r}")
     return out

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..io.files import atomic_write
 from . import config as cfg
 from . import pipeline

@@ -13,16 +13,25 @@ import time
 from pathlib import Path
 
 from .. import plotting
-from ..estimators import estimate as estimate_epr
+from ..estimation import estimate as estimate_epr
 from ..io.dataset import DatasetPlan, ShardSink
 from ..io.files import atomic_write
 from ..io.gsd import GSDSink
-from ..samples import as_samples
+from ..samples import Samples, as_samples
 from ..simulation.simulate import simulate_into
+from ..systems import ParticleSystem
 
 
 def say(text: str) -> None:
     print(text, flush=True)
+
+
+def read_samples(data: Path) -> tuple[Samples, ParticleSystem]:
+    """The samples at ``data`` (a data set folder or a GSD trajectory) and their system."""
+    samples = as_samples(data, name="--data")
+    if samples.system is None:  # pragma: no cover (files always carry their system)
+        raise ValueError(f"--data: {data} does not say which system it holds")
+    return samples, samples.system
 
 
 def simulate(run, system, sim: dict) -> Path:
@@ -73,8 +82,7 @@ def train(run, data: Path, tr: dict) -> Path:
     if run.done("train") and path.exists():
         say(f"train: already done ({path})")
         return path
-    samples = as_samples(data, name="--data")
-    system = samples.system
+    samples, system = read_samples(data)
     network = None
     if tr["network"] == "paper":
         network = ScoreNetConfig.paper(predict_x=system.eps > 0, absolute_position=system.trap > 0,
@@ -108,12 +116,13 @@ def estimate(run, score_path: Path, data: Path, est: dict) -> dict:
     from ..learning import Score
 
     score = Score.load(score_path)
-    samples = as_samples(data, name="--data")
+    samples, system = read_samples(data)
     frames = range(len(samples)) if est["frames"] <= 0 else range(min(est["frames"], len(samples)))
     say(f"estimate: score {score_path} on {len(frames)} snapshots of {data} -> {run.out}")
     start = time.perf_counter()
     x, g = samples.load(frames)
-    result = estimate_epr(score, (x, g), system=samples.system, bins=est["bins"], progress=True)
+    # The estimators check the model themselves (they need an AOUP and say so).
+    result = estimate_epr(score, (x, g), system=system, bins=est["bins"], progress=True)  # type: ignore[arg-type]
     summary = str(result)
     atomic_write(run.out / "summary.txt", summary + "\n")
     atomic_write(run.out / "summary.json", json.dumps(result.to_dict(), indent=2, default=float) + "\n")

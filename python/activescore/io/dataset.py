@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from .. import _validate as check
+from .._version import __version__
 from ..systems import system_from_dict
 from .files import MissingFileError, atomic_file, atomic_write, describe_foreign
 from .frames import FrameHeader, SavedFrames
@@ -60,7 +60,8 @@ def read_manifest(path) -> dict:
         metadata = json.loads(manifest.read_text())
     except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
         raise ValueError(f"{manifest} is corrupt (not JSON: {err}); rebuild the data set") from None
-    required = {"format": int, "system": dict, "dt": (int, float), "seed": int, "shards": int, "n_frames": int}
+    required: dict[str, type | tuple[type, ...]] = {"format": int, "system": dict, "dt": (int, float), "seed": int,
+                                                     "shards": int, "n_frames": int}
     if not isinstance(metadata, dict):
         metadata = {}
     wrong = [k for k, kind in required.items() if not isinstance(metadata.get(k), kind)]
@@ -106,7 +107,7 @@ class SnapshotDataset:
         for k in range(shards):
             names = _shard_names(k)
             x, q, step = (_load_shard(self.path / name, kind, shards, mmap)
-                          for name, kind, mmap in zip(names, ("x", "q", "step"), (True, True, False)))
+                          for name, kind, mmap in zip(names, ("x", "q", "step"), (True, True, False), strict=True))
             if x.shape[1:] != (n, 2) or q.shape[1:] != (n, c) or step.ndim != 1 or not len(x) == len(q) == len(step):
                 raise ValueError(f"{self.path}: shard {k} has shapes x {x.shape}, q {q.shape}, step {step.shape}; "
                                  f"expected (F, {n}, 2), (F, {n}, {c}), (F,)")
@@ -230,8 +231,8 @@ class ShardSink:
     def __init__(self, path, shard_frames: int = 16):
         self.path = Path(path)
         self.shard_frames = check.integer("shard_frames", shard_frames, low=1)
-        self.manifest = None
-        self._buffer = []
+        self.manifest: dict = {}
+        self._buffer: list[tuple[np.ndarray, np.ndarray, int]] = []
 
     def __repr__(self) -> str:
         return f"ShardSink({str(self.path)!r}, shard_frames={self.shard_frames})"
@@ -276,7 +277,7 @@ class ShardSink:
         x = np.stack([b[0] for b in self._buffer])
         q = np.stack([b[1] for b in self._buffer])
         steps = np.asarray([b[2] for b in self._buffer], dtype=np.int64)
-        for name, array in zip(_shard_names(k), (x, q, steps)):
+        for name, array in zip(_shard_names(k), (x, q, steps), strict=True):
             _save_npy(self.path / name, np.ascontiguousarray(array))
         last_x, last_q, last_step = self._buffer[-1]
         manifest.update(shards=k + 1, n_frames=manifest["n_frames"] + len(x),

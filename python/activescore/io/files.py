@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO
 
 
 class MissingFileError(FileNotFoundError, ValueError):
@@ -20,11 +21,12 @@ class MissingFileError(FileNotFoundError, ValueError):
     ``ValueError`` (a bad argument), so callers that report bad input catch it with the rest."""
 
     def __init__(self, path, what: str):
-        super().__init__(2, f"{path}: no such {what}")
+        self.message = f"{path}: no such {what}"
+        super().__init__(2, self.message)
         self.filename = str(path)
 
     def __str__(self) -> str:
-        return self.strerror
+        return self.message
 
 
 def temporary_name(path: Path) -> Path:

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
-from ..systems import system_from_dict
+from .._version import __version__
+from ..systems import ParticleSystem, system_from_dict
 from .files import GSD_MAGIC, describe_foreign, existing_file, read_head
 from .frames import FrameHeader, SavedFrames
 
@@ -165,7 +165,7 @@ def _open(path):
         raise ValueError(f"{path} is not a readable GSD file (truncated or corrupt?): {err}") from None
 
 
-def _header(f, path):
+def _header(f, path) -> tuple[dict, ParticleSystem]:
     """(metadata, system) from frame 0 of an open activescore GSD file."""
     if len(f) == 0:
         raise ValueError(f"{path} holds no frames")
@@ -186,15 +186,15 @@ def _frame_state(frame, system):
     return x, q, int(frame.configuration.step)
 
 
-def read_frames(path) -> tuple[dict, object, np.ndarray, np.ndarray, np.ndarray]:
+def read_frames(path) -> tuple[dict, ParticleSystem, np.ndarray, np.ndarray, np.ndarray]:
     """(metadata, system, x (F, N, 2), q (F, N, c), steps (F,)) of every frame of an activescore GSD file."""
     with _open(path) as f:
         meta, system = _header(f, path)
-        xs, qs, steps = zip(*(_frame_state(frame, system) for frame in f))
+        xs, qs, steps = zip(*(_frame_state(frame, system) for frame in f), strict=True)
     return meta, system, np.stack(xs), np.stack(qs), np.asarray(steps, dtype=np.int64)
 
 
-def read_frame(path, frame: int = -1) -> tuple[dict, object, np.ndarray, np.ndarray, int]:
+def read_frame(path, frame: int = -1) -> tuple[dict, ParticleSystem, np.ndarray, np.ndarray, int]:
     """(metadata, system, x (N, 2), q (N, c), step) of one frame; reads that frame only."""
     with _open(path) as f:
         meta, system = _header(f, path)

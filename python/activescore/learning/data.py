@@ -12,8 +12,8 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from .network import ParticleTokens
 from .neighbours import knn, minimum_image
+from .network import ParticleTokens
 
 
 class Snapshots(NamedTuple):

@@ -73,7 +73,7 @@ def _trajectory(system, memory: MemorySink | None, header: FrameHeader, final_st
 def _resume_point(sinks, saved: list, header: FrameHeader, log) -> SavedFrames | None:
     """The frames the run continues from: what the resumed sinks hold (they must agree); sinks starting afresh
     that can take earlier frames (memory) are given them."""
-    held = [(sink, s) for sink, s in zip(sinks, saved) if s is not None]
+    held = [(sink, s) for sink, s in zip(sinks, saved, strict=True) if s is not None]
     if not held:
         return None
     source, point = held[0]
@@ -88,7 +88,7 @@ def _resume_point(sinks, saved: list, header: FrameHeader, log) -> SavedFrames |
     if point.step != expected:
         raise ValueError(f"out: {source!r} holds frames up to step {point.step}, but frame {point.n_frames - 1} of "
                          f"this run is at step {expected} (other burn_in, save_every or init?)")
-    for sink, s in zip(sinks, saved):
+    for sink, s in zip(sinks, saved, strict=True):
         if s is None:
             if not hasattr(sink, "extend"):
                 raise ValueError(f"out: {source!r} holds frames that {sink!r} does not; resume them separately")
@@ -139,8 +139,8 @@ def simulate_into(sinks, system, n_steps: int, dt: float, *, seed: int | None = 
         point = _resume_point(sinks, saved, header, log)
         if point is not None:
             x0, q0, step0 = point.x, point.q, point.step
-        sim = backends.make_simulator(backend, system.spec(), RunSpec(dt, seed, step0, n_threads),
-                                      dtype == "float64", x0, q0, system.radius)
+        sim = backends.get(backend).make_simulator(system.spec(), RunSpec(dt, seed, step0, n_threads),
+                                                   dtype == "float64", x0, q0, system.radius)
 
         def state() -> State:
             x, q = sim.read_state()
