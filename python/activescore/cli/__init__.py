@@ -2,13 +2,14 @@
 
     activescore simulate [CONFIG] [--set key=value ...] --out DIR     trajectory.gsd
     activescore dataset  [CONFIG] [--set ...] --out DIR               dataset/ (stationary snapshots)
-    activescore train    [CONFIG] [--set ...] --data DIR --out DIR    score.msgpack
-    activescore estimate [CONFIG] [--set ...] --score FILE --data DIR --out DIR   EPR summary + maps
+    activescore train    [CONFIG] [--set ...] --data DATA --out DIR   score.msgpack
+    activescore estimate [CONFIG] [--set ...] --score FILE --data DATA --out DIR  EPR summary + maps
     activescore plot     (--gsd FILE | --data DIR) [--frame I] --out FILE.png
     activescore demo     [--out DIR]                                  all of it, small, on the CPU
     activescore config   [CONFIG] [--set ...]                         print the resolved configuration
 
-Each command reads the embedded defaults, then CONFIG (TOML), then the ``--set`` overrides, rejects unknown keys
+DATA is a data set folder (from ``dataset``) or a GSD trajectory (from ``simulate``). Each command reads the
+embedded defaults, then CONFIG (TOML), then the ``--set`` overrides, rejects unknown keys
 and bad values before any work, prints what it will do, and writes ``config.toml`` (the resolved configuration)
 and ``run.json`` (version, status, timings) beside its outputs. Interrupted commands resume when rerun with the
 same --out; finished stages are not redone.
@@ -164,10 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
     command("simulate", cmd_simulate, "simulate a system to a GSD trajectory")
     command("dataset", cmd_dataset, "build a data set of stationary snapshots")
     p = command("train", cmd_train, "train a score network on a data set")
-    p.add_argument("--data", required=True, help="data set folder (from `activescore dataset`)")
+    p.add_argument("--data", required=True, help="data set folder (from `activescore dataset`) or GSD trajectory "
+                   "(from `activescore simulate`)")
     p = command("estimate", cmd_estimate, "estimate EPR, velocities and currents with a trained score")
     p.add_argument("--score", required=True, help="score file (from `activescore train`)")
-    p.add_argument("--data", required=True, help="data set folder")
+    p.add_argument("--data", required=True, help="data set folder or GSD trajectory")
     command("demo", cmd_demo, cmd_demo.__doc__, out_default="demo_output")
 
     plot = sub.add_parser("plot", help="draw a configuration")
