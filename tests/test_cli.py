@@ -147,3 +147,14 @@ def test_resumed_simulate_says_which_frames_are_on_disk(tmp_path, monkeypatch, c
     assert run_cli(*args, "--out", tmp_path) == 0
     assert "frames 0-2 on disk (up to step 20), 4 to go" in capsys.readouterr().out
     assert len(a.load_trajectory(tmp_path / "trajectory.gsd")) == 7
+
+
+def test_data_that_is_not_samples_is_one_line_naming_the_file(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("hello")
+    assert run_cli("train", "--data", tmp_path / "notes.txt", "--out", tmp_path / "t") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("activescore train: error: --data: ") and "notes.txt is neither a GSD trajectory" in err
+    assert "Traceback" not in err and not (tmp_path / "t" / "score.msgpack").exists()
+    assert run_cli("estimate", "--score", tmp_path / "none.msgpack", "--data", tmp_path / "notes.txt", "--out",
+                   tmp_path / "e") == 2
+    assert "none.msgpack: no such saved Score" in capsys.readouterr().err

@@ -126,6 +126,8 @@ def test_existing_output_needs_overwrite_or_resume(tmp_path):
     assert not np.array_equal(other.x, first.x)
     with pytest.raises(ValueError, match=r"other settings \(dt differ\)"):
         a.simulate(s, 10, 0.1, out=path, resume=True, **{**RUN, "seed": 5})
+    with pytest.raises(ValueError, match="pass at most one"):
+        a.simulate(s, 10, 0.05, out=path, resume=True, overwrite=True, **RUN)
     with pytest.raises(ValueError, match="more than the 2 this run saves"):
         a.simulate(s, 5, 0.05, out=path, resume=True, **{**RUN, "seed": 5})
 

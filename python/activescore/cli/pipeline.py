@@ -75,14 +75,14 @@ def build_dataset(run, system, sim: dict, ds: dict) -> Path:
 
 def train(run, data: Path, tr: dict) -> Path:
     """Train a score on the samples at ``data`` (a data set folder or a GSD trajectory) to ``score.msgpack``."""
-    from ..learning import ScoreNetConfig, train_score
-    from ..learning.train import hypoelliptic_inputs
-
     path = run.out / "score.msgpack"
     if run.done("train") and path.exists():
         say(f"train: already done ({path})")
         return path
-    samples, system = read_samples(data)
+    samples, system = read_samples(data)  # before importing JAX: a bad --data is reported at once
+    from ..learning import ScoreNetConfig, train_score
+    from ..learning.train import hypoelliptic_inputs
+
     network = None
     if tr["network"] == "paper":
         network = ScoreNetConfig.paper(predict_x=system.eps > 0, absolute_position=system.trap > 0,
@@ -95,11 +95,14 @@ def train(run, data: Path, tr: dict) -> Path:
         f", {tr['network']} network, {tr['n_steps']} steps of {tr['batch_particles']} particles, "
         f"on {len(samples)} snapshots of {system.n_particles} particles" +
         (f" (at most {frames_in_memory} in memory)" if frames_in_memory else "") + f" -> {path}")
+    checkpoint = run.out / "checkpoint.msgpack"
+    if checkpoint.exists():
+        say(f"  resuming from {checkpoint}")
     start = time.perf_counter()
     # The samples themselves, not their frames: a data set larger than memory is streamed from its shards.
     score = train_score(system, samples, network, loss=tr["loss"], sigma=sigma, n_steps=tr["n_steps"],
                         batch_particles=tr["batch_particles"], learning_rate=tr["learning_rate"], seed=tr["seed"],
-                        checkpoint=run.out / "checkpoint.msgpack", checkpoint_every=tr["checkpoint_every"],
+                        checkpoint=checkpoint, checkpoint_every=tr["checkpoint_every"],
                         progress=True, frames_in_memory=frames_in_memory,
                         steps_per_window=tr["steps_per_window"] or None)
     score.save(path)

@@ -123,6 +123,8 @@ def simulate_into(sinks, system, n_steps: int, dt: float, *, seed: int | None = 
         seed = init.seed if isinstance(init, State) else secrets.randbits(63)
     seed = check.integer("seed", seed, low=0, high=2**64 - 1)
     backend = backends.resolve(backend)
+    if resume and overwrite:
+        raise ValueError("resume and overwrite: pass at most one (resume continues an output, overwrite replaces it)")
     sinks = [as_sink(sink) for sink in sinks]
 
     x0, q0, step0 = _initial_state(system, init, seed)
