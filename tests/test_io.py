@@ -58,6 +58,7 @@ def interrupt_after(monkeypatch, cls, method, calls):
 
 # ---------------------------------------------------------------------------------------------------- sinks
 
+
 @pytest.mark.parametrize("make_system", [aoup, abp])
 def test_gsd_sink_resumes_bit_for_bit(tmp_path, monkeypatch, make_system):
     s = make_system()
@@ -102,8 +103,21 @@ def test_build_dataset_is_simulate_into_shards(tmp_path):
     plan = DatasetPlan(n_frames=5, spacing=3, burn_in=4, dt=0.05, seed=2, shard_frames=2)
     ds = build_dataset(s, plan, tmp_path / "ds", progress=False, n_threads=1)
     manifest = json.loads((tmp_path / "ds" / "manifest.json").read_text())
-    assert {"format", "version", "system", "dt", "seed", "burn_in", "spacing", "n_frames_planned", "shard_frames",
-            "init", "shards", "n_frames", "state"} == set(manifest)
+    assert {
+        "format",
+        "version",
+        "system",
+        "dt",
+        "seed",
+        "burn_in",
+        "spacing",
+        "n_frames_planned",
+        "shard_frames",
+        "init",
+        "shards",
+        "n_frames",
+        "state",
+    } == set(manifest)
     ref = a.simulate(s, 12, 0.05, seed=2, burn_in=4, save_every=3, progress=False)
     np.testing.assert_array_equal(ds.load()[0], ref.x)
     assert manifest["state"]["step"] == ref.step[-1]
@@ -142,6 +156,7 @@ def test_resume_extends_a_finished_run(tmp_path):
 
 # ---------------------------------------------------------------------------------------------------- files
 
+
 def test_created_files_follow_the_umask(tmp_path):
     old = os.umask(0o027)
     try:
@@ -150,8 +165,12 @@ def test_created_files_follow_the_umask(tmp_path):
         build_dataset(aoup(), DatasetPlan(2, 2, 0, 0.05, 1), tmp_path / "ds", progress=False)
     finally:
         os.umask(old)
-    for path in (tmp_path / "a.txt", tmp_path / "b.gsd", tmp_path / "ds" / "manifest.json",
-                 tmp_path / "ds" / "x_00000.npy"):
+    for path in (
+        tmp_path / "a.txt",
+        tmp_path / "b.gsd",
+        tmp_path / "ds" / "manifest.json",
+        tmp_path / "ds" / "x_00000.npy",
+    ):
         assert stat.S_IMODE(path.stat().st_mode) == 0o640, path
 
 
@@ -167,8 +186,11 @@ def test_atomic_write_keeps_the_old_file_on_an_error(tmp_path):
 
 
 def test_progress_bar_prints_nothing_without_work(capsys):
-    for bar in (progress_bar(True, 10, initial=10, desc="d", unit="step"),
-                progress_bar(False, 10, desc="d", unit="step"), progress_bar(True, 0, desc="d", unit="step")):
+    for bar in (
+        progress_bar(True, 10, initial=10, desc="d", unit="step"),
+        progress_bar(False, 10, desc="d", unit="step"),
+        progress_bar(True, 0, desc="d", unit="step"),
+    ):
         assert isinstance(bar, SilentBar)
         with bar:
             bar.update(3)
@@ -197,13 +219,16 @@ def foreign(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("name, message", [
-    ("missing.gsd", "missing.gsd: no such GSD file"),
-    ("text.gsd", "text.gsd is not a GSD file"),
-    ("empty", "empty is not a GSD file .it is empty"),
-    ("plain.gsd", "plain.gsd is a GSD file without activescore metadata: written by another program?"),
-    ("truncated.gsd", "truncated.gsd is not a readable GSD file .truncated or corrupt"),
-])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("missing.gsd", "missing.gsd: no such GSD file"),
+        ("text.gsd", "text.gsd is not a GSD file"),
+        ("empty", "empty is not a GSD file .it is empty"),
+        ("plain.gsd", "plain.gsd is a GSD file without activescore metadata: written by another program?"),
+        ("truncated.gsd", "truncated.gsd is not a readable GSD file .truncated or corrupt"),
+    ],
+)
 def test_gsd_files_are_checked_on_opening(foreign, name, message):
     for read in (a.load_trajectory, a.load_state):
         with pytest.raises(ValueError, match=message):
@@ -224,15 +249,20 @@ def dataset(tmp_path):
     return tmp_path / "ds"
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda p: (p / "manifest.json").write_text('{"format": 1, "sys'), r"manifest.json is corrupt \(not JSON"),
-    (lambda p: (p / "manifest.json").write_text('{"hello": 1}'), "not an activescore data set manifest"),
-    (lambda p: (p / "manifest.json").unlink(), "is not an activescore data set .no manifest.json"),
-    (lambda p: (p / "q_00001.npy").unlink(), r"q_00001.npy: no such q shard \(the manifest names 2 shards\)"),
-    (lambda p: (p / "x_00000.npy").write_bytes((p / "x_00000.npy").read_bytes()[:60]),
-     "x_00000.npy is not a readable .npy shard"),
-    (lambda p: np.save(p / "x_00001.npy", np.zeros((2, 3, 2))), "shard 1 has shapes"),
-])
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: (p / "manifest.json").write_text('{"format": 1, "sys'), r"manifest.json is corrupt \(not JSON"),
+        (lambda p: (p / "manifest.json").write_text('{"hello": 1}'), "not an activescore data set manifest"),
+        (lambda p: (p / "manifest.json").unlink(), "is not an activescore data set .no manifest.json"),
+        (lambda p: (p / "q_00001.npy").unlink(), r"q_00001.npy: no such q shard \(the manifest names 2 shards\)"),
+        (
+            lambda p: (p / "x_00000.npy").write_bytes((p / "x_00000.npy").read_bytes()[:60]),
+            "x_00000.npy is not a readable .npy shard",
+        ),
+        (lambda p: np.save(p / "x_00001.npy", np.zeros((2, 3, 2))), "shard 1 has shapes"),
+    ],
+)
 def test_data_set_files_are_checked_on_opening(dataset, damage, message):
     damage(dataset)
     with pytest.raises(ValueError, match=message):
@@ -262,6 +292,7 @@ def test_config_files_are_checked(tmp_path, foreign):
 
 # ---------------------------------------------------------------------------------------------------- samples
 
+
 def test_as_samples_reads_every_kind(tmp_path, dataset):
     s = aoup()
     traj = a.simulate(s, 20, 0.05, out=tmp_path / "t.gsd", **RUN)
@@ -284,13 +315,16 @@ def test_as_samples_reads_every_kind(tmp_path, dataset):
     assert as_samples(traj).fingerprint() != as_samples((traj.x, -traj.g)).fingerprint()
 
 
-@pytest.mark.parametrize("given, message", [
-    ((np.zeros((2, 5, 2)), np.zeros((2, 5, 3))), "equal shape"),
-    ((np.zeros((0, 5, 2)), np.zeros((0, 5, 2))), "no snapshots"),
-    ((np.full((1, 5, 2), np.nan), np.zeros((1, 5, 2))), "finite"),
-    ((np.zeros((1, 5, 2)),), "a tuple must be"),
-    (42, "must be a Trajectory, a tuple"),
-])
+@pytest.mark.parametrize(
+    "given, message",
+    [
+        ((np.zeros((2, 5, 2)), np.zeros((2, 5, 3))), "equal shape"),
+        ((np.zeros((0, 5, 2)), np.zeros((0, 5, 2))), "no snapshots"),
+        ((np.full((1, 5, 2), np.nan), np.zeros((1, 5, 2))), "finite"),
+        ((np.zeros((1, 5, 2)),), "a tuple must be"),
+        (42, "must be a Trajectory, a tuple"),
+    ],
+)
 def test_as_samples_rejects_bad_arrays(given, message):
     with pytest.raises(ValueError, match=message):
         as_samples(given)

@@ -149,8 +149,10 @@ def as_samples(samples, system=None, *, name: str = "samples") -> Samples:
     elif isinstance(samples, Samples):
         out = samples
     else:
-        raise ValueError(f"{name} must be a Trajectory, a tuple (x, g), a GSD file or a data set (folder or "
-                         f"SnapshotDataset), got {type(samples).__name__}")
+        raise ValueError(
+            f"{name} must be a Trajectory, a tuple (x, g), a GSD file or a data set (folder or "
+            f"SnapshotDataset), got {type(samples).__name__}"
+        )
     if system is not None:
         own = getattr(out, "system", None)
         if own is None:

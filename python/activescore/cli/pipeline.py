@@ -40,13 +40,28 @@ def simulate(run, system, sim: dict) -> Path:
     if run.done("simulate"):
         say(f"simulate: already done ({path})")
         return path
-    say(f"simulate: {system}\n  {sim['burn_in']} burn-in + {sim['n_steps']} steps of dt={sim['dt']} "
-        f"({sim['backend']} backend, seed {sim['seed']}), a frame every {sim['save_every']} steps -> {path}")
+    say(
+        f"simulate: {system}\n  {sim['burn_in']} burn-in + {sim['n_steps']} steps of dt={sim['dt']} "
+        f"({sim['backend']} backend, seed {sim['seed']}), a frame every {sim['save_every']} steps -> {path}"
+    )
     start = time.perf_counter()
-    simulate_into([GSDSink(path)], system, sim["n_steps"], sim["dt"], seed=sim["seed"], save_every=sim["save_every"],
-                  burn_in=sim["burn_in"], init=sim["init"], backend=sim["backend"], dtype=sim["dtype"],
-                  n_threads=sim["n_threads"], progress=True, resume=True, desc="simulate",
-                  log=lambda text: say(f"  {text}"))
+    simulate_into(
+        [GSDSink(path)],
+        system,
+        sim["n_steps"],
+        sim["dt"],
+        seed=sim["seed"],
+        save_every=sim["save_every"],
+        burn_in=sim["burn_in"],
+        init=sim["init"],
+        backend=sim["backend"],
+        dtype=sim["dtype"],
+        n_threads=sim["n_threads"],
+        progress=True,
+        resume=True,
+        desc="simulate",
+        log=lambda text: say(f"  {text}"),
+    )
     frames = sim["n_steps"] // sim["save_every"] + 1
     run.finish("simulate", time.perf_counter() - start, frames=frames, file=path.name)
     say(f"simulate: wrote {frames} frames to {path}")
@@ -59,16 +74,36 @@ def build_dataset(run, system, sim: dict, ds: dict) -> Path:
     if run.done("dataset"):
         say(f"dataset: already done ({path})")
         return path
-    plan = DatasetPlan(n_frames=ds["n_frames"], spacing=ds["spacing"], burn_in=ds["burn_in"], dt=sim["dt"],
-                       seed=sim["seed"], shard_frames=ds["shard_frames"])
+    plan = DatasetPlan(
+        n_frames=ds["n_frames"],
+        spacing=ds["spacing"],
+        burn_in=ds["burn_in"],
+        dt=sim["dt"],
+        seed=sim["seed"],
+        shard_frames=ds["shard_frames"],
+    )
     steps = plan.burn_in + (plan.n_frames - 1) * plan.spacing
-    say(f"dataset: {system}\n  burn-in {plan.burn_in} steps, then {plan.n_frames} snapshots {plan.spacing} steps "
-        f"apart (dt={plan.dt}, seed {plan.seed}): {steps * system.n_particles:.3g} particle-steps -> {path}")
+    say(
+        f"dataset: {system}\n  burn-in {plan.burn_in} steps, then {plan.n_frames} snapshots {plan.spacing} steps "
+        f"apart (dt={plan.dt}, seed {plan.seed}): {steps * system.n_particles:.3g} particle-steps -> {path}"
+    )
     start = time.perf_counter()
-    simulate_into([ShardSink(path, plan.shard_frames)], system, (plan.n_frames - 1) * plan.spacing, plan.dt,
-                  seed=plan.seed, save_every=plan.spacing, burn_in=plan.burn_in, init=sim["init"],
-                  backend=sim["backend"], n_threads=sim["n_threads"], progress=True, resume=True, desc="data set",
-                  log=lambda text: say(f"  {text}"))
+    simulate_into(
+        [ShardSink(path, plan.shard_frames)],
+        system,
+        (plan.n_frames - 1) * plan.spacing,
+        plan.dt,
+        seed=plan.seed,
+        save_every=plan.spacing,
+        burn_in=plan.burn_in,
+        init=sim["init"],
+        backend=sim["backend"],
+        n_threads=sim["n_threads"],
+        progress=True,
+        resume=True,
+        desc="data set",
+        log=lambda text: say(f"  {text}"),
+    )
     run.finish("dataset", time.perf_counter() - start, frames=plan.n_frames)
     return path
 
@@ -85,26 +120,45 @@ def train(run, data: Path, tr: dict) -> Path:
 
     network = None
     if tr["network"] == "paper":
-        network = ScoreNetConfig.paper(predict_x=system.eps > 0, absolute_position=system.trap > 0,
-                                       sigma_conditioning=len(tr["sigma"]) > 1, **hypoelliptic_inputs(system))
+        network = ScoreNetConfig.paper(
+            predict_x=system.eps > 0,
+            absolute_position=system.trap > 0,
+            sigma_conditioning=len(tr["sigma"]) > 1,
+            **hypoelliptic_inputs(system),
+        )
     elif tr["network"] != "small":
         raise ValueError(f"config key train.network: expected 'small' or 'paper', got {tr['network']!r}")
     sigma = tr["sigma"] if len(tr["sigma"]) > 1 else tr["sigma"][0]
     frames_in_memory = tr["frames_in_memory"] or None  # 0: automatic
-    say(f"train: {tr['loss']} loss" + (f", sigma={tr['sigma']}" if tr["loss"] == "dsm" else "") +
-        f", {tr['network']} network, {tr['n_steps']} steps of {tr['batch_particles']} particles, "
-        f"on {len(samples)} snapshots of {system.n_particles} particles" +
-        (f" (at most {frames_in_memory} in memory)" if frames_in_memory else "") + f" -> {path}")
+    say(
+        f"train: {tr['loss']} loss"
+        + (f", sigma={tr['sigma']}" if tr["loss"] == "dsm" else "")
+        + f", {tr['network']} network, {tr['n_steps']} steps of {tr['batch_particles']} particles, "
+        f"on {len(samples)} snapshots of {system.n_particles} particles"
+        + (f" (at most {frames_in_memory} in memory)" if frames_in_memory else "")
+        + f" -> {path}"
+    )
     checkpoint = run.out / "checkpoint.msgpack"
     if checkpoint.exists():
         say(f"  resuming from {checkpoint}")
     start = time.perf_counter()
     # The samples themselves, not their frames: a data set larger than memory is streamed from its shards.
-    score = train_score(system, samples, network, loss=tr["loss"], sigma=sigma, n_steps=tr["n_steps"],
-                        batch_particles=tr["batch_particles"], learning_rate=tr["learning_rate"], seed=tr["seed"],
-                        checkpoint=checkpoint, checkpoint_every=tr["checkpoint_every"],
-                        progress=True, frames_in_memory=frames_in_memory,
-                        steps_per_window=tr["steps_per_window"] or None)
+    score = train_score(
+        system,
+        samples,
+        network,
+        loss=tr["loss"],
+        sigma=sigma,
+        n_steps=tr["n_steps"],
+        batch_particles=tr["batch_particles"],
+        learning_rate=tr["learning_rate"],
+        seed=tr["seed"],
+        checkpoint=checkpoint,
+        checkpoint_every=tr["checkpoint_every"],
+        progress=True,
+        frames_in_memory=frames_in_memory,
+        steps_per_window=tr["steps_per_window"] or None,
+    )
     score.save(path)
     windows = score.info.get("windows")
     if windows is not None:
