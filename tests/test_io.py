@@ -71,7 +71,7 @@ def test_gsd_sink_resumes_bit_for_bit(tmp_path, monkeypatch, make_system):
     assert len(a.load_trajectory(path)) == 4  # Ctrl-C keeps the frames written, under the final name
     log = []
     resumed = simulate_into([MemorySink(), GSDSink(path)], s, 42, 0.05, resume=True, log=log.append, **RUN)
-    assert log == [f"resuming {GSDSink(path)!r}: frames 0-3 on disk (up to step 22), 5 to go"]
+    assert log == [f"resuming {path}: frames 0-3 on disk (up to step 22), 5 to go"]
     np.testing.assert_array_equal(resumed.x, whole.final_state.x)
     assert_same_trajectory(a.load_trajectory(path), whole, final_state=False)
     # The API returns every frame, those read back from the file included; a finished file resumes to itself.

@@ -70,6 +70,11 @@ def _trajectory(system, memory: MemorySink | None, header: FrameHeader, final_st
     return Trajectory(system, x, q, step, header.dt, header.seed, final_state, header.backend)
 
 
+def _label(sink) -> str:
+    """How messages name a sink: its file or folder."""
+    return str(getattr(sink, "path", repr(sink)))
+
+
 def _resume_point(sinks, saved: list, header: FrameHeader, log) -> SavedFrames | None:
     """The frames the run continues from: what the resumed sinks hold (they must agree); sinks starting afresh
     that can take earlier frames (memory) are given them."""
@@ -77,24 +82,26 @@ def _resume_point(sinks, saved: list, header: FrameHeader, log) -> SavedFrames |
     if not held:
         return None
     source, point = held[0]
+    where = _label(source)
     for sink, s in held[1:]:
         if (s.n_frames, s.step) != (point.n_frames, point.step):
-            raise ValueError(f"out: {source!r} and {sink!r} hold different frames ({point.n_frames} and "
+            raise ValueError(f"out: {where} and {_label(sink)} hold different frames ({point.n_frames} and "
                              f"{s.n_frames}); resume them separately")
     if point.n_frames > header.n_frames:
-        raise ValueError(f"out: {source!r} holds {point.n_frames} frames, more than the {header.n_frames} this run "
+        raise ValueError(f"out: {where} holds {point.n_frames} frames, more than the {header.n_frames} this run "
                          "saves; raise n_steps or choose another output")
     expected = header.step_of(point.n_frames - 1)
     if point.step != expected:
-        raise ValueError(f"out: {source!r} holds frames up to step {point.step}, but frame {point.n_frames - 1} of "
+        raise ValueError(f"out: {where} holds frames up to step {point.step}, but frame {point.n_frames - 1} of "
                          f"this run is at step {expected} (other burn_in, save_every or init?)")
     for sink, s in zip(sinks, saved, strict=True):
         if s is None:
             if not hasattr(sink, "extend"):
-                raise ValueError(f"out: {source!r} holds frames that {sink!r} does not; resume them separately")
+                raise ValueError(f"out: {where} holds frames that {_label(sink)} does not; resume them separately")
             sink.extend(*source.read())
     if log is not None:
-        log(f"resuming {source!r}: frames 0-{point.n_frames - 1} on disk (up to step {point.step}), "
+        held_frames = "frame 0" if point.n_frames == 1 else f"frames 0-{point.n_frames - 1}"
+        log(f"resuming {where}: {held_frames} on disk (up to step {point.step}), "
             f"{header.n_frames - point.n_frames} to go")
     return point
 
