@@ -117,23 +117,33 @@ def _from_path(path: Path, name: str):
 def as_samples(samples, system=None, *, name: str = "samples") -> Samples:
     """Normalise snapshots to a :class:`Samples`.
 
-    Args:
-        samples: a :class:`~activescore.Trajectory` (or any object with ``.x`` and ``.g`` of shape (F, N, 2)
-            and optionally ``.system``), a tuple ``(x, g)`` of such arrays (one (N, 2) snapshot is one frame), a
-            path to a GSD file written by activescore or to a data set folder, or a
-            :class:`~activescore.io.dataset.SnapshotDataset` (or a :class:`Samples` already).
-        system: the system the samples belong to. Bare arrays take it; samples that carry their own must carry
-            an equal one.
-        name: the parameter name used in error messages.
+    Parameters
+    ----------
+    samples
+        A :class:`~activescore.Trajectory` (or any object with ``.x`` and ``.g`` of shape (F, N, 2) and optionally
+        ``.system``), a tuple ``(x, g)`` of such arrays (one (N, 2) snapshot is one frame), a path to a GSD file
+        written by activescore or to a data set folder, or a :class:`~activescore.io.dataset.SnapshotDataset`
+        (or a :class:`Samples` already).
+    system
+        The system the samples belong to. Bare arrays take it; samples that carry their own must carry an equal
+        one.
+    name
+        The parameter name used in error messages.
 
-    Returns:
-        a :class:`Samples`: :class:`ArraySamples` for frames in memory (a GSD file is read whole), the
-        :class:`~activescore.io.dataset.SnapshotDataset` for a data set (frames stay on disk).
+    Returns
+    -------
+    Samples
+        :class:`ArraySamples` for frames in memory (a GSD file is read whole), the
+        :class:`~activescore.io.dataset.SnapshotDataset` for a data set (frames stay on disk). ``.system`` is
+        None only for bare arrays given without ``system``.
 
-    Raises:
-        ValueError: shapes that are not (F, N, 2) alike, no frames, non-finite values, a system different from
-            the samples' own, or a file that is neither kind (the error names the path and what it is not).
-        FileNotFoundError: a path that does not exist (also a ValueError).
+    Raises
+    ------
+    ValueError
+        Shapes that are not (F, N, 2) alike, no frames, non-finite values, a system different from the samples'
+        own, or a file that is neither kind (the error names the path and what it is not).
+    FileNotFoundError
+        A path that does not exist (the error is also a ValueError).
     """
     if isinstance(samples, (str, os.PathLike)):
         out = _from_path(Path(samples), name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -14,7 +15,7 @@ from ..backends.spec import RunSpec
 from ..io.frames import FrameHeader, FrameSink, MemorySink, SavedFrames
 from ..io.gsd import GSDSink
 from ..io.progress import progress_bar
-from ..systems import check_system
+from ..systems import ParticleSystem, check_system
 from . import initial
 from .trajectory import State, Trajectory
 
@@ -106,18 +107,34 @@ def _resume_point(sinks, saved: list, header: FrameHeader, log) -> SavedFrames |
     return point
 
 
-def simulate_into(sinks, system, n_steps: int, dt: float, *, seed: int | None = None, save_every: int | None = None,
-                  burn_in: int = 0, init="uniform", backend: str = "auto", dtype: str = "float64",
-                  progress: bool | None = None, n_threads: int = 0, resume: bool = False, overwrite: bool = False,
-                  desc: str | None = None, log=None) -> State:
-    """Run :func:`simulate` and hand every saved frame to each of ``sinks`` (see :mod:`activescore.io.frames`:
-    :class:`~activescore.io.frames.MemorySink`, :class:`~activescore.io.gsd.GSDSink`,
-    :class:`~activescore.io.dataset.ShardSink`). Returns the final :class:`State`.
+def simulate_into(sinks: Sequence[FrameSink | str | os.PathLike], system: ParticleSystem, n_steps: int, dt: float,
+                  *, seed: int | None = None, save_every: int | None = None, burn_in: int = 0, init="uniform",
+                  backend: str = "auto", dtype: str = "float64", progress: bool | None = None, n_threads: int = 0,
+                  resume: bool = False, overwrite: bool = False, desc: str | None = None,
+                  log: Callable[[str], None] | None = None) -> State:
+    """Run :func:`simulate` and hand every saved frame to each of ``sinks``, without keeping them in memory.
 
-    ``resume``: sinks on disk that hold frames of this same run (system, dt, seed, burn-in, spacing, init) keep
-    them, and the run continues after the last one, bit for bit as the unbroken run; ``overwrite``: sinks on disk
-    holding anything are started afresh. With neither, an existing output is an error. ``log(text)`` is told
-    where a resumed run continues; ``desc`` labels the progress bar.
+    Parameters
+    ----------
+    sinks
+        Where the frames go (:mod:`activescore.io.frames`): :class:`~activescore.io.frames.MemorySink`,
+        :class:`~activescore.io.gsd.GSDSink` (or a path, a GSD file), :class:`~activescore.io.dataset.ShardSink`.
+    system, n_steps, dt, seed, save_every, burn_in, init, backend, dtype, progress, n_threads
+        As for :func:`simulate`.
+    resume
+        Sinks on disk that hold frames of this same run (system, dt, seed, burn-in, spacing, init, dtype) keep
+        them, and the run continues after the last one, bit for bit as the unbroken run.
+    overwrite
+        Sinks on disk holding anything start afresh. With neither flag, an existing output is an error.
+    desc
+        Label of the progress bar.
+    log
+        Called with one line saying where a resumed run continues.
+
+    Returns
+    -------
+    State
+        The state after the last step (x (N, 2), q (N, c)), to continue from.
     """
     system = check_system(system)
     n_steps = check.integer("n_steps", n_steps, low=0)
@@ -132,20 +149,20 @@ def simulate_into(sinks, system, n_steps: int, dt: float, *, seed: int | None = 
     backend = backends.resolve(backend)
     if resume and overwrite:
         raise ValueError("resume and overwrite: pass at most one (resume continues an output, overwrite replaces it)")
-    sinks = [as_sink(sink) for sink in sinks]
+    targets = [as_sink(sink) for sink in sinks]
 
     x0, q0, step0 = _initial_state(system, init, seed)
     header = FrameHeader(system=json.loads(json.dumps(system.to_dict())), dt=dt, seed=seed, burn_in=burn_in,
                          save_every=save_every, n_frames=n_steps // save_every + 1, first_step=step0, init=str(init),
                          dtype=dtype, backend=backend)
-    memory = next((sink for sink in sinks if isinstance(sink, MemorySink)), None)
+    memory = next((sink for sink in targets if isinstance(sink, MemorySink)), None)
     opened = []
     try:
         saved = []
-        for sink in sinks:
+        for sink in targets:
             saved.append(sink.open(header, resume=resume, overwrite=overwrite))
             opened.append(sink)
-        point = _resume_point(sinks, saved, header, log)
+        point = _resume_point(targets, saved, header, log)
         if point is not None:
             x0, q0, step0 = point.x, point.q, point.step
         sim = backends.get(backend).make_simulator(system.spec(), RunSpec(dt, seed, step0, n_threads),
@@ -170,7 +187,7 @@ def simulate_into(sinks, system, n_steps: int, dt: float, *, seed: int | None = 
         def save() -> None:
             x, q = sim.read_state()
             x, q = np.array(x), np.array(q)
-            for sink in sinks:
+            for sink in targets:
                 sink.append(x, q, sim.step)
 
         total = burn_in + n_steps
@@ -210,7 +227,7 @@ def simulate(system, n_steps: int, dt: float, *, seed: int | None = None, save_e
     Raises :class:`SimulationError` on a blow-up, keeping what was saved.
     """
     memory = MemorySink()
-    sinks = [memory] + ([] if out is None else [out])
+    sinks: list[FrameSink | str | os.PathLike] = [memory] + ([] if out is None else [out])
     final = simulate_into(sinks, system, n_steps, dt, seed=seed, save_every=save_every, burn_in=burn_in, init=init,
                           backend=backend, dtype=dtype, progress=progress, n_threads=n_threads, resume=resume,
                           overwrite=overwrite)
