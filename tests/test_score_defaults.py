@@ -18,7 +18,8 @@ pytest.importorskip("activescore._core", reason="the compiled core is not built"
 import activescore as a  # noqa: E402
 from activescore.exact import GaussianScore, gaussian_epr, gaussian_samples, trapped_aoup_covariance  # noqa: E402
 from activescore.learning import Score, ScoreNetConfig, TrainConfig, train_score  # noqa: E402
-from activescore.learning.defaults import default_network, default_steps, most_within  # noqa: E402
+from activescore.learning.defaults import default_network, most_within  # noqa: E402
+from activescore.learning.settings import default_steps  # noqa: E402
 from activescore.learning.train import _stopped  # noqa: E402
 from activescore.learning.validation import implicit_lower_bound  # noqa: E402
 from score_helpers import relative_fisher_error, score_on_frames  # noqa: E402

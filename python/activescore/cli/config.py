@@ -11,6 +11,8 @@ import copy
 import sys
 from pathlib import Path
 
+from ..io.files import describe_foreign
+from ..learning.settings import TrainConfig
 from ..systems import ABP, MODELS
 
 if sys.version_info >= (3, 11):
@@ -76,8 +78,6 @@ DEMO = {"train": {"n_steps": 2000, "batch_particles": 128, "checkpoint_every": 2
 def train_defaults() -> dict:
     """The ``[train]`` section: TrainConfig's defaults (``sigmas`` as ``sigma``, automatic values as numbers) and
     the command's own keys."""
-    from ..learning.train import TrainConfig  # JAX: loaded only when a configuration is resolved
-
     fields = TrainConfig().to_dict()
     fields["sigma"] = fields.pop("sigmas")
     for key, automatic in _AUTOMATIC.items():
@@ -87,8 +87,6 @@ def train_defaults() -> dict:
 
 def train_config(section: dict):
     """The :class:`~activescore.learning.TrainConfig` of a resolved ``[train]`` section."""
-    from ..learning.train import TrainConfig
-
     fields = {k: v for k, v in section.items() if k not in _TRAIN_RUN}
     fields["sigmas"] = tuple(fields.pop("sigma"))
     for key, automatic in _AUTOMATIC.items():
@@ -109,11 +107,8 @@ def defaults(demo: bool = False) -> dict:
     return config
 
 
-def __getattr__(name):
-    if name == "DEFAULTS":  # generated on use: [train] comes from TrainConfig
-        return defaults()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+#: The embedded defaults of every section.
+DEFAULTS: dict = defaults()
 
 #: Keys whose values are restricted beyond their type: (accepts the value, what is expected).
 _VALUE_CHECKS = {
@@ -181,8 +176,12 @@ def resolve(path=None, overrides=(), sections=None, *, demo: bool = False) -> di
         path = Path(path)
         if not path.exists():
             raise ValueError(f"config: file {path} does not exist")
+        if path.is_dir():
+            raise ValueError(f"config: {path} is a folder, not a TOML file")
         try:
-            updates.update(_flatten(tomllib.loads(path.read_text())))
+            updates.update(_flatten(tomllib.loads(path.read_text(encoding="utf-8"))))
+        except UnicodeDecodeError:
+            raise ValueError(f"config: {path} is not a TOML file (not UTF-8 text){describe_foreign(path)}") from None
         except tomllib.TOMLDecodeError as err:
             raise ValueError(f"config: {path} is not valid TOML: {err}") from None
     updates.update(dict(_parse_override(o) for o in overrides))

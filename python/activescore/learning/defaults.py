@@ -35,9 +35,6 @@ MAX_TOKENS = 256
 NOISE_MARGIN_SIGMAS = 4.0
 #: Coverage tolerance of a given network: the fraction of particles whose k-th token lies within reach.
 COVERAGE_TOLERANCE = 1e-3
-#: Default steps: about this many draws of every training sample, between the bounds below.
-DRAWS_PER_SAMPLE = 4
-MIN_STEPS, MAX_STEPS = 1_000, 50_000
 
 
 def hypoelliptic_inputs(system) -> dict:
@@ -196,10 +193,3 @@ def check_network(system, config: ScoreNetConfig, *, loss: str, sigmas, x: np.nd
             f"{reach:.3g} (cutoff + noise margin), so the token set cuts through the cutoff sphere: "
             f"use k >= {needed}, a smaller cutoff or a smaller sigma"
         )
-
-
-def default_steps(n_samples: int, batch_particles: int) -> int:
-    """Steps for ``n_samples`` training (frame, particle) pairs: about :data:`DRAWS_PER_SAMPLE` draws of each,
-    within [MIN_STEPS, MAX_STEPS] (early stopping ends a run sooner when the held-out loss stops improving)."""
-    steps = math.ceil(DRAWS_PER_SAMPLE * n_samples / batch_particles)
-    return int(min(MAX_STEPS, max(MIN_STEPS, steps)))

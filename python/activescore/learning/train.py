@@ -18,7 +18,6 @@ import math
 import os
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import NamedTuple
 
 import jax
@@ -27,13 +26,15 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ..io.dataset import SnapshotDataset
-from .checkpoint import load_tree, save_tree
-from .data import Snapshots, fingerprint, gather_tokens, make_snapshots, sample_arrays
-from .defaults import NEIGHBOUR_SAMPLE_FRAMES, check_network, default_network, default_steps
+from ..io.progress import progress_bar
+from ..samples import as_samples, check_frames
+from .checkpoint import read_metadata_and_state, restore_tree, save_tree
+from .data import Snapshots, gather_tokens, make_snapshots
+from .defaults import NEIGHBOUR_SAMPLE_FRAMES, check_network, default_network
 from .losses import dsm_loss, implicit_loss
 from .network import ScoreNet, ScoreNetConfig, init_params
 from .score import Score
+from .settings import TrainConfig
 from .stream import (
     DEFAULT_MEMORY_BYTES,
     ResidentFrames,
@@ -44,91 +45,6 @@ from .stream import (
     read_window,
 )
 from .validation import validate
-
-LOSSES = ("dsm", "implicit")
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything besides the data and the architecture that determines a training run: the defaults here are
-    the package's (the command line's ``[train]`` section is generated from them).
-
-    ``sigmas`` are the denoising noise levels (one per particle drawn uniformly when several; ignored by the
-    implicit loss). ``n_steps=None`` grows with the data (:func:`activescore.learning.defaults.default_steps`).
-    The learning rate warms up linearly from 0 over ``warmup_steps`` (None: min(1000, n_steps // 10)) and then
-    decays by a cosine to ``final_lr_fraction × learning_rate`` at ``n_steps``. The EMA uses decay
-    ``min(ema_decay, (1 + t)/(10 + t))`` so that short runs are not dominated by the initial weights.
-
-    ``holdout``: the fraction of frames (the last ones, at least two) held out of training for the score's
-    validation; 0 turns it off. ``early_stopping``: stop when the held-out loss has not improved for
-    ``patience`` evaluations (one every ``n_steps // 50`` steps, at least 50).
-    """
-
-    loss: str = "dsm"
-    sigmas: tuple = (0.01,)
-    n_steps: int | None = None
-    batch_particles: int = 256
-    learning_rate: float = 3e-3
-    warmup_steps: int | None = None
-    final_lr_fraction: float = 0.01
-    optimizer: str = "radam"
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    seed: int = 0
-    holdout: float = 0.1
-    early_stopping: bool = True
-    patience: int = 10
-
-    def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        object.__setattr__(self, "sigmas", tuple(float(s) for s in np.atleast_1d(self.sigmas)))
-        if self.loss == "dsm" and (not self.sigmas or any(not s > 0 for s in self.sigmas)):
-            raise ValueError(f"dsm needs positive noise levels, got sigma={self.sigmas}")
-        if self.optimizer not in ("radam", "adamw"):
-            raise ValueError(f"optimizer must be 'radam' or 'adamw', got {self.optimizer!r}")
-        if (self.n_steps is not None and self.n_steps < 1) or self.batch_particles < 1:
-            raise ValueError("n_steps (or None: from the data) and batch_particles must be >= 1")
-        if self.warmup_steps is not None and self.warmup_steps < 0:
-            raise ValueError(f"warmup_steps must be >= 0 (or None), got {self.warmup_steps}")
-        if not (self.learning_rate > 0 and 0 <= self.ema_decay < 1 and self.grad_clip > 0):
-            raise ValueError("need learning_rate > 0, 0 <= ema_decay < 1 and grad_clip > 0")
-        if not 0 <= self.holdout < 1:
-            raise ValueError(f"holdout must be in [0, 1) (0: no validation), got {self.holdout}")
-        if self.patience < 1:
-            raise ValueError(f"patience must be >= 1, got {self.patience}")
-
-    @property
-    def effective_sigmas(self) -> tuple:
-        """The noise levels the run uses: none for the implicit loss."""
-        return self.sigmas if self.loss == "dsm" else ()
-
-    def resolved(self, n_samples: int) -> TrainConfig:
-        """This configuration with the settings left to the data fixed for ``n_samples`` training samples."""
-        n_steps = default_steps(n_samples, self.batch_particles) if self.n_steps is None else int(self.n_steps)
-        warmup = min(1000, n_steps // 10) if self.warmup_steps is None else int(self.warmup_steps)
-        return dataclasses.replace(self, n_steps=n_steps, warmup_steps=warmup, sigmas=self.effective_sigmas)
-
-    def replace(self, **changes) -> TrainConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["sigmas"] = list(self.sigmas)
-        return d
-
-    @property
-    def steps(self) -> int:
-        """``n_steps`` of a resolved configuration."""
-        if self.n_steps is None:
-            raise ValueError("n_steps is left to the data: resolve the configuration first (TrainConfig.resolved)")
-        return self.n_steps
-
-    @property
-    def validate_every(self) -> int:
-        """Steps between evaluations of the held-out loss."""
-        return max(50, self.steps // 50)
 
 
 def _run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
@@ -287,13 +203,14 @@ def run_training(system, data: Snapshots | WindowStream, net_config: ScoreNetCon
     history: list = []
     heldout_history: list = []
     if checkpoint is not None and os.path.exists(checkpoint):
-        state, saved = load_tree(checkpoint, state)
+        saved, raw = read_metadata_and_state(checkpoint, "a training checkpoint")
         saved_history = saved.pop("history", [])
         saved_heldout = saved.pop("heldout", [])
         saved.pop("validation", None)
         if saved != metadata:
             raise ValueError(f"checkpoint {checkpoint} belongs to another run (different system, network, training "
                              "settings or data); remove it or choose another path")
+        state = restore_tree(checkpoint, raw, state, "a training checkpoint")
         # Own copies: the step donates its state, which must not alias host memory owned by NumPy.
         state = TrainState(*(jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), s) for s in state))
         history = [tuple(h) for h in saved_history]
@@ -314,7 +231,7 @@ def run_training(system, data: Snapshots | WindowStream, net_config: ScoreNetCon
                                                                                 train_config.patience)
 
     start = int(state.step)
-    bar = _progress_bar(progress, train_config.steps, start)
+    bar = progress_bar(progress, train_config.steps, initial=start, desc="score training", unit="step")
     losses = []
     snapshots = None
     try:
@@ -350,13 +267,6 @@ def run_training(system, data: Snapshots | WindowStream, net_config: ScoreNetCon
     finally:
         bar.close()
     return state, history, heldout_history
-
-
-def _progress_bar(show: bool, total: int, initial: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, disable=not show, desc="score training", unit="step",
-                dynamic_ncols=True)
 
 
 #: ``train_score`` keywords of earlier versions that are now fields of :class:`TrainConfig`.
@@ -410,8 +320,9 @@ def train_score(system, samples, network: ScoreNetConfig | str | None = None, tr
 
     Args:
         system: an :class:`activescore.AOUP` or :class:`activescore.ABP` (the samples' own system).
-        samples: a :class:`activescore.Trajectory` (or anything with ``.x``, ``.g`` of shape (frames, N, 2)), a
-            tuple ``(x, g)``, or a :class:`activescore.dataset.SnapshotDataset` (or its folder). Frames should be
+        samples: anything :func:`activescore.samples.as_samples` accepts: a :class:`activescore.Trajectory`, a
+            tuple ``(x, g)`` of (frames, N, 2) arrays, a GSD file written by activescore, or a data set
+            (:class:`activescore.io.dataset.SnapshotDataset` or its folder). Frames should be
             stationary (after burn-in).
         network: a :class:`ScoreNetConfig`, or a preset name ``"small"`` (default) or ``"paper"`` whose heads,
             inputs and neighbour set follow the system and the data
@@ -441,19 +352,13 @@ def train_score(system, samples, network: ScoreNetConfig | str | None = None, tr
         network, train = None, network
     train_config = _legacy_training(train, legacy)
     sigmas = train_config.effective_sigmas
-    dataset = _as_dataset(samples)
-    if dataset is None:
-        x, g = sample_arrays(samples)
-        n_frames, n_particles = x.shape[:2]
-    else:
-        n_frames, n_particles = len(dataset), dataset.x.shape[1]
-    _check_samples_system(system, dataset if dataset is not None else samples, n_particles)
+    samples = as_samples(samples)
+    n_frames, n_particles = len(samples), samples.n_particles
+    _check_samples_system(system, samples, n_particles)
     n_train = _split_frames(n_frames, train_config.holdout)
-    if dataset is not None:  # a sample of the frames for the network's neighbour count and checks
-        picks = np.unique(np.linspace(0, n_train - 1, min(n_train, NEIGHBOUR_SAMPLE_FRAMES)).round().astype(int))
-        x_sample = sample_arrays(dataset.load(picks))[0]
-    else:
-        x_sample = x[:n_train]
+    # A sample of the training frames for the network's neighbour count and checks (a data set is not read whole).
+    picks = np.unique(np.linspace(0, n_train - 1, min(n_train, NEIGHBOUR_SAMPLE_FRAMES)).round().astype(int))
+    x_sample = samples.load(picks)[0]
     if network is None or isinstance(network, str):
         config = default_network(system, x_sample, preset=network or "small", loss=train_config.loss,
                                  sigmas=sigmas)
@@ -466,18 +371,17 @@ def train_score(system, samples, network: ScoreNetConfig | str | None = None, tr
     box_length = float(system.box_length)
     force_system = system if config.force_input else None
     plan = None
-    if dataset is not None:
+    if not samples.in_memory:
         per_frame = frame_bytes(n_particles, k, config.jnp_dtype, config.force_input)
         budget = frames_in_memory or max(2, DEFAULT_MEMORY_BYTES // per_frame)
         plan = plan_windows(n_train, n_particles, budget, steps_per_window, train_config.batch_particles,
                             train_config.seed)
     data: Snapshots | WindowStream
     if plan is None:
-        if dataset is not None:
-            x, g = sample_arrays(dataset.load())
+        x, g = samples.load()
         data = make_snapshots(x[:n_train], g[:n_train], box_length, k, config.jnp_dtype, system=force_system)
     else:
-        read = functools.partial(read_window, dataset, box_length=box_length, k=k, dtype=config.jnp_dtype,
+        read = functools.partial(read_window, samples, box_length=box_length, k=k, dtype=config.jnp_dtype,
                                  system=force_system)
         data = WindowStream(plan, read, train_config.steps)
     heldout: HeldOut | None = None
@@ -486,11 +390,10 @@ def train_score(system, samples, network: ScoreNetConfig | str | None = None, tr
         if plan is None:
             x_held, g_held = x[n_train:], g[n_train:]
         else:
-            assert dataset is not None  # a plan exists only for a data set
-            x_held, g_held = sample_arrays(dataset.load(range(n_train, n_frames)))
+            x_held, g_held = check_frames(*samples.load(range(n_train, n_frames)))
         heldout = HeldOut(make_snapshots(x_held, g_held, box_length, k, config.jnp_dtype, system=force_system),
                           config, train_config, box_length)
-    data_hash = fingerprint(x, g) if dataset is None else dataset.fingerprint()  # a data set is never hashed whole
+    data_hash = samples.fingerprint()  # a data set's hash reads no frame
 
     def info(history, heldout_history, steps) -> dict:
         record = {"loss": train_config.loss, "n_steps": steps, "seed": train_config.seed,
@@ -551,10 +454,3 @@ def train_score(system, samples, network: ScoreNetConfig | str | None = None, tr
     if progress and score.validation is not None:
         print(score.validation, flush=True)
     return score
-
-
-def _as_dataset(samples) -> SnapshotDataset | None:
-    """The data set that ``samples`` is or names (a folder), or None for samples already in memory."""
-    if isinstance(samples, (str, os.PathLike)):
-        return SnapshotDataset(samples)
-    return samples if isinstance(samples, SnapshotDataset) else None
