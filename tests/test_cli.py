@@ -93,7 +93,8 @@ def test_dataset_train_estimate_plot_pipeline(tmp_path):
     assert run_cli(*train) == 0
     from activescore.learning import Score
 
-    assert Score.load(tmp_path / "t" / "score.msgpack").info["n_frames"] == 7  # the trajectory's frames
+    info = Score.load(tmp_path / "t" / "score.msgpack").info
+    assert info["n_frames"] + info["heldout_frames"] == 7  # the trajectory's frames (two held out for validation)
     assert run_cli("estimate", "--set", "estimate.bins=8", "--score", tmp_path / "t" / "score.msgpack",
                    "--data", data, "--out", tmp_path / "e") == 0
     summary = (tmp_path / "e" / "summary.txt").read_text()

@@ -36,7 +36,7 @@ def fisher_error_and_epr(system, score, seed=2, frames=50):
     x, g = gaussian_samples(system, frames, seed=seed)
     s_x, s_g = score_on_frames(score, x, g)
     exact = GaussianScore(system)
-    pairs = [exact(xf, gf) for xf, gf in zip(x, g)]
+    pairs = [exact(xf, gf) for xf, gf in zip(x, g, strict=True)]
     exact_x, exact_g = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
     if s_x is None:
         error = relative_fisher_error(s_g, exact_g)

@@ -50,7 +50,7 @@ def implicit_lower_bound(system, score, x: np.ndarray, g: np.ndarray) -> tuple[f
     x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
     d = x.shape[-1]
     per_frame = []
-    for xf, gf in zip(x, g):
+    for xf, gf in zip(x, g, strict=True):
         s_x, s_g = score(xf, gf)
         j_g = np.sum(s_g**2, axis=-1) + 2.0 * score.divergence_g(xf, gf)
         bound = system.gamma * (-j_g - d)
@@ -65,7 +65,7 @@ def implicit_lower_bound(system, score, x: np.ndarray, g: np.ndarray) -> tuple[f
 def _drift_scale(system, x, g) -> float:
     """E[b·D⁻¹b] per particle: the size of the identity's terms, the scale for an EPR that is ≈ 0."""
     total = 0.0
-    for xf, gf in zip(x, g):
+    for xf, gf in zip(x, g, strict=True):
         b_x, b_g = drift(system, xf, gf)
         total += np.sum(b_g**2) / system.gamma + (np.sum(b_x**2) / system.eps if system.eps > 0 else 0.0)
     return total / (len(x) * x.shape[1])
