@@ -18,8 +18,7 @@ def test_a_stiff_stable_trap_relaxation_runs_on_numba():
 
 
 @pytest.mark.xfail(
-    reason="the compiled core still limits the moves of non-interacting particles to half a "
-    "diameter (the change for cpp/ is described in the learning helper's report)",
+    reason="the compiled core still limits every move to half the interaction range, interacting or not",
     strict=False,
 )
 def test_a_stiff_stable_trap_relaxation_runs_on_the_compiled_core():
