@@ -212,7 +212,10 @@ def test_the_validation_flags_an_undertrained_score_and_survives_save_and_load(t
     system = trapped(0.5, n=32)
     x, g = gaussian_samples(system, 100, seed=1)
     with pytest.warns(UserWarning, match=r"inconsistent with the learning-free identity: learned/identity = "):
-        bad = train_score(system, (x, g), train=TrainConfig(n_steps=3), progress=False)
+        bad = train_score(system, (x, g), train=TrainConfig(n_steps=3), progress=False,
+                          checkpoint=tmp_path / "run.ckpt", checkpoint_every=2)
+    (report,) = bad.info["checkpoint_validations"]  # every checkpoint before the end is validated too
+    assert report["step"] == 2 and report["consistent"] is False and np.isfinite(report["ratio"])
     assert bad.validation.consistent is False and bad.validation["frames"] == 10
     assert abs(bad.validation.ratio()[0] - 1) > 0.05
     bad.save(tmp_path / "bad.msgpack")

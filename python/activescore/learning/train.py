@@ -404,14 +404,15 @@ def train_score(system, samples, network: ScoreNetConfig | str | None = None, tr
             record["windows"] = plan.to_dict()
         return record
 
-    def validation_of(params, history, heldout_history, steps, quiet=False):
+    def validation_of(params, history, heldout_history, steps, quiet=False, final=True):
         score = Score(system, config, jax.device_get(params), sigmas=sigmas,
                       info=info(history, heldout_history, steps))
         if heldout is None:
             return score
         best_step, best_loss = min(heldout_history, key=lambda h: h[1])
         loss = {"loss_name": train_config.loss, "loss": heldout_history[-1][1], "best_loss": best_loss,
-                "best_step": int(best_step), "steps": int(steps), "stopped_early": steps < train_config.n_steps}
+                "best_step": int(best_step), "steps": int(steps),
+                "stopped_early": final and steps < train_config.steps}
         if quiet:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -424,10 +425,13 @@ def train_score(system, samples, network: ScoreNetConfig | str | None = None, tr
 
     def report_checkpoint(state, heldout_history, last):
         # The validation of every intermediate checkpoint, in one line; the final one is the score's own block.
-        if heldout is None or last or not heldout_history:
+        if heldout is None or last:
             return
         step = int(state.step)
-        validation = validation_of(state.ema_params, [], heldout_history, step, quiet=True).validation
+        losses = list(heldout_history)
+        if not losses or losses[-1][0] != step:
+            losses.append((step, heldout(state.ema_params)))
+        validation = validation_of(state.ema_params, [], losses, step, quiet=True, final=False).validation
         line = {"step": step, "loss": validation["loss"]}
         text = f"checkpoint at step {step}: held-out {train_config.loss} loss {validation['loss']:.5g}"
         if "ratio" in validation.record:
