@@ -212,8 +212,14 @@ def test_the_validation_flags_an_undertrained_score_and_survives_save_and_load(t
     system = trapped(0.5, n=32)
     x, g = gaussian_samples(system, 100, seed=1)
     with pytest.warns(UserWarning, match=r"inconsistent with the learning-free identity: learned/identity = "):
-        bad = train_score(system, (x, g), train=TrainConfig(n_steps=3), progress=False,
-                          checkpoint=tmp_path / "run.ckpt", checkpoint_every=2)
+        bad = train_score(
+            system,
+            (x, g),
+            train=TrainConfig(n_steps=3),
+            progress=False,
+            checkpoint=tmp_path / "run.ckpt",
+            checkpoint_every=2,
+        )
     (report,) = bad.info["checkpoint_validations"]  # every checkpoint before the end is validated too
     assert report["step"] == 2 and report["consistent"] is False and np.isfinite(report["ratio"])
     assert bad.validation.consistent is False and bad.validation["frames"] == 10
@@ -260,13 +266,23 @@ def soft_disk_frames(v0, packing_fraction, dt, seed, duration, every):
     """Stationary frames of 128 harmonic soft disks (ε = 0.1, γ = 1) every ``every`` time units after a burn-in
     of 50 (≫ the overlap relaxation time 1/k and the persistence time 1/γ)."""
     system = a.AOUP(128, packing_fraction=packing_fraction, v0=v0, gamma=1.0, eps=0.1, k=1.0, beta=None)
-    return system, a.simulate(system, int(round(duration / dt)), dt, seed=seed, save_every=int(round(every / dt)),
-                              burn_in=int(round(50 / dt)), progress=False)
+    return system, a.simulate(
+        system,
+        int(round(duration / dt)),
+        dt,
+        seed=seed,
+        save_every=int(round(every / dt)),
+        burn_in=int(round(50 / dt)),
+        progress=False,
+    )
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="the defaults reach 3.5-3.9 % on s_x here (1800 steps at learning rate 3e-3 or 1e-2, "
-                          "sigma 0.01 or 0.02), not yet the 2 % bar", strict=False)
+@pytest.mark.xfail(
+    reason="the defaults reach 3.5-3.9 % on s_x here (1800 steps at learning rate 3e-3 or 1e-2, "
+    "sigma 0.01 or 0.02), not yet the 2 % bar",
+    strict=False,
+)
 def test_equilibrium_soft_disks_through_the_defaults():
     # v0 = 0: the exact score is s_x = k ΣF/ε, s_g = −g (physics.md §5). 1000 training frames.
     system, train = soft_disk_frames(0.0, 0.4, 0.01, seed=1, duration=500, every=0.5)
