@@ -7,6 +7,7 @@
     activescore plot     (--gsd FILE | --data DIR) [--frame I] --out FILE.png
     activescore demo     [--out DIR]                                  all of it, small, on the CPU
     activescore config   [CONFIG] [--set ...]                         print the resolved configuration
+    activescore sweep    [CONFIG] --over phi=0.3,0.5 --seeds 4 --out DIR   a grid of points on Dask
 
 Each command reads the embedded defaults, then CONFIG (TOML), then the ``--set`` overrides, rejects unknown keys
 and bad values before any work, prints what it will do, and writes ``config.toml`` (the resolved configuration)
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 from .. import __version__
+from ..sweeps.cli import add_parser as add_sweep_parser
 from . import config as cfg
 
 
@@ -299,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score", required=True, help="score file (from `activescore train`)")
     p.add_argument("--data", required=True, help="data set folder")
     command("demo", cmd_demo, cmd_demo.__doc__, out_default="demo_output")
+    add_sweep_parser(sub)
 
     plot = sub.add_parser("plot", help="draw a configuration")
     plot.add_argument("--gsd", help="trajectory file")
