@@ -101,7 +101,7 @@ class _Run:
         self.burn_in, self.n_steps, self.save_every = sim["burn_in"], sim["n_steps"], sim["save_every"]
         self.kw = dict(backend=sim["backend"], dtype=sim["dtype"], n_threads=n_threads, progress=False)
         self.checkpoint_every = checkpoint_every or self.save_every
-        self.resumed_from = 0
+        self.resumed_from = 0  # the step a rerun continued from (0: started afresh)
 
     def _advance(self, state, n: int) -> State:
         init = state if state is not None else self.point.simulation["init"]
@@ -118,6 +118,7 @@ class _Run:
             try:
                 done = load_trajectory(partial)
                 state, frames = done.final_state, len(done)
+                self.resumed_from = state.step
             except (ValueError, OSError, KeyError, RuntimeError):
                 partial.unlink()  # killed before its first frame was complete: start the frames again
         if state is None:
@@ -125,6 +126,7 @@ class _Run:
             state = load_state(checkpoint) if checkpoint.exists() else None
             if state is not None and state.step > self.burn_in:
                 state = None  # not from this plan: start again
+            self.resumed_from = state.step if state is not None else 0
             while (state.step if state is not None else 0) < self.burn_in:
                 start = state.step if state is not None else 0
                 state = self._advance(state, min(self.checkpoint_every, self.burn_in - start))
@@ -132,7 +134,6 @@ class _Run:
                     _save_state(checkpoint, state, self.system)
             if state is None:
                 state = self._advance(None, 0)
-        self.resumed_from = state.step
         total = self.n_steps // self.save_every + 1
         with GSDWriter(self.folder / FRAMES, self.system, dt=self.dt, seed=self.seed, backend=self.kw["backend"],
                        append=True) as writer:
