@@ -147,6 +147,13 @@ def main(argv=None) -> int:
             print(f"figure: {FIGURE} ({len(result.table)} points in {result.seconds:.0f} s)")
         finally:
             shutil.rmtree(figure_out, ignore_errors=True)
+    previous = common.RESULTS / "sweep.json"
+    if not args.figure and previous.exists():  # keep the figure run's record when only the timings were rerun
+        import json
+
+        figure = json.loads(previous.read_text()).get("figure")
+        if figure is not None:
+            payload["figure"] = figure
     print(f"wrote {common.write_json('sweep', payload)}")
     return 0
 

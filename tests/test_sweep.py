@@ -286,3 +286,19 @@ def test_missing_dask_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delitem(sys.modules, "dask", raising=False)
     with pytest.raises(deps.MissingDependency, match=r'activescore\[sweep\]'):
         a.sweep(BASE, {"v0": [1.0]}, out=tmp_path, **RUN)
+
+
+def test_jobqueue_cluster_from_a_config_section():
+    pytest.importorskip("dask_jobqueue")
+    section = {"kind": "slurm", "jobs": 3, "cores": 16, "memory": "32GB", "queue": "normal", "walltime": "01:00:00"}
+    cluster, text = engine.jobqueue_cluster(section, threads=4, scale=False)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    assert "#SBATCH -p normal" in script and "#SBATCH -t 01:00:00" in script
+    # 4 workers of 4 threads, each running one point at a time (the point resource): 4 x 4 threads = 16 cores.
+    assert "--nworkers 4" in script and "--nthreads 4" in script and "--resources activescore_point=1" in script
+    assert text == "slurm cluster (3 jobs of 16 cores)"
+    with pytest.raises(ValueError, match="kind"):
+        engine.start("jobqueue", n_points=4, cluster={"kind": "nope"})

@@ -14,7 +14,7 @@ from .. import __version__
 from . import engine as engines
 from .deps import available, require
 from .grid import Measures, Point, expand
-from .point import KEEP, read_result, write_atomic
+from .point import KEEP, RUNNING, read_result, write_atomic
 
 TABLE = "sweep.csv"
 PARQUET = "sweep.parquet"
@@ -116,7 +116,7 @@ def sweep(base, over: dict, *, seeds=1, out, n_steps: int | None = None, dt: flo
         raise ValueError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
     measures = Measures(cluster_cutoff=cluster_cutoff, density_radius=density_radius, score=score)
     points, axes, sections = expand(base, over, seeds, measures)
-    out = Path(out)
+    out = Path(out).resolve()  # workers elsewhere (another cwd, another host on a shared file system) find it
     (out / "points").mkdir(parents=True, exist_ok=True)
     write_atomic(out / "sweep.json", json.dumps({
         "activescore_version": __version__, "over": {k: v for k, v in zip(axes, _axis_values(points, axes))},
@@ -132,6 +132,8 @@ def sweep(base, over: dict, *, seeds=1, out, n_steps: int | None = None, dt: flo
         else:
             if record is not None:
                 (out / "points" / point.point_id / "result.json").unlink()
+            # A marker left by a killed run: the point is not running until a worker starts it again.
+            (out / "points" / point.point_id / RUNNING).unlink(missing_ok=True)
             todo.append(point)
     skipped = len(records)
     failed_before = sum(r["status"] == "failed" for r in records.values())

@@ -17,6 +17,8 @@ from .point import RUNNING, parameter_columns, run_point
 #: Dask's single-machine scheduler that runs the points one after another in this process (no cluster): for
 #: debugging, and the reference a cluster's numbers must equal.
 LOCAL_SCHEDULERS = ("synchronous",)
+#: The Dask worker resource a point takes whole on the workers a sweep starts itself (one point per worker).
+POINT_RESOURCE = "activescore_point"
 #: dask-jobqueue cluster kinds of a ``cluster`` section.
 JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster",
             "htcondor": "HTCondorCluster"}
@@ -52,6 +54,7 @@ class Engine:
     cluster: object = None
     description: str = ""
     dashboard: str | None = None
+    resources: dict | None = None  # what each point task asks of its worker
 
     def close(self) -> None:
         if self.client is not None:
@@ -68,18 +71,23 @@ def _dashboard(client) -> str | None:
     return client.dashboard_link
 
 
-def _jobqueue(cluster: dict, threads: int):
+def jobqueue_cluster(cluster: dict, threads: int, *, scale: bool = True):
+    """A dask-jobqueue cluster from a ``cluster`` section (``kind``, ``jobs`` and the cluster class's keyword
+    arguments), its jobs split into single-task workers of ``threads`` cores each: (cluster, description)."""
     jobqueue = require("dask_jobqueue", "a dask-jobqueue cluster")
     spec = dict(cluster)
     kind = spec.pop("kind")
     jobs = int(spec.pop("jobs", 1))
     cls = getattr(jobqueue, JOBQUEUE[kind])
     cores_per_job = int(spec.get("cores", 1))
-    # One single-task worker process per `threads` cores of each job: the points' OpenMP threads fill the job.
+    # One worker process per `threads` cores of each job, running one point at a time (a Dask resource each point
+    # takes whole), so the points' OpenMP threads fill the job without oversubscribing it.
     spec.setdefault("processes", max(1, cores_per_job // threads))
+    spec["worker_extra_args"] = [*spec.get("worker_extra_args", []), "--resources", f"{POINT_RESOURCE}=1"]
     spec.setdefault("memory", "4GB")
     job_cluster = cls(**spec)
-    job_cluster.scale(jobs=jobs)
+    if scale:
+        job_cluster.scale(jobs=jobs)
     return job_cluster, f"{kind} cluster ({jobs} jobs of {cores_per_job} cores)"
 
 
@@ -107,9 +115,9 @@ def start(scheduler: str | None, *, n_points: int, n_workers: int = 0, threads: 
         if not cluster or cluster.get("kind") not in JOBQUEUE:
             raise ValueError(f"cluster: a jobqueue scheduler needs a cluster section with kind in {sorted(JOBQUEUE)}")
         per_point = threads or 1
-        job_cluster, text = _jobqueue(cluster, per_point)
+        job_cluster, text = jobqueue_cluster(cluster, per_point)
         client = distributed.Client(job_cluster)
-        return Engine("jobqueue", per_point, client, job_cluster, text, _dashboard(client))
+        return Engine("jobqueue", per_point, client, job_cluster, text, _dashboard(client), {POINT_RESOURCE: 1})
     if not isinstance(scheduler, str) or "://" not in scheduler:
         raise ValueError(f"scheduler must be 'local', a Dask address such as 'tcp://host:8786', 'jobqueue' or one "
                          f"of {LOCAL_SCHEDULERS}, got {scheduler!r}")
@@ -176,7 +184,7 @@ def run(engine: Engine, points, out: Path, measures, *, keep: str, checkpoint_ev
     futures = []
     for point in points:
         future = engine.client.submit(run_point, point, str(out), measures, pure=False, key=f"point-{point.point_id}",
-                                      **kwargs)
+                                      resources=engine.resources, **kwargs)
         by_key[future.key] = point
         futures.append(future)
     pending = set(futures)
@@ -184,9 +192,7 @@ def run(engine: Engine, points, out: Path, measures, *, keep: str, checkpoint_ev
         while pending:
             try:
                 finished, pending = distributed.wait(pending, timeout=0.5, return_when="FIRST_COMPLETED")
-            except distributed.TimeoutError:
-                finished = set()
-            except TimeoutError:
+            except TimeoutError:  # nothing finished in this half second: refresh the running count
                 finished = set()
             for future in finished:
                 point = by_key[future.key]
