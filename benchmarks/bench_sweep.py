@@ -26,9 +26,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-
 import activescore as a  # noqa: E402
+import common  # noqa: E402
 from activescore.sweeps import engine, grid  # noqa: E402
 from activescore.sweeps.point import run_point  # noqa: E402
 
@@ -62,8 +61,9 @@ def start_cluster(workers: int):
     import distributed
 
     start = time.perf_counter()
-    cluster = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                       dashboard_address=":0", silence_logs=logging.ERROR)
+    cluster = distributed.LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
+    )
     client = distributed.Client(cluster)
     started = time.perf_counter() - start
     client.run(_warm)
@@ -72,8 +72,9 @@ def start_cluster(workers: int):
 
 def on_cluster(address: str, base, over, seeds, run: dict, folder: Path, threads: int) -> float:
     """Seconds of a sweep on the running cluster at ``address`` (points as Dask tasks)."""
-    result = a.sweep(base, over, seeds=seeds, out=folder, scheduler=address, threads=threads, quiet=True,
-                     figures=False, **run)
+    result = a.sweep(
+        base, over, seeds=seeds, out=folder, scheduler=address, threads=threads, quiet=True, figures=False, **run
+    )
     assert result.failed == 0 and result.computed == len(result.table)
     return result.seconds
 
@@ -114,35 +115,66 @@ def main(argv=None) -> int:
     overhead = sweep_tiny * workers / n_tiny - seq_tiny / n_tiny
     payload = {
         "machine": common.machine(),
-        "workers": workers, "threads_per_point": threads, "n_particles": args.n,
-        "work": {"points": n_work, "steps_per_point": args.steps, "particle_steps": n_work * args.steps * args.n,
-                 "sequential_seconds": round(seq_work, 3), "sweep_seconds": round(sweep_work, 3),
-                 "speedup_on_a_running_cluster": round(seq_work / sweep_work, 3),
-                 "speedup_with_cluster_start": round(seq_work / (sweep_work + start_work), 3)},
+        "workers": workers,
+        "threads_per_point": threads,
+        "n_particles": args.n,
+        "work": {
+            "points": n_work,
+            "steps_per_point": args.steps,
+            "particle_steps": n_work * args.steps * args.n,
+            "sequential_seconds": round(seq_work, 3),
+            "sweep_seconds": round(sweep_work, 3),
+            "speedup_on_a_running_cluster": round(seq_work / sweep_work, 3),
+            "speedup_with_cluster_start": round(seq_work / (sweep_work + start_work), 3),
+        },
         "cluster": {"start_seconds": round(start_seconds, 3), "worker_warm_up_seconds": round(warm_seconds, 3)},
-        "overhead": {"points": n_tiny, "sequential_seconds": round(seq_tiny, 3),
-                     "sweep_seconds": round(sweep_tiny, 3), "overhead_per_point_seconds": round(overhead, 4)},
+        "overhead": {
+            "points": n_tiny,
+            "sequential_seconds": round(seq_tiny, 3),
+            "sweep_seconds": round(sweep_tiny, 3),
+            "overhead_per_point_seconds": round(overhead, 4),
+        },
     }
     print(f"{cores} cores: {workers} workers x {threads} threads per point, N = {args.n}")
     print(f"cluster start {start_seconds:.1f} s, worker warm-up (imports, first simulation) {warm_seconds:.1f} s")
-    print(f"work grid, {n_work} points of {args.steps} steps: sequential {seq_work:.1f} s (each point on {cores} "
-          f"threads), sweep {sweep_work:.1f} s on the running cluster: speed-up {seq_work / sweep_work:.2f}x "
-          f"({seq_work / (sweep_work + start_work):.2f}x counting the cluster start and warm-up)")
-    print(f"overhead grid, {n_tiny} points of 20 steps: sequential {seq_tiny:.2f} s, sweep {sweep_tiny:.2f} s: "
-          f"{overhead * 1e3:.0f} ms of Dask and bookkeeping per point (per worker)")
+    print(
+        f"work grid, {n_work} points of {args.steps} steps: sequential {seq_work:.1f} s (each point on {cores} "
+        f"threads), sweep {sweep_work:.1f} s on the running cluster: speed-up {seq_work / sweep_work:.2f}x "
+        f"({seq_work / (sweep_work + start_work):.2f}x counting the cluster start and warm-up)"
+    )
+    print(
+        f"overhead grid, {n_tiny} points of 20 steps: sequential {seq_tiny:.2f} s, sweep {sweep_tiny:.2f} s: "
+        f"{overhead * 1e3:.0f} ms of Dask and bookkeeping per point (per worker)"
+    )
 
     if args.figure:
         figure_out = Path(tempfile.mkdtemp(prefix="bench_sweep_figure_"))
         try:
-            result = a.sweep(a.mips(args.n), {"phi": [0.3, 0.5, 0.7], "v0": [0.0125, 0.025, 0.05]}, seeds=2,
-                             out=figure_out, n_steps=20_000, dt=a.MIPS_DT, burn_in=100_000, save_every=1000,
-                             n_workers=workers, threads=threads, quiet=True)
+            result = a.sweep(
+                a.mips(args.n),
+                {"phi": [0.3, 0.5, 0.7], "v0": [0.0125, 0.025, 0.05]},
+                seeds=2,
+                out=figure_out,
+                n_steps=20_000,
+                dt=a.MIPS_DT,
+                burn_in=100_000,
+                save_every=1000,
+                n_workers=workers,
+                threads=threads,
+                quiet=True,
+            )
             FIGURE.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(figure_out / "phase_diagram.png", FIGURE)
             summary = a.sweeps.seed_summary(result.table, result.axes)
-            payload["figure"] = {"points": len(result.table), "seconds": round(result.seconds, 1),
-                                 "n_particles": args.n, "burn_in": 100_000, "n_steps": 20_000, "dt": a.MIPS_DT,
-                                 "summary": summary.round(5).to_dict(orient="records")}
+            payload["figure"] = {
+                "points": len(result.table),
+                "seconds": round(result.seconds, 1),
+                "n_particles": args.n,
+                "burn_in": 100_000,
+                "n_steps": 20_000,
+                "dt": a.MIPS_DT,
+                "summary": summary.round(5).to_dict(orient="records"),
+            }
             print(summary.to_string(index=False))
             print(f"figure: {FIGURE} ({len(result.table)} points in {result.seconds:.0f} s)")
         finally:

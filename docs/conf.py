@@ -53,8 +53,11 @@ suppress_warnings = ["myst.header", "myst.xref_missing", "autodoc.import_object"
 
 html_theme = "alabaster"
 html_title = f"activescore {release}"
-html_theme_options = {"description": "Score-based entropy production for active matter", "page_width": "1100px",
-                      "sidebar_width": "240px"}
+html_theme_options = {
+    "description": "Score-based entropy production for active matter",
+    "page_width": "1100px",
+    "sidebar_width": "240px",
+}
 html_static_path = []
 # An "Attributes:" docstring section becomes :ivar: fields, so dataclass fields are not described twice.
 napoleon_use_ivar = True
@@ -72,9 +75,14 @@ def _plain_text_docstring(app, what, name, obj, options, lines):
         line = line.replace("|", r"\|")  # |x|, |v_x|²: absolute values, not substitution references
         line = _LITERAL_GLUED.sub(r"\1\\ ", line)  # ``bins``²: a literal followed by a letter or superscript
         # "text:" + blank line + indented block: a formula or listing, shown as a literal block.
-        if (line.rstrip().endswith(":") and not line.rstrip().endswith("::") and i + 2 < len(lines)
-                and not lines[i + 1].strip() and lines[i + 2].startswith(" ")
-                and len(lines[i + 2]) - len(lines[i + 2].lstrip()) > len(line) - len(line.lstrip())):
+        if (
+            line.rstrip().endswith(":")
+            and not line.rstrip().endswith("::")
+            and i + 2 < len(lines)
+            and not lines[i + 1].strip()
+            and lines[i + 2].startswith(" ")
+            and len(lines[i + 2]) - len(lines[i + 2].lstrip()) > len(line) - len(line.lstrip())
+        ):
             line = line.rstrip() + ":"
         text.append(line)
     lines[:] = text

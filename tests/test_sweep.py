@@ -26,9 +26,18 @@ from activescore.sweeps import engine, grid, structure  # noqa: E402
 BASE = a.AOUP(16, packing_fraction=0.3, v0=0.5, gamma=0.5)
 RUN = dict(n_steps=200, dt=0.01, burn_in=100, save_every=20)
 OVER = {"phi": [0.2, 0.35], "v0": [0.5, 1.0]}
-NUMBERS = ["epr", "epr_stderr", "epr_per_particle", "epr_per_particle_stderr", "stationarity_z",
-           "largest_cluster_fraction", "largest_cluster_fraction_stderr", "local_packing_fraction_mean",
-           "local_packing_fraction_std", "n_frames"]
+NUMBERS = [
+    "epr",
+    "epr_stderr",
+    "epr_per_particle",
+    "epr_per_particle_stderr",
+    "stationarity_z",
+    "largest_cluster_fraction",
+    "largest_cluster_fraction_stderr",
+    "local_packing_fraction_mean",
+    "local_packing_fraction_std",
+    "n_frames",
+]
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +49,27 @@ def cluster_sweep(tmp_path_factory):
 
 def _direct(row):
     """The row's point simulated in one call and measured with learning_free_epr."""
-    system = a.AOUP(int(row.n_particles), packing_fraction=row.packing_fraction, v0=row.v0, gamma=row.gamma,
-                    eps=row.eps, k=row.k, trap=row.trap, beta=row.beta, radius=row.radius)
-    traj = a.simulate(system, int(row.n_steps), row.dt, seed=int(row.seed), burn_in=int(row.burn_in),
-                      save_every=int(row.save_every), n_threads=1, progress=False)
+    system = a.AOUP(
+        int(row.n_particles),
+        packing_fraction=row.packing_fraction,
+        v0=row.v0,
+        gamma=row.gamma,
+        eps=row.eps,
+        k=row.k,
+        trap=row.trap,
+        beta=row.beta,
+        radius=row.radius,
+    )
+    traj = a.simulate(
+        system,
+        int(row.n_steps),
+        row.dt,
+        seed=int(row.seed),
+        burn_in=int(row.burn_in),
+        save_every=int(row.save_every),
+        n_threads=1,
+        progress=False,
+    )
     return a.learning_free_epr(system, traj, progress=False), traj
 
 
@@ -86,16 +112,18 @@ def test_rerun_computes_nothing(cluster_sweep):
 
 def test_synchronous_scheduler_gives_identical_numbers(cluster_sweep, tmp_path):
     _, on_cluster = cluster_sweep
-    local = a.sweep(BASE, OVER, seeds=2, out=tmp_path, scheduler="synchronous", threads=1, quiet=True,
-                    figures=False, **RUN)
+    local = a.sweep(
+        BASE, OVER, seeds=2, out=tmp_path, scheduler="synchronous", threads=1, quiet=True, figures=False, **RUN
+    )
     assert local.computed == 8
     pd.testing.assert_frame_equal(local.table[["point_id", *NUMBERS]], on_cluster.table[["point_id", *NUMBERS]])
 
 
 def test_failing_points_are_recorded_and_the_rest_finish(tmp_path):
     over = {"model": ["aoup", "abp"], "v0": [0.5, 1e5], "phi": [0.3, -0.1]}
-    result = a.sweep(BASE, over, seeds=1, out=tmp_path, scheduler="synchronous", threads=1, quiet=True,
-                     figures=False, **RUN)
+    result = a.sweep(
+        BASE, over, seeds=1, out=tmp_path, scheduler="synchronous", threads=1, quiet=True, figures=False, **RUN
+    )
     table = result.table.set_index(["model", "v0", "packing_fraction"])
     assert len(table) == 8
     for model in ("aoup", "abp"):
@@ -110,23 +138,53 @@ def test_failing_points_are_recorded_and_the_rest_finish(tmp_path):
     # The estimators do not cover ABPs yet: the row says so instead of a number.
     assert table.loc[("abp", 0.5, 0.3), "epr_note"].startswith("learning-free EPR not available")
     assert np.isnan(table.loc[("abp", 0.5, 0.3), "epr_per_particle"])
-    assert table.loc[("aoup", 0.5, 0.3), "epr_note"] in ("", None) or pd.isna(table.loc[("aoup", 0.5, 0.3),
-                                                                                         "epr_note"])
+    assert table.loc[("aoup", 0.5, 0.3), "epr_note"] in ("", None) or pd.isna(table.loc[("aoup", 0.5, 0.3), "epr_note"])
     # Failures are final unless asked: a rerun skips them, retry_failed runs them (and fails) again.
-    assert a.sweep(BASE, over, seeds=1, out=tmp_path, scheduler="synchronous", quiet=True, figures=False,
-                   **RUN).computed == 0
-    retried = a.sweep(BASE, over, seeds=1, out=tmp_path, scheduler="synchronous", quiet=True, figures=False,
-                      retry_failed=True, **RUN)
+    assert (
+        a.sweep(BASE, over, seeds=1, out=tmp_path, scheduler="synchronous", quiet=True, figures=False, **RUN).computed
+        == 0
+    )
+    retried = a.sweep(
+        BASE, over, seeds=1, out=tmp_path, scheduler="synchronous", quiet=True, figures=False, retry_failed=True, **RUN
+    )
     assert retried.computed == 6 and retried.failed == 6
 
 
 def test_killed_sweep_resumes_to_the_unbroken_numbers(tmp_path):
     out = tmp_path / "killed"
-    args = [sys.executable, "-m", "activescore", "sweep", "--set", "system.n_particles=32", "--set",
-            "system.packing_fraction=0.3", "--set", "system.v0=0.5", "--set", "system.gamma=0.5", "--set",
-            "simulation.dt=0.01", "--set", "simulation.n_steps=2000", "--set", "simulation.save_every=20", "--set",
-            "simulation.burn_in=1000", "--over", "v0=0.5", "--seeds", "2", "--scheduler", "synchronous",
-            "--threads", "1", "--no-figures", "--out", str(out)]
+    args = [
+        sys.executable,
+        "-m",
+        "activescore",
+        "sweep",
+        "--set",
+        "system.n_particles=32",
+        "--set",
+        "system.packing_fraction=0.3",
+        "--set",
+        "system.v0=0.5",
+        "--set",
+        "system.gamma=0.5",
+        "--set",
+        "simulation.dt=0.01",
+        "--set",
+        "simulation.n_steps=2000",
+        "--set",
+        "simulation.save_every=20",
+        "--set",
+        "simulation.burn_in=1000",
+        "--over",
+        "v0=0.5",
+        "--seeds",
+        "2",
+        "--scheduler",
+        "synchronous",
+        "--threads",
+        "1",
+        "--no-figures",
+        "--out",
+        str(out),
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(a.__file__).parents[1])}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -152,8 +210,9 @@ def test_killed_sweep_resumes_to_the_unbroken_numbers(tmp_path):
 def test_transfer_epr_of_a_given_score_on_every_point(tmp_path):
     base = a.AOUP(16, packing_fraction=0.3, v0=0.0, eps=0.5, gamma=0.5)
     score = BoxEquilibriumScore(base)
-    result = a.sweep(base, {"phi": [0.2, 0.4]}, seeds=1, out=tmp_path, score=score, scheduler="synchronous",
-                     quiet=True, **RUN)
+    result = a.sweep(
+        base, {"phi": [0.2, 0.4]}, seeds=1, out=tmp_path, score=score, scheduler="synchronous", quiet=True, **RUN
+    )
     table = result.table
     assert (table["status"] == "done").all()
     # Equilibrium: the exact score, applied at each point's box size, gives v = 0: the transferred EPR vanishes.
@@ -229,8 +288,9 @@ def test_grid_expansion_ids_and_parsing():
     assert len({p.point_id for p in points}) == 4
     again, _, _ = grid.expand(BASE, {"phi": [0.2, 0.3], "simulation.dt": [0.01]}, [5, 9], grid.Measures())
     assert [p.point_id for p in again] == [p.point_id for p in points]
-    other, _, _ = grid.expand(BASE, {"phi": [0.2, 0.3], "simulation.dt": [0.01]}, [5, 9],
-                              grid.Measures(cluster_cutoff=3.0))
+    other, _, _ = grid.expand(
+        BASE, {"phi": [0.2, 0.3], "simulation.dt": [0.01]}, [5, 9], grid.Measures(cluster_cutoff=3.0)
+    )
     assert not {p.point_id for p in other} & {p.point_id for p in points}
     assert points[0].make_system().packing_fraction == pytest.approx(0.2)
     assert grid.parse_over("v0=0.1:0.3:3") == ("v0", [0.1, 0.2, 0.3])
@@ -258,14 +318,17 @@ def test_cli_sweep_bad_input_is_one_line(tmp_path, capsys):
 
 def test_cli_sweep_from_a_config_file(tmp_path):
     config = tmp_path / "sweep.toml"
-    config.write_text("[system]\nn_particles = 16\nv0 = 0.5\ngamma = 0.5\n"
-                      "[simulation]\ndt = 0.01\nn_steps = 100\nsave_every = 20\nburn_in = 20\n"
-                      "[sweep]\nover = {phi = [0.2, 0.3]}\nseeds = 1\nscheduler = \"synchronous\"\nkeep = \"frames\"\n")
+    config.write_text(
+        "[system]\nn_particles = 16\nv0 = 0.5\ngamma = 0.5\n"
+        "[simulation]\ndt = 0.01\nn_steps = 100\nsave_every = 20\nburn_in = 20\n"
+        '[sweep]\nover = {phi = [0.2, 0.3]}\nseeds = 1\nscheduler = "synchronous"\nkeep = "frames"\n'
+    )
     assert cli.main(["sweep", str(config), "--out", str(tmp_path / "out"), "--no-figures"]) == 0
     table = a.sweeps.load_table(tmp_path / "out")
     assert list(table["packing_fraction"]) == [0.2, 0.3] and (table["status"] == "done").all()
-    assert all(len(a.load_trajectory(tmp_path / "out" / "points" / pid / "frames.gsd")) == 6
-               for pid in table["point_id"])
+    assert all(
+        len(a.load_trajectory(tmp_path / "out" / "points" / pid / "frames.gsd")) == 6 for pid in table["point_id"]
+    )
     record = json.loads((tmp_path / "out" / "sweep.json").read_text())
     assert record["over"] == {"packing_fraction": [0.2, 0.3]}
 
@@ -284,7 +347,7 @@ def test_missing_dask_is_a_clear_error(monkeypatch, tmp_path):
 
     monkeypatch.setattr(builtins, "__import__", no_dask)
     monkeypatch.delitem(sys.modules, "dask", raising=False)
-    with pytest.raises(deps.MissingDependency, match=r'activescore\[sweep\]'):
+    with pytest.raises(deps.MissingDependency, match=r"activescore\[sweep\]"):
         a.sweep(BASE, {"v0": [1.0]}, out=tmp_path, **RUN)
 
 

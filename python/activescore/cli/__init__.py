@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..sweeps.cli import add_parser as add_sweep_parser
 from . import config as cfg
 

@@ -7,10 +7,9 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
-from .. import __version__
+from .._version import __version__
 from . import engine as engines
 from .deps import available, require
 from .grid import Measures, Point, expand
@@ -35,8 +34,8 @@ class SweepResult:
         engine: how the points ran; dashboard: the Dask dashboard link (None without bokeh or a cluster).
     """
 
-    table: object
-    histograms: object
+    table: Any
+    histograms: Any
     axes: list
     out: Path
     figures: list = field(default_factory=list)
@@ -48,8 +47,10 @@ class SweepResult:
     seconds: float = 0.0
 
     def __repr__(self) -> str:
-        return (f"SweepResult({len(self.table)} rows over {self.axes}, computed {self.computed}, skipped "
-                f"{self.skipped}, failed {self.failed}, out={str(self.out)!r})")
+        return (
+            f"SweepResult({len(self.table)} rows over {self.axes}, computed {self.computed}, skipped "
+            f"{self.skipped}, failed {self.failed}, out={str(self.out)!r})"
+        )
 
 
 def _say(text: str, quiet: bool) -> None:
@@ -57,12 +58,30 @@ def _say(text: str, quiet: bool) -> None:
         print(text, flush=True)
 
 
-def sweep(base, over: dict, *, seeds=1, out, n_steps: int | None = None, dt: float | None = None,
-          burn_in: int | None = None, save_every: int | None = None, score=None, keep: str = "final",
-          scheduler: str | None = None, n_workers: int = 0, threads: int = 0, cluster: dict | None = None,
-          retry_failed: bool = False, checkpoint_every: int = 0, cluster_cutoff: float | None = None,
-          density_radius: float | None = None, figures: bool = True, progress: bool | None = None,
-          quiet: bool = False) -> SweepResult:
+def sweep(
+    base,
+    over: dict,
+    *,
+    seeds=1,
+    out,
+    n_steps: int | None = None,
+    dt: float | None = None,
+    burn_in: int | None = None,
+    save_every: int | None = None,
+    score=None,
+    keep: str = "final",
+    scheduler: str | None = None,
+    n_workers: int = 0,
+    threads: int = 0,
+    cluster: dict | None = None,
+    retry_failed: bool = False,
+    checkpoint_every: int = 0,
+    cluster_cutoff: float | None = None,
+    density_radius: float | None = None,
+    figures: bool = True,
+    progress: bool | None = None,
+    quiet: bool = False,
+) -> SweepResult:
     """Simulate every point of a grid of parameters × seeds to stationarity and measure it, on Dask.
 
     Each point runs ``burn_in`` steps, then ``n_steps`` more saving a frame every ``save_every``, and records the
@@ -103,8 +122,9 @@ def sweep(base, over: dict, *, seeds=1, out, n_steps: int | None = None, dt: flo
     start_time = time.perf_counter()
     if keep not in KEEP:
         raise ValueError(f"keep must be one of {list(KEEP)}, got {keep!r}")
-    overrides = {k: v for k, v in dict(n_steps=n_steps, dt=dt, burn_in=burn_in, save_every=save_every).items()
-                 if v is not None}
+    overrides = {
+        k: v for k, v in dict(n_steps=n_steps, dt=dt, burn_in=burn_in, save_every=save_every).items() if v is not None
+    }
     over = dict(over)
     if isinstance(base, (str, Path, dict)) or overrides:
         from .grid import base_sections
@@ -118,10 +138,23 @@ def sweep(base, over: dict, *, seeds=1, out, n_steps: int | None = None, dt: flo
     points, axes, sections = expand(base, over, seeds, measures)
     out = Path(out).resolve()  # workers elsewhere (another cwd, another host on a shared file system) find it
     (out / "points").mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "sweep.json", json.dumps({
-        "activescore_version": __version__, "over": {k: v for k, v in zip(axes, _axis_values(points, axes))},
-        "seeds": sorted({p.seed for p in points}), "base": sections, "keep": keep,
-        "measures": measures.identity(), "points": [p.point_id for p in points]}, indent=1, default=str) + "\n")
+    write_atomic(
+        out / "sweep.json",
+        json.dumps(
+            {
+                "activescore_version": __version__,
+                "over": dict(zip(axes, _axis_values(points, axes), strict=True)),
+                "seeds": sorted({p.seed for p in points}),
+                "base": sections,
+                "keep": keep,
+                "measures": measures.identity(),
+                "points": [p.point_id for p in points],
+            },
+            indent=1,
+            default=str,
+        )
+        + "\n",
+    )
 
     records: dict[str, dict] = {}
     todo = []
@@ -137,15 +170,18 @@ def sweep(base, over: dict, *, seeds=1, out, n_steps: int | None = None, dt: flo
             todo.append(point)
     skipped = len(records)
     failed_before = sum(r["status"] == "failed" for r in records.values())
-    _say(f"sweep: {len(points)} points ({' x '.join(f'{len(v)} {k}' for k, v in zip(axes, _axis_values(points, axes)))}"
-         f" x {len({p.seed for p in points})} seeds) -> {out}/; {skipped} already finished, {len(todo)} to run",
-         quiet)
+    _say(
+        f"sweep: {len(points)} points ({' x '.join(f'{len(v)} {k}' for k, v in zip(axes, _axis_values(points, axes), strict=True))}"
+        f" x {len({p.seed for p in points})} seeds) -> {out}/; {skipped} already finished, {len(todo)} to run",
+        quiet,
+    )
     engine_text, dashboard = "", None
     show = progress if progress is not None else (not quiet and _is_terminal())
     bar = engines.Progress(len(points), skipped - failed_before, failed_before, show)
     if todo:
-        with engines.started(scheduler, n_points=len(todo), n_workers=n_workers, threads=threads,
-                             cluster=cluster) as engine:
+        with engines.started(
+            scheduler, n_points=len(todo), n_workers=n_workers, threads=threads, cluster=cluster
+        ) as engine:
             engine_text, dashboard = engine.description, engine.dashboard
             _say(f"sweep: {engine.description}", quiet)
             if dashboard:
@@ -161,8 +197,16 @@ def sweep(base, over: dict, *, seeds=1, out, n_steps: int | None = None, dt: flo
                     print(f"sweep: point {point.point_id} failed: {record['error']}", flush=True)
 
             try:
-                engines.run(engine, todo, out, measures, keep=keep, checkpoint_every=checkpoint_every,
-                            progress=bar, on_result=on_result)
+                engines.run(
+                    engine,
+                    todo,
+                    out,
+                    measures,
+                    keep=keep,
+                    checkpoint_every=checkpoint_every,
+                    progress=bar,
+                    on_result=on_result,
+                )
             finally:
                 bar.close()
     else:
@@ -178,10 +222,24 @@ def sweep(base, over: dict, *, seeds=1, out, n_steps: int | None = None, dt: flo
         figure_paths = figs.phase_diagrams(table, histograms, axes, out)
     computed = sum(r.get("computed", False) for r in records.values())
     failed = int((table["status"] == "failed").sum())
-    result = SweepResult(table, histograms, axes, out, figure_paths, computed, skipped, failed, engine_text,
-                         dashboard, time.perf_counter() - start_time)
-    _say(f"sweep: {computed} computed, {skipped} skipped, {failed} failed in {result.seconds:.1f} s; wrote "
-         + ", ".join(str(p) for p in written + figure_paths), quiet)
+    result = SweepResult(
+        table,
+        histograms,
+        axes,
+        out,
+        figure_paths,
+        computed,
+        skipped,
+        failed,
+        engine_text,
+        dashboard,
+        time.perf_counter() - start_time,
+    )
+    _say(
+        f"sweep: {computed} computed, {skipped} skipped, {failed} failed in {result.seconds:.1f} s; wrote "
+        + ", ".join(str(p) for p in written + figure_paths),
+        quiet,
+    )
     for row in table[table["status"] == "failed"].itertuples():
         _say(f"  failed: {row.point_id}: {row.error}", quiet)
     return result
@@ -215,8 +273,16 @@ def _tables(pd, points, records, axes):
         if hist:
             edges = record["density_edges"]
             for i, fraction in enumerate(hist):
-                hist_rows.append({"point_id": point.point_id, "seed": point.seed, **point.values,
-                                  "bin_low": edges[i], "bin_high": edges[i + 1], "fraction": fraction})
+                hist_rows.append(
+                    {
+                        "point_id": point.point_id,
+                        "seed": point.seed,
+                        **point.values,
+                        "bin_low": edges[i],
+                        "bin_high": edges[i + 1],
+                        "fraction": fraction,
+                    }
+                )
     table = pd.DataFrame(rows)
     first = ["point_id", "status", *axes, "seed"]
     table = table[[c for c in first if c in table] + [c for c in table.columns if c not in first]]

@@ -5,8 +5,14 @@ from __future__ import annotations
 import importlib
 
 #: pip package providing each module.
-_PACKAGES = {"dask": "dask", "distributed": "distributed", "freud": "freud-analysis", "pandas": "pandas",
-             "dask_jobqueue": "dask-jobqueue", "pyarrow": "pyarrow"}
+_PACKAGES = {
+    "dask": "dask",
+    "distributed": "distributed",
+    "freud": "freud-analysis",
+    "pandas": "pandas",
+    "dask_jobqueue": "dask-jobqueue",
+    "pyarrow": "pyarrow",
+}
 
 
 class MissingDependency(ImportError):
@@ -20,8 +26,9 @@ def require(module: str, purpose: str):
     except ImportError as err:
         package = _PACKAGES.get(module, module)
         extra = "" if module == "dask_jobqueue" else ' (or pip install "activescore[sweep]")'
-        raise MissingDependency(f"{purpose} needs the {package} package: pip install {package}{extra}; "
-                                f"import failed: {err}") from None
+        raise MissingDependency(
+            f"{purpose} needs the {package} package: pip install {package}{extra}; import failed: {err}"
+        ) from None
 
 
 def available(module: str) -> bool:

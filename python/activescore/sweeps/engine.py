@@ -7,9 +7,9 @@ import contextlib
 import logging
 import os
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .deps import require
 from .point import RUNNING, parameter_columns, run_point
@@ -20,8 +20,13 @@ LOCAL_SCHEDULERS = ("synchronous",)
 #: The Dask worker resource a point takes whole on the workers a sweep starts itself (one point per worker).
 POINT_RESOURCE = "activescore_point"
 #: dask-jobqueue cluster kinds of a ``cluster`` section.
-JOBQUEUE = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster", "lsf": "LSFCluster",
-            "htcondor": "HTCondorCluster"}
+JOBQUEUE = {
+    "slurm": "SLURMCluster",
+    "pbs": "PBSCluster",
+    "sge": "SGECluster",
+    "lsf": "LSFCluster",
+    "htcondor": "HTCondorCluster",
+}
 
 
 def cores() -> int:
@@ -50,8 +55,8 @@ class Engine:
 
     kind: str
     threads: int
-    client: object = None
-    cluster: object = None
+    client: Any = None
+    cluster: Any = None
     description: str = ""
     dashboard: str | None = None
     resources: dict | None = None  # what each point task asks of its worker
@@ -91,8 +96,9 @@ def jobqueue_cluster(cluster: dict, threads: int, *, scale: bool = True):
     return job_cluster, f"{kind} cluster ({jobs} jobs of {cores_per_job} cores)"
 
 
-def start(scheduler: str | None, *, n_points: int, n_workers: int = 0, threads: int = 0,
-          cluster: dict | None = None) -> Engine:
+def start(
+    scheduler: str | None, *, n_points: int, n_workers: int = 0, threads: int = 0, cluster: dict | None = None
+) -> Engine:
     """The engine for ``scheduler``: None or "local" (a LocalCluster sized by :func:`plan_workers`), a Dask
     scheduler address ("tcp://host:8786"), "synchronous" (Dask's single-machine
     scheduler, one point after another in this process), or "jobqueue" with a ``cluster`` section ``{"kind": "slurm" | "pbs" | ..., "jobs": n, "cores":
@@ -100,17 +106,28 @@ def start(scheduler: str | None, *, n_points: int, n_workers: int = 0, threads: 
     require("dask", "activescore sweeps")
     if scheduler in LOCAL_SCHEDULERS:
         _, per_point = plan_workers(n_points, 1, threads)
-        return Engine(scheduler, per_point, description=f"Dask {scheduler} scheduler in this process, "
-                      f"{per_point} simulator thread{'s' if per_point > 1 else ''} per point")
+        return Engine(
+            scheduler,
+            per_point,
+            description=f"Dask {scheduler} scheduler in this process, "
+            f"{per_point} simulator thread{'s' if per_point > 1 else ''} per point",
+        )
     distributed = require("distributed", "activescore sweeps on a Dask cluster")
     if scheduler in (None, "", "local"):
         workers, per_point = plan_workers(n_points, n_workers, threads)
-        local = distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                         dashboard_address=":0", silence_logs=logging.ERROR)
+        local = distributed.LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
+        )
         client = distributed.Client(local)
-        return Engine("local", per_point, client, local,
-                      f"local Dask cluster: {workers} worker processes x 1 task, {per_point} simulator "
-                      f"thread{'s' if per_point > 1 else ''} per point ({cores()} cores)", _dashboard(client))
+        return Engine(
+            "local",
+            per_point,
+            client,
+            local,
+            f"local Dask cluster: {workers} worker processes x 1 task, {per_point} simulator "
+            f"thread{'s' if per_point > 1 else ''} per point ({cores()} cores)",
+            _dashboard(client),
+        )
     if scheduler == "jobqueue":
         if not cluster or cluster.get("kind") not in JOBQUEUE:
             raise ValueError(f"cluster: a jobqueue scheduler needs a cluster section with kind in {sorted(JOBQUEUE)}")
@@ -119,12 +136,20 @@ def start(scheduler: str | None, *, n_points: int, n_workers: int = 0, threads: 
         client = distributed.Client(job_cluster)
         return Engine("jobqueue", per_point, client, job_cluster, text, _dashboard(client), {POINT_RESOURCE: 1})
     if not isinstance(scheduler, str) or "://" not in scheduler:
-        raise ValueError(f"scheduler must be 'local', a Dask address such as 'tcp://host:8786', 'jobqueue' or one "
-                         f"of {LOCAL_SCHEDULERS}, got {scheduler!r}")
+        raise ValueError(
+            f"scheduler must be 'local', a Dask address such as 'tcp://host:8786', 'jobqueue' or one "
+            f"of {LOCAL_SCHEDULERS}, got {scheduler!r}"
+        )
     client = distributed.Client(scheduler)
     per_point = threads or 1
-    return Engine("address", per_point, client, None, f"Dask scheduler {scheduler}, {per_point} simulator "
-                  f"thread{'s' if per_point > 1 else ''} per point", _dashboard(client))
+    return Engine(
+        "address",
+        per_point,
+        client,
+        None,
+        f"Dask scheduler {scheduler}, {per_point} simulator thread{'s' if per_point > 1 else ''} per point",
+        _dashboard(client),
+    )
 
 
 class Progress:
@@ -136,8 +161,9 @@ class Progress:
         if show:
             from tqdm.auto import tqdm
 
-            self.bar = tqdm(total=total, initial=done + failed, unit="point", desc="sweep", dynamic_ncols=True,
-                            file=sys.stderr)
+            self.bar = tqdm(
+                total=total, initial=done + failed, unit="point", desc="sweep", dynamic_ncols=True, file=sys.stderr
+            )
             self.update(0)
 
     def update(self, running: int, new_done: int = 0, new_failed: int = 0) -> None:
@@ -162,8 +188,9 @@ def _crash_record(point, err: BaseException) -> dict:
     return {"point_id": point.point_id, "status": "failed", "error": row["error"], "row": row, "computed": True}
 
 
-def run(engine: Engine, points, out: Path, measures, *, keep: str, checkpoint_every: int, progress: Progress,
-        on_result) -> None:
+def run(
+    engine: Engine, points, out: Path, measures, *, keep: str, checkpoint_every: int, progress: Progress, on_result
+) -> None:
     """Run ``points`` on ``engine``; ``on_result(point, record)`` for each as it finishes."""
     kwargs = dict(n_threads=engine.threads, keep=keep, checkpoint_every=checkpoint_every)
     if engine.client is None:
@@ -183,8 +210,16 @@ def run(engine: Engine, points, out: Path, measures, *, keep: str, checkpoint_ev
     by_key = {}
     futures = []
     for point in points:
-        future = engine.client.submit(run_point, point, str(out), measures, pure=False, key=f"point-{point.point_id}",
-                                      resources=engine.resources, **kwargs)
+        future = engine.client.submit(
+            run_point,
+            point,
+            str(out),
+            measures,
+            pure=False,
+            key=f"point-{point.point_id}",
+            resources=engine.resources,
+            **kwargs,
+        )
         by_key[future.key] = point
         futures.append(future)
     pending = set(futures)

@@ -10,9 +10,11 @@ import numpy as np
 from ..plotting import _pyplot, save
 from .api import seed_summary
 
-_QUANTITIES = (("epr_per_particle", "EPR per particle (identity)"),
-               ("largest_cluster_fraction", "largest cluster fraction"),
-               ("transfer_epr_per_particle", "EPR per particle (trained score)"))
+_QUANTITIES = (
+    ("epr_per_particle", "EPR per particle (identity)"),
+    ("largest_cluster_fraction", "largest cluster fraction"),
+    ("transfer_epr_per_particle", "EPR per particle (trained score)"),
+)
 
 
 def _numeric(values) -> bool:
@@ -25,8 +27,9 @@ def phase_diagrams(table, histograms, axes, out: Path) -> list[Path]:
     summary = seed_summary(table, axes)
     if summary.empty:
         return []
-    quantities = [(c, label) for c, label in _QUANTITIES if f"{c}_mean" in summary and
-                  summary[f"{c}_mean"].notna().any()]
+    quantities = [
+        (c, label) for c, label in _QUANTITIES if f"{c}_mean" in summary and summary[f"{c}_mean"].notna().any()
+    ]
     x_key = axes[0] if axes else None
     line_key = axes[1] if len(axes) > 1 else None
     heat = len(axes) == 2 and _numeric(summary[axes[0]]) and _numeric(summary[axes[1]])
@@ -38,9 +41,18 @@ def phase_diagrams(table, histograms, axes, out: Path) -> list[Path]:
         for value, part in groups:
             xs = part[x_key] if x_key else np.zeros(len(part))
             spread = part[f"{col}_seed_std"].fillna(0.0)
-            ax.errorbar(xs, part[f"{col}_mean"], yerr=spread, marker="o", capsize=3,
-                        label=None if value is None else f"{line_key} = {value:g}" if isinstance(value, float)
-                        else f"{line_key} = {value}")
+            ax.errorbar(
+                xs,
+                part[f"{col}_mean"],
+                yerr=spread,
+                marker="o",
+                capsize=3,
+                label=None
+                if value is None
+                else f"{line_key} = {value:g}"
+                if isinstance(value, float)
+                else f"{line_key} = {value}",
+            )
         ax.set_xlabel(x_key or "")
         ax.set_ylabel(label)
         if line_key is not None:
@@ -69,24 +81,33 @@ def _histograms(plt, histograms, axes, path: Path) -> Path:
     keys = list(axes[:1])
     panels = list(histograms.groupby(list(axes[1:2]), sort=False)) if len(axes) > 1 else [(None, histograms)]
     fig, grid = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
-    for ax, (value, part) in zip(grid[0], panels):
-        curves = part.groupby(keys + ["bin_low", "bin_high"], sort=False)["fraction"].mean().reset_index() \
-            if keys else part.groupby(["bin_low", "bin_high"], sort=False)["fraction"].mean().reset_index()
-        for key_value, curve in (curves.groupby(keys, sort=False) if keys else [(None, curves)]):
+    for ax, (value, part) in zip(grid[0], panels, strict=True):
+        curves = (
+            part.groupby(keys + ["bin_low", "bin_high"], sort=False)["fraction"].mean().reset_index()
+            if keys
+            else part.groupby(["bin_low", "bin_high"], sort=False)["fraction"].mean().reset_index()
+        )
+        for key_value, curve in curves.groupby(keys, sort=False) if keys else [(None, curves)]:
             centres = 0.5 * (curve["bin_low"] + curve["bin_high"])
             width = float((curve["bin_high"] - curve["bin_low"]).iloc[0])
             if isinstance(key_value, tuple):
                 key_value = key_value[0]
-            ax.step(centres, curve["fraction"] / width, where="mid",
-                    label=None if key_value is None else f"{keys[0]} = {key_value:g}"
-                    if isinstance(key_value, float) else f"{keys[0]} = {key_value}")
+            ax.step(
+                centres,
+                curve["fraction"] / width,
+                where="mid",
+                label=None
+                if key_value is None
+                else f"{keys[0]} = {key_value:g}"
+                if isinstance(key_value, float)
+                else f"{keys[0]} = {key_value}",
+            )
         ax.set_xlabel("local packing fraction")
         ax.set_ylabel("probability density")
         if value is not None:
             if isinstance(value, tuple):
                 value = value[0]
-            ax.set_title(f"{axes[1]} = {value:g}" if isinstance(value, float) else f"{axes[1]} = {value}",
-                         fontsize=9)
+            ax.set_title(f"{axes[1]} = {value:g}" if isinstance(value, float) else f"{axes[1]} = {value}", fontsize=9)
         if keys:
             ax.legend(fontsize=7)
     fig.tight_layout()

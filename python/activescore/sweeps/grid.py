@@ -22,8 +22,14 @@ from ..cli import config as cfg
 from ..systems import ParticleSystem, check_system
 
 #: Short names accepted in ``over`` (and ``--over``) for configuration keys.
-ALIASES = {"phi": "packing_fraction", "N": "n_particles", "n": "n_particles", "Dr": "rotational_diffusion",
-           "D_r": "rotational_diffusion", "epsilon": "eps"}
+ALIASES = {
+    "phi": "packing_fraction",
+    "N": "n_particles",
+    "n": "n_particles",
+    "Dr": "rotational_diffusion",
+    "D_r": "rotational_diffusion",
+    "epsilon": "eps",
+}
 #: Simulation keys a sweep sets itself (per point or per worker), never swept.
 _ENGINE_KEYS = ("seed", "n_threads")
 #: Simulation keys that do not change a point's numbers (kept out of its identity).
@@ -48,8 +54,12 @@ class Measures:
         score = self.score
         if score is not None and not isinstance(score, (str, Path)):
             score = repr(score)
-        return {"cluster_cutoff": self.cluster_cutoff, "density_radius": self.density_radius,
-                "density_edges": list(self.density_edges), "score": None if score is None else str(score)}
+        return {
+            "cluster_cutoff": self.cluster_cutoff,
+            "density_radius": self.density_radius,
+            "density_edges": list(self.density_edges),
+            "score": None if score is None else str(score),
+        }
 
 
 @dataclass(frozen=True)
@@ -82,8 +92,10 @@ def canonical_key(name: str) -> tuple[str, str]:
             section = "simulation"
         else:
             known = sorted(cfg.DEFAULTS["system"]) + sorted(cfg.DEFAULTS["simulation"])
-            raise ValueError(f"over: unknown key {name!r} (known: {', '.join(known)}; aliases: "
-                             f"{', '.join(f'{a}={k}' for a, k in ALIASES.items())})")
+            raise ValueError(
+                f"over: unknown key {name!r} (known: {', '.join(known)}; aliases: "
+                f"{', '.join(f'{a}={k}' for a, k in ALIASES.items())})"
+            )
     if section == "simulation" and key in _ENGINE_KEYS:
         raise ValueError(f"over: {key!r} is set by the sweep itself (use seeds= for the seeds)")
     return section, key
@@ -114,8 +126,9 @@ def base_sections(base) -> dict:
         if unknown:
             raise ValueError(f"base: unknown sections {sorted(unknown)} (expected [system] and [simulation])")
         return cfg.resolve(None, [f"{k}={json.dumps(v)}" for k, v in flat.items()], ("system", "simulation"))
-    raise ValueError(f"base must be an activescore system, a configuration dict or a TOML path, "
-                     f"got {type(base).__name__}")
+    raise ValueError(
+        f"base must be an activescore system, a configuration dict or a TOML path, got {type(base).__name__}"
+    )
 
 
 def _values(name: str, values) -> list:
@@ -137,8 +150,7 @@ def _values(name: str, values) -> list:
 def _coerce(section: str, key: str, value):
     """A swept value checked against the type of its configuration key (whole floats accepted for integers)."""
     default = cfg.DEFAULTS[section][key]
-    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) \
-            and value.is_integer():
+    if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and value.is_integer():
         value = int(value)
     return cfg._coerce(f"{section}.{key}", value, default)
 
@@ -175,7 +187,7 @@ def expand(base, over: dict, seeds, measures: Measures) -> tuple[list[Point], li
     sections = base_sections(base)
     if not isinstance(over, dict):
         raise ValueError(f"over must be a dict of key -> values, got {type(over).__name__}")
-    axes = []
+    axes: list[tuple[str, str, str, list]] = []
     for name, values in over.items():
         section, key = canonical_key(str(name))
         if any(key == k for _, k, _, _ in axes):
@@ -188,7 +200,7 @@ def expand(base, over: dict, seeds, measures: Measures) -> tuple[list[Point], li
         for seed in seed_values:
             secs = copy.deepcopy(sections)
             values = {}
-            for (section, key, _, _), value in zip(axes, combo):
+            for (section, key, _, _), value in zip(axes, combo, strict=True):
                 secs[section][key] = value
                 values[key] = value
             if "packing_fraction" in values:
@@ -196,8 +208,7 @@ def expand(base, over: dict, seeds, measures: Measures) -> tuple[list[Point], li
             secs["simulation"]["seed"] = seed
             sim_identity = {k: v for k, v in secs["simulation"].items() if k not in _NOT_IN_IDENTITY}
             identity = {"system": secs["system"], "simulation": sim_identity, "measures": measures.identity()}
-            points.append(Point(values, seed, secs["system"], secs["simulation"],
-                                point_id(values, seed, identity)))
+            points.append(Point(values, seed, secs["system"], secs["simulation"], point_id(values, seed, identity)))
     return points, [key for _, key, _, _ in axes], sections
 
 

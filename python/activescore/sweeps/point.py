@@ -18,10 +18,11 @@ import socket
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .. import __version__
+from .._version import __version__
 from ..estimators import estimate, learning_free_epr
 from ..io.gsd import GSDWriter
 from ..simulation.simulate import SimulationError, simulate
@@ -103,9 +104,10 @@ class _Run:
         self.checkpoint_every = checkpoint_every or self.save_every
         self.resumed_from = 0  # the step a rerun continued from (0: started afresh)
 
-    def _advance(self, state, n: int) -> State:
+    def _advance(self, state: State | None, n: int) -> State:
         init = state if state is not None else self.point.simulation["init"]
         traj = simulate(self.system, n, self.dt, seed=self.seed, init=init, save_every=max(1, n), **self.kw)
+        assert traj.final_state is not None  # simulate always ends with its final state
         return traj.final_state
 
     def trajectory(self) -> Trajectory:
@@ -113,11 +115,12 @@ class _Run:
         partial = frames_path.with_name(FRAMES + ".partial")
         if frames_path.exists() and not partial.exists():
             frames_path.rename(partial)  # a writer closed by an exception published its frames: continue them
-        state, frames = None, 0
+        state: State | None = None
+        frames = 0
         if partial.exists():
             try:
                 done = load_trajectory(partial)
-                state, frames = done.final_state, len(done)
+                state, frames = done.state(-1), len(done)
                 self.resumed_from = state.step
             except (ValueError, OSError, KeyError, RuntimeError):
                 partial.unlink()  # killed before its first frame was complete: start the frames again
@@ -135,8 +138,9 @@ class _Run:
             if state is None:
                 state = self._advance(None, 0)
         total = self.n_steps // self.save_every + 1
-        with GSDWriter(self.folder / FRAMES, self.system, dt=self.dt, seed=self.seed, backend=self.kw["backend"],
-                       append=True) as writer:
+        with GSDWriter(
+            self.folder / FRAMES, self.system, dt=self.dt, seed=self.seed, backend=self.kw["backend"], append=True
+        ) as writer:
             if frames == 0:
                 writer.append(state.x, state.q, state.step)
                 frames = 1
@@ -168,45 +172,62 @@ def _transfer(row: dict, score, traj: Trajectory, n_threads: int) -> None:
         row["transfer_note"] = f"not available: {err}"
         return
     per = result.epr_per_particle["quadratic"]
-    row.update(transfer_epr_per_particle=finite_or_none(per.value),
-               transfer_epr_per_particle_stderr=finite_or_none(per.stderr), transfer_form="quadratic",
-               transfer_sigma=finite_or_none(result.sigma) if result.sigma is not None else None,
-               transfer_ratio=finite_or_none(result.ratio["quadratic"].value), transfer_note="")
+    row.update(
+        transfer_epr_per_particle=finite_or_none(per.value),
+        transfer_epr_per_particle_stderr=finite_or_none(per.stderr),
+        transfer_form="quadratic",
+        transfer_sigma=finite_or_none(result.sigma) if result.sigma is not None else None,
+        transfer_ratio=finite_or_none(result.ratio["quadratic"].value),
+        transfer_note="",
+    )
 
 
-def measure(point: Point, system, traj: Trajectory, measures: Measures, n_threads: int) -> dict:
+def measure(point: Point, system, traj: Trajectory, measures: Measures, n_threads: int) -> tuple[dict, list]:
     """The numbers of one point from its measured frames: learning-free EPR, structure, optional transfer EPR."""
-    row = {}
+    row: dict[str, Any] = {}
     try:
         identity = learning_free_epr(system, traj, progress=False, n_threads=n_threads)
     except ValueError as err:  # a model the estimators do not cover
         row["epr_note"] = f"learning-free EPR not available: {err}"
     else:
-        row.update(epr=identity.total.value, epr_stderr=finite_or_none(identity.total.stderr),
-                   epr_per_particle=identity.per_particle.value,
-                   epr_per_particle_stderr=finite_or_none(identity.per_particle.stderr),
-                   epr_form="identity", epr_n_batches=identity.n_batches,
-                   stationarity_z=finite_or_none(stationarity_z(identity.per_snapshot)), epr_note="")
+        row.update(
+            epr=identity.total.value,
+            epr_stderr=finite_or_none(identity.total.stderr),
+            epr_per_particle=identity.per_particle.value,
+            epr_per_particle_stderr=finite_or_none(identity.per_particle.stderr),
+            epr_form="identity",
+            epr_n_batches=identity.n_batches,
+            stationarity_z=finite_or_none(stationarity_z(identity.per_snapshot)),
+            epr_note="",
+        )
         if identity.active_work is not None:
-            row.update(active_work_per_particle=identity.active_work_per_particle.value,
-                       active_work_per_particle_stderr=finite_or_none(identity.active_work_per_particle.stderr))
+            row.update(
+                active_work_per_particle=identity.active_work_per_particle.value,
+                active_work_per_particle_stderr=finite_or_none(identity.active_work_per_particle.stderr),
+            )
     structure.set_threads(n_threads)
     cutoff = measures.cluster_cutoff or structure.default_cluster_cutoff(system)
     largest = structure.largest_cluster_fractions(system, traj.x, cutoff)
     mean, se = _mean_stderr(largest)
     radius = measures.density_radius or structure.default_density_radius(system)
     local = structure.local_packing_fractions(system, traj.x, radius)
-    row.update(largest_cluster_fraction=mean, largest_cluster_fraction_stderr=finite_or_none(se),
-               cluster_cutoff=cutoff, density_radius=radius,
-               local_packing_fraction_mean=float(local.mean()), local_packing_fraction_std=float(local.std()))
+    row.update(
+        largest_cluster_fraction=mean,
+        largest_cluster_fraction_stderr=finite_or_none(se),
+        cluster_cutoff=cutoff,
+        density_radius=radius,
+        local_packing_fraction_mean=float(local.mean()),
+        local_packing_fraction_std=float(local.std()),
+    )
     if measures.score is not None:
         _transfer(row, measures.score, traj, n_threads)
     hist = structure.histogram(local, measures.density_edges).tolist()
     return row, hist
 
 
-def run_point(point: Point, out: str, measures: Measures, *, n_threads: int = 1, keep: str = "final",
-              checkpoint_every: int = 0) -> dict:
+def run_point(
+    point: Point, out: str, measures: Measures, *, n_threads: int = 1, keep: str = "final", checkpoint_every: int = 0
+) -> dict:
     """Run ``point`` in ``out/points/<id>/`` (or return its finished result) and return its result record:
     ``{"row": {...}, "density_histogram": [...], "status": "done" | "failed", ...}``. Never raises for a failing
     point: the error is recorded."""
@@ -217,8 +238,14 @@ def run_point(point: Point, out: str, measures: Measures, *, n_threads: int = 1,
         return {**finished, "computed": False}
     start = time.time()
     write_atomic(folder / RUNNING, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": start}))
-    record = {"point_id": point.point_id, "values": point.values, "seed": point.seed, "version": __version__,
-              "host": socket.gethostname(), "n_threads": n_threads}
+    record = {
+        "point_id": point.point_id,
+        "values": point.values,
+        "seed": point.seed,
+        "version": __version__,
+        "host": socket.gethostname(),
+        "n_threads": n_threads,
+    }
     row = parameter_columns(point)
     try:
         system = point.make_system()
@@ -230,7 +257,7 @@ def run_point(point: Point, out: str, measures: Measures, *, n_threads: int = 1,
         row.update(n_frames=len(traj), resumed_from_step=run.resumed_from)
         record.update(status="done", density_histogram=hist, density_edges=list(measures.density_edges))
         if keep in ("final", "frames"):
-            _save_state(folder / FINAL, traj.final_state, system)
+            _save_state(folder / FINAL, traj.state(-1), system)
         if keep != "frames":
             (folder / FRAMES).unlink(missing_ok=True)
     except (SimulationError, ValueError, FloatingPointError, ArithmeticError) as err:
