@@ -53,7 +53,7 @@ def test_docs_build_without_warnings(tmp_path):
     for name in (
         "activescore.simulation.simulate.simulate",
         "activescore.systems.AOUP",
-        "activescore.estimators.learning_free_epr",
+        "activescore.estimation.learning_free_epr",
         "activescore.sweeps.api.sweep",
     ):
         assert f'id="{name}"' in api, name

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from .._version import __version__
-from ..estimators import estimate, learning_free_epr
+from ..estimation import estimate, learning_free_epr
+from ..estimation.statistics import mean_stderr, n_batches_for
 from ..io.gsd import GSDWriter
 from ..simulation.simulate import SimulationError, simulate
 from ..simulation.trajectory import State, Trajectory, load_state, load_trajectory
@@ -58,13 +59,8 @@ def read_result(folder: Path) -> dict | None:
 
 
 def _mean_stderr(series: np.ndarray) -> tuple[float, float]:
-    """Mean and batch-means standard error (√F batches, as the estimators use) of a per-frame series."""
-    series = np.asarray(series, dtype=np.float64)
-    n_batches = max(1, min(len(series), int(round(math.sqrt(len(series))))))
-    if n_batches < 2:
-        return float(series.mean()), math.nan
-    means = np.array([chunk.mean() for chunk in np.array_split(series, n_batches)])
-    return float(series.mean()), float(means.std(ddof=1) / math.sqrt(n_batches))
+    """Mean and batch-means standard error of a per-frame series (√F batches, as the estimators use)."""
+    return mean_stderr(series, n_batches_for(len(series), None))
 
 
 def stationarity_z(series: np.ndarray) -> float:
