@@ -135,9 +135,8 @@ def test_failing_points_are_recorded_and_the_rest_finish(tmp_path):
             bad = table.loc[(model, v0, -0.1)]
             assert bad["status"] == "failed" and "packing_fraction must be in" in bad["error"]
     assert result.failed == 6
-    # The estimators do not cover ABPs yet: the row says so instead of a number.
-    assert table.loc[("abp", 0.5, 0.3), "epr_note"].startswith("learning-free EPR not available")
-    assert np.isnan(table.loc[("abp", 0.5, 0.3), "epr_per_particle"])
+    # ABP rows carry the learning-free identity too (physics.md §4).
+    assert np.isfinite(table.loc[("abp", 0.5, 0.3), "epr_per_particle"])
     assert table.loc[("aoup", 0.5, 0.3), "epr_note"] in ("", None) or pd.isna(table.loc[("aoup", 0.5, 0.3), "epr_note"])
     # Failures are final unless asked: a rerun skips them, retry_failed runs them (and fails) again.
     assert (

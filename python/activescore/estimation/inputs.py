@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as check
-from ..systems import ABP, AOUP
+from ..systems import ABP, AOUP, check_system
 
 
 def check_aoup(system, name: str = "system"):
@@ -17,8 +17,11 @@ def check_aoup(system, name: str = "system"):
     return system
 
 
-def sample_arrays(samples, system, name: str = "samples") -> tuple[object, np.ndarray, np.ndarray]:
-    """(system, x, g) with x, g of shape (F, N, 2) from a Trajectory-like object or a tuple (x, g)."""
+def sample_arrays(samples, system, name: str = "samples", *, any_model: bool = False
+                  ) -> tuple[object, np.ndarray, np.ndarray]:
+    """(system, x, g) with x, g of shape (F, N, 2) from a Trajectory-like object or a tuple (x, g) (for ABPs g is
+    (cos θ, sin θ), as ``Trajectory.g`` gives it). ``any_model``: accept every model (the learning-free identity),
+    else AOUPs only (what needs a score)."""
     if isinstance(samples, (tuple, list)):
         if len(samples) != 2:
             raise ValueError(f"{name}: a tuple must be (x, g), got {len(samples)} items")
@@ -36,7 +39,7 @@ def sample_arrays(samples, system, name: str = "samples") -> tuple[object, np.nd
         raise ValueError(f"system: {system!r} differs from {name}.system {own!r}")
     if system is None:
         raise ValueError(f"{name}: arrays (x, g) need an explicit system=")
-    system = check_aoup(system)
+    system = check_system(system) if any_model else check_aoup(system)
     n = system.n_particles
     x, g = np.asarray(x), np.asarray(g)
     if x.ndim == 2:

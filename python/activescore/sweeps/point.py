@@ -196,11 +196,9 @@ def measure(point: Point, system, traj: Trajectory, measures: Measures, n_thread
             stationarity_z=finite_or_none(stationarity_z(identity.per_snapshot)),
             epr_note="",
         )
-        if identity.active_work is not None:
-            row.update(
-                active_work_per_particle=identity.active_work_per_particle.value,
-                active_work_per_particle_stderr=finite_or_none(identity.active_work_per_particle.stderr),
-            )
+        work = identity.active_work_per_particle
+        if work is not None:  # ε > 0: the active-work form beside the identity
+            row.update(active_work_per_particle=work.value, active_work_per_particle_stderr=finite_or_none(work.stderr))
     structure.set_threads(n_threads)
     cutoff = measures.cluster_cutoff or structure.default_cluster_cutoff(system)
     largest = structure.largest_cluster_fractions(system, traj.x, cutoff)
