@@ -4,13 +4,15 @@ overhead of running points as Dask tasks; optionally the small-N phase diagram s
 Two grids of the paper's AOUPs (MIPS preset, N particles):
 
 * ``work``: points that each simulate a few seconds. Sequential: the points one after another in this (warm)
-  process, each simulator on all cores (the alternative a user has without a cluster). Sweep: the same points as
-  Dask tasks on a local cluster (workers x threads = cores), started and warmed beforehand (both timed apart).
+  process, each simulator on all cores (the alternative a user has without a cluster), and again on one thread.
+  Sweep: the same points as Dask tasks on a local cluster (workers x threads = cores), started and warmed
+  beforehand (both timed apart).
   The speed-up is sequential / sweep, also quoted with the cluster's start and warm-up added.
 * ``overhead``: points of a few steps, where the work is negligible: sweep wall time x workers / points - the
   sequential time per point = what a Dask task, its result file and the checkpoints cost.
 
-Every point is computed afresh (new output folders). Results: ``benchmarks/results/sweep.json``.
+Every point is computed afresh (new output folders); the variants are interleaved over ``--rounds`` rounds and the
+medians kept (the cores may be shared with other work). Results: ``benchmarks/results/sweep.json``.
 
     python benchmarks/bench_sweep.py                     # the timings
     python benchmarks/bench_sweep.py --figure            # + docs/figures/sweep_phase_diagram.png
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -83,6 +86,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=256, help="particles per point")
     parser.add_argument("--steps", type=int, default=30_000, help="steps per point of the work grid")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (the medians are kept)")
     parser.add_argument("--figure", action="store_true", help="also run the phase-diagram sweep for the docs")
     args = parser.parse_args(argv)
 
@@ -97,19 +101,32 @@ def main(argv=None) -> int:
     try:
         # Warm this process (imports, the extension, freud) so the sequential runs time the points only.
         sequential(base, {"phi": [0.5]}, 1, tiny, out / "warm", cores)
-        seq_work = sequential(base, over, seeds, work, out / "seq_work", cores)
         tiny_over = {"phi": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9]}
-        seq_tiny = sequential(base, tiny_over, 2, tiny, out / "seq_tiny", cores)
         cluster, client, start_seconds, warm_seconds = start_cluster(workers)
+        rounds: dict[str, list[float]] = {
+            "sequential": [],
+            "sequential_1": [],
+            "sweep": [],
+            "seq_tiny": [],
+            "sweep_tiny": [],
+        }
         try:
             address = cluster.scheduler_address
-            sweep_work = on_cluster(address, base, over, seeds, work, out / "sweep_work", threads)
-            sweep_tiny = on_cluster(address, base, tiny_over, 2, tiny, out / "sweep_tiny", threads)
+            # The cores are shared with other work: interleave the variants over rounds and keep the medians.
+            for r in range(args.rounds):
+                rounds["sequential"].append(sequential(base, over, seeds, work, out / f"seq{r}", cores))
+                rounds["sequential_1"].append(sequential(base, over, seeds, work, out / f"seq1_{r}", 1))
+                rounds["sweep"].append(on_cluster(address, base, over, seeds, work, out / f"sweep{r}", threads))
+                rounds["seq_tiny"].append(sequential(base, tiny_over, 2, tiny, out / f"seqt{r}", cores))
+                rounds["sweep_tiny"].append(on_cluster(address, base, tiny_over, 2, tiny, out / f"sweept{r}", threads))
         finally:
             client.close()
             cluster.close()
     finally:
         shutil.rmtree(out, ignore_errors=True)
+    median = {key: statistics.median(values) for key, values in rounds.items()}
+    seq_work, seq_work_1, sweep_work = median["sequential"], median["sequential_1"], median["sweep"]
+    seq_tiny, sweep_tiny = median["seq_tiny"], median["sweep_tiny"]
     n_work, n_tiny = 4 * seeds, 16
     start_work = start_seconds + warm_seconds
     overhead = sweep_tiny * workers / n_tiny - seq_tiny / n_tiny
@@ -118,13 +135,16 @@ def main(argv=None) -> int:
         "workers": workers,
         "threads_per_point": threads,
         "n_particles": args.n,
+        "rounds": {key: [round(v, 3) for v in values] for key, values in rounds.items()},
         "work": {
             "points": n_work,
             "steps_per_point": args.steps,
             "particle_steps": n_work * args.steps * args.n,
             "sequential_seconds": round(seq_work, 3),
+            "sequential_1_thread_seconds": round(seq_work_1, 3),
             "sweep_seconds": round(sweep_work, 3),
             "speedup_on_a_running_cluster": round(seq_work / sweep_work, 3),
+            "speedup_over_the_faster_sequential": round(min(seq_work, seq_work_1) / sweep_work, 3),
             "speedup_with_cluster_start": round(seq_work / (sweep_work + start_work), 3),
         },
         "cluster": {"start_seconds": round(start_seconds, 3), "worker_warm_up_seconds": round(warm_seconds, 3)},
@@ -139,8 +159,9 @@ def main(argv=None) -> int:
     print(f"cluster start {start_seconds:.1f} s, worker warm-up (imports, first simulation) {warm_seconds:.1f} s")
     print(
         f"work grid, {n_work} points of {args.steps} steps: sequential {seq_work:.1f} s (each point on {cores} "
-        f"threads), sweep {sweep_work:.1f} s on the running cluster: speed-up {seq_work / sweep_work:.2f}x "
-        f"({seq_work / (sweep_work + start_work):.2f}x counting the cluster start and warm-up)"
+        f"threads; {seq_work_1:.1f} s on 1 thread), sweep {sweep_work:.1f} s on the running cluster: speed-up "
+        f"{seq_work / sweep_work:.2f}x ({min(seq_work, seq_work_1) / sweep_work:.2f}x over the faster sequential "
+        f"run, {seq_work / (sweep_work + start_work):.2f}x counting the cluster start and warm-up)"
     )
     print(
         f"overhead grid, {n_tiny} points of 20 steps: sequential {seq_tiny:.2f} s, sweep {sweep_tiny:.2f} s: "
