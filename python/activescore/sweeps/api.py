@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from .._version import __version__
+from ..io.files import atomic_file, atomic_write
 from . import engine as engines
 from .deps import available, require
 from .grid import Measures, Point, expand
-from .point import KEEP, RUNNING, read_result, write_atomic
+from .point import KEEP, RUNNING, read_result
 
 TABLE = "sweep.csv"
 PARQUET = "sweep.parquet"
@@ -138,7 +139,7 @@ def sweep(
     points, axes, sections = expand(base, over, seeds, measures)
     out = Path(out).resolve()  # workers elsewhere (another cwd, another host on a shared file system) find it
     (out / "points").mkdir(parents=True, exist_ok=True)
-    write_atomic(
+    atomic_write(
         out / "sweep.json",
         json.dumps(
             {
@@ -291,12 +292,11 @@ def _tables(pd, points, records, axes):
 
 
 def _write_tables(out: Path, table, histograms) -> None:
-    write_atomic(out / TABLE, table.to_csv(index=False))
-    write_atomic(out / HISTOGRAMS, histograms.to_csv(index=False))
+    atomic_write(out / TABLE, table.to_csv(index=False))
+    atomic_write(out / HISTOGRAMS, histograms.to_csv(index=False))
     if available("pyarrow"):
-        tmp = out / f".{PARQUET}.tmp"
-        table.to_parquet(tmp, index=False)
-        tmp.replace(out / PARQUET)
+        with atomic_file(out / PARQUET, "wb") as f:
+            table.to_parquet(f, index=False)
 
 
 def load_table(out):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..io.progress import progress_bar
 from .deps import require
 from .point import RUNNING, parameter_columns, run_point
 
@@ -153,29 +153,21 @@ def start(
 
 
 class Progress:
-    """Points done / running / failed, on a tqdm bar (or silent)."""
+    """Points done / running / failed, on the package's progress bar (silent when not shown)."""
 
     def __init__(self, total: int, done: int, failed: int, show: bool):
         self.total, self.done, self.failed = total, done, failed
-        self.bar = None
-        if show:
-            from tqdm.auto import tqdm
-
-            self.bar = tqdm(
-                total=total, initial=done + failed, unit="point", desc="sweep", dynamic_ncols=True, file=sys.stderr
-            )
-            self.update(0)
+        self.bar = progress_bar(show, total, desc="sweep", unit="point", initial=done + failed)
+        self.update(0)
 
     def update(self, running: int, new_done: int = 0, new_failed: int = 0) -> None:
         self.done += new_done
         self.failed += new_failed
-        if self.bar is not None:
-            self.bar.update(new_done + new_failed)
-            self.bar.set_postfix_str(f"done {self.done}, running {running}, failed {self.failed}", refresh=True)
+        self.bar.update(new_done + new_failed)
+        self.bar.set_postfix(done=self.done, running=running, failed=self.failed)
 
     def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
+        self.bar.close()
 
 
 def _running(out: Path, point_ids) -> int:

@@ -25,6 +25,7 @@ import numpy as np
 from .._version import __version__
 from ..estimation import estimate, learning_free_epr
 from ..estimation.statistics import mean_stderr, n_batches_for
+from ..io.files import atomic_write
 from ..io.gsd import GSDWriter
 from ..simulation.simulate import SimulationError, simulate
 from ..simulation.trajectory import State, Trajectory, load_state, load_trajectory
@@ -37,18 +38,6 @@ CHECKPOINT = "checkpoint.gsd"
 FRAMES = "frames.gsd"
 FINAL = "final.gsd"
 KEEP = ("final", "frames", "none")
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder, renamed over it: readers see the
-    old or the new file, never half of one."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def read_result(folder: Path) -> dict | None:
@@ -231,7 +220,7 @@ def run_point(
     if finished is not None:
         return {**finished, "computed": False}
     start = time.time()
-    write_atomic(folder / RUNNING, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": start}))
+    atomic_write(folder / RUNNING, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "started": start}))
     record = {
         "point_id": point.point_id,
         "values": point.values,
@@ -262,7 +251,7 @@ def run_point(
             (folder / name).unlink(missing_ok=True)
     row.update(status=record["status"], error=record.get("error", ""), seconds=round(time.time() - start, 3))
     record["row"] = row
-    write_atomic(folder / RESULT, json.dumps(record, indent=1, default=_json_default) + "\n")
+    atomic_write(folder / RESULT, json.dumps(record, indent=1, default=_json_default) + "\n")
     (folder / RUNNING).unlink(missing_ok=True)
     return {**record, "computed": True}
 
