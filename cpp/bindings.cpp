@@ -6,7 +6,8 @@
 
 #include <stdexcept>
 
-#include "activescore/neighbors.hpp"
+#include "activescore/cuda/host_replay.hpp"
+#include "activescore/neighbours.hpp"
 #include "activescore/philox.hpp"
 #include "activescore/simulator.hpp"
 #ifdef ACTIVESCORE_HAVE_CUDA
@@ -128,6 +129,18 @@ PYBIND11_MODULE(_core, m) {
       py::arg("device") = "cpu");
 
   m.def(
+      "make_host_replay_simulator",
+      [](const SystemSpec& system, const RunSpec& run, bool double_precision, const F64Array& x, const F64Array& q,
+         const F64Array& radius) {
+        const std::size_t n = static_cast<std::size_t>(radius.size());
+        const double* px = checked(x, n, 2, "x");
+        const double* pq = checked(q, n, system.propulsion_components(), "q");
+        return make_host_replay_simulator(system, run, double_precision, px, pq, radius.data(), n);
+      },
+      py::arg("system"), py::arg("run"), py::arg("double_precision"), py::arg("x"), py::arg("q"), py::arg("radius"),
+      "The CUDA driver's kernel bodies run serially on the host (for tests: no GPU needed).");
+
+  m.def(
       "read_state", [](const Simulator& sim, int q_components) { return read_state(sim, q_components); },
       py::arg("simulator"), py::arg("q_components"), "(x, q) of the simulator's current state, in its precision.");
 
@@ -135,6 +148,11 @@ PYBIND11_MODULE(_core, m) {
 
   def_observable(m, "drift_divergence", &cpu_drift_divergence, 1,
                  "(n,) per-particle divergence of the x-drift (float64).");
+
+  def_observable(m, "host_replay_forces", &host_replay_forces, 2,
+                 "forces() through the CUDA kernel bodies run on the host (for tests).");
+  def_observable(m, "host_replay_drift_divergence", &host_replay_drift_divergence, 1,
+                 "drift_divergence() through the CUDA kernel bodies run on the host (for tests).");
 
   m.def(
       "knn",

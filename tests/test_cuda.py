@@ -1,8 +1,9 @@
 """CUDA backend (physics.md §1-3): the C++ driver's trajectories, the all-pairs observables, the Philox stream on the
 device, blow-ups, exact restarts and call patterns. Every test needs an NVIDIA GPU and is skipped without one.
 
-float64 CUDA and C++ runs differ only by rounding (the device's exp/log1p/sin/cos and FMA contraction, the order
-of the force sum), amplified by the dynamics: for these systems a 1e-14 relative perturbation of the initial
+float64 CUDA and C++ runs differ only by rounding (the device's exp/log1p/sin/cos and FMA contraction; both sum a
+particle's pair forces in ascending index, and test_cuda_host.py runs the kernel bodies on the host bit for bit
+against the C++ driver), amplified by the dynamics: for these systems a 1e-14 relative perturbation of the initial
 positions grows to at most ~4e-11 over 300 steps, hence the 1e-9 tolerance.
 """
 

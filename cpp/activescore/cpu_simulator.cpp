@@ -14,7 +14,7 @@
 #include "cell_list.hpp"
 #include "dispatch.hpp"
 #include "integrator.hpp"
-#include "neighbor_list.hpp"
+#include "neighbour_list.hpp"
 #include "pair_potential.hpp"
 #include "propulsion.hpp"
 #include "simulator.hpp"
@@ -49,9 +49,7 @@ class CpuSimulator final : public Simulator {
     double_precision_ = sizeof(Real) == sizeof(double);
     min_width_ = Real(max_cutoff(system, radius, n));
     skin_ = Real(kSkinFraction) * min_width_;
-    params_ = StepParams<Real>{Real(run.dt), Real(system.v0), Real(system.k), Real(system.trap),
-                               Real(std::sqrt(2.0 * system.eps * run.dt)),
-                               Real(0.25 * double(min_width_) * double(min_width_)), run.seed};
+    params_ = StepParams<Real>::make(system, run, min_width_);
     x_.assign(x, x + 2 * n);
     q_.assign(q, q + C * n);
     radius_.assign(radius, radius + n);

@@ -5,6 +5,7 @@
 #include "box.hpp"
 #include "hostdevice.hpp"
 #include "philox.hpp"
+#include "system_spec.hpp"
 
 namespace activescore {
 
@@ -17,6 +18,14 @@ struct StepParams {
   Real x_noise;       // sqrt(2 eps dt)
   Real max_step_sq;   // (half the minimum cell width)^2: a larger single-step move is a blow-up
   unsigned long long seed;
+
+  // The parameters of a run, for every driver: min_width is the largest interaction range in the run's precision
+  // (the cell width), whose half bounds a single step's move.
+  static StepParams make(const SystemSpec& system, const RunSpec& run, Real min_width) {
+    return StepParams{Real(run.dt), Real(system.v0), Real(system.k), Real(system.trap),
+                      Real(std::sqrt(2.0 * system.eps * run.dt)), Real(0.25 * double(min_width) * double(min_width)),
+                      run.seed};
+  }
 };
 
 // Advances a particle from (x, q) to (x_new, q_new) given its summed pair force (fx, fy) at the old state and

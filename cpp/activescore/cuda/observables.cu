@@ -31,8 +31,8 @@ template <bool kDivergence>
 void observable(const SystemSpec& system, const double* x, const double* radius, std::size_t n, double* out) {
   if (n == 0) return;
   const Box<double> box = Box<double>::make(system.box_length);
-  const int side = CellList<double>::cells_per_side(box.L, max_cutoff(system, radius, n));
-  const CellGrid<double> grid{box, side, double(side) * box.inv_L};
+  const CellGrid<double> grid = CellGrid<double>::make(box, max_cutoff(system, radius, n));
+  const int side = grid.side;
   const bool interacting = system.k != 0.0;
   const unsigned count = static_cast<unsigned>(n);
   const std::size_t out_size = kDivergence ? n : 2 * n;

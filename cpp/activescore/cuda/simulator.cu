@@ -78,11 +78,9 @@ class CudaSimulator final : public Simulator {
     double_precision_ = sizeof(Real) == sizeof(double);
     // As CpuSimulator: cell width and blow-up threshold from the largest interaction range, in the run's precision.
     min_width_ = Real(max_cutoff(system, radius, n));
-    const StepParams<Real> params{Real(run.dt), Real(system.v0), Real(system.k), Real(system.trap),
-                                  Real(std::sqrt(2.0 * system.eps * run.dt)),
-                                  Real(0.25 * double(min_width_) * double(min_width_)), run.seed};
-    const int side = CellList<Real>::cells_per_side(box_.L, min_width_);
-    grid_ = CellGrid<Real>{box_, side, Real(side) * box_.inv_L};
+    const StepParams<Real> params = StepParams<Real>::make(system, run, min_width_);
+    grid_ = CellGrid<Real>::make(box_, min_width_);
+    const int side = grid_.side;
     const int64_t per_chunk = (int64_t(1) << 23) / int64_t(std::max<std::size_t>(n, 1));
     chunk_steps_ = std::clamp<int64_t>(per_chunk / kMaxGraphSteps * kMaxGraphSteps, kMaxGraphSteps, kMaxChunkSteps);
 

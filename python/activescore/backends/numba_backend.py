@@ -65,7 +65,7 @@ def _params(system: SystemSpec, run: RunSpec | None, real, min_width, side: int)
         p[_BETA], p[_INV_BETA] = system.beta, 1.0 / system.beta
     p[_DELTA] = system.cutoff_delta  # 0 for the harmonic disk: its cutoff sigma + 0 is exactly sigma
     p[_BOX_L], p[_BOX_HALF], p[_BOX_INV_L] = system.box_length, 0.5 * system.box_length, 1.0 / system.box_length
-    p[_INV_CELL_WIDTH] = real(side) * p[_BOX_INV_L]  # computed in Real, as CellList::build_with_side does
+    p[_INV_CELL_WIDTH] = real(side) * p[_BOX_INV_L]  # computed in Real, as CellGrid::with_side does
     p[_ONE_HALF] = 0.5
     return p
 
@@ -139,7 +139,7 @@ def _pair_dforce(rho, sigma, p, harmonic):
 
 @numba.njit(cache=True)
 def _build_cell_list(x, radius, side, p, cell_start, fill, cell_of_particle, order, slot_cell, xy, slot_radius):
-    """Counting sort of particles into cells (stable in particle index), as CellList::build_with_side."""
+    """Counting sort of particles into cells (stable in particle index), as CellList::build."""
     n = x.shape[0]
     cell_start[:] = 0
     for i in range(n):
@@ -165,7 +165,7 @@ def _build_cell_list(x, radius, side, p, cell_start, fill, cell_of_particle, ord
 
 @numba.njit(cache=True)
 def _pair_sums(slot, side, cell_start, slot_cell, xy, slot_radius, p, harmonic, with_divergence):
-    """Sum over the neighbours of the particle in `slot`, in the C++ order (neighbour_cells, then slots).
+    """Sum over the neighbours of the particle in `slot`, in the C++ order (CellGrid::for_each_neighbour_cell, then slots).
 
     Returns (sum f/rho dx, sum f/rho dy, sum [f/rho + f']) with (dx, dy) = x_i - x_j under the minimum image;
     the last is 0 unless with_divergence.
@@ -178,7 +178,7 @@ def _pair_sums(slot, side, cell_start, slot_cell, xy, slot_radius, p, harmonic, 
     cx, cy = c % side, c // side
     n_cells = 1 if side == 1 else 9
     for a in range(n_cells):
-        # neighbour_cells: dy outer, dx inner, each -1..1 (all distinct because side >= 3).
+        # for_each_neighbour_cell: dy outer, dx inner, each -1..1 (all distinct because side >= 3).
         cell = 0 if side == 1 else ((cy + a // 3 - 1 + side) % side) * side + (cx + a % 3 - 1 + side) % side
         for s in range(cell_start[cell], cell_start[cell + 1]):
             if s == slot:

@@ -113,17 +113,16 @@ class VerletList {
   template <class Pair>
   static int visit(const CellList<Real>& cl, const Box<Real>& box, const Pair& pair, Real skin, const int* tag,
                    int slot, std::vector<uint64_t>& out, std::size_t at) {
-    int cells[9];
-    const int m = cl.neighbour_cells(cl.slot_cell[slot], cells);
+    int begin[9], end[9];
+    const int m = cl.neighbour_ranges(slot, begin, end);
     std::size_t candidates = 0;
-    for (int a = 0; a < m; ++a) candidates += cl.cell_start[cells[a] + 1] - cl.cell_start[cells[a]];
+    for (int a = 0; a < m; ++a) candidates += end[a] - begin[a];
     if (out.size() < at + candidates) out.resize(std::max(at + candidates, 2 * out.size()));
     uint64_t* found = out.data() + at;
     const Real xi = cl.xy[2 * slot], yi = cl.xy[2 * slot + 1], ri = cl.radius[slot];
     int count = 0;
     for (int a = 0; a < m; ++a) {
-      const int end = cl.cell_start[cells[a] + 1];
-      for (int s = cl.cell_start[cells[a]]; s < end; ++s) {
+      for (int s = begin[a]; s < end[a]; ++s) {
         const Real dx = box.min_image(xi - cl.xy[2 * s]);
         const Real dy = box.min_image(yi - cl.xy[2 * s + 1]);
         const Real reach = pair.cutoff(ri + cl.radius[s]) + skin;
