@@ -29,8 +29,6 @@ const double* checked(const F64Array& a, std::size_t n, std::size_t cols, const 
   return a.data();
 }
 
-
-
 using Observable = void (*)(const SystemSpec&, const double*, const double*, std::size_t, int, double*);
 
 // Binds an observable of one configuration: (system, x (n, 2), radius (n,), n_threads) -> float64 (n, columns),
@@ -220,8 +218,8 @@ PYBIND11_MODULE(_core, m) {
         py::dict info;
         info["device"] = d.device;
         info["name"] = d.name;
-        info["compute_capability"] = std::to_string(d.compute_capability_major) + "." +
-                                     std::to_string(d.compute_capability_minor);
+        info["compute_capability"] =
+            std::to_string(d.compute_capability_major) + "." + std::to_string(d.compute_capability_minor);
         info["sm_count"] = d.sm_count;
         info["memory_clock_mhz"] = d.memory_clock_mhz;
         info["memory_bus_width_bits"] = d.memory_bus_width_bits;

@@ -42,8 +42,8 @@ class CpuSimulator final : public Simulator {
  public:
   CpuSimulator(const SystemSpec& system, const RunSpec& run, const Pair& pair, const Propulsion& propulsion,
                const double* x, const double* q, const double* radius, std::size_t n)
-      : pair_(pair), propulsion_(propulsion), box_(Box<Real>::make(system.box_length)),
-        interacting_(system.k != 0.0), n_threads_(thread_count(run.n_threads, n)) {
+      : pair_(pair), propulsion_(propulsion), box_(Box<Real>::make(system.box_length)), interacting_(system.k != 0.0),
+        n_threads_(thread_count(run.n_threads, n)) {
     n_ = n;
     step_ = run.step;
     double_precision_ = sizeof(Real) == sizeof(double);
@@ -325,8 +325,7 @@ double max_cutoff(const SystemSpec& system, const double* radius, std::size_t n)
 }
 
 std::unique_ptr<Simulator> make_cpu_simulator(const SystemSpec& system, const RunSpec& run, bool double_precision,
-                                              const double* x, const double* q, const double* radius,
-                                              std::size_t n) {
+                                              const double* x, const double* q, const double* radius, std::size_t n) {
   return double_precision ? make_driver<CpuSimulator, double>(system, run, x, q, radius, n)
                           : make_driver<CpuSimulator, float>(system, run, x, q, radius, n);
 }
@@ -347,8 +346,8 @@ void cpu_forces(const SystemSpec& system, const double* x, const double* radius,
   });
 }
 
-void cpu_drift_divergence(const SystemSpec& system, const double* x, const double* radius, std::size_t n,
-                          int n_threads, double* out) {
+void cpu_drift_divergence(const SystemSpec& system, const double* x, const double* radius, std::size_t n, int n_threads,
+                          double* out) {
   constexpr double kDim = 2.0;
   with_pair<double>(system, [&](auto pair) {
     over_particles(

@@ -22,8 +22,12 @@ struct StepParams {
   // The parameters of a run, for every driver: min_width is the largest interaction range in the run's precision
   // (the cell width), whose half bounds a single step's move.
   static StepParams make(const SystemSpec& system, const RunSpec& run, Real min_width) {
-    return StepParams{Real(run.dt), Real(system.v0), Real(system.k), Real(system.trap),
-                      Real(std::sqrt(2.0 * system.eps * run.dt)), Real(0.25 * double(min_width) * double(min_width)),
+    return StepParams{Real(run.dt),
+                      Real(system.v0),
+                      Real(system.k),
+                      Real(system.trap),
+                      Real(std::sqrt(2.0 * system.eps * run.dt)),
+                      Real(0.25 * double(min_width) * double(min_width)),
                       run.seed};
   }
 };
@@ -34,8 +38,8 @@ struct StepParams {
 // non-finite or longer than half a cell.
 template <class Real, class Propulsion>
 AS_HD bool integrate_particle(const StepParams<Real>& p, const Propulsion& prop, const Box<Real>& box,
-                              const Normal2& x_normals, const Normal2& q_normals, const Real* x, const Real* q,
-                              Real fx, Real fy, Real* x_new, Real* q_new) {
+                              const Normal2& x_normals, const Normal2& q_normals, const Real* x, const Real* q, Real fx,
+                              Real fy, Real* x_new, Real* q_new) {
   Real gx, gy;
   prop.direction(q, gx, gy);
   Real dx = p.dt * (p.v0 * gx + p.k * fx - p.trap * x[0]);
@@ -54,8 +58,8 @@ AS_HD bool integrate_particle(const StepParams<Real>& p, const Propulsion& prop,
 // The same for particle i at `step`, drawing its block.
 template <class Real, class Propulsion>
 AS_HD bool integrate_particle(const StepParams<Real>& p, const Propulsion& prop, const Box<Real>& box,
-                              unsigned long long step, unsigned i, const Real* x, const Real* q, Real fx,
-                              Real fy, Real* x_new, Real* q_new) {
+                              unsigned long long step, unsigned i, const Real* x, const Real* q, Real fx, Real fy,
+                              Real* x_new, Real* q_new) {
   const Philox4x32 w = random_block(p.seed, step, i, kStepNoise);
   // eps = 0 (the MIPS case) skips a Box-Muller it would multiply by zero.
   const Normal2 x_normals = p.x_noise != Real(0) ? box_muller(w.v[0], w.v[1]) : Normal2{0.0, 0.0};

@@ -25,7 +25,8 @@ class VerletList {
   std::vector<int> start;       // neighbours of slot p: index[start[p] .. start[p+1])
   std::vector<int> index;       // neighbour slots, in ascending tag
   std::vector<Real> reference;  // positions at the last build, by slot
-  std::vector<int> pair_start;  // pairs owned by slot p (neighbours of higher tag): table slots [pair_start[p], ..[p+1])
+  std::vector<int>
+      pair_start;  // pairs owned by slot p (neighbours of higher tag): table slots [pair_start[p], ..[p+1])
   std::vector<int> owned_first; // index[owned_first[p]] is p's first neighbour of higher tag
   std::vector<int> pair_of;     // for each list entry: its pair's slot in the table
 

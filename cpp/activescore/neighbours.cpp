@@ -41,8 +41,7 @@ void knn(const double* x, std::size_t n, double box_length, int k, int n_threads
         const int lo = whole_box ? 0 : -ring, hi = whole_box ? side - 1 : ring;
         for (int dy = lo; dy <= hi; ++dy)
           for (int dx = lo; dx <= hi; ++dx) {
-            const int c = whole_box ? dy * side + dx
-                                    : ((cy + dy + side) % side) * side + (cx + dx + side) % side;
+            const int c = whole_box ? dy * side + dx : ((cy + dy + side) % side) * side + (cx + dx + side) % side;
             for (int s = cells.cell_start[c]; s < cells.cell_start[c + 1]; ++s) {
               const double ddx = box.min_image(xi - cells.xy[2 * s]);
               const double ddy = box.min_image(yi - cells.xy[2 * s + 1]);

@@ -17,9 +17,7 @@ struct SoftplusPair {
 
   AS_HD Real cutoff(Real sigma) const { return sigma + delta; }
 
-  AS_HD Real force(Real rho, Real sigma) const {
-    return softplus(beta * (sigma - rho)) * inv_beta;
-  }
+  AS_HD Real force(Real rho, Real sigma) const { return softplus(beta * (sigma - rho)) * inv_beta; }
 
   // df/drho = -sigmoid(beta (sigma - rho)).
   AS_HD Real dforce(Real rho, Real sigma) const {

@@ -105,9 +105,9 @@ inline double exp_nonpositive(double x) {
   // 1 + (r + r^2 Q(r)), Q(r) = sum_{k=2..13} r^{k-2}/k! by Estrin's scheme (see atanh_series_tail); the 1 is
   // added last, so only one rounding happens at its magnitude.
   const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-  const double a0 = 0.5 + r * (1.0 / 6.0), a1 = 1.0 / 24.0 + r * (1.0 / 120.0),
-               a2 = 1.0 / 720.0 + r * (1.0 / 5040.0), a3 = 1.0 / 40320.0 + r * (1.0 / 362880.0),
-               a4 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0), a5 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+  const double a0 = 0.5 + r * (1.0 / 6.0), a1 = 1.0 / 24.0 + r * (1.0 / 120.0), a2 = 1.0 / 720.0 + r * (1.0 / 5040.0),
+               a3 = 1.0 / 40320.0 + r * (1.0 / 362880.0), a4 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0),
+               a5 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
   const double q = ((a0 + a1 * r2) + (a2 + a3 * r2) * r4) + (a4 + a5 * r2) * r8;
   const double p = 1.0 + (r + r2 * q);
   int64_t t_bits, round_bits;

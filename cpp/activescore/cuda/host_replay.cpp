@@ -18,8 +18,8 @@ namespace {
 class HostCellList {
  public:
   HostCellList(std::size_t n, unsigned cells, bool interacting)
-      : sorted_(interacting && cells > 1), key_by_tag_(n), slot_by_tag_(n), sorted_key_(n), sorted_slot_(n),
-        by_key_(n), cell_range_(interacting ? cells : 0) {}
+      : sorted_(interacting && cells > 1), key_by_tag_(n), slot_by_tag_(n), sorted_key_(n), sorted_slot_(n), by_key_(n),
+        cell_range_(interacting ? cells : 0) {}
 
   void sort() {
     if (!sorted_) return;
@@ -69,11 +69,19 @@ class HostReplaySimulator final : public Simulator {
     n_ = n;
     step_ = run.step;
     double_precision_ = sizeof(Real) == sizeof(double);
-    args_ = StepArgs<Real, Pair, Propulsion>{cur_.view(),          next_.view(),         cells_.sorted_key(),
-                                             cells_.cell_range(),  cells_.key_by_tag(),  cells_.slot_by_tag(),
-                                             grid_,                pair,                 propulsion,
+    args_ = StepArgs<Real, Pair, Propulsion>{cur_.view(),
+                                             next_.view(),
+                                             cells_.sorted_key(),
+                                             cells_.cell_range(),
+                                             cells_.key_by_tag(),
+                                             cells_.slot_by_tag(),
+                                             grid_,
+                                             pair,
+                                             propulsion,
                                              StepParams<Real>::make(system, run, min_width_),
-                                             &control_,            unsigned(n),          interacting_};
+                                             &control_,
+                                             unsigned(n),
+                                             interacting_};
     // The state starts in `next`, in original order, as if a step had just written it.
     for (std::size_t i = 0; i < n; ++i) {
       next_.pos[i] = Vec2<Real>{Real(x[2 * i]), Real(x[2 * i + 1])};
@@ -92,8 +100,8 @@ class HostReplaySimulator final : public Simulator {
       cells_.sort();
       cells_.clear_ranges();
       for (unsigned slot = 0; slot < n; ++slot)
-        gather_body(slot, n, cells_.sorted_key(), cells_.sorted_slot(), next_.view(), cur_.view(),
-                    cells_.cell_range(), interacting_);
+        gather_body(slot, n, cells_.sorted_key(), cells_.sorted_slot(), next_.view(), cur_.view(), cells_.cell_range(),
+                    interacting_);
       for (unsigned slot = 0; slot < n; ++slot) step_body(slot, 0u, args_);
       if (control_.bad_step != kNoFailure) return recover(start);
       ++control_.step;
@@ -171,8 +179,8 @@ void observable(const SystemSpec& system, const double* x, const double* radius,
                 interacting);
   with_pair<double>(system, [&](auto pair) {
     using Pair = decltype(pair);
-    const ObservableArgs<Pair> args{sorted.view(), cells.sorted_key(), cells.cell_range(), grid, pair, system.k,
-                                    system.trap,   interacting,        out};
+    const ObservableArgs<Pair> args{sorted.view(), cells.sorted_key(), cells.cell_range(), grid, pair,
+                                    system.k,      system.trap,        interacting,        out};
     for (unsigned slot = 0; slot < count; ++slot) observable_body<Pair, kDivergence>(slot, args);
     return 0;
   });

@@ -15,8 +15,8 @@ std::unique_ptr<Simulator> make_host_replay_simulator(const SystemSpec& system, 
                                                       const double* radius, std::size_t n);
 
 // cuda_forces / cuda_drift_divergence through the same bodies on the host (n_threads is ignored).
-void host_replay_forces(const SystemSpec& system, const double* x, const double* radius, std::size_t n,
-                        int n_threads, double* out);
+void host_replay_forces(const SystemSpec& system, const double* x, const double* radius, std::size_t n, int n_threads,
+                        double* out);
 void host_replay_drift_divergence(const SystemSpec& system, const double* x, const double* radius, std::size_t n,
                                   int n_threads, double* out);
 

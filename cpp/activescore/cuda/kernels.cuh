@@ -266,8 +266,8 @@ AS_HD void step_body(unsigned slot, unsigned offset, const StepArgs<Real, Pair, 
   }
   const Real x[2] = {p.x, p.y};
   Real x_new[2], q_new[C];
-  const bool ok = integrate_particle(a.params, a.propulsion, a.grid.box, step, tag, x, q, force.fx, force.fy, x_new,
-                                     q_new);
+  const bool ok =
+      integrate_particle(a.params, a.propulsion, a.grid.box, step, tag, x, q, force.fx, force.fy, x_new, q_new);
   a.next.pos[slot] = Vec2<Real>{x_new[0], x_new[1]};
   for (int c = 0; c < C; ++c) a.next.q[C * slot + c] = q_new[c];
   a.next.tag[slot] = tag;

@@ -72,7 +72,8 @@ class CudaSimulator final : public Simulator {
                 const double* x, const double* q, const double* radius, std::size_t n)
       : device_(current_device()), box_(Box<Real>::make(system.box_length)), interacting_(system.k != 0.0),
         use_graphs_(graphs_enabled()) {
-    if (n > static_cast<std::size_t>(INT_MAX)) throw std::invalid_argument("the CUDA backend takes at most 2^31-1 particles");
+    if (n > static_cast<std::size_t>(INT_MAX))
+      throw std::invalid_argument("the CUDA backend takes at most 2^31-1 particles");
     n_ = n;
     step_ = run.step;
     double_precision_ = sizeof(Real) == sizeof(double);
@@ -98,9 +99,18 @@ class CudaSimulator final : public Simulator {
     pinned_ = make_pinned_control();
     stream_ = std::make_unique<Stream>();
 
-    args_ = StepArgs<Real, Pair, Propulsion>{cur(), next(), cells_->sorted_key(), cells_->cell_range(),
-                                             cells_->key_by_tag(), cells_->slot_by_tag(), grid_, pair,
-                                             propulsion, params, control_.get(), static_cast<unsigned>(n),
+    args_ = StepArgs<Real, Pair, Propulsion>{cur(),
+                                             next(),
+                                             cells_->sorted_key(),
+                                             cells_->cell_range(),
+                                             cells_->key_by_tag(),
+                                             cells_->slot_by_tag(),
+                                             grid_,
+                                             pair,
+                                             propulsion,
+                                             params,
+                                             control_.get(),
+                                             static_cast<unsigned>(n),
                                              interacting_};
 
     // The state starts in `next`, in original order, as if a step had just written it.
@@ -141,8 +151,7 @@ class CudaSimulator final : public Simulator {
       queued += count;
       // Look at the flag of the previous chunk while this one runs.
       const char* bad_step = reinterpret_cast<const char*>(control_.get()) + offsetof(Control, bad_step);
-      check(cudaMemcpyAsync(&pinned_->poll[chunk & 1], bad_step, sizeof(unsigned long long), cudaMemcpyDeviceToHost,
-                            s),
+      check(cudaMemcpyAsync(&pinned_->poll[chunk & 1], bad_step, sizeof(unsigned long long), cudaMemcpyDeviceToHost, s),
             "cudaMemcpyAsync (blow-up flag)");
       check(cudaEventRecord(poll_[chunk & 1].get(), s), "cudaEventRecord");
       if (chunk > 0) {
@@ -308,8 +317,7 @@ class CudaSimulator final : public Simulator {
 }  // namespace cuda
 
 std::unique_ptr<Simulator> make_cuda_simulator(const SystemSpec& system, const RunSpec& run, bool double_precision,
-                                               const double* x, const double* q, const double* radius,
-                                               std::size_t n) {
+                                               const double* x, const double* q, const double* radius, std::size_t n) {
   return double_precision ? make_driver<cuda::CudaSimulator, double>(system, run, x, q, radius, n)
                           : make_driver<cuda::CudaSimulator, float>(system, run, x, q, radius, n);
 }
