@@ -10,7 +10,7 @@ from pathlib import Path
 
 import activescore as a
 from activescore import plotting
-from activescore.dataset import DatasetPlan, build_dataset
+from activescore.io.dataset import DatasetPlan, build_dataset
 from activescore.learning import train_score
 
 out = Path("mips_maps")

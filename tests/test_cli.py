@@ -33,7 +33,7 @@ def test_simulate_writes_trajectory_config_and_record(tmp_path):
 def test_interrupted_simulate_resumes_to_the_unbroken_result(tmp_path, monkeypatch):
     args = ["simulate", *TINY, "--set", "simulation.n_steps=300", "--set", "simulation.save_every=30"]
     assert run_cli(*args, "--out", tmp_path / "whole") == 0
-    from activescore import gsd_io
+    from activescore.io import gsd as gsd_io
 
     real_append = gsd_io.GSDWriter.append
     count = {"n": 0}
@@ -98,7 +98,7 @@ def test_dataset_train_estimate_plot_pipeline(tmp_path):
 
 
 def test_train_streams_a_data_set_with_more_frames_than_frames_in_memory(tmp_path):
-    from activescore.dataset import DatasetPlan, build_dataset
+    from activescore.io.dataset import DatasetPlan, build_dataset
     from activescore.learning import Score
 
     system = a.AOUP(24, packing_fraction=0.3, v0=0.5, gamma=0.5, eps=0.1)

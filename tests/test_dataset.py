@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import activescore as a
-from activescore.dataset import DatasetPlan, SnapshotDataset, build_dataset
+from activescore.io.dataset import DatasetPlan, SnapshotDataset, build_dataset
 
 
 def small():
@@ -33,7 +33,7 @@ def test_interrupted_build_resumes_exactly(tmp_path, monkeypatch):
     plan = DatasetPlan(n_frames=6, spacing=4, burn_in=8, dt=0.05, seed=9, shard_frames=2)
     whole = build_dataset(s, plan, tmp_path / "whole", progress=False, n_threads=1)
 
-    import activescore.dataset as dataset_module
+    import activescore.io.dataset as dataset_module
     calls = {"n": 0}
     real_save = dataset_module._save_json
 

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip("activescore._core", reason="the compiled core is not built")
 
 from activescore.learning import ScoreNet, ScoreNetConfig, init_params  # noqa: E402
-from activescore.learning.data import Snapshots, gather_tokens, neighbor_lists  # noqa: E402
+from activescore.learning.data import Snapshots, gather_tokens, neighbour_lists  # noqa: E402
 from activescore.learning.losses import dsm_loss, implicit_loss, perturb_all, self_divergence  # noqa: E402
 
 BOX = 8.0
@@ -19,10 +19,10 @@ def snapshot(seed, n=24):
     return rng.uniform(-BOX / 2, BOX / 2, (n, 2)), rng.normal(size=(n, 2))
 
 
-def tokens_of(x, g, neighbors, log_sigma=0.0):
+def tokens_of(x, g, neighbours, log_sigma=0.0):
     """All particles' tokens for positions x with a fixed neighbour index set."""
     n = len(x)
-    snaps = Snapshots(jnp.asarray(x)[None], jnp.asarray(g)[None], jnp.asarray(neighbors)[None])
+    snaps = Snapshots(jnp.asarray(x)[None], jnp.asarray(g)[None], jnp.asarray(neighbours)[None])
     return gather_tokens(snaps, jnp.zeros(n, jnp.int32), jnp.arange(n), BOX, jnp.full(n, log_sigma))
 
 
@@ -36,8 +36,8 @@ def test_self_divergence_matches_finite_differences_of_the_snapshot_function(pre
         params = init_params(config, jax.random.PRNGKey(0))
         apply = jax.jit(ScoreNet(config).apply)
         x, g = snapshot(1)
-        neighbors = neighbor_lists(x[None], BOX, config.k)[0]
-        divergence = np.asarray(self_divergence(apply, params, tokens_of(x, g, neighbors), predict_x))
+        neighbours = neighbour_lists(x[None], BOX, config.k)[0]
+        divergence = np.asarray(self_divergence(apply, params, tokens_of(x, g, neighbours), predict_x))
         h = 1e-5
         for i in (0, 7, 19):
             expected_g = expected_x = 0.0
@@ -51,8 +51,8 @@ def test_self_divergence_matches_finite_differences_of_the_snapshot_function(pre
                         plus_x[i, a] += h
                         minus_x[i, a] -= h
                     column = a + (2 if (name == "g" and predict_x) else 0)
-                    up = np.asarray(apply(params, tokens_of(plus_x, plus_g, neighbors)))[i, column]
-                    down = np.asarray(apply(params, tokens_of(minus_x, minus_g, neighbors)))[i, column]
+                    up = np.asarray(apply(params, tokens_of(plus_x, plus_g, neighbours)))[i, column]
+                    down = np.asarray(apply(params, tokens_of(minus_x, minus_g, neighbours)))[i, column]
                     if name == "g":
                         expected_g += (up - down) / (2 * h)
                     else:
@@ -67,11 +67,11 @@ def test_noisy_tokens_equal_the_tokens_of_the_noisy_snapshot():
     # perturb_all moves displacements by noise_i - noise_j: the same as recomputing them from noisy positions.
     with jax.enable_x64(True):
         x, g = snapshot(2)
-        neighbors = neighbor_lists(x[None], BOX, 6)[0]
+        neighbours = neighbour_lists(x[None], BOX, 6)[0]
         noise = 0.05 * np.random.default_rng(3).normal(size=(len(x), 4))
-        per_token = jnp.asarray(noise[neighbors])  # (N, k, 4): each token carries its particle's noise
-        moved = perturb_all(tokens_of(x, g, neighbors), per_token, predict_x=True)
-        direct = tokens_of(x + noise[:, :2], g + noise[:, 2:], neighbors)
+        per_token = jnp.asarray(noise[neighbours])  # (N, k, 4): each token carries its particle's noise
+        moved = perturb_all(tokens_of(x, g, neighbours), per_token, predict_x=True)
+        direct = tokens_of(x + noise[:, :2], g + noise[:, 2:], neighbours)
         for a, b in zip(moved[:3], direct[:3]):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-12)
 

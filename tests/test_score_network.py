@@ -130,7 +130,7 @@ def test_force_tokens_carry_each_neighbours_compiled_force():
                            BOX, jnp.zeros(n))
     force = a.forces(system, x)
     # JAX without x64 stores float32: equal to rounding.
-    np.testing.assert_allclose(np.asarray(tokens.force), force[np.asarray(snapshots.neighbors[0])], rtol=1e-6,
+    np.testing.assert_allclose(np.asarray(tokens.force), force[np.asarray(snapshots.neighbours[0])], rtol=1e-6,
                                atol=1e-7)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("activescore._core", reason="the compiled core is not built")
 
-from activescore.dataset import DatasetPlan, SnapshotDataset, build_dataset  # noqa: E402
+from activescore.io.dataset import DatasetPlan, SnapshotDataset, build_dataset  # noqa: E402
 from activescore.learning import stream, train_score  # noqa: E402
 from activescore.learning import train as train_module  # noqa: E402
 from test_score_training import TINY, assert_same_params, system  # noqa: E402

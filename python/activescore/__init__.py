@@ -1,9 +1,9 @@
 """activescore: simulate active matter, learn its score, and measure its probability currents and entropy
 production (Boffi & Vanden-Eijnden, PNAS 2024)."""
 
-__version__ = "0.1.0"
-
 import os as _os
+
+from ._version import __version__
 
 # libgomp's default wait (spin 300000 iterations, then sleep) makes every per-step barrier of the compiled simulator
 # wait a whole scheduler slice when the cores are shared with other work: 20-50x slower runs on 2-core machines.
@@ -15,11 +15,11 @@ if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
     _os.environ["GOMP_SPINCOUNT"] = "1000"
 
 from . import exact
-from .estimators import EPRResult, Estimate, LearningFreeEPR, estimate, learning_free_epr, local_epr
-from .gsd_io import load_state, load_trajectory
-from .simulate import SimulationError, drift, drift_divergence, forces, simulate
+from .estimation import EPRResult, Estimate, LearningFreeEPR, estimate, learning_free_epr, local_epr
+from .observables import drift, drift_divergence, forces
+from .simulation.simulate import SimulationError, simulate
+from .simulation.trajectory import State, Trajectory, load_state, load_trajectory
 from .systems import ABP, AOUP, MIPS_DT, MIPS_PARAMETERS, mips, system_from_dict
-from .trajectory import State, Trajectory
 
 # Score learning pulls in JAX: loaded on first use, so simulating alone stays light.
 _LEARNING = ("Score", "ScoreNet", "ScoreNetConfig", "TrainConfig", "train_score")

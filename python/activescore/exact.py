@@ -213,7 +213,7 @@ class EquilibriumScore:
         self.n_threads = check.integer("n_threads", n_threads, low=0)
 
     def __call__(self, x, g):
-        from .simulate import forces
+        from .observables import forces
 
         x, g = _snapshot(self.system, x, g)
         return forces(self.system, x, n_threads=self.n_threads) / self.system.eps, -g
@@ -222,7 +222,7 @@ class EquilibriumScore:
         return np.full(self.system.n_particles, -float(D))
 
     def divergence_x(self, x, g) -> np.ndarray:
-        from .simulate import drift_divergence
+        from .observables import drift_divergence
 
         x, _ = _snapshot(self.system, x, g)
         return drift_divergence(self.system, x, n_threads=self.n_threads) / self.system.eps

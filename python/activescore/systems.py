@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -31,8 +32,7 @@ def _box_length(n_particles: int, radius: np.ndarray, packing_fraction, box_leng
 
 def _radii(n_particles: int, radius) -> np.ndarray:
     if np.ndim(radius) == 0:
-        r = check.real("radius", radius, low=0.0, low_open=True)
-        return np.full(n_particles, r)
+        return np.full(n_particles, check.real("radius", radius, low=0.0, low_open=True))
     r = check.array("radius", radius, (n_particles,))
     if np.any(r <= 0):
         raise ValueError("radius must be > 0 for every particle")
@@ -46,8 +46,14 @@ def _beta(beta) -> float:
 
 
 @dataclass(frozen=True, eq=False)
-class _ParticleSystem:
-    """Fields and behaviour shared by AOUP and ABP."""
+class ParticleSystem:
+    """Fields, validation and behaviour shared by :class:`AOUP` and :class:`ABP`.
+
+    A model subclass says what the rest of the package asks of a model: its name (``model``), how many numbers
+    hold a particle's propulsion state q (``propulsion_components``), the propulsion vector g of a state
+    (:meth:`propulsion_direction`), the stationary propulsion drawn from standard normals
+    (:meth:`stationary_propulsion`), the relaxation rate of g (``propulsion_rate``), and its :meth:`spec`.
+    """
 
     n_particles: int
     box_length: float
@@ -58,6 +64,25 @@ class _ParticleSystem:
     trap: float
     beta: float
     cutoff_tol: float
+
+    model: ClassVar[str]
+    propulsion_components: ClassVar[int]
+
+    def _set_common(self, n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius,
+                    cutoff_tol) -> None:
+        n = check.integer("n_particles", n_particles, low=1, high=2**31 - 1)
+        r = _radii(n, radius)
+        set_ = object.__setattr__
+        set_(self, "n_particles", n)
+        set_(self, "radius", r)
+        set_(self, "box_length", _box_length(n, r, packing_fraction, box_length))
+        set_(self, "v0", check.real("v0", v0, low=0.0))
+        set_(self, "eps", check.real("eps", eps, low=0.0))
+        set_(self, "k", check.real("k", k, low=0.0))
+        set_(self, "trap", check.real("trap", trap, low=0.0))
+        set_(self, "beta", _beta(beta))
+        set_(self, "cutoff_tol", check.real("cutoff_tol", cutoff_tol, low=0.0, high=1.0, low_open=True,
+                                            high_open=True))
 
     @property
     def packing_fraction(self) -> float:
@@ -72,6 +97,23 @@ class _ParticleSystem:
         """Largest pair cutoff 2 max(R) + δ, δ = ln(1/(tol ln 2))/β (0 for harmonic disks)."""
         return self.spec().max_cutoff(self.radius)
 
+    @property
+    def propulsion_rate(self) -> float:
+        """The rate in b_g = −rate · g: γ for AOUP, D_r for ABP (Itô form of g = (cos θ, sin θ))."""
+        raise NotImplementedError
+
+    def propulsion_direction(self, q: np.ndarray) -> np.ndarray:
+        """The propulsion vector g (..., 2) of a propulsion state q (..., propulsion_components)."""
+        raise NotImplementedError
+
+    def stationary_propulsion(self, z: np.ndarray) -> np.ndarray:
+        """A stationary propulsion state (n, propulsion_components) from standard normals z (n, 2)."""
+        raise NotImplementedError
+
+    def spec(self) -> SystemSpec:
+        """The plain description every backend consumes."""
+        raise NotImplementedError
+
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         r = self.radius
@@ -83,51 +125,55 @@ class _ParticleSystem:
     def __eq__(self, other) -> bool:
         return type(self) is type(other) and self.to_dict() == other.to_dict()
 
-    def with_size(self, n_particles: int, *, packing_fraction: float | None = None) -> "_ParticleSystem":
+    def __repr__(self) -> str:
+        d = self.to_dict()
+        for key in ("n_particles", "box_length", "radius", "cutoff_tol", "model"):
+            d.pop(key)
+        params = ", ".join(f"{key}={value}" for key, value in d.items())
+        return (f"{type(self).__name__}(n_particles={self.n_particles}, packing_fraction={self.packing_fraction:.4g}, "
+                f"box_length={self.box_length:.6g}, {params})")
+
+    def with_size(self, n_particles: int, *, packing_fraction: float | None = None) -> ParticleSystem:
         """The same system with another particle count (and packing fraction), e.g. for transfer studies."""
         d = self.to_dict()
         for key in ("model", "box_length", "n_particles"):
             d.pop(key)
         if not np.isscalar(d["radius"]):
             raise ValueError("with_size needs a monodisperse system (one radius)")
-        return type(self)(n_particles, packing_fraction=packing_fraction or self.packing_fraction, **d)
+        model: Any = type(self)
+        return model(n_particles, packing_fraction=packing_fraction or self.packing_fraction, **d)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class AOUP(_ParticleSystem):
+class AOUP(ParticleSystem):
     """Active Ornstein–Uhlenbeck particles (the paper's model, physics.md §1).
 
     dx_i = [v0 g_i + k Σ_j F(x_i − x_j) − A x_i] dt + √(2ε) dW_i,   dg_i = −γ g_i dt + √(2γ) dB_i,
     F(r) = softplus_β(R_i + R_j − |r|) r/|r|  (β = None: harmonic soft disks).
 
     Give exactly one of ``packing_fraction`` (φ = Σ πR²/L²) and ``box_length``. Defaults are the paper's MIPS
-    values, so ``AOUP(4096, packing_fraction=0.5)`` is the paper's system.
+    values, so ``AOUP(4096, packing_fraction=0.5)`` is the paper's system. The propulsion state q is g itself.
     """
 
     gamma: float = 1e-4
-    model = "aoup"
+    model: ClassVar[str] = "aoup"
+    propulsion_components: ClassVar[int] = 2
 
     def __init__(self, n_particles: int, *, packing_fraction: float | None = None, box_length: float | None = None,
                  v0: float = 0.025, gamma: float = 1e-4, eps: float = 0.0, k: float = 1.0, trap: float = 0.0,
                  beta: float | None = 7.5, radius=1.0, cutoff_tol: float = 1e-6):
-        n = check.integer("n_particles", n_particles, low=1, high=2**31 - 1)
-        r = _radii(n, radius)
-        set_ = object.__setattr__
-        set_(self, "n_particles", n)
-        set_(self, "radius", r)
-        set_(self, "box_length", _box_length(n, r, packing_fraction, box_length))
-        set_(self, "v0", check.real("v0", v0, low=0.0))
-        set_(self, "gamma", check.real("gamma", gamma, low=0.0, low_open=True))
-        set_(self, "eps", check.real("eps", eps, low=0.0))
-        set_(self, "k", check.real("k", k, low=0.0))
-        set_(self, "trap", check.real("trap", trap, low=0.0))
-        set_(self, "beta", _beta(beta))
-        set_(self, "cutoff_tol", check.real("cutoff_tol", cutoff_tol, low=0.0, high=1.0, low_open=True, high_open=True))
+        self._set_common(n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius, cutoff_tol)
+        object.__setattr__(self, "gamma", check.real("gamma", gamma, low=0.0, low_open=True))
 
-    def __repr__(self) -> str:
-        return (f"AOUP(n_particles={self.n_particles}, packing_fraction={self.packing_fraction:.4g}, "
-                f"box_length={self.box_length:.6g}, v0={self.v0}, gamma={self.gamma}, eps={self.eps}, k={self.k}, "
-                f"trap={self.trap}, beta={None if self.harmonic else self.beta})")
+    @property
+    def propulsion_rate(self) -> float:
+        return self.gamma
+
+    def propulsion_direction(self, q: np.ndarray) -> np.ndarray:
+        return q
+
+    def stationary_propulsion(self, z: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(z[:, :2])  # g_i ~ N(0, I)
 
     def spec(self) -> SystemSpec:
         return SystemSpec("aoup", self.box_length, self.v0, self.gamma, 0.0, self.eps, self.k, self.trap,
@@ -135,37 +181,47 @@ class AOUP(_ParticleSystem):
 
 
 @dataclass(frozen=True, eq=False, repr=False)
-class ABP(_ParticleSystem):
-    """Active Brownian particles: g_i = (cos θ_i, sin θ_i), dθ_i = √(2 D_r) dB_i, same x equation as AOUP."""
+class ABP(ParticleSystem):
+    """Active Brownian particles: g_i = (cos θ_i, sin θ_i), dθ_i = √(2 D_r) dB_i, same x equation as AOUP.
+
+    The propulsion state q is θ (n, 1)."""
 
     rotational_diffusion: float = 1.0
-    model = "abp"
+    model: ClassVar[str] = "abp"
+    propulsion_components: ClassVar[int] = 1
 
     def __init__(self, n_particles: int, *, packing_fraction: float | None = None, box_length: float | None = None,
                  v0: float = 1.0, rotational_diffusion: float = 1.0, eps: float = 0.0, k: float = 1.0,
                  trap: float = 0.0, beta: float | None = 7.5, radius=1.0, cutoff_tol: float = 1e-6):
-        n = check.integer("n_particles", n_particles, low=1, high=2**31 - 1)
-        r = _radii(n, radius)
-        set_ = object.__setattr__
-        set_(self, "n_particles", n)
-        set_(self, "radius", r)
-        set_(self, "box_length", _box_length(n, r, packing_fraction, box_length))
-        set_(self, "v0", check.real("v0", v0, low=0.0))
-        set_(self, "rotational_diffusion", check.real("rotational_diffusion", rotational_diffusion, low=0.0))
-        set_(self, "eps", check.real("eps", eps, low=0.0))
-        set_(self, "k", check.real("k", k, low=0.0))
-        set_(self, "trap", check.real("trap", trap, low=0.0))
-        set_(self, "beta", _beta(beta))
-        set_(self, "cutoff_tol", check.real("cutoff_tol", cutoff_tol, low=0.0, high=1.0, low_open=True, high_open=True))
+        self._set_common(n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius, cutoff_tol)
+        object.__setattr__(self, "rotational_diffusion",
+                           check.real("rotational_diffusion", rotational_diffusion, low=0.0))
 
-    def __repr__(self) -> str:
-        return (f"ABP(n_particles={self.n_particles}, packing_fraction={self.packing_fraction:.4g}, "
-                f"box_length={self.box_length:.6g}, v0={self.v0}, rotational_diffusion={self.rotational_diffusion}, "
-                f"eps={self.eps}, k={self.k}, trap={self.trap}, beta={None if self.harmonic else self.beta})")
+    @property
+    def propulsion_rate(self) -> float:
+        return self.rotational_diffusion
+
+    def propulsion_direction(self, q: np.ndarray) -> np.ndarray:
+        theta = q[..., 0]
+        return np.stack([np.cos(theta), np.sin(theta)], axis=-1)
+
+    def stationary_propulsion(self, z: np.ndarray) -> np.ndarray:
+        # The angle of a standard normal pair is uniform on the circle.
+        return np.ascontiguousarray(np.mod(np.arctan2(z[:, 1], z[:, 0]), 2 * np.pi)[:, None])
 
     def spec(self) -> SystemSpec:
         return SystemSpec("abp", self.box_length, self.v0, 0.0, self.rotational_diffusion, self.eps, self.k,
                           self.trap, self.beta, self.cutoff_tol)
+
+
+MODELS: dict[str, type[ParticleSystem]] = {cls.model: cls for cls in (AOUP, ABP)}
+
+
+def check_system(system, name: str = "system") -> ParticleSystem:
+    """``system`` if it is an activescore model, else a ValueError naming ``name``."""
+    if not isinstance(system, ParticleSystem):
+        raise ValueError(f"{name} must be an activescore.AOUP or activescore.ABP, got {type(system).__name__}")
+    return system
 
 
 def mips(n_particles: int, packing_fraction: float = 0.5, **overrides) -> AOUP:
@@ -174,12 +230,12 @@ def mips(n_particles: int, packing_fraction: float = 0.5, **overrides) -> AOUP:
     return AOUP(n_particles, packing_fraction=packing_fraction, **params)
 
 
-def system_from_dict(d: dict) -> AOUP | ABP:
+def system_from_dict(d: dict) -> ParticleSystem:
     """Inverse of ``system.to_dict()``."""
     d = dict(d)
     model = d.pop("model", "aoup")
-    cls = {"aoup": AOUP, "abp": ABP}.get(model)
+    cls = MODELS.get(model)
     if cls is None:
-        raise ValueError(f"model must be 'aoup' or 'abp', got {model!r}")
+        raise ValueError(f"model must be one of {sorted(MODELS)}, got {model!r}")
     n = d.pop("n_particles")
     return cls(n, **d)

@@ -54,7 +54,7 @@ def _params(system: SystemSpec, run: RunSpec | None, real, min_width, side: int)
     if run is not None:
         p[_DT] = run.dt
         p[_X_NOISE] = math.sqrt(2.0 * system.eps * run.dt)
-        if system.model == "aoup":
+        if not system.angular:
             p[_DECAY] = math.exp(-system.gamma * run.dt)
             p[_KICK] = math.sqrt(-math.expm1(-2.0 * system.gamma * run.dt))
         else:
@@ -328,8 +328,6 @@ class NumbaSimulator:
     """
 
     def __init__(self, system: SystemSpec, run: RunSpec, double_precision: bool, x, q, radius):
-        if system.model not in ("aoup", "abp"):
-            raise ValueError(f"model must be 'aoup' or 'abp', got {system.model!r}")
         real = np.float64 if double_precision else np.float32
         radius = _as_float64(radius, "radius")
         n = radius.shape[0]
@@ -381,7 +379,7 @@ class NumbaSimulator:
             done, bad = _advance_kernel(
                 n_steps, self._step, np.uint64(self._run.seed), self._x, self._q, self._radius, self._x_new,
                 self._q_new, self._ok, self._params, self._cells.side, self._system.k != 0.0,
-                self._system.harmonic, self._system.model == "abp", *self._cells.arrays())
+                self._system.harmonic, self._system.angular, *self._cells.arrays())
         self._step += int(done)
         if bad >= 0:
             self._error = self._blow_up_message(int(bad))

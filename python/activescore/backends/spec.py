@@ -12,9 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 
 
+# Numbers holding a particle's propulsion state q: AOUP g (2), ABP θ (1).
+_PROPULSION_COMPONENTS = {"aoup": 2, "abp": 1}
+
+
 @dataclass(frozen=True)
 class SystemSpec:
-    model: str  # "aoup" or "abp"
+    model: str  # "aoup" or "abp": the name of the C++ Model enum member, lower case
     box_length: float
     v0: float
     gamma: float  # AOUP propulsion relaxation rate
@@ -37,8 +41,13 @@ class SystemSpec:
         return math.log(1.0 / (self.cutoff_tol * math.log(2.0))) / self.beta
 
     @property
+    def angular(self) -> bool:
+        """True when the propulsion state is an angle θ (ABP), False when it is the vector g (AOUP)."""
+        return self.propulsion_components == 1
+
+    @property
     def propulsion_components(self) -> int:
-        return 2 if self.model == "aoup" else 1
+        return _PROPULSION_COMPONENTS[self.model]
 
     def max_cutoff(self, radius: np.ndarray) -> float:
         """Largest pair interaction range: 2 max(R) + delta (the minimum cell width)."""

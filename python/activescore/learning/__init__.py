@@ -9,7 +9,7 @@ Typical use::
 """
 
 from .losses import dsm_loss, implicit_loss, self_divergence
-from .neighbors import knn
+from .neighbours import knn
 from .network import ParticleTokens, ScoreNet, ScoreNetConfig, count_params, init_params
 from .score import Score
 from .train import TrainConfig, train_score

@@ -14,16 +14,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from .network import ParticleTokens
-from .neighbors import knn, minimum_image
+from .neighbours import knn, minimum_image
 
 
 class Snapshots(NamedTuple):
-    """Frames of one system: ``x``, ``g`` (F, N, 2), ``neighbors`` (F, N, k) int32 (self first) and, for networks
+    """Frames of one system: ``x``, ``g`` (F, N, 2), ``neighbours`` (F, N, k) int32 (self first) and, for networks
     with ``force_input``, the interaction forces ``force`` (F, N, 2) (else None)."""
 
     x: jnp.ndarray
     g: jnp.ndarray
-    neighbors: jnp.ndarray
+    neighbours: jnp.ndarray
     force: jnp.ndarray | None = None
 
 
@@ -47,7 +47,7 @@ def sample_arrays(samples) -> tuple[np.ndarray, np.ndarray]:
     return x, g
 
 
-def neighbor_lists(x: np.ndarray, box_length: float, k: int) -> np.ndarray:
+def neighbour_lists(x: np.ndarray, box_length: float, k: int) -> np.ndarray:
     """(F, N, k) int32 neighbour indices of every frame (self first), from the compiled cell list."""
     return np.stack([knn(frame, box_length, k)[0].astype(np.int32) for frame in x])
 
@@ -55,8 +55,8 @@ def neighbor_lists(x: np.ndarray, box_length: float, k: int) -> np.ndarray:
 def interaction_forces(system, x: np.ndarray, box_length: float) -> np.ndarray:
     """(F, N, 2) float64 forces k Σ F − A x of every frame (the ``force_input`` of the network), from the compiled
     core, for ``system`` resized to the frames' particle count and box (a score applied to another size)."""
-    from activescore.simulate import forces
-    from activescore.systems import system_from_dict
+    from ..observables import forces
+    from ..systems import system_from_dict
 
     n = x.shape[1]
     if system.n_particles != n or system.box_length != box_length:
@@ -68,17 +68,17 @@ def make_snapshots(x: np.ndarray, g: np.ndarray, box_length: float, k: int, dtyp
     """Host arrays for :func:`gather_tokens`: positions and propulsions in the network dtype plus neighbours, and
     the interaction forces when ``system`` is given (networks with ``force_input``)."""
     force = None if system is None else np.asarray(interaction_forces(system, x, box_length), dtype=dtype)
-    return Snapshots(np.asarray(x, dtype=dtype), np.asarray(g, dtype=dtype), neighbor_lists(x, box_length, k), force)
+    return Snapshots(np.asarray(x, dtype=dtype), np.asarray(g, dtype=dtype), neighbour_lists(x, box_length, k), force)
 
 
 def gather_tokens(snapshots: Snapshots, frames, particles, box_length: float, log_sigma) -> ParticleTokens:
     """Tokens of particles ``particles`` (B,) in frames ``frames`` (B,); ``log_sigma`` (B,) is passed through."""
-    neighbors = snapshots.neighbors[frames, particles]  # (B, k)
+    neighbours = snapshots.neighbours[frames, particles]  # (B, k)
     position = snapshots.x[frames, particles]  # (B, 2)
-    neighbor_x = snapshots.x[frames[:, None], neighbors]  # (B, k, 2)
-    displacement = minimum_image(position[:, None, :] - neighbor_x, box_length)
-    force = None if snapshots.force is None else snapshots.force[frames[:, None], neighbors]
-    return ParticleTokens(displacement=displacement, g=snapshots.g[frames[:, None], neighbors],
+    neighbour_x = snapshots.x[frames[:, None], neighbours]  # (B, k, 2)
+    displacement = minimum_image(position[:, None, :] - neighbour_x, box_length)
+    force = None if snapshots.force is None else snapshots.force[frames[:, None], neighbours]
+    return ParticleTokens(displacement=displacement, g=snapshots.g[frames[:, None], neighbours],
                           position=position, log_sigma=log_sigma, force=force)
 
 

@@ -26,7 +26,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ..dataset import SnapshotDataset
+from ..io.dataset import SnapshotDataset
+from ..systems import AOUP
 from .checkpoint import load_tree, save_tree
 from .data import Snapshots, fingerprint, gather_tokens, make_snapshots, sample_arrays
 from .losses import dsm_loss, implicit_loss
@@ -253,7 +254,7 @@ def hypoelliptic_inputs(system) -> dict:
     """Network options for an interacting AOUP without translational noise (ε = 0, the paper's MIPS case): the
     Gaussian baseline −g, outputs scaled by 1/√γ and every token's interaction force in units of v0. In the
     README's MIPS study they raise the learned EPR 5-21× at equal training. Empty for other systems."""
-    if system.model != "aoup" or system.eps > 0 or system.k == 0:
+    if not isinstance(system, AOUP) or system.eps > 0 or system.k == 0:
         return {}
     return dict(gaussian_baseline=True, output_scale=1.0 / math.sqrt(system.gamma), force_input=True,
                 force_unit=float(system.v0) if system.v0 > 0 else 1.0)
@@ -271,14 +272,14 @@ def default_network(system, n_sigmas: int, n_particles: int) -> ScoreNetConfig:
     return config
 
 
-def check_cutoff_coverage(x: np.ndarray, neighbors: np.ndarray, box_length: float, reach: float,
+def check_cutoff_coverage(x: np.ndarray, neighbours: np.ndarray, box_length: float, reach: float,
                           tolerance: float = 1e-3) -> float:
     """Fraction of particles whose k-th neighbour lies within ``reach`` (cutoff plus noise margin); warns when
     it exceeds ``tolerance``: there the truncated set may cut through the cutoff sphere."""
-    from .neighbors import minimum_image
+    from .neighbours import minimum_image
 
     frames = np.arange(x.shape[0])[:, None]
-    farthest = minimum_image(x - x[frames, neighbors[..., -1]], box_length)
+    farthest = minimum_image(x - x[frames, neighbours[..., -1]], box_length)
     fraction = float(np.mean(np.sum(farthest**2, axis=-1) <= reach**2))
     if fraction > tolerance:
         warnings.warn(f"{fraction:.2%} of particles have k nearest neighbours all within {reach:.3g} (cutoff + "
@@ -376,13 +377,13 @@ def train_score(system, samples, config: ScoreNetConfig | None = None, *, loss: 
         if dataset is not None:
             x, g = sample_arrays(dataset.load())
         data = make_snapshots(x, g, box_length, k, config.jnp_dtype, system=force_system)
-        coverage_sample = x, data.neighbors
+        coverage_sample = x, data.neighbours
     else:
         read = functools.partial(read_window, dataset, box_length=box_length, k=k, dtype=config.jnp_dtype,
                                  system=force_system)
         data = WindowStream(plan, read, train_config.n_steps)
         first = read(range(min(n_frames, COVERAGE_FRAMES)))  # the whole set is never in memory: check a sample
-        coverage_sample = first.x, first.neighbors
+        coverage_sample = first.x, first.neighbours
     if config.cutoff is not None and k < n_particles:
         noise_margin = 4 * max(sigmas, default=0.0)  # DSM moves displacements by ≈ σ√2 per component
         check_cutoff_coverage(*coverage_sample, box_length, config.cutoff + noise_margin)

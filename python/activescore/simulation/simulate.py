@@ -1,4 +1,4 @@
-"""``simulate`` (the front door), and the drift of a configuration through the same compiled kernels."""
+"""``simulate``: the front door to every backend, with resumable runs, progress and blow-up reports."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import secrets
 
 import numpy as np
 
-from . import _validate as check
-from . import backends, initial
-from .backends.spec import RunSpec
+from .. import _validate as check
+from .. import backends
+from ..systems import check_system
+from ..backends.spec import RunSpec
+from . import initial
 from .trajectory import State, Trajectory
 
 # Particle-steps per call into a backend between progress updates (calls are cheap on the CPU; on the GPU each
@@ -30,23 +32,17 @@ class SimulationError(RuntimeError):
         self.trajectory = trajectory
 
 
-def _check_system(system):
-    from .systems import ABP, AOUP
-
-    if not isinstance(system, (AOUP, ABP)):
-        raise ValueError(f"system must be an activescore.AOUP or activescore.ABP, got {type(system).__name__}")
-    return system
 
 
 def _initial_state(system, init, seed: int):
     """(x, q, step) to start from."""
     n = system.n_particles
     if isinstance(init, State):
-        if init.system.model != system.model or init.system.n_particles != n:
+        if type(init.system) is not type(system) or init.system.n_particles != n:
             raise ValueError(f"init: the saved state is a {init.system.model.upper()} state of "
                              f"{init.system.n_particles} particles, the system a {system.model.upper()} of {n}")
         x = check.array("init.x", init.x, (n, 2))
-        q = check.array("init.q", init.q, (n, system.spec().propulsion_components))
+        q = check.array("init.q", init.q, (n, system.propulsion_components))
         return x, q, int(init.step)
     check.choice("init", init, {"uniform", "cluster"})
     z = initial.draw(system, seed)
@@ -62,7 +58,7 @@ class _Recorder:
         self.x, self.q, self.step = [], [], []
         self.writer = None
         if out is not None:
-            from .gsd_io import GSDWriter
+            from ..io.gsd import GSDWriter
 
             self.writer = GSDWriter(out, system, dt=dt, seed=seed, backend=backend)
 
@@ -74,7 +70,7 @@ class _Recorder:
             self.writer.append(x, q, step)
 
     def trajectory(self, final_state: State) -> Trajectory:
-        n, c = self.system.n_particles, self.system.spec().propulsion_components
+        n, c = self.system.n_particles, self.system.propulsion_components
         x = np.stack(self.x) if self.x else np.empty((0, n, 2))
         q = np.stack(self.q) if self.q else np.empty((0, n, c))
         return Trajectory(self.system, x, q, np.asarray(self.step, dtype=np.int64), self.dt, self.seed,
@@ -98,7 +94,7 @@ def simulate(system, n_steps: int, dt: float, *, seed: int | None = None, save_e
     ``"cpp"``, ``"cuda"`` or ``"numba"``. ``out``: a ``.gsd`` path to stream frames to as they are saved.
     Raises :class:`SimulationError` on a blow-up, keeping what was saved.
     """
-    system = _check_system(system)
+    system = check_system(system)
     n_steps = check.integer("n_steps", n_steps, low=0)
     dt = check.real("dt", dt, low=0.0, low_open=True)
     burn_in = check.integer("burn_in", burn_in, low=0)
@@ -112,7 +108,7 @@ def simulate(system, n_steps: int, dt: float, *, seed: int | None = None, save_e
 
     x0, q0, step0 = _initial_state(system, init, seed)
     spec = system.spec()
-    sim = backends.make_simulator(backend, spec, RunSpec(dt, seed, step0, n_threads), dtype == "float64", x0, q0,
+    sim = backends.get(backend).make_simulator(spec, RunSpec(dt, seed, step0, n_threads), dtype == "float64", x0, q0,
                                   system.radius)
     recorder = _Recorder(system, dt, seed, backend, out)
     total = burn_in + n_steps
@@ -160,33 +156,3 @@ def _progress_bar(show: bool, total: int, system):
 
     with tqdm(total=total, unit="step", desc=f"simulate N={system.n_particles}", dynamic_ncols=True) as bar:
         yield bar
-
-
-def _positions(system, x) -> np.ndarray:
-    return check.array("x", x, (system.n_particles, 2))
-
-
-def forces(system, x, *, backend: str = "auto", n_threads: int = 0) -> np.ndarray:
-    """(N, 2) interaction plus trap force k Σ_j F(x_i − x_j) − A x_i of one configuration (float64)."""
-    system = _check_system(system)
-    x = _positions(system, x)
-    name = backends.resolve(backend)
-    return backends.forces(name, system.spec(), x, system.radius, n_threads)
-
-
-def drift(system, x, g) -> tuple[np.ndarray, np.ndarray]:
-    """The drift (b_x, b_g): b_x = v0 g + k Σ F − A x and b_g = −γ g (AOUP) or −D_r g (ABP, Itô form)."""
-    system = _check_system(system)
-    g = check.array("g", g, (system.n_particles, 2))
-    b_x = system.v0 * g + forces(system, x)
-    rate = system.gamma if system.model == "aoup" else system.rotational_diffusion
-    return b_x, -rate * g
-
-
-def drift_divergence(system, x, *, backend: str = "auto", n_threads: int = 0) -> np.ndarray:
-    """(N,) per-particle ∇_{x_i}·b_x,i = k Σ_j [f(ρ)(d−1)/ρ + f'(ρ)] − A d (physics.md §1)."""
-    system = _check_system(system)
-    x = _positions(system, x)
-    name = backends.resolve(backend)
-    return backends.drift_divergence(name, system.spec(), x, system.radius, n_threads)
-

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _validate as check
+from .. import _validate as check
 
 FORMAT_VERSION = 1
 
@@ -44,7 +44,7 @@ class SnapshotDataset:
     concatenated views (``ds.x[i]`` reads one frame), ``ds.system``, ``ds.metadata``."""
 
     def __init__(self, path):
-        from .systems import system_from_dict
+        from ..systems import system_from_dict
 
         self.path = Path(path)
         manifest = self.path / "manifest.json"
@@ -88,11 +88,10 @@ class SnapshotDataset:
         return shard, i - self._offsets[shard]
 
     def frame(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        from .trajectory import propulsion_direction
-
+        
         shard, j = self._locate(int(i))
         x = np.array(self._x[shard][j], dtype=np.float64)
-        g = propulsion_direction(self.system, np.array(self._q[shard][j], dtype=np.float64))
+        g = self.system.propulsion_direction(np.array(self._q[shard][j], dtype=np.float64))
         return x, g
 
     def __getitem__(self, i):
@@ -153,9 +152,9 @@ def build_dataset(system, plan: DatasetPlan, path, *, init="uniform", backend="a
                   progress=True) -> SnapshotDataset:
     """Simulate `system` and write a snapshot data set to the folder `path`, resuming if it holds a partial one
     built with the same system and plan (an interrupted build continues exactly where it stopped)."""
-    from . import __version__
-    from .simulate import simulate
-    from .trajectory import State
+    from .._version import __version__
+    from ..simulation.simulate import simulate
+    from ..simulation.trajectory import State
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

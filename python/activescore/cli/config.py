@@ -11,6 +11,8 @@ import copy
 import sys
 from pathlib import Path
 
+from ..systems import ABP, MODELS
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -152,22 +154,16 @@ def resolve(path=None, overrides=(), sections=None) -> dict:
 
 def make_system(section: dict):
     """The system of a ``[system]`` section; parameter errors name the config key."""
-    from .systems import ABP, AOUP
-
     s = dict(section)
     model = s.pop("model")
-    if model not in ("aoup", "abp"):
-        raise ValueError(f"config key system.model: expected 'aoup' or 'abp', got {model!r}")
+    if model not in MODELS:
+        raise ValueError(f"config key system.model: expected one of {sorted(MODELS)}, got {model!r}")
     n = s.pop("n_particles")
     size = {"box_length": s["box_length"]} if s["box_length"] > 0 else {"packing_fraction": s["packing_fraction"]}
     s.pop("box_length"), s.pop("packing_fraction")
     s["beta"] = None if s["beta"] == 0 else s["beta"]
-    if model == "aoup":
-        s.pop("rotational_diffusion")
-        cls = AOUP
-    else:
-        s.pop("gamma")
-        cls = ABP
+    cls = MODELS[model]
+    s.pop("gamma" if cls is ABP else "rotational_diffusion")
     try:
         return cls(n, **size, **s)
     except ValueError as err:

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .._version import __version__
+from ..systems import ParticleSystem, system_from_dict
+
 _METADATA = "activescore/metadata"
 _POSITION = "particles/activescore_position"
 _PROPULSION = "particles/propulsion"
@@ -27,9 +30,7 @@ def _gsd_hoomd():
 
 
 def _orientation(system, q: np.ndarray) -> np.ndarray:
-    from .trajectory import propulsion_direction
-
-    g = propulsion_direction(system, q)
+    g = system.propulsion_direction(q)
     half = 0.5 * np.arctan2(g[:, 1], g[:, 0])
     quat = np.zeros((len(g), 4), dtype=np.float32)
     quat[:, 0] = np.cos(half)
@@ -43,8 +44,6 @@ class GSDWriter:
     never half-written and an interrupted run keeps the frames it had."""
 
     def __init__(self, path, system, *, dt: float, seed: int, backend: str = "", append: bool = False):
-        from . import __version__
-
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.system = system
@@ -89,10 +88,8 @@ class GSDWriter:
         return False
 
 
-def _header(f, path):
+def _header(f, path) -> tuple[dict, ParticleSystem]:
     """(metadata, system) from frame 0 of an open activescore GSD file."""
-    from .systems import system_from_dict
-
     if len(f) == 0:
         raise ValueError(f"{path} holds no frames")
     meta = json.loads(bytes(f[0].log[_METADATA]).decode())
@@ -106,24 +103,17 @@ def _frame_state(frame, system):
     return x, q, int(frame.configuration.step)
 
 
-def load_trajectory(path):
-    """Read a GSD file written by activescore back into a :class:`Trajectory` (float64 state, system, seed)."""
-    from .trajectory import Trajectory
-
+def read_frames(path) -> tuple[dict, ParticleSystem, np.ndarray, np.ndarray, np.ndarray]:
+    """(metadata, system, x (F, N, 2), q (F, N, c), steps (F,)) of every frame of an activescore GSD file."""
     with _gsd_hoomd().open(str(path), "r") as f:
         meta, system = _header(f, path)
         xs, qs, steps = zip(*(_frame_state(frame, system) for frame in f))
-    traj = Trajectory(system, np.stack(xs), np.stack(qs), np.asarray(steps, dtype=np.int64), meta["dt"],
-                      meta["seed"], backend=meta.get("backend", ""))
-    traj.final_state = traj.state(-1)
-    return traj
+    return meta, system, np.stack(xs), np.stack(qs), np.asarray(steps, dtype=np.int64)
 
 
-def load_state(path, frame: int = -1):
-    """The resumable :class:`State` at a frame of a GSD file (default: the last); reads that frame only."""
-    from .trajectory import State
-
+def read_frame(path, frame: int = -1) -> tuple[dict, ParticleSystem, np.ndarray, np.ndarray, int]:
+    """(metadata, system, x (N, 2), q (N, c), step) of one frame; reads that frame only."""
     with _gsd_hoomd().open(str(path), "r") as f:
         meta, system = _header(f, path)
         x, q, step = _frame_state(f[frame], system)
-    return State(system, x, q, step, meta["seed"], meta["dt"])
+    return meta, system, x, q, step

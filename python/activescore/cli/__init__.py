@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import __version__
+from .._version import __version__
 from . import config as cfg
 
 
@@ -70,7 +70,8 @@ def _say(text: str) -> None:
 def stage_simulate(run: Run, system, sim: dict) -> Path:
     """Simulate to trajectory.gsd, streaming frames; resumes from the last frame an interrupted run wrote."""
     import activescore as a
-    from .gsd_io import GSDWriter, load_trajectory
+    from ..io.gsd import GSDWriter
+    from ..simulation.trajectory import load_trajectory
 
     path = run.out / "trajectory.gsd"
     if run.done("simulate"):
@@ -112,7 +113,7 @@ def stage_simulate(run: Run, system, sim: dict) -> Path:
 
 
 def stage_dataset(run: Run, system, sim: dict, ds: dict) -> Path:
-    from .dataset import DatasetPlan, build_dataset
+    from ..io.dataset import DatasetPlan, build_dataset
 
     path = run.out / "dataset"
     if run.done("dataset"):
@@ -130,9 +131,9 @@ def stage_dataset(run: Run, system, sim: dict, ds: dict) -> Path:
 
 
 def stage_train(run: Run, data: Path, tr: dict) -> Path:
-    from .dataset import SnapshotDataset
-    from .learning import ScoreNetConfig, train_score
-    from .learning.train import hypoelliptic_inputs
+    from ..io.dataset import SnapshotDataset
+    from ..learning import ScoreNetConfig, train_score
+    from ..learning.train import hypoelliptic_inputs
 
     path = run.out / "score.msgpack"
     if run.done("train") and path.exists():
@@ -169,9 +170,9 @@ def stage_train(run: Run, data: Path, tr: dict) -> Path:
 
 def stage_estimate(run: Run, score_path: Path, data: Path, est: dict) -> dict:
     import activescore as a
-    from . import plotting
-    from .dataset import SnapshotDataset
-    from .learning import Score
+    from .. import plotting
+    from ..io.dataset import SnapshotDataset
+    from ..learning import Score
 
     score = Score.load(score_path)
     dataset = SnapshotDataset(data)
@@ -228,9 +229,9 @@ def cmd_estimate(args) -> int:
 
 
 def cmd_plot(args) -> int:
-    from . import plotting
-    from .dataset import SnapshotDataset
-    from .gsd_io import load_trajectory
+    from .. import plotting
+    from ..io.dataset import SnapshotDataset
+    from ..simulation.trajectory import load_trajectory
 
     if (args.gsd is None) == (args.data is None):
         raise ValueError("plot: give exactly one of --gsd and --data")
@@ -257,8 +258,8 @@ def cmd_demo(args) -> int:
     start = time.perf_counter()
     data = stage_dataset(run, system, c["simulation"], c["dataset"])
     score = stage_train(run, data, c["train"])
-    from . import plotting
-    from .dataset import SnapshotDataset
+    from .. import plotting
+    from ..io.dataset import SnapshotDataset
 
     ds = SnapshotDataset(data)
     x, g = ds[-1]

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from .backends import rng
+from ..backends import rng
 
 
 def draw(system, seed: int) -> np.ndarray:
@@ -17,11 +17,8 @@ def draw(system, seed: int) -> np.ndarray:
 
 
 def propulsion(system, z: np.ndarray) -> np.ndarray:
-    """Stationary propulsion from the draw z: AOUP g_i ~ N(0, I) (n, 2); ABP θ_i uniform on [0, 2π) (n, 1)."""
-    if system.model == "aoup":
-        return np.ascontiguousarray(z[:, 2:4])
-    # An angle from a standard normal pair is uniform on the circle.
-    return np.ascontiguousarray(np.mod(np.arctan2(z[:, 3], z[:, 2]), 2 * np.pi)[:, None])
+    """Stationary propulsion from columns 2-3 of the draw z (AOUP: g_i ~ N(0, I); ABP: θ_i uniform)."""
+    return system.stationary_propulsion(z[:, 2:4])
 
 
 def uniform_positions(system, z: np.ndarray) -> np.ndarray:

@@ -6,13 +6,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..io.gsd import GSDWriter, read_frame, read_frames
+from ..systems import ParticleSystem
+
 
 @dataclass(frozen=True)
 class State:
     """Everything a run needs to continue exactly: wrapped positions x (N, 2), propulsion state q (AOUP: g (N, 2);
     ABP: θ (N, 1)), the global step counter that keys the random stream, the seed and the time step."""
 
-    system: object
+    system: ParticleSystem
     x: np.ndarray = field(repr=False)
     q: np.ndarray = field(repr=False)
     step: int
@@ -21,15 +24,7 @@ class State:
 
     @property
     def g(self) -> np.ndarray:
-        return propulsion_direction(self.system, self.q)
-
-
-def propulsion_direction(system, q: np.ndarray) -> np.ndarray:
-    """The propulsion vector g from the propulsion state q (identity for AOUP, (cos θ, sin θ) for ABP)."""
-    if system.model == "aoup":
-        return q
-    theta = q[..., 0]
-    return np.stack([np.cos(theta), np.sin(theta)], axis=-1)
+        return self.system.propulsion_direction(self.q)
 
 
 @dataclass
@@ -37,7 +32,7 @@ class Trajectory:
     """Saved frames of a run. ``x``: (frames, N, 2) wrapped positions; ``g``: (frames, N, 2) propulsion;
     ``theta``: (frames, N) for ABP, else None; ``step``: global step of each frame; ``t = step · dt``."""
 
-    system: object
+    system: ParticleSystem
     x: np.ndarray = field(repr=False)
     q: np.ndarray = field(repr=False)
     step: np.ndarray
@@ -48,11 +43,11 @@ class Trajectory:
 
     @property
     def g(self) -> np.ndarray:
-        return propulsion_direction(self.system, self.q)
+        return self.system.propulsion_direction(self.q)
 
     @property
     def theta(self) -> np.ndarray | None:
-        return self.q[..., 0] if self.system.model == "abp" else None
+        return self.q[..., 0] if self.system.propulsion_components == 1 else None
 
     @property
     def t(self) -> np.ndarray:
@@ -67,8 +62,20 @@ class Trajectory:
 
     def save(self, path) -> None:
         """Write all frames to a GSD file (atomically: a temporary file renamed at the end)."""
-        from .gsd_io import GSDWriter
-
         with GSDWriter(path, self.system, dt=self.dt, seed=self.seed, backend=self.backend) as writer:
             for i in range(len(self)):
                 writer.append(self.x[i], self.q[i], int(self.step[i]))
+
+
+def load_trajectory(path) -> Trajectory:
+    """Read a GSD file written by activescore back into a :class:`Trajectory` (float64 state, system, seed)."""
+    meta, system, x, q, steps = read_frames(path)
+    traj = Trajectory(system, x, q, steps, meta["dt"], meta["seed"], backend=meta.get("backend", ""))
+    traj.final_state = traj.state(-1)
+    return traj
+
+
+def load_state(path, frame: int = -1) -> State:
+    """The resumable :class:`State` at a frame of a GSD file (default: the last); reads that frame only."""
+    meta, system, x, q, step = read_frame(path, frame)
+    return State(system, x, q, step, meta["seed"], meta["dt"])
