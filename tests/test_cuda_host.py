@@ -53,17 +53,25 @@ def _start(system, seed):
 def _cases():
     """(name, system, dt): both models and potentials, polydisperse, trapped, one cell, 3 and 4 cells a side, free."""
     yield "mips", a.mips(400, 0.5), 0.1
-    yield "abp_hot_harmonic", a.ABP(500, packing_fraction=0.5, v0=1.0, rotational_diffusion=0.1, eps=1.0,
-                                    beta=None), 0.01
+    yield (
+        "abp_hot_harmonic",
+        a.ABP(500, packing_fraction=0.5, v0=1.0, rotational_diffusion=0.1, eps=1.0, beta=None),
+        0.01,
+    )
     yield "abp_softplus", a.ABP(300, packing_fraction=0.4, v0=1.0, rotational_diffusion=1.0, eps=0.01), 0.01
-    yield "poly_harmonic", a.AOUP(300, packing_fraction=0.6, radius=_poly(1, 300, 0.8, 1.2), v0=0.5, gamma=1.0,
-                                  eps=0.01, beta=None), 0.01
+    yield (
+        "poly_harmonic",
+        a.AOUP(300, packing_fraction=0.6, radius=_poly(1, 300, 0.8, 1.2), v0=0.5, gamma=1.0, eps=0.01, beta=None),
+        0.01,
+    )
     yield "trapped", a.AOUP(200, box_length=40.0, trap=0.1, eps=0.1, v0=0.5, gamma=0.5), 0.01
-    yield "one_cell_poly", a.AOUP(12, box_length=7.0, radius=_poly(2, 12, 0.5, 1.2), v0=0.3, gamma=0.5,
-                                  eps=0.01), 0.02
+    yield "one_cell_poly", a.AOUP(12, box_length=7.0, radius=_poly(2, 12, 0.5, 1.2), v0=0.3, gamma=0.5, eps=0.01), 0.02
     yield "three_cells_abp", a.ABP(40, box_length=12.0, v0=0.5, rotational_diffusion=0.2), 0.05
-    yield "four_cells_poly", a.AOUP(60, box_length=16.5, radius=_poly(3, 60, 0.6, 1.0), v0=0.3, gamma=0.5, k=2.0,
-                                    beta=None), 0.05
+    yield (
+        "four_cells_poly",
+        a.AOUP(60, box_length=16.5, radius=_poly(3, 60, 0.6, 1.0), v0=0.3, gamma=0.5, k=2.0, beta=None),
+        0.05,
+    )
     yield "free", a.AOUP(200, packing_fraction=0.3, k=0.0, v0=1.0, gamma=1.0, eps=0.1), 0.1
 
 
@@ -72,11 +80,13 @@ CASES = list(_cases())
 
 def _final(system, dt, x, q, make, double_precision, steps, n_threads=0, seed=2**40 + 9, step=17):
     if make == "replay":
-        sim = core.make_host_replay_simulator(_core_system(system), _core_run(dt, seed, step), double_precision, x,
-                                              q, system.radius)
+        sim = core.make_host_replay_simulator(
+            _core_system(system), _core_run(dt, seed, step), double_precision, x, q, system.radius
+        )
     else:
-        sim = core.make_simulator(_core_system(system), _core_run(dt, seed, step, n_threads), double_precision, x, q,
-                                  system.radius, "cpu")
+        sim = core.make_simulator(
+            _core_system(system), _core_run(dt, seed, step, n_threads), double_precision, x, q, system.radius, "cpu"
+        )
     for chunk in steps:
         assert sim.advance(chunk) == chunk, sim.error
     return core.read_state(sim, _components(system))
@@ -112,8 +122,10 @@ def test_replay_moves_and_restarts_exactly():
 def test_replay_blow_up_matches_cpu_driver():
     system = a.AOUP(2, box_length=20.0, v0=1.0, gamma=1e-9, k=1e4, beta=None)
     x, q = np.array([[-3.0, 0.0], [3.0, 0.0]]), np.array([[1.0, 0.0], [-1.0, 0.0]])
-    sims = [core.make_host_replay_simulator(_core_system(system), _core_run(0.1, 0, 0), True, x, q, system.radius),
-            core.make_simulator(_core_system(system), _core_run(0.1, 0, 0), True, x, q, system.radius, "cpu")]
+    sims = [
+        core.make_host_replay_simulator(_core_system(system), _core_run(0.1, 0, 0), True, x, q, system.radius),
+        core.make_simulator(_core_system(system), _core_run(0.1, 0, 0), True, x, q, system.radius, "cpu"),
+    ]
     done = [sim.advance(200) for sim in sims]
     assert 15 < done[0] == done[1] < 40
     assert sims[0].error == sims[1].error and sims[0].error.startswith(f"blow-up at step {done[0]}:")
@@ -127,5 +139,6 @@ def test_replay_observables_match_cpu(name, system, dt):
     x = x * 1.3  # some outside the box: both wrap
     spec = _core_system(system)
     np.testing.assert_array_equal(core.host_replay_forces(spec, x, system.radius), core.forces(spec, x, system.radius))
-    np.testing.assert_array_equal(core.host_replay_drift_divergence(spec, x, system.radius),
-                                  core.drift_divergence(spec, x, system.radius))
+    np.testing.assert_array_equal(
+        core.host_replay_drift_divergence(spec, x, system.radius), core.drift_divergence(spec, x, system.radius)
+    )
