@@ -108,6 +108,7 @@ SIMULATOR_CASES = {
     "aoup-softplus": (make_system(box_length=10.0), 50),
     "aoup-harmonic-trap": (make_system(box_length=25.0, beta=float("inf"), trap=0.2), 40),
     "aoup-one-cell": (make_system(box_length=4.0), 8),
+    "abp-one-cell": (make_system(model="abp", box_length=4.0), 8),
     "abp-softplus": (make_system(model="abp", box_length=10.0), 50),
     "aoup-free": (make_system(box_length=10.0, k=0.0), 30),
     "aoup-no-translational-noise": (make_system(box_length=10.0, eps=0.0), 50),
@@ -267,7 +268,7 @@ def test_core_trajectories(core, case, double_precision):
     x_core, q_core = core.read_state(theirs, system.propulsion_components)
     x_ours, q_ours = ours.read_state()
     assert x_core.dtype == x_ours.dtype
-    if double_precision and case in ("aoup-free", "aoup-one-cell"):
+    if double_precision and case in ("aoup-free", "aoup-one-cell", "abp-one-cell"):
         # Same normals and pair forces bit for bit; in one cell both also sum every neighbour in index order (with
         # more cells Numba sums in cell order, the C++ Verlet lists in index order: equal to rounding).
         np.testing.assert_array_equal(x_ours, x_core)

@@ -42,6 +42,17 @@ def test_cos_sin_turns():
     assert (np.abs(ours - exact) / 2.0**-53).max() <= 2.0
 
 
+def test_cos_sin():
+    """The ABP direction: any angle a diffusing θ reaches, the quadrant boundaries (odd multiples of π/4) included."""
+    quarter = np.arange(-41, 42, 2).astype(L) * (TWO_PI / 8)
+    theta = np.concatenate([quarter, np.nextafter(quarter.astype(np.float64), np.inf).astype(L), [0.0, 1e-300],
+                            gen.uniform(-10.0, 10.0, 10_000), gen.uniform(-1e4, 1e4, 10_000)]).astype(np.float64)
+    compiled = numba.njit(sf.cos_sin)
+    ours = np.array([compiled(float(v)) for v in theta])
+    exact = np.stack([np.cos(theta.astype(L)), np.sin(theta.astype(L))], axis=1)
+    assert (np.abs(ours - exact) / 2.0**-53).max() <= 2.0
+
+
 def test_exp_nonpositive():
     x = np.concatenate([[0.0, -1e-300, -0.5 * np.log(2), -1.0, -700.0], -gen.exponential(20.0, 20_000)]).astype(L)
     assert ulps(evaluate(sf.exp_nonpositive, x), np.exp(x)).max() <= 1.5

@@ -236,12 +236,18 @@ class CpuSimulator final : public Simulator {
     for (long long b = 0; b < blocks; ++b) {
       const long long begin = b * kPairBlockParticles, end = std::min(n, begin + kPairBlockParticles);
       noise.fill(params_.seed, step, &tag_[begin], int(end - begin), kStepNoise, params_.x_noise != Real(0));
+      Real gx[kPairBlockParticles], gy[kPairBlockParticles];
+      const Propulsion propulsion = propulsion_;
+      const int count = int(end - begin);
+      const Real* q_block = &q[C * begin];
+#pragma omp simd
+      for (int b = 0; b < count; ++b) propulsion.direction(&q_block[C * b], gx[b], gy[b]);
       for (long long p = begin; p < end; ++p) {
         Real fx = 0, fy = 0;
         if (interacting_) sum_pair_forces(p, fx, fy);
         const int in_block = int(p - begin);
         if (!integrate_particle(params_, propulsion_, box_, noise.first(in_block), noise.second(in_block), &x[2 * p],
-                                &q[C * p], fx, fy, &x_new[2 * p], &q_new[C * p]))
+                                &q[C * p], gx[in_block], gy[in_block], fx, fy, &x_new[2 * p], &q_new[C * p]))
           bad = std::min(bad, (long long)tag_[p]);
         if (interacting_) {
           const Real mx = box_.min_image(x_new[2 * p] - neighbours_.reference[2 * p]);

@@ -21,7 +21,7 @@ import numba
 import numpy as np
 
 from .rng import STEP_NOISE, box_muller_core, random_block_core
-from .special_functions import softplus
+from .special_functions import cos_sin, softplus
 from .spec import RunSpec, SystemSpec
 
 MAX_CELLS_PER_SIDE = 4096
@@ -209,7 +209,8 @@ def _integrate_particle(i, x, q, fx, fy, x_new, q_new, p, abp, seed, step):
     real = x.dtype.type
     w0, w1, w2, w3 = random_block_core(seed, step, np.uint64(i), np.uint64(STEP_NOISE))
     if abp:
-        gx, gy = math.cos(q[i, 0]), math.sin(q[i, 0])
+        cos_theta, sin_theta = cos_sin(np.float64(q[i, 0]))  # float64 for either precision, as ABPPropulsion
+        gx, gy = real(cos_theta), real(sin_theta)
     else:
         gx, gy = q[i, 0], q[i, 1]
     dx = p[_DT] * (p[_V0] * gx + p[_K] * fx - p[_TRAP] * x[i, 0])
