@@ -40,25 +40,42 @@ struct CellGrid {
     return static_cast<unsigned>(iy * side + ix);
   }
 
-  // Calls visit(c) for every distinct cell c of the 3x3 block around `cell` (itself included; just itself when
-  // side == 1), in one fixed order: rows dy = -1, 0, 1, each with dx = -1, 0, 1.
+  // The 3x3 block of cells around `cell` (itself included), in one fixed order: rows dy = -1, 0, 1, each with
+  // dx = -1, 0, 1. Calls visit(first, end, image_x, image_y) for each run of consecutive cells [first, end) of a row
+  // (one run per row, two where the row wraps), where (image_x, image_y) in box lengths is the periodic image that
+  // puts the run's particles next to `cell`: x_j + image L. With side == 1 it is one run, the whole box, image 0 (the
+  // callers then take minimum images).
   template <class Visit>
-  AS_HD void for_each_neighbour_cell(unsigned cell, Visit&& visit) const {
+  AS_HD void for_each_neighbour_run(unsigned cell, Visit&& visit) const {
     if (side == 1) {
-      visit(0u);
+      visit(0u, 1u, 0, 0);
       return;
     }
-    const int cx = static_cast<int>(cell % static_cast<unsigned>(side));
-    const int cy = static_cast<int>(cell / static_cast<unsigned>(side));
+    const unsigned s = static_cast<unsigned>(side);
+    const unsigned cx = cell % s, cy = cell / s;
     for (int dy = -1; dy <= 1; ++dy) {
-      int ny = cy + dy;
-      ny = ny < 0 ? ny + side : (ny >= side ? ny - side : ny);
-      for (int dx = -1; dx <= 1; ++dx) {
-        int nx = cx + dx;
-        nx = nx < 0 ? nx + side : (nx >= side ? nx - side : nx);
-        visit(static_cast<unsigned>(ny * side + nx));
+      const int ny = static_cast<int>(cy) + dy;
+      const int image_y = ny < 0 ? -1 : (ny >= side ? 1 : 0);
+      const unsigned row = static_cast<unsigned>(ny - image_y * side) * s;
+      if (cx == 0) {
+        visit(row + s - 1, row + s, -1, image_y);
+        visit(row, row + 2, 0, image_y);
+      } else if (cx == s - 1) {
+        visit(row + s - 2, row + s, 0, image_y);
+        visit(row, row + 1, 1, image_y);
+      } else {
+        visit(row + cx - 1, row + cx + 2, 0, image_y);
       }
     }
+  }
+
+  // Calls visit(c) for every cell c of the 3x3 block around `cell`, in for_each_neighbour_run's order (nine
+  // distinct cells, as side >= 3; just the one cell when side == 1).
+  template <class Visit>
+  AS_HD void for_each_neighbour_cell(unsigned cell, Visit&& visit) const {
+    for_each_neighbour_run(cell, [&](unsigned first, unsigned end, int, int) {
+      for (unsigned c = first; c < end; ++c) visit(c);
+    });
   }
 };
 

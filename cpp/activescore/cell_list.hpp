@@ -55,13 +55,16 @@ class CellList {
     }
   }
 
-  // The slot ranges [begin[a], end[a]) of the 3x3 cells around the particle in `slot` (its own included), in the
-  // grid's order; returns how many (1 or 9). Plain arrays, so that the callers' scans stay simple loops.
-  int neighbour_ranges(int slot, int begin[9], int end[9]) const {
+  // The 3x3 cells around the particle in `slot` (its own included) as runs of slots [begin[a], end[a]), in the
+  // grid's order, with their periodic images (CellGrid::for_each_neighbour_run); returns how many (at most 6).
+  // Plain arrays, so that the callers' scans stay simple loops.
+  int neighbour_runs(int slot, int begin[6], int end[6], int image_x[6], int image_y[6]) const {
     int m = 0;
-    grid.for_each_neighbour_cell(unsigned(slot_cell[slot]), [&](unsigned c) {
-      begin[m] = cell_start[c];
-      end[m] = cell_start[c + 1];
+    grid.for_each_neighbour_run(unsigned(slot_cell[slot]), [&](unsigned first, unsigned last, int ix, int iy) {
+      begin[m] = cell_start[first];
+      end[m] = cell_start[last];
+      image_x[m] = ix;
+      image_y[m] = iy;
       ++m;
     });
     return m;
@@ -104,8 +107,8 @@ struct PairBlock {
 template <class Real, class Pair>
 inline void gather_interacting(const CellList<Real>& cl, const Box<Real>& box, const Pair& pair, int slot,
                                PairBlock<Real>& block) {
-  int begin[9], end[9];
-  const int m = cl.neighbour_ranges(slot, begin, end);
+  int begin[6], end[6], image_x[6], image_y[6];
+  const int m = cl.neighbour_runs(slot, begin, end, image_x, image_y);
   std::size_t candidates = 0;
   for (int a = 0; a < m; ++a) candidates += end[a] - begin[a];
   block.grow(block.size + candidates);

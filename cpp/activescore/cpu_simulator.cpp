@@ -32,8 +32,12 @@ int thread_count(int requested, std::size_t n) {
 }
 
 // Verlet skin as a fraction of the interaction range: wide enough that dense active systems rebuild every few
-// tens of steps, narrow enough that few listed pairs lie outside the cutoff.
+// tens of steps, narrow enough that few listed pairs lie outside the cutoff. Where the particles move so far per
+// step that a list lasts a single step anyway (hot systems: rebuilt every step whatever the skin), the skin only
+// costs candidates, so it shrinks, down to kMinSkinFraction, and grows back once lists last longer. The forces do
+// not depend on the skin (pairs listed beyond the cutoff add exactly zero), so neither do the results.
 constexpr double kSkinFraction = 0.1;
+constexpr double kMinSkinFraction = 0.0125;
 
 template <class Real, class Pair, class Propulsion>
 class CpuSimulator final : public Simulator {
@@ -77,12 +81,14 @@ class CpuSimulator final : public Simulator {
     int64_t done = 0;
     long long bad = LLONG_MAX;
     bool flipped = false, stale = list_stale_;  // written after the loop by thread 0 (every thread agrees)
+    int age = list_age_;
 #pragma omp parallel num_threads(team)
     {
       PairBlock<Real> block;  // this thread's scratch for phase 1
       const int me = omp_get_thread_num(), threads = omp_get_num_threads();  // the team may be smaller than asked
       bool my_flipped = false;  // the current state is in x_new_/q_new_ (the same on every thread)
       bool my_stale = list_stale_;
+      int my_age = list_age_;  // steps since the list was built
       long long my_bad = LLONG_MAX;
       int64_t s = 0;
       for (; s < n_steps; ++s) {
@@ -93,6 +99,7 @@ class CpuSimulator final : public Simulator {
               x_.swap(x_new_);
               q_.swap(q_new_);
             }
+            adapt_skin(my_age);
             cells_.build(x_.data(), radius_.data(), n_, box_, min_width_ + skin_);
             sort_into_cell_order();
           }
@@ -104,6 +111,7 @@ class CpuSimulator final : public Simulator {
             pair_fy_.resize(neighbours_.pairs());
           }
           my_stale = false;
+          my_age = 0;
         }
         const Real* x = my_flipped ? x_new_.data() : x_.data();
         const Real* q = my_flipped ? q_new_.data() : q_.data();
@@ -123,12 +131,14 @@ class CpuSimulator final : public Simulator {
         if (my_bad != LLONG_MAX) break;
         my_flipped = !my_flipped;
         my_stale = VerletList<Real>::stale(max_move_sq, skin_);
+        ++my_age;
       }
       if (me == 0) {
         done = s;
         bad = my_bad;
         flipped = my_flipped;
         stale = my_stale;
+        age = my_age;
       }
     }
     if (flipped) {
@@ -137,6 +147,7 @@ class CpuSimulator final : public Simulator {
     }
     step_ += done;
     list_stale_ = stale;
+    list_age_ = age;
     if (bad != LLONG_MAX) report_blow_up(bad);
     return done;
   }
@@ -165,6 +176,14 @@ class CpuSimulator final : public Simulator {
   std::vector<Real> pair_fx_, pair_fy_;  // force on the owner (lower tag) of every listed pair, in its pair slot
   Real skin_;
   bool list_stale_ = true;
+  int list_age_ = 0;
+
+  // Before a rebuild: a list that lasted one step halves the skin (to kMinSkinFraction of the range at least); one
+  // that lasted more than four steps doubles it back (to kSkinFraction at most).
+  void adapt_skin(int age) {
+    if (age == 1) skin_ = std::max(Real(0.5) * skin_, Real(kMinSkinFraction) * min_width_);
+    if (age > 4) skin_ = std::min(Real(2) * skin_, Real(kSkinFraction) * min_width_);
+  }
 
   // Moves every particle into the slot the cell list just gave it (which makes the cell list's slots ours).
   void sort_into_cell_order() {

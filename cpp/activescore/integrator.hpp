@@ -64,8 +64,7 @@ AS_HD bool integrate_particle(const StepParams<Real>& p, const Propulsion& prop,
   const Normal2 x_normals = p.x_noise != Real(0) ? box_muller(w.v[0], w.v[1]) : Normal2{0.0, 0.0};
   Real gx, gy;
   prop.direction(q, gx, gy);
-  return integrate_particle(p, prop, box, x_normals, box_muller(w.v[2], w.v[3]), x, q, gx, gy, fx, fy, x_new,
-                            q_new);
+  return integrate_particle(p, prop, box, x_normals, box_muller(w.v[2], w.v[3]), x, q, gx, gy, fx, fy, x_new, q_new);
 }
 
 }  // namespace activescore

@@ -1,6 +1,7 @@
 // Branch-free elementary functions written as plain arithmetic, so the compiler can vectorise the loops that call
 // them (libm calls block that).
-// - log and sin/cos for Box-Muller and the ABP direction (host and device): exactly rounded operations in a fixed order, so the Numba
+// - log and sin/cos for Box-Muller and the ABP direction (host and device): exactly rounded operations in a fixed
+// order, so the Numba
 //   backend (backends/special_functions.py) repeats them bit for bit; within about an ulp of the true values.
 // - exp and log1p for the softplus pair force, accurate to a few ulp in float64. On the GPU and in float32 the
 //   library functions are already fast and are used instead.
