@@ -21,8 +21,8 @@ import numba
 import numpy as np
 
 from .rng import STEP_NOISE, box_muller_core, random_block_core
-from .special_functions import cos_sin, softplus
 from .spec import RunSpec, SystemSpec
+from .special_functions import cos_sin, softplus
 
 MAX_CELLS_PER_SIDE = 4096
 
@@ -231,15 +231,35 @@ def _integrate_particle(i, x, q, fx, fy, x_new, q_new, p, abp, seed, step):
 
 
 @numba.njit(cache=True, parallel=True)
-def _advance_kernel(n_steps, first_step, seed, x, q, radius, x_new, q_new, ok, p, side, interacting, harmonic, abp,
-                    cell_start, fill, cell_of_particle, order, slot_cell, xy, slot_radius):
+def _advance_kernel(
+    n_steps,
+    first_step,
+    seed,
+    x,
+    q,
+    radius,
+    x_new,
+    q_new,
+    ok,
+    p,
+    side,
+    interacting,
+    harmonic,
+    abp,
+    cell_start,
+    fill,
+    cell_of_particle,
+    order,
+    slot_cell,
+    xy,
+    slot_radius,
+):
     """Runs up to n_steps of CpuSimulator::step_once. Returns (steps done, first bad particle or -1)."""
     n = x.shape[0]
     for done in range(n_steps):
         step = np.uint64(first_step + done)
         if interacting:
-            _build_cell_list(x, radius, side, p, cell_start, fill, cell_of_particle, order, slot_cell, xy,
-                             slot_radius)
+            _build_cell_list(x, radius, side, p, cell_start, fill, cell_of_particle, order, slot_cell, xy, slot_radius)
         for slot in numba.prange(n):
             i = order[slot]  # the identity when not interacting
             fx = p[_ZERO]
@@ -256,15 +276,26 @@ def _advance_kernel(n_steps, first_step, seed, x, q, radius, x_new, q_new, ok, p
 
 
 @numba.njit(cache=True, parallel=True)
-def _observables_kernel(wrapped, p, side, harmonic, with_divergence, cell_start, slot_cell, order, xy, slot_radius,
-                        out_forces, out_divergence):
+def _observables_kernel(
+    wrapped,
+    p,
+    side,
+    harmonic,
+    with_divergence,
+    cell_start,
+    slot_cell,
+    order,
+    xy,
+    slot_radius,
+    out_forces,
+    out_divergence,
+):
     """k sum_j F_ij - A x_i and, if asked, k sum_j [f/rho + f'] - A d, over a built float64 cell list."""
     for slot in numba.prange(wrapped.shape[0]):
         i = order[slot]
         fx, fy, div = 0.0, 0.0, 0.0
         if p[_K] != 0.0:
-            fx, fy, div = _pair_sums(slot, side, cell_start, slot_cell, xy, slot_radius, p, harmonic,
-                                     with_divergence)
+            fx, fy, div = _pair_sums(slot, side, cell_start, slot_cell, xy, slot_radius, p, harmonic, with_divergence)
         out_forces[i, 0] = p[_K] * fx - p[_TRAP] * wrapped[i, 0]
         out_forces[i, 1] = p[_K] * fy - p[_TRAP] * wrapped[i, 1]
         out_divergence[i] = p[_K] * div - p[_TRAP] * 2.0
@@ -299,8 +330,20 @@ def _observables(system: SystemSpec, x, radius, n_threads: int, with_divergence:
     with _numba_threads(n_threads):
         if n:
             _build_cell_list(wrapped, radius, side, p, *cells.arrays())
-            _observables_kernel(wrapped, p, side, system.harmonic, with_divergence, cells.cell_start,
-                                cells.slot_cell, cells.order, cells.xy, cells.radius, out_forces, out_divergence)
+            _observables_kernel(
+                wrapped,
+                p,
+                side,
+                system.harmonic,
+                with_divergence,
+                cells.cell_start,
+                cells.slot_cell,
+                cells.order,
+                cells.xy,
+                cells.radius,
+                out_forces,
+                out_divergence,
+            )
     return out_forces, out_divergence
 
 
@@ -378,9 +421,22 @@ class NumbaSimulator:
             return n_steps
         with _numba_threads(self._run.n_threads):
             done, bad = _advance_kernel(
-                n_steps, self._step, np.uint64(self._run.seed), self._x, self._q, self._radius, self._x_new,
-                self._q_new, self._ok, self._params, self._cells.side, self._system.k != 0.0,
-                self._system.harmonic, self._system.angular, *self._cells.arrays())
+                n_steps,
+                self._step,
+                np.uint64(self._run.seed),
+                self._x,
+                self._q,
+                self._radius,
+                self._x_new,
+                self._q_new,
+                self._ok,
+                self._params,
+                self._cells.side,
+                self._system.k != 0.0,
+                self._system.harmonic,
+                self._system.angular,
+                *self._cells.arrays(),
+            )
         self._step += int(done)
         if bad >= 0:
             self._error = self._blow_up_message(int(bad))
@@ -389,8 +445,10 @@ class NumbaSimulator:
     def _blow_up_message(self, i: int) -> str:
         dx = float(self._x_new[i, 0]) - float(self._x[i, 0])
         dy = float(self._x_new[i, 1]) - float(self._x[i, 1])
-        return ("blow-up at step %d: particle %d moved by (%g, %g) in one step, non-finite or more than half the "
-                "interaction range (%g)" % (self._step, i, dx, dy, 0.5 * float(self._min_width)))
+        return (
+            "blow-up at step %d: particle %d moved by (%g, %g) in one step, non-finite or more than half the "
+            "interaction range (%g)" % (self._step, i, dx, dy, 0.5 * float(self._min_width))
+        )
 
     def read_state(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of (x, q) in the simulator's precision."""

@@ -167,11 +167,14 @@ def softplus(z):
 @overload(softplus, jit_options={"cache": True})
 def _softplus_overload(z):
     if isinstance(z, types.Float) and z.bitwidth == 64:
+
         def softplus_float64(z):
             return (z if z > 0.0 else 0.0) + log1p_unit(exp_nonpositive(-z if z > 0.0 else z))
+
         return softplus_float64
 
     def softplus_libm(z):
         zero = z - z
         return (z if z > zero else zero) + math.log1p(math.exp(-z if z > zero else z))
+
     return softplus_libm
