@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import _validate as check
+from ..io.progress import progress_bar
 from ..systems import AOUP
 from .inputs import check_aoup, frame_indices, sample_arrays
 from .local import drift_terms, identity_terms
@@ -75,17 +75,6 @@ def identity_from_series(system, ident, work, n_batches) -> LearningFreeEPR:
     return LearningFreeEPR(system, total, per, aw, awp, ident, work, n_batches)
 
 
-@contextlib.contextmanager
-def progress_bar(show: bool, total: int, desc: str):
-    if not show:
-        yield None
-        return
-    from tqdm.auto import tqdm
-
-    with tqdm(total=total, unit="snapshot", desc=desc, dynamic_ncols=True) as bar:
-        yield bar
-
-
 def learning_free_epr(system: AOUP, samples, *, frames=None, n_batches: int | None = None,
                       progress: bool | None = None, n_threads: int = 0) -> LearningFreeEPR:
     """The EPR from the drift and stationary samples alone (physics.md §4), with a batch-means standard error.
@@ -122,13 +111,12 @@ def learning_free_epr(system: AOUP, samples, *, frames=None, n_batches: int | No
     ident = np.empty(len(idx))
     work = np.empty(len(idx)) if system.eps > 0 else None
     show = progress if progress is not None else len(idx) * system.n_particles >= PROGRESS_LIMIT
-    with progress_bar(show, len(idx), f"identity N={system.n_particles}") as bar:
+    with progress_bar(show, len(idx), desc=f"identity N={system.n_particles}", unit="snapshot") as bar:
         for k, f in enumerate(idx):
             b_x, div = drift_terms(system, x[f], g[f], n_threads)
             i_terms, w_terms = identity_terms(system, g[f], b_x, div)
             ident[k] = i_terms.sum()
             if work is not None and w_terms is not None:
                 work[k] = w_terms.sum()
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
     return identity_from_series(system, ident, work, nb)
