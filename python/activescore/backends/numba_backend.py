@@ -90,7 +90,7 @@ class _CellList:
 @contextlib.contextmanager
 def _numba_threads(n_threads: int):
     """Runs the block with n_threads Numba threads (0 = all), restoring the previous setting afterwards."""
-    available = numba.config.NUMBA_NUM_THREADS
+    available = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
     previous = numba.get_num_threads()
     numba.set_num_threads(available if n_threads <= 0 else min(n_threads, available))
     try:

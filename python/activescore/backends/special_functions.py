@@ -164,7 +164,7 @@ def softplus(z):
     raise NotImplementedError("softplus is compiled by Numba (numba.njit)")
 
 
-@overload(softplus, jit_options={"cache": True})
+@overload(softplus, jit_options={"cache": True})  # type: ignore[typeddict-unknown-key]
 def _softplus_overload(z):
     if isinstance(z, types.Float) and z.bitwidth == 64:
 
