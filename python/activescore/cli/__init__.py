@@ -7,6 +7,7 @@
     activescore plot     (--gsd FILE | --data DIR) [--frame I] --out FILE.png
     activescore demo     [--out DIR]                                  all of it, small, on the CPU
     activescore config   [CONFIG] [--set ...]                         print the resolved configuration
+    activescore sweep    [CONFIG] --over phi=0.3,0.5 --seeds 4 --out DIR   a grid of points on Dask
 
 DATA is a data set folder (from ``dataset``) or a GSD trajectory (from ``simulate``). Each command reads the
 embedded defaults, then CONFIG (TOML), then the ``--set`` overrides, rejects unknown keys
@@ -25,6 +26,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..io.files import atomic_write
+from ..sweeps.cli import add_parser as add_sweep_parser
 from . import config as cfg
 from . import pipeline
 
@@ -171,6 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score", required=True, help="score file (from `activescore train`)")
     p.add_argument("--data", required=True, help="data set folder or GSD trajectory")
     command("demo", cmd_demo, cmd_demo.__doc__, out_default="demo_output")
+    add_sweep_parser(sub)
 
     plot = sub.add_parser("plot", help="draw a configuration")
     plot.add_argument("--gsd", help="trajectory file")

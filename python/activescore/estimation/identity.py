@@ -8,8 +8,8 @@ import numpy as np
 
 from .. import _validate as check
 from ..io.progress import progress_bar
-from ..systems import AOUP
-from .inputs import check_aoup, frame_indices, sample_arrays
+from ..systems import ParticleSystem, check_system
+from .inputs import frame_indices, model_sample_arrays
 from .local import drift_terms, identity_terms
 from .statistics import Estimate, n_batches_for, series_estimate
 
@@ -21,11 +21,12 @@ PROGRESS_LIMIT = 1 << 21
 class LearningFreeEPR:
     """The learning-free EPR (physics.md §4) from drift and samples alone, no score.
 
-    ε > 0: EPR = E[b·D⁻¹b] + E[∇·b], ∇·b = Σ_i ∇_{x_i}·b_x,i − d N γ (``total``), and the active-work form
+    ε > 0: EPR = E[b·D⁻¹b] + E[∇·b], ∇·b = Σ_i ∇_{x_i}·b_x,i − d N γ for AOUPs, Σ_i ∇_{x_i}·b_x,i for ABPs
+    (``total``), and the active-work form
     (1/ε) Σ_i E[v0 g_i·b_x,i] (``active_work``); ε = 0: EPR = −E[Σ_i ∇_{x_i}·b_x,i] (``active_work`` None).
     ``per_snapshot``: the total of each snapshot. Unpacks as ``value, stderr = result`` (the total)."""
 
-    system: AOUP
+    system: ParticleSystem
     total: Estimate
     per_particle: Estimate
     active_work: Estimate | None
@@ -75,7 +76,7 @@ def identity_from_series(system, ident, work, n_batches) -> LearningFreeEPR:
     return LearningFreeEPR(system, total, per, aw, awp, ident, work, n_batches)
 
 
-def learning_free_epr(system: AOUP, samples, *, frames=None, n_batches: int | None = None,
+def learning_free_epr(system: ParticleSystem, samples, *, frames=None, n_batches: int | None = None,
                       progress: bool | None = None, n_threads: int = 0) -> LearningFreeEPR:
     """The EPR from the drift and stationary samples alone (physics.md §4), with a batch-means standard error.
 
@@ -84,8 +85,9 @@ def learning_free_epr(system: AOUP, samples, *, frames=None, n_batches: int | No
 
     Parameters
     ----------
-    system : AOUP
-        The samples' system.
+    system : AOUP or ABP
+        The samples' system. For ABPs the identity is the same with g = (cos θ, sin θ) and no propulsion terms
+        (b_θ = 0; physics.md §4).
     samples : Trajectory or tuple of array_like
         A :class:`~activescore.Trajectory` or ``(x, g)`` with x, g of shape (F, N, 2) (one (N, 2) snapshot is
         accepted).
@@ -103,8 +105,8 @@ def learning_free_epr(system: AOUP, samples, *, frames=None, n_batches: int | No
     LearningFreeEPR
         Unpacks as ``value, stderr`` (the total EPR).
     """
-    system = check_aoup(system)
-    system, x, g = sample_arrays(samples, system)
+    system = check_system(system)
+    system, x, g = model_sample_arrays(samples, system)
     idx = frame_indices(frames, len(x))
     n_threads = check.integer("n_threads", n_threads, low=0)
     nb = n_batches_for(len(idx), n_batches)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..samples import as_samples
-from ..systems import ABP, AOUP
+from ..systems import ABP, AOUP, ParticleSystem, check_system
 
 
 def check_aoup(system, name: str = "system"):
@@ -20,11 +20,21 @@ def check_aoup(system, name: str = "system"):
 def sample_arrays(samples, system, name: str = "samples") -> tuple[AOUP, np.ndarray, np.ndarray]:
     """(system, x, g), x and g of shape (F, N, 2) float64, from anything :func:`activescore.samples.as_samples`
     accepts, checked to belong to ``system`` (default: the samples' own) and to lie in its box."""
+    return _arrays(samples, system, name, check_aoup)
+
+
+def model_sample_arrays(samples, system, name: str = "samples") -> tuple[ParticleSystem, np.ndarray, np.ndarray]:
+    """As :func:`sample_arrays` for every model (what needs no score: the learning-free identity); for ABPs g is
+    (cos θ, sin θ), as ``Trajectory.g`` gives it."""
+    return _arrays(samples, system, name, check_system)
+
+
+def _arrays(samples, system, name: str, check_model):
     given = as_samples(samples, system, name=name)
     system = given.system if system is None else system
     if system is None:
         raise ValueError(f"{name}: arrays (x, g) need an explicit system=")
-    system = check_aoup(system)
+    system = check_model(system)
     x, g = given.load()
     n = system.n_particles
     if x.shape[1] != n:
