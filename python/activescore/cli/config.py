@@ -34,7 +34,7 @@ _SECTIONS: dict = {
         "eps": 0.0,
         "k": 1.0,
         "trap": 0.0,
-        "beta": 7.5,                # 0 = harmonic soft disks
+        "beta": 7.5,                # inf = harmonic soft disks (TOML: beta = inf)
         "radius": 1.0,
     },
     "simulation": {
@@ -210,7 +210,6 @@ def make_system(section: dict):
     n = s.pop("n_particles")
     size = {"box_length": s["box_length"]} if s["box_length"] > 0 else {"packing_fraction": s["packing_fraction"]}
     s.pop("box_length"), s.pop("packing_fraction")
-    s["beta"] = None if s["beta"] == 0 else s["beta"]
     cls = MODELS[model]
     s.pop("gamma" if cls is ABP else "rotational_diffusion")
     try:
