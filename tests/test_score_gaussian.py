@@ -1,4 +1,4 @@
-"""Learned scores of non-interacting trapped AOUPs against the exact Gaussian score (physics.md §5; issue 4).
+"""Learned scores of non-interacting trapped AOUPs against the exact Gaussian score (physics.md §5).
 
 Samples are drawn exactly from the stationary Gaussian (no simulator), in a box so large that wrapping never
 matters. Frames hold k = N = 8 particles, so every particle's tokens are the whole frame: the neighbour set never

@@ -1,4 +1,4 @@
-"""Learned scores of interacting soft disks against exact results (physics.md §4-5; issue 4 validation).
+"""Learned scores of interacting soft disks against exact results (physics.md §4-5).
 
 - Equilibrium (v0 = 0, ε > 0): the exact score is s_x = k ΣF / ε, s_g = −g.
 - Active (v0 > 0, ε > 0): the EPR of the learned score, E[|v_x|²/ε + |v_g|²/γ] with v = b − D s, must agree with

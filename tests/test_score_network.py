@@ -1,4 +1,4 @@
-"""The score network's structure: size of the paper preset, symmetries, continuity at the cutoff (issue 4, item 2)."""
+"""The score network's structure: size of the paper preset, symmetries, continuity at the cutoff."""
 
 import jax
 import jax.numpy as jnp

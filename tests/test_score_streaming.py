@@ -1,4 +1,4 @@
-"""Training from data sets larger than memory (issue 6): windows of frames streamed from the shards, bounded memory,
+"""Training from data sets larger than memory: windows of frames streamed from the shards, bounded memory,
 a schedule fixed by (seed, step), exact resume from a checkpoint."""
 
 import jax

@@ -1,4 +1,4 @@
-"""Training mechanics: reproducibility, exact resume from a checkpoint, data parallelism, persistence (issue 4)."""
+"""Training mechanics: reproducibility, exact resume from a checkpoint, data parallelism, persistence."""
 
 import os
 import subprocess

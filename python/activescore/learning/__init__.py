@@ -1,4 +1,4 @@
-"""Score learning in JAX/Flax (issue 4): neighbour lists, the per-particle transformer, losses, training.
+"""Score learning in JAX/Flax: neighbour lists, the per-particle transformer, losses, training.
 
 Typical use::
 

@@ -1,4 +1,4 @@
-"""Training a :class:`ScoreNet` on stationary snapshots (issue 4): Optax, EMA, checkpoints, data parallelism.
+"""Training a :class:`ScoreNet` on stationary snapshots: Optax, EMA, checkpoints, data parallelism.
 
 A step draws ``batch_particles`` (frame, particle) pairs uniformly from the snapshots on the device, gathers
 their tokens there, and takes one optimiser step on the chosen loss. The snapshots are all frames or, for a data
