@@ -25,7 +25,8 @@ import numpy as np
 import activescore
 from activescore.learning import Score, ScoreNet, ScoreNetConfig, count_params, init_params
 from activescore.learning.data import gather_tokens, make_snapshots
-from activescore.learning.train import TrainConfig, _mesh, init_state, make_train_step
+from activescore.learning.settings import TrainConfig
+from activescore.learning.step import device_mesh, init_state, make_train_step
 
 
 def cpu_model() -> str:
@@ -61,7 +62,7 @@ def best_time(fn, repeats):
 def bench_training(config, loss, batch, box, x, g, repeats):
     train_config = TrainConfig(loss=loss, sigmas=(0.01,), n_steps=10_000, batch_particles=batch)
     snapshots = jax.device_put(make_snapshots(x, g, box, config.k, config.jnp_dtype))
-    step = make_train_step(config, train_config, box, _mesh(None))
+    step = make_train_step(config, train_config, box, device_mesh(None))
     state = [init_state(config, train_config)]
 
     def run():

@@ -1,0 +1,110 @@
+"""The compiled training step: optimiser, loss and minibatch of one step, sharded over a device mesh.
+
+Every random number of step t comes from ``fold_in(PRNGKey(seed), t)``, so a run is a pure function of (data,
+settings, seed) and a run resumed from a checkpoint retraces the unbroken one exactly. The minibatch is split
+across the mesh's devices along one axis; parameters and data are replicated and gradients are averaged by the
+compiler.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from .data import Snapshots, gather_tokens
+from .losses import dsm_loss, implicit_loss
+from .network import ScoreNet, ScoreNetConfig, init_params
+from .settings import TrainConfig
+
+
+def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
+    """``(initialisation key, step key)``; step t draws from ``fold_in(step key, t)``."""
+    init_key, step_key = jax.random.split(jax.random.PRNGKey(seed))
+    return init_key, step_key
+
+
+class TrainState(NamedTuple):
+    step: jax.Array
+    params: object
+    opt_state: object
+    ema_params: object
+
+
+def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
+    """Global-norm clipping, then RAdam or AdamW on a warm-up + cosine-decay schedule."""
+    warmup = min(config.warmup_steps or 0, config.steps - 1)
+    schedule = optax.warmup_cosine_decay_schedule(
+        init_value=0.0, peak_value=config.learning_rate, warmup_steps=warmup, decay_steps=config.steps,
+        end_value=config.learning_rate * config.final_lr_fraction)
+    if config.optimizer == "radam":
+        inner = optax.chain(optax.scale_by_radam(), optax.add_decayed_weights(config.weight_decay),
+                            optax.scale_by_learning_rate(schedule))
+    else:
+        inner = optax.adamw(schedule, weight_decay=config.weight_decay)
+    return optax.chain(optax.clip_by_global_norm(config.grad_clip), inner)
+
+
+def init_state(net_config: ScoreNetConfig, train_config: TrainConfig) -> TrainState:
+    """Step-0 state: fresh weights from the run's seed, their copy as the EMA, a fresh optimiser state."""
+    init_key, _ = run_keys(train_config.seed)
+    params = init_params(net_config, init_key)
+    opt_state = make_optimizer(train_config).init(params)
+    ema_params = jax.tree_util.tree_map(jnp.copy, params)  # distinct buffers: the step donates its input
+    return TrainState(jnp.zeros((), jnp.int32), params, opt_state, ema_params)
+
+
+def make_loss(net_config: ScoreNetConfig, train_config: TrainConfig) -> Callable:
+    """``loss(params, tokens, key) -> scalar`` for the configured loss (tokens carry log σ per particle)."""
+    apply = ScoreNet(net_config).apply
+    predict_x = net_config.predict_x
+    if train_config.loss == "implicit":
+        return lambda params, tokens, key: implicit_loss(apply, params, tokens, predict_x)
+    return lambda params, tokens, key: dsm_loss(apply, params, tokens, key, jnp.exp(tokens.log_sigma), predict_x)
+
+
+@functools.lru_cache(maxsize=8)  # the same run settings compile once per process (resumes, repeated runs)
+def make_train_step(net_config: ScoreNetConfig, train_config: TrainConfig, box_length: float, mesh: Mesh):
+    """The compiled step ``(state, snapshots) -> (state, loss)``, its minibatch sharded over ``mesh``.
+
+    Step t uses ``fold_in(step key, t)`` for the minibatch (frames and particles uniformly with replacement),
+    each particle's σ and the denoising noise.
+    """
+    loss_fn = make_loss(net_config, train_config)
+    optimizer = make_optimizer(train_config)
+    dtype = net_config.jnp_dtype
+    # The implicit loss has no noise level; its tokens carry log σ = 0 (unused without σ conditioning).
+    log_sigmas = jnp.log(jnp.asarray(train_config.sigmas or (1.0,), dtype))
+    batch = train_config.batch_particles
+    batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
+    _, base_key = run_keys(train_config.seed)
+
+    def step(state: TrainState, snapshots: Snapshots):
+        key = jax.random.fold_in(base_key, state.step)
+        frame_key, particle_key, sigma_key, noise_key = jax.random.split(key, 4)
+        n_frames, n_particles = snapshots.x.shape[:2]
+        frames = jax.random.randint(frame_key, (batch,), 0, n_frames)
+        particles = jax.random.randint(particle_key, (batch,), 0, n_particles)
+        log_sigma = log_sigmas[jax.random.randint(sigma_key, (batch,), 0, log_sigmas.shape[0])]
+        tokens = gather_tokens(snapshots, frames, particles, box_length, log_sigma)
+        tokens = jax.lax.with_sharding_constraint(tokens, batch_sharding)
+        loss, grads = jax.value_and_grad(loss_fn)(state.params, tokens, noise_key)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        t = state.step.astype(dtype)
+        decay = jnp.minimum(train_config.ema_decay, (1 + t) / (10 + t))
+        ema = jax.tree_util.tree_map(lambda e, p: decay * e + (1 - decay) * p, state.ema_params, params)
+        return TrainState(state.step + 1, params, opt_state, ema), loss
+
+    return jax.jit(step, donate_argnums=0)
+
+
+def device_mesh(devices) -> Mesh:
+    devices = list(jax.devices() if devices is None else devices)
+    return Mesh(np.array(devices), ("data",))
