@@ -53,7 +53,7 @@ def trajectory_cases():
     # Boxes under 3 cells a side: one cell, all pairs under the minimum image.
     yield "n7_small_box_harmonic_poly", a.AOUP(7, box_length=7.0, radius=_poly(1, 7, 0.5, 1.2), v0=0.3, gamma=0.5,
                                                eps=0.01, beta=None), 0.02, "uniform"
-    yield "n12_small_box_abp_poly", a.ABP(12, box_length=7.0, radius=_poly(2, 12, 0.5, 1.2), v0=0.3,
+    yield "n12_small_box_abp_poly", a.ABP(12, box_length=9.0, radius=_poly(2, 12, 0.5, 1.2), v0=0.3,
                                           rotational_diffusion=0.5, eps=0.01), 0.02, "uniform"
     # Exactly 3 and 4 cells a side (the smallest grids where the 3x3 neighbourhood wraps onto itself).
     yield "n40_three_cells_abp", a.ABP(40, box_length=12.0, v0=0.5, rotational_diffusion=0.2), 0.05, "uniform"

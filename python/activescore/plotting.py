@@ -1,8 +1,19 @@
-"""Pictures of configurations and fields (matplotlib, saved as PNG by the callers)."""
+"""Pictures of configurations and fields (matplotlib, saved as PNG by the callers).
+
+Units: lengths in the simulation's unit, which is the particle radius R for the default R = 1 (axes read
+"x / R"); time in the simulation's unit (1/γ of the propulsion is ``1/system.gamma`` of them); EPR in k_B per
+unit time. Every axis, colour bar and arrow key says what it shows and in which unit; titles describe the system
+by its parameters (model, N, φ, v0, γ or D_r, ε), not by a phase.
+"""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+#: Particle-snapshots per map cell, on average, that :func:`bins_for` aims at: fewer make maps of noise.
+PARTICLES_PER_BIN = 20
 
 
 def _pyplot():
@@ -18,12 +29,60 @@ def _pyplot():
     return plt
 
 
+def bins_for(n_particles: int, n_frames: int = 1, *, per_bin: int = PARTICLES_PER_BIN, most: int = 64) -> int:
+    """Cells per side of a square map with about ``per_bin`` particle-snapshots per cell on average.
+
+    ``n_particles`` particles in each of ``n_frames`` snapshots spread over bins² cells give
+    N·F/bins² per cell, so bins = ⌊√(N F / per_bin)⌋, at least 1 and at most ``most``. Example: N = 256 on
+    8 snapshots gives 10 × 10 cells (20.5 per cell), where a fixed 48 × 48 grid would hold under one."""
+    n = int(n_particles) * int(n_frames)
+    if n < 1 or per_bin < 1:
+        raise ValueError(f"need n_particles * n_frames >= 1 and per_bin >= 1, got {n_particles}, {n_frames}, "
+                         f"{per_bin}")
+    return max(1, min(int(most), math.isqrt(n // int(per_bin))))
+
+
+def length_unit(system) -> str:
+    """The unit of the axes: "R" when every radius is 1 (lengths are then in particle radii), else the
+    simulation's length unit."""
+    radius = np.asarray(system.radius)
+    return "R" if np.all(radius == 1.0) else "length unit"
+
+
+def _axis_labels(ax, system) -> None:
+    unit = length_unit(system)
+    if unit == "R":
+        ax.set_xlabel("x / R")
+        ax.set_ylabel("y / R")
+    else:
+        ax.set_xlabel(f"x [{unit}]")
+        ax.set_ylabel(f"y [{unit}]")
+
+
+def system_title(system, *, t: float | None = None) -> str:
+    """A title describing a system by its parameters: model, N, φ, v0, the propulsion rate (γ or D_r), the
+    persistence length v0/rate, ε, and the time t of a snapshot when given."""
+    rate_name = system.propulsion_rate_symbol
+    rate = system.propulsion_rate
+    parts = [f"{system.model.upper()}  N = {system.n_particles}", f"φ = {system.packing_fraction:.3g}",
+             f"v0 = {system.v0:.3g}", f"{rate_name} = {rate:.3g}"]
+    if rate > 0 and system.v0 > 0:
+        parts.append(f"v0/{rate_name} = {system.v0 / rate:.3g}")
+    parts.append(f"ε = {system.eps:.3g}")
+    if system.trap > 0:
+        parts.append(f"trap A = {system.trap:.3g}")
+    if t is not None:
+        parts.append(f"t = {t:g}")
+    return ", ".join(parts)
+
+
 def plot_configuration(system, x, *, color=None, ax=None, cmap="viridis", label=None, title=None, colorbar=True,
                        arrows=None):
-    """Draw the particles as disks of their true radius in the periodic box.
+    """Draw the particles as disks of their true radius in the periodic box, with labelled axes (x / R, y / R).
 
-    ``color``: per-particle values (e.g. local EPR) mapped through ``cmap`` with a colour bar; default: one colour.
-    ``arrows``: optional (N, 2) vectors (e.g. the propulsion g) drawn from each centre.
+    ``color``: per-particle values (N,) (e.g. local EPR) mapped through ``cmap`` with a colour bar labelled
+    ``label``; default: one colour. ``arrows``: optional (N, 2) vectors (e.g. the propulsion g) drawn from each
+    centre, one unit of the vector as one radius. ``title``: default :func:`system_title`.
     Returns the matplotlib Axes.
     """
     from matplotlib.collections import EllipseCollection
@@ -49,10 +108,8 @@ def plot_configuration(system, x, *, color=None, ax=None, cmap="viridis", label=
     ax.set_xlim(-half, half)
     ax.set_ylim(-half, half)
     ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title)
+    _axis_labels(ax, system)
+    ax.set_title(system_title(system) if title is None else title, fontsize="medium")
     if color is not None and colorbar:
         ax.figure.colorbar(disks, ax=ax, shrink=0.8, label=label)
     return ax
@@ -71,11 +128,22 @@ def save(fig_or_ax, path) -> None:
 
 # ------------------------------------------------------------------ entropy production (activescore.estimate)
 _EPR_LABELS = {
-    "quadratic": "local EPR e_i (quadratic form)",
-    "divergence": "local EPR c_i (divergence form)",
-    "quadratic_x": "|v_x|²/ε", "quadratic_g": "|v_g|²/γ",
-    "divergence_x": "v_x·b_x/ε + ∇_x·v_x", "divergence_g": "∇_g·v_g",
+    "quadratic": "local EPR e_i, quadratic form",
+    "divergence": "local EPR c_i, divergence form",
+    "quadratic_x": "x part of e_i, |v_x|²/ε", "quadratic_g": "g part of e_i, |v_g|²/γ",
+    "divergence_x": "x part of c_i, v_x·b_x/ε + ∇_x·v_x", "divergence_g": "g part of c_i, ∇_g·v_g",
 }
+
+
+def _epr_label(quantity: str, kind: str, system_or_unit) -> str:
+    """Colour-bar text: what the values are and their unit (EPR in k_B per unit time)."""
+    unit = system_or_unit if isinstance(system_or_unit, str) else length_unit(system_or_unit)
+    what = _EPR_LABELS.get(quantity, quantity)
+    if kind == "per_particle":
+        return f"{what}, per particle [1/time]"
+    if kind == "density_weighted":
+        return f"{what}, per unit area [1/(time·{unit}²)]"
+    return f"{what} [1/time]"
 
 
 def _sigma_suffix(sigma) -> str:
@@ -113,25 +181,27 @@ def plot_local_epr(system, x, values, *, form: str = "quadratic", sigma=None, ax
         ax.set_ylim(-half_width, half_width)
     disks = ax.collections[0]
     disks.set_clim(vmin, vmax)
-    ax.figure.colorbar(disks, ax=ax, shrink=0.8, label=_EPR_LABELS.get(form, form) + _sigma_suffix(sigma))
+    ax.figure.colorbar(disks, ax=ax, shrink=0.8, label=_epr_label(form, "per_particle", system) + _sigma_suffix(sigma))
     return ax
 
 
 def plot_epr_map(field_map, quantity: str = "quadratic", kind: str = "density_weighted", *, ax=None, cmap=None,
-                 clip=(1, 99), title=None):
-    """A :class:`activescore.estimators.SpatialMap` as an image with a colour bar.
+                 clip=(1, 99), title=None, unit: str = "R"):
+    """A :class:`activescore.estimators.SpatialMap` as an image with labelled axes and a colour bar saying what
+    it shows and in which unit.
 
     ``kind``: "density_weighted" (EPR per unit area), "per_particle" (mean over the particles in a cell; empty
-    cells blank) or "density" (particles per unit area; ``quantity`` ignored)."""
+    cells blank) or "density" (particles per unit area; ``quantity`` ignored). ``unit``: the length unit of the
+    axes (:func:`length_unit` of the system; "R" for the default radius 1). Choose the map's ``bins`` with
+    :func:`bins_for` so that cells hold enough particles."""
     plt = _pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 5), dpi=150)
     if kind == "density":
-        data, label = field_map.density(), "density (particles per unit area)"
-    elif kind == "density_weighted":
-        data, label = field_map.density_weighted(quantity), _EPR_LABELS.get(quantity, quantity) + " per unit area"
-    elif kind == "per_particle":
-        data, label = field_map.per_particle(quantity), _EPR_LABELS.get(quantity, quantity) + " per particle"
+        data, label = field_map.density(), f"particle density [1/{unit}²]"
+    elif kind in ("density_weighted", "per_particle"):
+        data = getattr(field_map, kind)(quantity)
+        label = _epr_label(quantity, kind, unit)
     else:
         raise ValueError(f"kind must be 'density_weighted', 'per_particle' or 'density', got {kind!r}")
     vmin, vmax, diverging = _color_limits(data, clip)
@@ -139,23 +209,44 @@ def plot_epr_map(field_map, quantity: str = "quadratic", kind: str = "density_we
     image = ax.imshow(np.asarray(data).T, origin="lower", extent=(-h, h, -h, h), vmin=vmin, vmax=vmax,
                       cmap=cmap or ("RdBu_r" if diverging else "magma"), interpolation="nearest")
     ax.set_aspect("equal")
+    if unit == "R":
+        ax.set_xlabel("x / R")
+        ax.set_ylabel("y / R")
+    else:
+        ax.set_xlabel(f"x [{unit}]")
+        ax.set_ylabel(f"y [{unit}]")
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize="medium")
     ax.figure.colorbar(image, ax=ax, shrink=0.8, label=label if kind == "density" else
                        label + _sigma_suffix(field_map.sigma))
     return ax
 
 
-def plot_current(field_map, *, ax=None, stride: int = 1, cmap="Greys", title=None):
-    """The position current ρ v_x of a :class:`SpatialMap` as arrows over the density (colour bar)."""
+def _round_scale(value: float) -> float:
+    """A round number (1, 2 or 5 × 10^k) not above ``value``, for an arrow key."""
+    if not np.isfinite(value) or value <= 0:
+        return 1.0
+    exponent = math.floor(math.log10(value))
+    mantissa = value / 10**exponent
+    return (5 if mantissa >= 5 else 2 if mantissa >= 2 else 1) * 10**exponent
+
+
+def plot_current(field_map, *, ax=None, stride: int = 1, cmap="Greys", title=None, unit: str = "R"):
+    """The position current j_x = ρ v_x of a :class:`SpatialMap` as arrows over the density (colour bar), with
+    a key giving the arrow scale in 1/(time·unit)."""
     plt = _pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 5), dpi=150)
-    plot_epr_map(field_map, kind="density", ax=ax, cmap=cmap, title=title)
+    plot_epr_map(field_map, kind="density", ax=ax, cmap=cmap, title=title, unit=unit)
     c = field_map.centers[::stride]
     j = field_map.current()[::stride, ::stride]
     xx, yy = np.meshgrid(c, c, indexing="ij")
-    ax.quiver(xx, yy, j[..., 0], j[..., 1], color="tab:red", angles="xy", pivot="middle")
+    arrows = ax.quiver(xx, yy, j[..., 0], j[..., 1], color="tab:red", angles="xy", pivot="middle")
+    magnitude = np.hypot(j[..., 0], j[..., 1])
+    magnitude = magnitude[np.isfinite(magnitude)]
+    key = _round_scale(float(np.percentile(magnitude, 90))) if magnitude.size else 1.0
+    ax.quiverkey(arrows, 0.80, 1.02, key, f"j = {key:g} / (time·{unit})", labelpos="E", coordinates="axes",
+                 fontproperties={"size": "small"})
     return ax
 
 
@@ -171,17 +262,17 @@ def plot_radial_profile(profile, quantity: str = "quadratic", kind: str = "per_p
     if kind == "per_particle":
         err = profile.stderr(quantity) if quantity in ("quadratic", "divergence") else None
         ax.errorbar(r, profile.per_particle(quantity), yerr=err, fmt="o", ms=3, label="estimate")
-        ax.set_ylabel(label + " per particle")
+        ax.set_ylabel(label + ", per particle [1/time]")
     elif kind == "density_weighted":
         ax.plot(r, profile.density_weighted(quantity), "o-", ms=3, label="estimate")
-        ax.set_ylabel(label + " per unit area")
+        ax.set_ylabel(label + ", per unit area [1/(time·length²)]")
     else:
         raise ValueError(f"kind must be 'per_particle' or 'density_weighted', got {kind!r}")
     if exact is not None:
         rr = np.linspace(0.0, profile.edges[-1], 200)
         ax.plot(rr, exact(rr), "k-", lw=1, label="exact")
         ax.legend()
-    ax.set_xlabel("distance from the trap centre |x|")
+    ax.set_xlabel("distance from the trap centre |x| [length unit]")
     if title:
         ax.set_title(title)
     return ax
@@ -190,34 +281,42 @@ def plot_radial_profile(profile, quantity: str = "quadratic", kind: str = "per_p
 def plot_epr_overview(result, path=None, *, index: int = -1, form: str = "quadratic"):
     """One figure from an :class:`activescore.estimators.EPRResult`: a configuration coloured by local EPR (if the
     per-particle fields were kept), the density-weighted and per-particle EPR maps, density with current and (for
-    trapped systems) the radial profile. Saved as PNG when ``path`` is given; returns the figure."""
+    trapped systems) the radial profile, titled with the system's parameters and the global numbers. Saved as PNG
+    when ``path`` is given; returns the figure."""
     plt = _pyplot()
+    system = result.system
+    unit = length_unit(system)
     panels = ["config"] if result.local is not None else []
     panels += ["weighted", "per_particle", "current"] + (["radial"] if result.radial is not None else [])
     cols = 3 if len(panels) > 4 else 2
     rows = (len(panels) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.8 * rows), dpi=120, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 5.2 * rows), dpi=120, squeeze=False)
     axes = axes.ravel()
     tag = f"{form} form{_sigma_suffix(result.sigma)}"
+    bins = len(result.map.edges) - 1
+    per_cell = float(np.sum(result.map.count)) / (result.map.n_frames * bins**2)
+    grid = f"{bins}×{bins} cells, {per_cell:.3g} particles per cell per snapshot"
     for ax, panel in zip(axes, panels):
         if panel == "config":
-            plot_local_epr(result.system, result.positions(index), getattr(result.local, form)[index], form=form,
-                           sigma=result.sigma, ax=ax, title=f"snapshot {int(result.frames[index])}",
-                           half_width=result.map.half_width if result.system.trap > 0 else None)
+            plot_local_epr(system, result.positions(index), getattr(result.local, form)[index], form=form,
+                           sigma=result.sigma, ax=ax, title=f"one snapshot (frame {int(result.frames[index])})",
+                           half_width=result.map.half_width if system.trap > 0 else None)
         elif panel == "weighted":
-            plot_epr_map(result.map, form, "density_weighted", ax=ax, title=f"EPR density ({tag})")
+            plot_epr_map(result.map, form, "density_weighted", ax=ax, unit=unit,
+                         title=f"EPR density, mean over {result.map.n_frames} snapshots\n({grid})")
         elif panel == "per_particle":
-            plot_epr_map(result.map, form, "per_particle", ax=ax, title=f"EPR per particle ({tag})")
+            plot_epr_map(result.map, form, "per_particle", ax=ax, unit=unit,
+                         title="EPR per particle, mean over the particles in each cell")
         elif panel == "current":
-            plot_current(result.map, ax=ax, stride=max(1, (len(result.map.edges) - 1) // 24),
-                         title="density and current ρ v_x")
+            plot_current(result.map, ax=ax, stride=max(1, bins // 24), unit=unit,
+                         title="density and probability current j_x = ρ v_x")
         else:
             plot_radial_profile(result.radial, form, ax=ax, title=f"radial profile ({tag})")
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     ident = result.identity.per_particle
-    fig.suptitle(f"EPR per particle: {result.epr_per_particle[form]:.4g} ({tag});   learning-free identity: "
-                 f"{ident:.4g}")
+    fig.suptitle(f"{system_title(system)}\nEPR per particle: {result.epr_per_particle[form]:.4g} ({tag});   "
+                 f"learning-free identity: {ident:.4g}   [k_B per unit time]")
     if path is not None:
         save(fig, path)
     return fig

@@ -12,6 +12,11 @@ Each command reads the embedded defaults, then CONFIG (TOML), then the ``--set``
 and bad values before any work, prints what it will do, and writes ``config.toml`` (the resolved configuration)
 and ``run.json`` (version, status, timings) beside its outputs. Interrupted commands resume when rerun with the
 same --out; finished stages are not redone.
+
+A mistake (a bad value, a missing or foreign file, a run that blows up) ends the command with one line,
+``activescore CMD: error: ...``, naming the key, file or value and what is allowed, and a non-zero exit status
+(2: nothing was done; 1: the run failed; 130: interrupted). ``run.json`` records ``"status"`` as ``"done"``,
+``"failed"`` (with the message) or ``"interrupted"``. ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from pathlib import Path
 
 from .. import __version__
 from . import config as cfg
+from . import errors
 
 
 def _write_text(path: Path, text: str) -> None:
@@ -46,8 +52,30 @@ class Run:
             raise ValueError(f"--out: {self.out} holds a {command} run with another configuration; choose another "
                              "folder or remove it")
         self.record = {"command": command, "activescore_version": __version__, "config": config,
-                       "status": previous.get("status", "started"), "stages": previous.get("stages", {})}
+                       "status": "started", "stages": previous.get("stages", {})}
+        self._start = time.perf_counter()
         _write_text(self.out / "config.toml", cfg.dumps(config))
+        self.save()
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        """Record how the command ended: done, interrupted (Ctrl-C) or failed with the one-line message."""
+        if exc is None:
+            self.close("done")
+        elif isinstance(exc, KeyboardInterrupt):
+            self.close("interrupted")
+        else:
+            self.close("failed", errors.describe(exc)[0])
+        return False
+
+    def close(self, status: str, message: str | None = None) -> None:
+        self.record["status"] = status
+        self.record.pop("error", None)
+        if message is not None:
+            self.record["error"] = message
+        self.record["seconds"] = round(time.perf_counter() - self._start, 2)
         self.save()
 
     def done(self, stage: str) -> bool:
@@ -91,7 +119,7 @@ def stage_simulate(run: Run, system, sim: dict) -> Path:
         _say(f"  resuming after frame {frames} (step {state.step})")
     else:
         first = a.simulate(system, 0, sim["dt"], seed=sim["seed"], burn_in=sim["burn_in"], init=sim["init"],
-                           progress=True, **kw)
+                           progress=sim["burn_in"] > 0, **kw)
         state, frames = first.final_state, 0
     from tqdm.auto import tqdm
 
@@ -130,6 +158,18 @@ def stage_dataset(run: Run, system, sim: dict, ds: dict) -> Path:
     return path
 
 
+def _checkpoint_step(path: Path) -> int | None:
+    """The training step a checkpoint holds (None without a readable one: training then checks it itself)."""
+    from ..learning.checkpoint import read_metadata_and_state
+
+    if not path.exists():
+        return None
+    try:
+        return int(read_metadata_and_state(path)[1]["step"])
+    except Exception:
+        return None
+
+
 def stage_train(run: Run, data: Path, tr: dict) -> Path:
     from ..io.dataset import SnapshotDataset
     from ..learning import ScoreNetConfig, train_score
@@ -153,11 +193,15 @@ def stage_train(run: Run, data: Path, tr: dict) -> Path:
          f", {tr['network']} network, {tr['n_steps']} steps of {tr['batch_particles']} particles, "
          f"on {len(dataset)} snapshots of {system.n_particles} particles" +
          (f" (at most {frames_in_memory} in memory)" if frames_in_memory else "") + f" -> {path}")
+    checkpoint = run.out / "checkpoint.msgpack"
+    resumed_at = _checkpoint_step(checkpoint)
+    if resumed_at:
+        _say(f"train: resuming from step {resumed_at} of {tr['n_steps']} ({checkpoint})")
     start = time.perf_counter()
     # The data set itself, not its frames: one larger than memory is streamed from its shards.
     score = train_score(system, dataset, network, loss=tr["loss"], sigma=sigma, n_steps=tr["n_steps"],
                         batch_particles=tr["batch_particles"], learning_rate=tr["learning_rate"], seed=tr["seed"],
-                        checkpoint=run.out / "checkpoint.msgpack", checkpoint_every=tr["checkpoint_every"],
+                        checkpoint=checkpoint, checkpoint_every=tr["checkpoint_every"],
                         progress=True, frames_in_memory=frames_in_memory,
                         steps_per_window=tr["steps_per_window"] or None)
     score.save(path)
@@ -180,7 +224,8 @@ def stage_estimate(run: Run, score_path: Path, data: Path, est: dict) -> dict:
     _say(f"estimate: score {score_path} on {len(frames)} snapshots of {data} -> {run.out}")
     start = time.perf_counter()
     x, g = dataset.load(frames)
-    result = a.estimate(score, (x, g), system=dataset.system, bins=est["bins"], progress=True)
+    bins = est["bins"] or plotting.bins_for(dataset.system.n_particles, len(frames))
+    result = a.estimate(score, (x, g), system=dataset.system, bins=bins, progress=True)
     summary = str(result)
     _write_text(run.out / "summary.txt", summary + "\n")
     _write_text(run.out / "summary.json", json.dumps(result.to_dict(), indent=2, default=float) + "\n")
@@ -193,7 +238,52 @@ def stage_estimate(run: Run, score_path: Path, data: Path, est: dict) -> dict:
 # ---------------------------------------------------------------------------------------------------- commands
 
 def _resolve(args, sections):
-    return cfg.resolve(args.config, args.set or (), sections)
+    """The resolved configuration of the requested sections, every value checked before anything is created."""
+    config = cfg.resolve(args.config, args.set or (), sections)
+    cfg.validate(config)
+    return config
+
+
+def _input_file(option: str, path) -> Path:
+    """An input file given on the command line, which must exist and be a file."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{option} {path}: no such file")
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a folder, expected a file")
+    return path
+
+
+def _input_dataset(option: str, path):
+    """The data set folder given on the command line, opened (its manifest read) before any output is made."""
+    from ..io.dataset import SnapshotDataset
+
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{option} {path}: no such folder")
+    if not path.is_dir():
+        raise ValueError(f"{option} {path}: is a file, expected a data set folder (from `activescore dataset`)")
+    if not (path / "manifest.json").exists() and (path / "dataset" / "manifest.json").exists():
+        raise ValueError(f"{option} {path}: is the output folder of `activescore dataset`; the data set is "
+                         f"{path / 'dataset'}")
+    return SnapshotDataset(path)
+
+
+def _output_file(option: str, path) -> Path:
+    """An output file whose folder must exist (it is not created for a single file)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"{option} {path}: the folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a folder, expected a file name")
+    return path
+
+
+def _frame_index(frame: int, n_frames: int, source) -> int:
+    if not -n_frames <= frame < n_frames:
+        raise ValueError(f"--frame {frame}: {source} has {n_frames} frames, so the index must be in "
+                         f"[0, {n_frames - 1}] (or [-{n_frames}, -1] counting from the end)")
+    return frame % n_frames
 
 
 def cmd_config(args) -> int:
@@ -204,47 +294,60 @@ def cmd_config(args) -> int:
 def cmd_simulate(args) -> int:
     c = _resolve(args, ("system", "simulation"))
     system = cfg.make_system(c["system"])
-    stage_simulate(Run(args.out, "simulate", c), system, c["simulation"])
+    with Run(args.out, "simulate", c) as run:
+        stage_simulate(run, system, c["simulation"])
     return 0
 
 
 def cmd_dataset(args) -> int:
     c = _resolve(args, ("system", "simulation", "dataset"))
     system = cfg.make_system(c["system"])
-    stage_dataset(Run(args.out, "dataset", c), system, c["simulation"], c["dataset"])
+    with Run(args.out, "dataset", c) as run:
+        stage_dataset(run, system, c["simulation"], c["dataset"])
     return 0
 
 
 def cmd_train(args) -> int:
     c = _resolve(args, ("train",))
-    stage_train(Run(args.out, "train", {**c, "data": str(args.data)}), Path(args.data), c["train"])
+    _input_dataset("--data", args.data)
+    with Run(args.out, "train", {**c, "data": str(args.data)}) as run:
+        stage_train(run, Path(args.data), c["train"])
     return 0
 
 
 def cmd_estimate(args) -> int:
+    from ..systems import AOUP
+
     c = _resolve(args, ("estimate",))
-    run = Run(args.out, "estimate", {**c, "score": str(args.score), "data": str(args.data)})
-    stage_estimate(run, Path(args.score), Path(args.data), c["estimate"])
+    _input_file("--score", args.score)
+    dataset = _input_dataset("--data", args.data)
+    if not isinstance(dataset.system, AOUP):
+        raise ValueError(f"--data {args.data}: holds a {type(dataset.system).__name__} data set; the estimators "
+                         "need an AOUP system (the ABP propulsion is an angle, not an Ornstein-Uhlenbeck variable)")
+    with Run(args.out, "estimate", {**c, "score": str(args.score), "data": str(args.data)}) as run:
+        stage_estimate(run, Path(args.score), Path(args.data), c["estimate"])
     return 0
 
 
 def cmd_plot(args) -> int:
     from .. import plotting
-    from ..io.dataset import SnapshotDataset
     from ..simulation.trajectory import load_trajectory
 
     if (args.gsd is None) == (args.data is None):
-        raise ValueError("plot: give exactly one of --gsd and --data")
+        raise ValueError("give exactly one of --gsd FILE and --data DIR")
+    out = _output_file("--out", args.out)
     if args.gsd is not None:
-        traj = load_trajectory(args.gsd)
-        system, x, g, t = traj.system, traj.x[args.frame], traj.g[args.frame], traj.t[args.frame]
+        traj = load_trajectory(_input_file("--gsd", args.gsd))
+        k = _frame_index(args.frame, len(traj), args.gsd)
+        system, x, g, t = traj.system, traj.x[k], traj.g[k], traj.t[k]
     else:
-        ds = SnapshotDataset(args.data)
-        system, (x, g), t = ds.system, ds[args.frame], ds.step[args.frame] * ds.dt
-    ax = plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2, label="|g|²",
-                                     title=f"N={system.n_particles}, φ={system.packing_fraction:.3g}, t={t:g}")
-    plotting.save(ax, args.out)
-    _say(f"plot: wrote {args.out}")
+        ds = _input_dataset("--data", args.data)
+        k = _frame_index(args.frame, len(ds), args.data)
+        system, (x, g), t = ds.system, ds[k], ds.step[k] * ds.dt
+    ax = plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2, label="|g|² (propulsion)",
+                                     title=plotting.system_title(system, t=t))
+    plotting.save(ax, out)
+    _say(f"plot: wrote {out}")
     return 0
 
 
@@ -253,23 +356,21 @@ def cmd_demo(args) -> int:
     the learning-free check: the whole pipeline on the CPU, with the embedded defaults."""
     c = _resolve(args, None)
     system = cfg.make_system(c["system"])
-    run = Run(args.out, "demo", c)
-    _say(f"activescore {__version__} demo: simulate -> data set -> train -> estimate, outputs in {run.out}/")
-    start = time.perf_counter()
-    data = stage_dataset(run, system, c["simulation"], c["dataset"])
-    score = stage_train(run, data, c["train"])
-    from .. import plotting
-    from ..io.dataset import SnapshotDataset
+    with Run(args.out, "demo", c) as run:
+        _say(f"activescore {__version__} demo: simulate -> data set -> train -> estimate, outputs in {run.out}/")
+        start = time.perf_counter()
+        data = stage_dataset(run, system, c["simulation"], c["dataset"])
+        score = stage_train(run, data, c["train"])
+        from .. import plotting
+        from ..io.dataset import SnapshotDataset
 
-    ds = SnapshotDataset(data)
-    x, g = ds[-1]
-    plotting.save(plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2, label="|g|²",
-                                              title=f"MIPS, N={system.n_particles}, t={ds.step[-1] * ds.dt:g}"),
-                  run.out / "configuration.png")
-    stage_estimate(run, score, data, c["estimate"])
-    run.record["status"] = "done"
-    run.record["seconds"] = round(time.perf_counter() - start, 1)
-    run.save()
+        ds = SnapshotDataset(data)
+        x, g = ds[-1]
+        plotting.save(plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2,
+                                                  label="|g|² (propulsion)",
+                                                  title=plotting.system_title(system, t=ds.step[-1] * ds.dt)),
+                      run.out / "configuration.png")
+        stage_estimate(run, score, data, c["estimate"])
     _say(f"demo: done in {time.perf_counter() - start:.0f} s; see {run.out}/summary.txt, epr.png, configuration.png")
     return 0
 
@@ -279,9 +380,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"activescore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="on an error, show the Python traceback")
 
     def command(name, func, help_text, out_default=None):
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         p.add_argument("config", nargs="?", default=None, help="TOML configuration file (optional)")
         p.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a configuration key, e.g. --set system.n_particles=1024")
@@ -300,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="data set folder")
     command("demo", cmd_demo, cmd_demo.__doc__, out_default="demo_output")
 
-    plot = sub.add_parser("plot", help="draw a configuration")
+    plot = sub.add_parser("plot", help="draw a configuration", parents=[common])
     plot.add_argument("--gsd", help="trajectory file")
     plot.add_argument("--data", help="data set folder")
     plot.add_argument("--frame", type=int, default=-1)
@@ -310,12 +413,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one command; every error becomes one line on stderr and a non-zero exit status (see the module doc)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:  # bad configuration or parameters: a clear message, no traceback, no work done
-        print(f"activescore {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"activescore {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    except (Exception, KeyboardInterrupt) as err:
+        if args.debug and not isinstance(err, KeyboardInterrupt):
+            raise
+        message, status = errors.describe(err)
+        print(errors.one_line(args.command, message), file=sys.stderr)
+        return status
