@@ -7,6 +7,7 @@
     activescore plot     (--gsd FILE | --data DIR) [--frame I] --out FILE.png
     activescore demo     [--out DIR]                                  all of it, small, on the CPU
     activescore config   [CONFIG] [--set ...]                         print the resolved configuration
+    activescore physics  [--path]                                     the physics reference (physics.md)
 
 Each command reads the embedded defaults, then CONFIG (TOML), then the ``--set`` overrides, rejects unknown keys
 and bad values before any work, prints what it will do, and writes ``config.toml`` (the resolved configuration)
@@ -351,6 +352,15 @@ def cmd_plot(args) -> int:
     return 0
 
 
+def cmd_physics(args) -> int:
+    """Print the physics reference (models, units, conventions) that summaries cite as "physics.md §n"."""
+    from ..reference import physics_reference
+
+    path = physics_reference()
+    print(path if args.path else path.read_text(encoding="utf-8"), end="\n" if args.path else "")
+    return 0
+
+
 def cmd_demo(args) -> int:
     """Simulate a small MIPS system, train a small score, estimate the EPR, and write the maps and a summary with
     the learning-free check: the whole pipeline on the CPU, with the embedded defaults."""
@@ -402,6 +412,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score", required=True, help="score file (from `activescore train`)")
     p.add_argument("--data", required=True, help="data set folder")
     command("demo", cmd_demo, cmd_demo.__doc__, out_default="demo_output")
+
+    physics = sub.add_parser("physics", help=cmd_physics.__doc__, parents=[common])
+    physics.add_argument("--path", action="store_true", help="print where physics.md is instead of its text")
+    physics.set_defaults(func=cmd_physics)
 
     plot = sub.add_parser("plot", help="draw a configuration", parents=[common])
     plot.add_argument("--gsd", help="trajectory file")
