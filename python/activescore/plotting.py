@@ -111,7 +111,7 @@ def plot_configuration(system, x, *, color=None, ax=None, cmap="viridis", label=
     _axis_labels(ax, system)
     ax.set_title(system_title(system) if title is None else title, fontsize="medium")
     if color is not None and colorbar:
-        ax.figure.colorbar(disks, ax=ax, shrink=0.8, label=label)
+        _colorbar(ax, disks, label or "")
     return ax
 
 
@@ -128,22 +128,28 @@ def save(fig_or_ax, path) -> None:
 
 # ------------------------------------------------------------------ entropy production (activescore.estimate)
 _EPR_LABELS = {
-    "quadratic": "local EPR e_i, quadratic form",
-    "divergence": "local EPR c_i, divergence form",
+    "quadratic": "EPR e_i (quadratic form)",
+    "divergence": "EPR c_i (divergence form)",
     "quadratic_x": "x part of e_i, |v_x|²/ε", "quadratic_g": "g part of e_i, |v_g|²/γ",
     "divergence_x": "x part of c_i, v_x·b_x/ε + ∇_x·v_x", "divergence_g": "g part of c_i, ∇_g·v_g",
 }
 
+#: Cells of a per-particle map with fewer particle-snapshots than this are left blank: a mean of a few is noise.
+MIN_PARTICLES_PER_CELL = 5
 
-def _epr_label(quantity: str, kind: str, system_or_unit) -> str:
+
+def _epr_label(quantity: str, kind: str, unit: str, sigma=None) -> str:
     """Colour-bar text: what the values are and their unit (EPR in k_B per unit time)."""
-    unit = system_or_unit if isinstance(system_or_unit, str) else length_unit(system_or_unit)
     what = _EPR_LABELS.get(quantity, quantity)
-    if kind == "per_particle":
-        return f"{what}, per particle [1/time]"
     if kind == "density_weighted":
-        return f"{what}, per unit area [1/(time·{unit}²)]"
-    return f"{what} [1/time]"
+        return f"{what} per area [1/(time·{unit}²)]{_sigma_suffix(sigma)}"
+    return f"{what} per particle [1/time]{_sigma_suffix(sigma)}"
+
+
+def _colorbar(ax, mappable, label: str):
+    bar = ax.figure.colorbar(mappable, ax=ax, shrink=0.85)
+    bar.set_label(label, fontsize="small")
+    return bar
 
 
 def _sigma_suffix(sigma) -> str:
@@ -181,27 +187,30 @@ def plot_local_epr(system, x, values, *, form: str = "quadratic", sigma=None, ax
         ax.set_ylim(-half_width, half_width)
     disks = ax.collections[0]
     disks.set_clim(vmin, vmax)
-    ax.figure.colorbar(disks, ax=ax, shrink=0.8, label=_epr_label(form, "per_particle", system) + _sigma_suffix(sigma))
+    _colorbar(ax, disks, _epr_label(form, "per_particle", length_unit(system), sigma))
     return ax
 
 
 def plot_epr_map(field_map, quantity: str = "quadratic", kind: str = "density_weighted", *, ax=None, cmap=None,
-                 clip=(1, 99), title=None, unit: str = "R"):
+                 clip=(1, 99), title=None, unit: str = "R", min_count: int = MIN_PARTICLES_PER_CELL):
     """A :class:`activescore.estimators.SpatialMap` as an image with labelled axes and a colour bar saying what
     it shows and in which unit.
 
-    ``kind``: "density_weighted" (EPR per unit area), "per_particle" (mean over the particles in a cell; empty
-    cells blank) or "density" (particles per unit area; ``quantity`` ignored). ``unit``: the length unit of the
-    axes (:func:`length_unit` of the system; "R" for the default radius 1). Choose the map's ``bins`` with
-    :func:`bins_for` so that cells hold enough particles."""
+    ``kind``: "density_weighted" (EPR per unit area), "per_particle" (mean over the particles in a cell; cells
+    with fewer than ``min_count`` particle-snapshots blank) or "density" (particles per unit area; ``quantity``
+    ignored). ``unit``: the length unit of the axes (:func:`length_unit` of the system; "R" for the default
+    radius 1). Choose the map's ``bins`` with :func:`bins_for` so that cells hold enough particles."""
     plt = _pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 5), dpi=150)
     if kind == "density":
         data, label = field_map.density(), f"particle density [1/{unit}²]"
-    elif kind in ("density_weighted", "per_particle"):
-        data = getattr(field_map, kind)(quantity)
-        label = _epr_label(quantity, kind, unit)
+    elif kind == "density_weighted":
+        data = field_map.density_weighted(quantity)
+        label = _epr_label(quantity, kind, unit, field_map.sigma)
+    elif kind == "per_particle":
+        data = np.where(field_map.count >= min_count, field_map.per_particle(quantity), np.nan)
+        label = _epr_label(quantity, kind, unit, field_map.sigma)
     else:
         raise ValueError(f"kind must be 'density_weighted', 'per_particle' or 'density', got {kind!r}")
     vmin, vmax, diverging = _color_limits(data, clip)
@@ -209,16 +218,11 @@ def plot_epr_map(field_map, quantity: str = "quadratic", kind: str = "density_we
     image = ax.imshow(np.asarray(data).T, origin="lower", extent=(-h, h, -h, h), vmin=vmin, vmax=vmax,
                       cmap=cmap or ("RdBu_r" if diverging else "magma"), interpolation="nearest")
     ax.set_aspect("equal")
-    if unit == "R":
-        ax.set_xlabel("x / R")
-        ax.set_ylabel("y / R")
-    else:
-        ax.set_xlabel(f"x [{unit}]")
-        ax.set_ylabel(f"y [{unit}]")
+    ax.set_xlabel("x / R" if unit == "R" else f"x [{unit}]")
+    ax.set_ylabel("y / R" if unit == "R" else f"y [{unit}]")
     if title:
         ax.set_title(title, fontsize="medium")
-    ax.figure.colorbar(image, ax=ax, shrink=0.8, label=label if kind == "density" else
-                       label + _sigma_suffix(field_map.sigma))
+    _colorbar(ax, image, label)
     return ax
 
 
@@ -239,19 +243,25 @@ def plot_current(field_map, *, ax=None, stride: int = 1, cmap="Greys", title=Non
         _, ax = plt.subplots(figsize=(6, 5), dpi=150)
     plot_epr_map(field_map, kind="density", ax=ax, cmap=cmap, title=title, unit=unit)
     c = field_map.centers[::stride]
-    j = field_map.current()[::stride, ::stride]
+    # Cells with few particles give a current of noise: left without an arrow, as in the per-particle map.
+    current = np.where((field_map.count >= MIN_PARTICLES_PER_CELL)[..., None], field_map.current(), np.nan)
+    j = current[::stride, ::stride]
     xx, yy = np.meshgrid(c, c, indexing="ij")
     arrows = ax.quiver(xx, yy, j[..., 0], j[..., 1], color="tab:red", angles="xy", pivot="middle")
     magnitude = np.hypot(j[..., 0], j[..., 1])
     magnitude = magnitude[np.isfinite(magnitude)]
     key = _round_scale(float(np.percentile(magnitude, 90))) if magnitude.size else 1.0
-    ax.quiverkey(arrows, 0.80, 1.02, key, f"j = {key:g} / (time·{unit})", labelpos="E", coordinates="axes",
-                 fontproperties={"size": "small"})
+    # The key sits in a white box at the top left, readable over any background density.
+    arrow_key = ax.quiverkey(arrows, 0.06, 0.95, key, f"j = {key:g} [1/(time·{unit})]", labelpos="E",
+                             coordinates="axes", fontproperties={"size": "small"}, color="tab:red")
+    arrow_key.set_zorder(3)
+    ax.add_patch(_pyplot().Rectangle((0.01, 0.90), 0.52, 0.09, transform=ax.transAxes, facecolor="white",
+                                     edgecolor="0.5", linewidth=0.5, alpha=0.9, zorder=2.5))
     return ax
 
 
 def plot_radial_profile(profile, quantity: str = "quadratic", kind: str = "per_particle", *, exact=None, ax=None,
-                        title=None):
+                        title=None, unit: str = "R"):
     """A :class:`activescore.estimators.RadialProfile` against r = |x| (per-particle means with the naive
     standard error, or the density-weighted profile). ``exact``: optional callable r → values, drawn as a line."""
     plt = _pyplot()
@@ -262,19 +272,20 @@ def plot_radial_profile(profile, quantity: str = "quadratic", kind: str = "per_p
     if kind == "per_particle":
         err = profile.stderr(quantity) if quantity in ("quadratic", "divergence") else None
         ax.errorbar(r, profile.per_particle(quantity), yerr=err, fmt="o", ms=3, label="estimate")
-        ax.set_ylabel(label + ", per particle [1/time]")
+        ax.set_ylabel(label + " per particle [1/time]", fontsize="small")
     elif kind == "density_weighted":
         ax.plot(r, profile.density_weighted(quantity), "o-", ms=3, label="estimate")
-        ax.set_ylabel(label + ", per unit area [1/(time·length²)]")
+        ax.set_ylabel(label + f" per area [1/(time·{unit}²)]", fontsize="small")
     else:
         raise ValueError(f"kind must be 'per_particle' or 'density_weighted', got {kind!r}")
     if exact is not None:
         rr = np.linspace(0.0, profile.edges[-1], 200)
         ax.plot(rr, exact(rr), "k-", lw=1, label="exact")
         ax.legend()
-    ax.set_xlabel("distance from the trap centre |x| [length unit]")
+    ax.set_xlabel(f"distance from the trap centre |x| / {unit}" if unit == "R" else
+                  f"distance from the trap centre |x| [{unit}]")
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize="medium")
     return ax
 
 
@@ -294,8 +305,8 @@ def plot_epr_overview(result, path=None, *, index: int = -1, form: str = "quadra
     axes = axes.ravel()
     tag = f"{form} form{_sigma_suffix(result.sigma)}"
     bins = len(result.map.edges) - 1
-    per_cell = float(np.sum(result.map.count)) / (result.map.n_frames * bins**2)
-    grid = f"{bins}×{bins} cells, {per_cell:.3g} particles per cell per snapshot"
+    per_cell = float(np.sum(result.map.count)) / bins**2
+    grid = f"{bins}×{bins} cells, {per_cell:.3g} particle-snapshots per cell"
     for ax, panel in zip(axes, panels):
         if panel == "config":
             plot_local_epr(system, result.positions(index), getattr(result.local, form)[index], form=form,
@@ -303,15 +314,16 @@ def plot_epr_overview(result, path=None, *, index: int = -1, form: str = "quadra
                            half_width=result.map.half_width if system.trap > 0 else None)
         elif panel == "weighted":
             plot_epr_map(result.map, form, "density_weighted", ax=ax, unit=unit,
-                         title=f"EPR density, mean over {result.map.n_frames} snapshots\n({grid})")
+                         title=f"EPR density over {result.map.n_frames} snapshots\n({grid})")
         elif panel == "per_particle":
             plot_epr_map(result.map, form, "per_particle", ax=ax, unit=unit,
-                         title="EPR per particle, mean over the particles in each cell")
+                         title=f"EPR per particle, mean in each cell\n(blank: under {MIN_PARTICLES_PER_CELL} "
+                               "particle-snapshots)")
         elif panel == "current":
             plot_current(result.map, ax=ax, stride=max(1, bins // 24), unit=unit,
                          title="density and probability current j_x = ρ v_x")
         else:
-            plot_radial_profile(result.radial, form, ax=ax, title=f"radial profile ({tag})")
+            plot_radial_profile(result.radial, form, ax=ax, title=f"radial profile ({tag})", unit=unit)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     ident = result.identity.per_particle
