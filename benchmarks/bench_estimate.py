@@ -32,7 +32,7 @@ import common  # noqa: E402
 
 import activescore as a  # noqa: E402
 from activescore import exact  # noqa: E402
-from activescore.estimators import estimate, learning_free_epr  # noqa: E402
+from activescore.estimation import estimate, learning_free_epr  # noqa: E402
 
 SIZES = (1024, 4096, 16384, 65536)
 

@@ -11,7 +11,7 @@ import pytest
 
 import activescore as a
 from activescore import exact
-from activescore.estimators import estimate, learning_free_epr, local_epr
+from activescore.estimation import estimate, learning_free_epr, local_epr
 
 N_SE = 5.0  # tolerance in standard errors
 D = 2

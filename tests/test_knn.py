@@ -1,15 +1,29 @@
-"""k nearest neighbours from the compiled cell list against an all-pairs NumPy reference (issue 4, item 1).
+"""k nearest neighbours of every backend (the compiled cell list and its Numba mirror) against an all-pairs
+NumPy reference.
 
 The reference repeats the core's arithmetic (wrap, then minimum image of the difference), so indices must agree
-exactly, ties included, and displacements to rounding.
+exactly, ties included, and displacements to rounding; the two backends agree bit for bit.
 """
 
 import numpy as np
 import pytest
 
-pytest.importorskip("activescore._core", reason="the compiled core is not built")
+from activescore import backends
+from activescore.learning.neighbours import knn as backend_knn
+from activescore.learning.neighbours import minimum_image
 
-from activescore.learning.neighbours import knn, minimum_image  # noqa: E402
+BACKENDS = [b for b in ("cpp", "numba") if backends.is_available(b)]
+
+
+@pytest.fixture(params=BACKENDS, autouse=True)
+def backend(request, monkeypatch):
+    """Every test runs on each CPU backend: ``knn`` below is that backend's."""
+    monkeypatch.setattr(f"{__name__}.knn", lambda *args, **kw: backend_knn(*args, backend=request.param, **kw))
+    return request.param
+
+
+def knn(*args, **kw):  # replaced per test by the fixture above
+    raise AssertionError("the backend fixture did not run")
 
 
 def wrap(x, box_length):
@@ -95,3 +109,13 @@ def test_bad_arguments():
         knn(np.zeros((4, 3)), 1.0, 2)
     with pytest.raises(ValueError):
         knn(x, -1.0, 2)
+
+
+@pytest.mark.skipif(len(BACKENDS) < 2, reason="needs both the compiled core and numba")
+def test_backends_agree_bit_for_bit():
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-15.0, 15.0, size=(700, 2))
+    cpp = backend_knn(x, 30.0, 24, backend="cpp")
+    fallback = backend_knn(x, 30.0, 24, backend="numba")
+    np.testing.assert_array_equal(cpp[0], fallback[0])
+    np.testing.assert_array_equal(cpp[1], fallback[1])

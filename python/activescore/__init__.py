@@ -4,9 +4,9 @@ production (Boffi & Vanden-Eijnden, PNAS 2024).
 The models, units and conventions ("physics.md §n" in summaries and docstrings) ship with the package:
 ``activescore.physics_reference()`` is the path of physics.md, ``python -m activescore physics`` prints it."""
 
-__version__ = "0.1.0"
-
 import os as _os
+
+from ._version import __version__
 
 # libgomp's default wait (spin 300000 iterations, then sleep) makes every per-step barrier of the compiled simulator
 # wait a whole scheduler slice when the cores are shared with other work: 20-50x slower runs on 2-core machines.
@@ -18,7 +18,7 @@ if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
     _os.environ["GOMP_SPINCOUNT"] = "1000"
 
 from . import exact
-from .estimators import EPRResult, Estimate, LearningFreeEPR, estimate, learning_free_epr, local_epr
+from .estimation import EPRResult, Estimate, LearningFreeEPR, estimate, learning_free_epr, local_epr
 from .observables import drift, drift_divergence, forces
 from .reference import physics_reference
 from .simulation.simulate import SimulationError, simulate

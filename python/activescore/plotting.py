@@ -193,7 +193,7 @@ def plot_local_epr(system, x, values, *, form: str = "quadratic", sigma=None, ax
 
 def plot_epr_map(field_map, quantity: str = "quadratic", kind: str = "density_weighted", *, ax=None, cmap=None,
                  clip=(1, 99), title=None, unit: str = "R", min_count: int = MIN_PARTICLES_PER_CELL):
-    """A :class:`activescore.estimators.SpatialMap` as an image with labelled axes and a colour bar saying what
+    """A :class:`activescore.estimation.SpatialMap` as an image with labelled axes and a colour bar saying what
     it shows and in which unit.
 
     ``kind``: "density_weighted" (EPR per unit area), "per_particle" (mean over the particles in a cell; cells
@@ -262,7 +262,7 @@ def plot_current(field_map, *, ax=None, stride: int = 1, cmap="Greys", title=Non
 
 def plot_radial_profile(profile, quantity: str = "quadratic", kind: str = "per_particle", *, exact=None, ax=None,
                         title=None, unit: str = "R"):
-    """A :class:`activescore.estimators.RadialProfile` against r = |x| (per-particle means with the naive
+    """A :class:`activescore.estimation.RadialProfile` against r = |x| (per-particle means with the naive
     standard error, or the density-weighted profile). ``exact``: optional callable r → values, drawn as a line."""
     plt = _pyplot()
     if ax is None:
@@ -290,7 +290,7 @@ def plot_radial_profile(profile, quantity: str = "quadratic", kind: str = "per_p
 
 
 def plot_epr_overview(result, path=None, *, index: int = -1, form: str = "quadratic"):
-    """One figure from an :class:`activescore.estimators.EPRResult`: a configuration coloured by local EPR (if the
+    """One figure from an :class:`activescore.estimation.EPRResult`: a configuration coloured by local EPR (if the
     per-particle fields were kept), the density-weighted and per-particle EPR maps, density with current and (for
     trapped systems) the radial profile, titled with the system's parameters and the global numbers. Saved as PNG
     when ``path`` is given; returns the figure."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -32,8 +32,7 @@ def _box_length(n_particles: int, radius: np.ndarray, packing_fraction, box_leng
 
 def _radii(n_particles: int, radius) -> np.ndarray:
     if np.ndim(radius) == 0:
-        r = check.real("radius", radius, low=0.0, low_open=True)
-        return np.full(n_particles, r)
+        return np.full(n_particles, check.real("radius", radius, low=0.0, low_open=True))
     r = check.array("radius", radius, (n_particles,))
     if np.any(r <= 0):
         raise ValueError("radius must be > 0 for every particle")
@@ -158,14 +157,15 @@ class ParticleSystem:
         return (f"{type(self).__name__}(n_particles={self.n_particles}, packing_fraction={self.packing_fraction:.4g}, "
                 f"box_length={self.box_length:.6g}, {params})")
 
-    def with_size(self, n_particles: int, *, packing_fraction: float | None = None) -> "ParticleSystem":
+    def with_size(self, n_particles: int, *, packing_fraction: float | None = None) -> ParticleSystem:
         """The same system with another particle count (and packing fraction), e.g. for transfer studies."""
         d = self.to_dict()
         for key in ("model", "box_length", "n_particles"):
             d.pop(key)
         if not np.isscalar(d["radius"]):
             raise ValueError("with_size needs a monodisperse system (one radius)")
-        return type(self)(n_particles, packing_fraction=packing_fraction or self.packing_fraction, **d)
+        model: Any = type(self)
+        return model(n_particles, packing_fraction=packing_fraction or self.packing_fraction, **d)
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -258,7 +258,7 @@ def mips(n_particles: int, packing_fraction: float = 0.5, **overrides) -> AOUP:
     return AOUP(n_particles, packing_fraction=packing_fraction, **params)
 
 
-def system_from_dict(d: dict) -> AOUP | ABP:
+def system_from_dict(d: dict) -> ParticleSystem:
     """Inverse of ``system.to_dict()``."""
     d = dict(d)
     model = d.pop("model", "aoup")

@@ -1,7 +1,10 @@
-"""Backend registry: the compiled core ("cpp", "cuda") and the Numba fallback ("numba") behind one interface.
+"""The compute backends behind one interface: the compiled core on the CPU ("cpp") and on a GPU ("cuda"), and
+the Numba fallback ("numba").
 
-A backend simulator has ``advance(n) -> steps done``, ``step``, ``error`` and ``read_state() -> (x, q)``;
-a backend also provides ``forces`` and ``drift_divergence`` of a configuration.
+A :class:`Backend` makes simulators (``advance(n) -> steps done``, ``step``, ``error``, ``read_state() -> (x, q)``)
+and evaluates the observables of one configuration (``forces``, ``drift_divergence``) and the k nearest
+neighbours (``knn``). All of them consume the same :class:`~.spec.SystemSpec` and the same random stream, so a
+seed gives the same trajectory on each.
 """
 
 from __future__ import annotations
@@ -9,9 +12,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 
+import numpy as np
+
 from .spec import RunSpec, SystemSpec
 
-BACKENDS = ("cpp", "cuda", "numba")
+__all__ = ["BACKENDS", "Backend", "RunSpec", "SystemSpec", "get", "is_available", "resolve"]
 
 
 @functools.cache
@@ -23,48 +28,8 @@ def _core():
     return core
 
 
-def _numba():
-    from . import numba_backend
-
-    return numba_backend
-
-
-def is_available(name: str) -> bool:
-    core = _core()
-    if name == "cpp":
-        return core is not None
-    if name == "cuda":
-        return core is not None and bool(core.cuda_available())
-    if name == "numba":
-        try:
-            import numba  # noqa: F401
-        except ImportError:
-            return False
-        return True
-    return False
-
-
-def resolve(name: str) -> str:
-    """'auto' becomes the fastest available backend (cuda, then cpp, then numba); others are checked."""
-    if name == "auto":
-        for candidate in ("cuda", "cpp", "numba"):
-            if is_available(candidate):
-                return candidate
-        raise RuntimeError("no backend available: the compiled core is missing and numba is not installed")
-    if name not in BACKENDS:
-        raise ValueError(f"backend must be one of {['auto', *BACKENDS]}, got {name!r}")
-    if not is_available(name):
-        why = {
-            "cuda": "activescore was built without CUDA or no GPU is visible"
-            if _core() is None or not _core().built_with_cuda else "no CUDA GPU is visible",
-            "cpp": "the compiled extension activescore._core did not import",
-            "numba": "numba is not installed",
-        }[name]
-        raise RuntimeError(f"backend {name!r} is not available: {why}")
-    return name
-
-
 def _core_spec(spec: SystemSpec):
+    """The C++ SystemSpec of ``spec``, field for field."""
     core = _core()
     s = core.SystemSpec()
     for item in dataclasses.fields(spec):
@@ -79,8 +44,30 @@ def _core_run(run: RunSpec):
     return r
 
 
+class Backend:
+    """What every backend provides. ``name`` is what users pass as ``backend=``."""
+
+    name = ""
+
+    def unavailable_reason(self) -> str | None:
+        """None when the backend can run here, else why not."""
+        raise NotImplementedError
+
+    def make_simulator(self, spec: SystemSpec, run: RunSpec, double_precision: bool, x, q, radius):
+        raise NotImplementedError
+
+    def forces(self, spec: SystemSpec, x, radius, n_threads: int = 0) -> np.ndarray:
+        raise NotImplementedError
+
+    def drift_divergence(self, spec: SystemSpec, x, radius, n_threads: int = 0) -> np.ndarray:
+        raise NotImplementedError
+
+    def knn(self, x, box_length: float, k: int, n_threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+
 class _CoreSimulator:
-    """Adapter giving the compiled simulator the backend interface."""
+    """The compiled simulator with the backend interface."""
 
     def __init__(self, device: str, spec: SystemSpec, run: RunSpec, double_precision: bool, x, q, radius):
         self._q_components = spec.propulsion_components
@@ -101,23 +88,109 @@ class _CoreSimulator:
         return _core().read_state(self._sim, self._q_components)
 
 
-def make_simulator(backend: str, spec: SystemSpec, run: RunSpec, double_precision: bool, x, q, radius):
-    if backend == "numba":
-        return _numba().NumbaSimulator(spec, run, double_precision, x, q, radius)
-    return _CoreSimulator("cuda" if backend == "cuda" else "cpu", spec, run, double_precision, x, q, radius)
+class CppBackend(Backend):
+    """The compiled core on the CPU (C++17 + OpenMP)."""
+
+    name = "cpp"
+    _device = "cpu"
+
+    def unavailable_reason(self) -> str | None:
+        return None if _core() is not None else "the compiled extension activescore._core did not import"
+
+    def make_simulator(self, spec, run, double_precision, x, q, radius):
+        return _CoreSimulator(self._device, spec, run, double_precision, x, q, radius)
+
+    def forces(self, spec, x, radius, n_threads=0):
+        return _core().forces(_core_spec(spec), x, radius, n_threads)
+
+    def drift_divergence(self, spec, x, radius, n_threads=0):
+        return _core().drift_divergence(_core_spec(spec), x, radius, n_threads)
+
+    def knn(self, x, box_length, k, n_threads=0):
+        return _core().knn(x, float(box_length), int(k), int(n_threads))
 
 
-def forces(backend: str, spec: SystemSpec, x, radius, n_threads: int = 0):
-    if backend == "numba":
-        return _numba().forces(spec, x, radius, n_threads)
-    if backend == "cuda":
+class CudaBackend(CppBackend):
+    """The compiled core on an NVIDIA GPU; k nearest neighbours stay on the CPU."""
+
+    name = "cuda"
+    _device = "cuda"
+
+    def unavailable_reason(self) -> str | None:
+        core = _core()
+        if core is None or not core.built_with_cuda:
+            return "activescore was built without CUDA or no GPU is visible"
+        return None if core.cuda_available() else "no CUDA GPU is visible"
+
+    def forces(self, spec, x, radius, n_threads=0):
         return _core().cuda_forces(_core_spec(spec), x, radius, n_threads)
-    return _core().forces(_core_spec(spec), x, radius, n_threads)
 
-
-def drift_divergence(backend: str, spec: SystemSpec, x, radius, n_threads: int = 0):
-    if backend == "numba":
-        return _numba().drift_divergence(spec, x, radius, n_threads)
-    if backend == "cuda":
+    def drift_divergence(self, spec, x, radius, n_threads=0):
         return _core().cuda_drift_divergence(_core_spec(spec), x, radius, n_threads)
-    return _core().drift_divergence(_core_spec(spec), x, radius, n_threads)
+
+
+class NumbaBackend(Backend):
+    """The pure-Python fallback, compiled by Numba: the same numbers as the C++ CPU core."""
+
+    name = "numba"
+
+    def unavailable_reason(self) -> str | None:
+        try:
+            import numba  # noqa: F401
+        except ImportError:
+            return "numba is not installed"
+        return None
+
+    def make_simulator(self, spec, run, double_precision, x, q, radius):
+        from . import numba_backend
+
+        return numba_backend.NumbaSimulator(spec, run, double_precision, x, q, radius)
+
+    def forces(self, spec, x, radius, n_threads=0):
+        from . import numba_backend
+
+        return numba_backend.forces(spec, x, radius, n_threads)
+
+    def drift_divergence(self, spec, x, radius, n_threads=0):
+        from . import numba_backend
+
+        return numba_backend.drift_divergence(spec, x, radius, n_threads)
+
+    def knn(self, x, box_length, k, n_threads=0):
+        from . import numba_knn
+
+        return numba_knn.knn(x, float(box_length), int(k), int(n_threads))
+
+
+# Numba compiles on first use: its modules are imported only when a Numba backend is asked for.
+BACKENDS: dict[str, Backend] = {b.name: b for b in (CudaBackend(), CppBackend(), NumbaBackend())}
+
+
+def is_available(name: str) -> bool:
+    backend = BACKENDS.get(name)
+    return backend is not None and backend.unavailable_reason() is None
+
+
+def resolve(name: str) -> str:
+    """'auto' becomes the fastest available backend (cuda, then cpp, then numba); others are checked."""
+    if name == "auto":
+        for candidate in BACKENDS:
+            if is_available(candidate):
+                return candidate
+        raise RuntimeError("no backend available: the compiled core is missing and numba is not installed")
+    if name not in BACKENDS:
+        raise ValueError(f"backend must be one of {['auto', *BACKENDS]}, got {name!r}")
+    why = BACKENDS[name].unavailable_reason()
+    if why is not None:
+        raise RuntimeError(f"backend {name!r} is not available: {why}")
+    return name
+
+
+def get(name: str = "auto") -> Backend:
+    """The :class:`Backend` called ``name`` ('auto': the fastest available), checked to run here."""
+    return BACKENDS[resolve(name)]
+
+
+def get_cpu(name: str = "auto") -> Backend:
+    """A CPU backend: ``name`` unless it is 'auto' or 'cuda', else the compiled core, else Numba."""
+    return get(name) if name not in ("auto", "cuda") else get("cpp" if is_available("cpp") else "numba")

@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from . import config as cfg
 from . import errors
 

@@ -152,7 +152,7 @@ def build_dataset(system, plan: DatasetPlan, path, *, init="uniform", backend="a
                   progress=True) -> SnapshotDataset:
     """Simulate `system` and write a snapshot data set to the folder `path`, resuming if it holds a partial one
     built with the same system and plan (an interrupted build continues exactly where it stopped)."""
-    from .. import __version__
+    from .._version import __version__
     from ..simulation.simulate import simulate
     from ..simulation.trajectory import State
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
-from ..systems import system_from_dict
+from .._version import __version__
+from ..systems import ParticleSystem, system_from_dict
 
 _METADATA = "activescore/metadata"
 _POSITION = "particles/activescore_position"
@@ -88,7 +88,7 @@ class GSDWriter:
         return False
 
 
-def _header(f, path):
+def _header(f, path) -> tuple[dict, ParticleSystem]:
     """(metadata, system) from frame 0 of an open activescore GSD file."""
     if len(f) == 0:
         raise ValueError(f"{path} holds no frames")
@@ -103,7 +103,7 @@ def _frame_state(frame, system):
     return x, q, int(frame.configuration.step)
 
 
-def read_frames(path) -> tuple[dict, object, np.ndarray, np.ndarray, np.ndarray]:
+def read_frames(path) -> tuple[dict, ParticleSystem, np.ndarray, np.ndarray, np.ndarray]:
     """(metadata, system, x (F, N, 2), q (F, N, c), steps (F,)) of every frame of an activescore GSD file."""
     with _gsd_hoomd().open(str(path), "r") as f:
         meta, system = _header(f, path)
@@ -111,7 +111,7 @@ def read_frames(path) -> tuple[dict, object, np.ndarray, np.ndarray, np.ndarray]
     return meta, system, np.stack(xs), np.stack(qs), np.asarray(steps, dtype=np.int64)
 
 
-def read_frame(path, frame: int = -1) -> tuple[dict, object, np.ndarray, np.ndarray, int]:
+def read_frame(path, frame: int = -1) -> tuple[dict, ParticleSystem, np.ndarray, np.ndarray, int]:
     """(metadata, system, x (N, 2), q (N, c), step) of one frame; reads that frame only."""
     with _gsd_hoomd().open(str(path), "r") as f:
         meta, system = _header(f, path)

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import backends
 
-def knn(x, box_length: float, k: int, *, n_threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+
+def knn(x, box_length: float, k: int, *, n_threads: int = 1, backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest particles of every particle in a periodic square box, self first.
 
     Args:
@@ -19,14 +21,14 @@ def knn(x, box_length: float, k: int, *, n_threads: int = 1) -> tuple[np.ndarray
             a JAX process, where one thread is fast enough (O(N k)) and does not compete with JAX's own
             thread pool. (With OpenMP threads, runs interleaving it with JAX computations crashed intermittently
             in the core's knn on the development machine; under investigation.)
+        backend: "cpp" or "numba" (same lists); "auto" and "cuda" use the compiled core when it is there, else
+            Numba.
 
     Returns:
         ``(index, displacement)``: ``index`` (N, k) int64, particle ``i``'s neighbours ordered by squared
         minimum-image distance, self first, ties broken by smaller index; ``displacement`` (N, k, 2) float64,
         ``x_i - x_j`` under the minimum image (the self row is zero).
     """
-    from activescore import _core  # imported late so the pure-JAX parts of the package load without it
-
     x = np.ascontiguousarray(x, dtype=np.float64)
     if x.ndim != 2 or x.shape[1] != 2:
         raise ValueError(f"x must have shape (N, 2), got {x.shape}")
@@ -35,7 +37,7 @@ def knn(x, box_length: float, k: int, *, n_threads: int = 1) -> tuple[np.ndarray
     k = int(k)
     if not 1 <= k <= x.shape[0]:
         raise ValueError(f"k must be in [1, N = {x.shape[0]}], got {k}")
-    return _core.knn(x, float(box_length), k, int(n_threads))
+    return backends.get_cpu(backend).knn(x, float(box_length), k, int(n_threads))
 
 
 def minimum_image(displacement, box_length):

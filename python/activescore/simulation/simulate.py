@@ -108,7 +108,7 @@ def simulate(system, n_steps: int, dt: float, *, seed: int | None = None, save_e
 
     x0, q0, step0 = _initial_state(system, init, seed)
     spec = system.spec()
-    sim = backends.make_simulator(backend, spec, RunSpec(dt, seed, step0, n_threads), dtype == "float64", x0, q0,
+    sim = backends.get(backend).make_simulator(spec, RunSpec(dt, seed, step0, n_threads), dtype == "float64", x0, q0,
                                   system.radius)
     recorder = _Recorder(system, dt, seed, backend, out)
     total = burn_in + n_steps

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..io.gsd import GSDWriter, read_frame, read_frames
+from ..systems import ParticleSystem
 
 
 @dataclass(frozen=True)
@@ -14,7 +15,7 @@ class State:
     """Everything a run needs to continue exactly: wrapped positions x (N, 2), propulsion state q (AOUP: g (N, 2);
     ABP: θ (N, 1)), the global step counter that keys the random stream, the seed and the time step."""
 
-    system: object
+    system: ParticleSystem
     x: np.ndarray = field(repr=False)
     q: np.ndarray = field(repr=False)
     step: int
@@ -31,7 +32,7 @@ class Trajectory:
     """Saved frames of a run. ``x``: (frames, N, 2) wrapped positions; ``g``: (frames, N, 2) propulsion;
     ``theta``: (frames, N) for ABP, else None; ``step``: global step of each frame; ``t = step · dt``."""
 
-    system: object
+    system: ParticleSystem
     x: np.ndarray = field(repr=False)
     q: np.ndarray = field(repr=False)
     step: np.ndarray

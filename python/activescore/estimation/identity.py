@@ -1,0 +1,134 @@
+"""The learning-free EPR (physics.md §4): drift and stationary samples, no score."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import _validate as check
+from ..systems import AOUP
+from .inputs import check_aoup, frame_indices, sample_arrays
+from .local import drift_terms, identity_terms
+from .statistics import Estimate, n_batches_for, series_estimate
+
+#: Show a progress bar by default from this many particle-snapshots on.
+PROGRESS_LIMIT = 1 << 21
+
+
+@dataclass(eq=False)
+class LearningFreeEPR:
+    """The learning-free EPR (physics.md §4) from drift and samples alone, no score.
+
+    ε > 0: EPR = E[b·D⁻¹b] + E[∇·b], ∇·b = Σ_i ∇_{x_i}·b_x,i − d N γ (``total``), and the active-work form
+    (1/ε) Σ_i E[v0 g_i·b_x,i] (``active_work``); ε = 0: EPR = −E[Σ_i ∇_{x_i}·b_x,i] (``active_work`` None).
+    ``per_snapshot``: the total of each snapshot. Unpacks as ``value, stderr = result`` (the total)."""
+
+    system: AOUP
+    total: Estimate
+    per_particle: Estimate
+    active_work: Estimate | None
+    active_work_per_particle: Estimate | None
+    per_snapshot: np.ndarray = field(repr=False)
+    active_work_per_snapshot: np.ndarray | None = field(repr=False)
+    n_batches: int
+
+    @property
+    def value(self) -> float:
+        return self.total.value
+
+    @property
+    def stderr(self) -> float:
+        return self.total.stderr
+
+    def __iter__(self):
+        yield self.value
+        yield self.stderr
+
+    def forms_agree(self, n_se: float = 4.0) -> bool | None:
+        """Whether the identity and its active-work form agree within ``n_se`` paired standard errors."""
+        if self.active_work_per_snapshot is None:
+            return None
+        diff = series_estimate(self.per_snapshot - self.active_work_per_snapshot, self.n_batches, "difference", None)
+        return bool(abs(diff.value) <= n_se * diff.stderr) if np.isfinite(diff.stderr) else None
+
+    def __str__(self) -> str:
+        n = self.system.n_particles
+        lines = [f"learning-free EPR of {self.system!r} over {self.total.n_snapshots} snapshots:",
+                 f"  identity     total {self.total:.6g}   per particle {self.per_particle:.6g}"]
+        if self.active_work is not None:
+            lines.append(f"  active work  total {self.active_work:.6g}   "
+                         f"per particle {self.active_work_per_particle:.6g}")
+        lines.append(f"  (N = {n}; standard errors by batch means over {self.n_batches} batches)")
+        return "\n".join(lines)
+
+
+def identity_from_series(system, ident, work, n_batches) -> LearningFreeEPR:
+    n = system.n_particles
+    total = series_estimate(ident, n_batches, "identity", None)
+    per = series_estimate(ident, n_batches, "identity", None, 1.0 / n)
+    aw = awp = None
+    if work is not None:
+        aw = series_estimate(work, n_batches, "active-work", None)
+        awp = series_estimate(work, n_batches, "active-work", None, 1.0 / n)
+    return LearningFreeEPR(system, total, per, aw, awp, ident, work, n_batches)
+
+
+@contextlib.contextmanager
+def progress_bar(show: bool, total: int, desc: str):
+    if not show:
+        yield None
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, unit="snapshot", desc=desc, dynamic_ncols=True) as bar:
+        yield bar
+
+
+def learning_free_epr(system: AOUP, samples, *, frames=None, n_batches: int | None = None,
+                      progress: bool | None = None, n_threads: int = 0) -> LearningFreeEPR:
+    """The EPR from the drift and stationary samples alone (physics.md §4), with a batch-means standard error.
+
+    The identity fixes the total EPR, not its local split; it needs stationary samples (and converges slowly
+    where the drift is large).
+
+    Parameters
+    ----------
+    system : AOUP
+        The samples' system.
+    samples : Trajectory or tuple of array_like
+        A :class:`~activescore.Trajectory` or ``(x, g)`` with x, g of shape (F, N, 2) (one (N, 2) snapshot is
+        accepted).
+    frames : slice or sequence of int, optional
+        The snapshots to use (e.g. to drop a burn-in).
+    n_batches : int, optional
+        Batches for the standard error (default √F).
+    progress : bool, optional
+        A progress bar (default: for long runs).
+    n_threads : int
+        Threads of the drift kernels (0: all).
+
+    Returns
+    -------
+    LearningFreeEPR
+        Unpacks as ``value, stderr`` (the total EPR).
+    """
+    system = check_aoup(system)
+    system, x, g = sample_arrays(samples, system)
+    idx = frame_indices(frames, len(x))
+    n_threads = check.integer("n_threads", n_threads, low=0)
+    nb = n_batches_for(len(idx), n_batches)
+    ident = np.empty(len(idx))
+    work = np.empty(len(idx)) if system.eps > 0 else None
+    show = progress if progress is not None else len(idx) * system.n_particles >= PROGRESS_LIMIT
+    with progress_bar(show, len(idx), f"identity N={system.n_particles}") as bar:
+        for k, f in enumerate(idx):
+            b_x, div = drift_terms(system, x[f], g[f], n_threads)
+            i_terms, w_terms = identity_terms(system, g[f], b_x, div)
+            ident[k] = i_terms.sum()
+            if work is not None and w_terms is not None:
+                work[k] = w_terms.sum()
+            if bar is not None:
+                bar.update(1)
+    return identity_from_series(system, ident, work, nb)
