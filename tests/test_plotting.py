@@ -9,7 +9,6 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
-from matplotlib.colorbar import Colorbar
 from matplotlib.quiver import QuiverKey
 
 import activescore as a

@@ -307,7 +307,7 @@ def plot_epr_overview(result, path=None, *, index: int = -1, form: str = "quadra
     bins = len(result.map.edges) - 1
     per_cell = float(np.sum(result.map.count)) / bins**2
     grid = f"{bins}×{bins} cells, {per_cell:.3g} particle-snapshots per cell"
-    for ax, panel in zip(axes, panels):
+    for ax, panel in zip(axes, panels, strict=False):  # axes beyond the panels are hidden below
         if panel == "config":
             plot_local_epr(system, result.positions(index), getattr(result.local, form)[index], form=form,
                            sigma=result.sigma, ax=ax, title=f"one snapshot (frame {int(result.frames[index])})",

@@ -58,10 +58,10 @@ class Run:
         _write_text(self.out / "config.toml", cfg.dumps(config))
         self.save()
 
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         return self
 
-    def __exit__(self, exc_type, exc, tb) -> bool:
+    def __exit__(self, exc_type, exc, tb) -> None:
         """Record how the command ended: done, interrupted (Ctrl-C) or failed with the one-line message."""
         if exc is None:
             self.close("done")
@@ -69,7 +69,6 @@ class Run:
             self.close("interrupted")
         else:
             self.close("failed", errors.describe(exc)[0])
-        return False
 
     def close(self, status: str, message: str | None = None) -> None:
         self.record["status"] = status
@@ -99,6 +98,7 @@ def _say(text: str) -> None:
 def stage_simulate(run: Run, system, sim: dict) -> Path:
     """Simulate to trajectory.gsd, streaming frames; resumes from the last frame an interrupted run wrote."""
     import activescore as a
+
     from ..io.gsd import GSDWriter
     from ..simulation.trajectory import load_trajectory
 
@@ -215,6 +215,7 @@ def stage_train(run: Run, data: Path, tr: dict) -> Path:
 
 def stage_estimate(run: Run, score_path: Path, data: Path, est: dict) -> dict:
     import activescore as a
+
     from .. import plotting
     from ..io.dataset import SnapshotDataset
     from ..learning import Score
