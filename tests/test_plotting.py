@@ -42,7 +42,7 @@ def test_configuration_has_axes_in_radii_a_colour_bar_and_a_title_from_the_syste
     ax = plotting.plot_configuration(system, x, color=np.arange(24.0), label="|g|² (propulsion)")
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("x / R", "y / R")
     assert len(ax.get_xticks()) > 2  # ticks give the scale
-    assert ax.get_title() == "AOUP  N = 24, φ = 0.3, v0 = 0.5, γ = 0.5, v0/γ = 1, ε = 0"
+    assert ax.get_title() == "AOUP  N = 24, φ = 0.3\nv0 = 0.5, γ = 0.5, v0/γ = 1, ε = 0"
     assert "|g|² (propulsion)" in _colorbar_labels(ax.figure)
     matplotlib.pyplot.close(ax.figure)
 

@@ -59,9 +59,10 @@ def _axis_labels(ax, system) -> None:
         ax.set_ylabel(f"y [{unit}]")
 
 
-def system_title(system, *, t: float | None = None) -> str:
+def system_title(system, *, t: float | None = None, two_lines: bool = False) -> str:
     """A title describing a system by its parameters: model, N, φ, v0, the propulsion rate (γ or D_r), the
-    persistence length v0/rate, ε, and the time t of a snapshot when given."""
+    persistence length v0/rate, ε, and the time t of a snapshot when given (``two_lines``: model, N, φ on the
+    first line, for a single panel)."""
     rate_name = system.propulsion_rate_symbol
     rate = system.propulsion_rate
     parts = [f"{system.model.upper()}  N = {system.n_particles}", f"φ = {system.packing_fraction:.3g}",
@@ -73,6 +74,8 @@ def system_title(system, *, t: float | None = None) -> str:
         parts.append(f"trap A = {system.trap:.3g}")
     if t is not None:
         parts.append(f"t = {t:g}")
+    if two_lines:
+        return ", ".join(parts[:2]) + "\n" + ", ".join(parts[2:])
     return ", ".join(parts)
 
 
@@ -109,7 +112,7 @@ def plot_configuration(system, x, *, color=None, ax=None, cmap="viridis", label=
     ax.set_ylim(-half, half)
     ax.set_aspect("equal")
     _axis_labels(ax, system)
-    ax.set_title(system_title(system) if title is None else title, fontsize="medium")
+    ax.set_title(system_title(system, two_lines=True) if title is None else title, fontsize="medium")
     if color is not None and colorbar:
         _colorbar(ax, disks, label or "")
     return ax
@@ -301,7 +304,8 @@ def plot_epr_overview(result, path=None, *, index: int = -1, form: str = "quadra
     panels += ["weighted", "per_particle", "current"] + (["radial"] if result.radial is not None else [])
     cols = 3 if len(panels) > 4 else 2
     rows = (len(panels) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 5.2 * rows), dpi=120, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 5.2 * rows), dpi=120, squeeze=False,
+                             layout="constrained")  # room for every colour bar's label
     axes = axes.ravel()
     tag = f"{form} form{_sigma_suffix(result.sigma)}"
     bins = len(result.map.edges) - 1

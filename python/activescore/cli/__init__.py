@@ -347,7 +347,7 @@ def cmd_plot(args) -> int:
         k = _frame_index(args.frame, len(ds), args.data)
         system, (x, g), t = ds.system, ds[k], ds.step[k] * ds.dt
     ax = plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2, label="|g|² (propulsion)",
-                                     title=plotting.system_title(system, t=t))
+                                     title=plotting.system_title(system, t=t, two_lines=True))
     plotting.save(ax, out)
     _say(f"plot: wrote {out}")
     return 0
@@ -379,7 +379,8 @@ def cmd_demo(args) -> int:
         x, g = ds[-1]
         plotting.save(plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2,
                                                   label="|g|² (propulsion)",
-                                                  title=plotting.system_title(system, t=ds.step[-1] * ds.dt)),
+                                                  title=plotting.system_title(system, t=ds.step[-1] * ds.dt,
+                                                                                  two_lines=True)),
                       run.out / "configuration.png")
         stage_estimate(run, score, data, c["estimate"])
     _say(f"demo: done in {time.perf_counter() - start:.0f} s; see {run.out}/summary.txt, epr.png, configuration.png")
