@@ -99,12 +99,31 @@ def test_plot_reads_well(tmp_path, capsys, gsd_21):
     assert status == 0 and (tmp_path / "p.png").stat().st_size > 0
 
 
+def test_out_that_is_a_file(tmp_path, capsys):
+    (tmp_path / "o").write_text("keep me")
+    status, line = one_error(capsys, "simulate", *TINY, "--out", tmp_path / "o")
+    assert status == 2 and f"--out {tmp_path / 'o'}: is a file" in line
+    assert (tmp_path / "o").read_text() == "keep me"
+
+
 def test_estimate_with_a_missing_score_creates_nothing(tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
     status, line = one_error(capsys, "estimate", "--score", tmp_path / "nope.msgpack", "--data", data,
                              "--out", tmp_path / "e")
     assert status == 2 and "--score" in line and "nope.msgpack" in line
+    assert not (tmp_path / "e").exists()
+
+
+def test_estimate_of_an_abp_data_set_says_it_needs_aoup(tmp_path, capsys):
+    from activescore.io.dataset import DatasetPlan, build_dataset
+
+    build_dataset(a.ABP(24, packing_fraction=0.3), DatasetPlan(n_frames=2, spacing=5, burn_in=5, dt=0.01, seed=1),
+                  tmp_path / "ds", progress=False, n_threads=1)
+    (tmp_path / "score.msgpack").write_bytes(b"")
+    status, line = one_error(capsys, "estimate", "--score", tmp_path / "score.msgpack", "--data", tmp_path / "ds",
+                             "--out", tmp_path / "e")
+    assert status == 2 and "ABP data set" in line and "AOUP" in line
     assert not (tmp_path / "e").exists()
 
 

@@ -45,6 +45,8 @@ class Run:
 
     def __init__(self, out: Path, command: str, config: dict):
         self.out = Path(out)
+        if self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"--out {self.out}: is a file, expected a folder for the outputs")
         self.out.mkdir(parents=True, exist_ok=True)
         self.command, self.config = command, config
         self.record_path = self.out / "run.json"
