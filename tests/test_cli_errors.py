@@ -127,6 +127,31 @@ def test_estimate_of_an_abp_data_set_says_it_needs_aoup(tmp_path, capsys):
     assert not (tmp_path / "e").exists()
 
 
+def test_foreign_and_corrupt_inputs_name_the_file(tmp_path, capsys):
+    import gsd.hoomd
+
+    foreign = tmp_path / "other.gsd"
+    with gsd.hoomd.open(foreign, "w") as f:
+        frame = gsd.hoomd.Frame()
+        frame.particles.N = 2
+        frame.particles.position = np.zeros((2, 3), dtype=np.float32)
+        frame.configuration.box = [10, 10, 0, 0, 0, 0]
+        f.append(frame)
+    status, line = one_error(capsys, "plot", "--gsd", foreign, "--out", tmp_path / "p.png")
+    assert status == 2 and f"--gsd {foreign}" in line
+
+    from activescore.io.dataset import DatasetPlan, build_dataset
+
+    build_dataset(a.AOUP(24, packing_fraction=0.3), DatasetPlan(n_frames=2, spacing=5, burn_in=5, dt=0.01, seed=1),
+                  tmp_path / "ds", progress=False, n_threads=1)
+    garbage = tmp_path / "score.msgpack"
+    garbage.write_bytes(b"\x93not a score at all" * 10)
+    status, line = one_error(capsys, "estimate", "--score", garbage, "--data", tmp_path / "ds", "--out",
+                             tmp_path / "e")
+    assert status == 2 and str(garbage) in line
+    assert not (tmp_path / "e").exists() and not (tmp_path / "p.png").exists()
+
+
 def test_train_with_a_missing_data_set_creates_nothing(tmp_path, capsys):
     status, line = one_error(capsys, "train", "--data", tmp_path / "nodata", "--out", tmp_path / "t")
     assert status == 2 and "--data" in line and "nodata" in line

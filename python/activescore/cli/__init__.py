@@ -23,6 +23,7 @@ A mistake (a bad value, a missing or foreign file, a run that blows up) ends the
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -248,6 +249,23 @@ def _resolve(args, sections):
     return config
 
 
+@contextlib.contextmanager
+def _opening(option: str, path):
+    """Errors while reading an input name the option and the file: a foreign or corrupt file otherwise surfaces as
+    a bare KeyError or decoder message."""
+    try:
+        yield
+    except OSError:
+        raise  # carries its file name
+    except ValueError as err:
+        if str(path) in str(err):
+            raise
+        raise ValueError(f"{option} {path}: {err}") from err
+    except Exception as err:
+        detail = f"{type(err).__name__}: {err}"
+        raise ValueError(f"{option} {path}: cannot be read as an activescore file ({detail})") from err
+
+
 def _input_file(option: str, path) -> Path:
     """An input file given on the command line, which must exist and be a file."""
     path = Path(path)
@@ -270,7 +288,8 @@ def _input_dataset(option: str, path):
     if not (path / "manifest.json").exists() and (path / "dataset" / "manifest.json").exists():
         raise ValueError(f"{option} {path}: is the output folder of `activescore dataset`; the data set is "
                          f"{path / 'dataset'}")
-    return SnapshotDataset(path)
+    with _opening(option, path):
+        return SnapshotDataset(path)
 
 
 def _output_file(option: str, path) -> Path:
@@ -322,12 +341,16 @@ def cmd_train(args) -> int:
 def cmd_estimate(args) -> int:
     from ..systems import AOUP
 
+    from ..learning import Score
+
     c = _resolve(args, ("estimate",))
-    _input_file("--score", args.score)
+    score_path = _input_file("--score", args.score)
     dataset = _input_dataset("--data", args.data)
     if not isinstance(dataset.system, AOUP):
         raise ValueError(f"--data {args.data}: holds a {type(dataset.system).__name__} data set; the estimators "
                          "need an AOUP system (the ABP propulsion is an angle, not an Ornstein-Uhlenbeck variable)")
+    with _opening("--score", score_path):
+        Score.load(score_path)  # read once here, so that a foreign or corrupt file leaves no --out behind
     with Run(args.out, "estimate", {**c, "score": str(args.score), "data": str(args.data)}) as run:
         stage_estimate(run, Path(args.score), Path(args.data), c["estimate"])
     return 0
@@ -341,7 +364,8 @@ def cmd_plot(args) -> int:
         raise ValueError("give exactly one of --gsd FILE and --data DIR")
     out = _output_file("--out", args.out)
     if args.gsd is not None:
-        traj = load_trajectory(_input_file("--gsd", args.gsd))
+        with _opening("--gsd", args.gsd):
+            traj = load_trajectory(_input_file("--gsd", args.gsd))
         k = _frame_index(args.frame, len(traj), args.gsd)
         system, x, g, t = traj.system, traj.x[k], traj.g[k], traj.t[k]
     else:
