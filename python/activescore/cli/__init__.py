@@ -339,9 +339,8 @@ def cmd_train(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from ..systems import AOUP
-
     from ..learning import Score
+    from ..systems import AOUP
 
     c = _resolve(args, ("estimate",))
     score_path = _input_file("--score", args.score)
