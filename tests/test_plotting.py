@@ -94,3 +94,21 @@ def test_per_particle_map_leaves_sparse_cells_blank():
 def test_round_scale_of_the_arrow_key():
     assert [plotting._round_scale(v) for v in (0.037, 1.0, 2.5, 7.9, 130.0)] == [0.02, 1.0, 2.0, 5.0, 100.0]
     assert plotting._round_scale(math.nan) == 1.0
+
+
+def test_coarsen_map_merges_cells_and_keeps_every_total():
+    system = a.AOUP(64, box_length=400.0, k=0.0, trap=1.0, eps=0.5, gamma=2.0, v0=1.5)
+    x, g = gaussian_samples(system, 32, seed=3)
+    fine = a.estimate(GaussianScore(system), (x, g), system=system, bins=64).map
+    coarse = plotting.coarsen_map(fine)
+    assert len(coarse.edges) - 1 == 8  # 64 × 32 = 2048 particle-snapshots: at most 10 cells a side, 64/8
+    assert coarse.count.sum() == fine.count.sum() and coarse.half_width == fine.half_width
+    for quantity in ("quadratic", "divergence", "j_x"):
+        assert coarse.integral(quantity) == pytest.approx(fine.integral(quantity), rel=1e-12)
+    block = fine.count[:8, :8]
+    assert coarse.count[0, 0] == block.sum()
+    with np.errstate(invalid="ignore"):
+        expected = np.sum(fine._sum("quadratic")[:8, :8]) / block.sum() if block.sum() else np.nan
+    np.testing.assert_allclose(coarse.per_particle("quadratic")[0, 0], expected)
+    np.testing.assert_allclose(coarse.density(), fine.density().reshape(8, 8, 8, 8).mean(axis=(1, 3)))
+    assert plotting.coarsen_map(coarse) is coarse  # already coarse enough

@@ -8,6 +8,7 @@ by its parameters (model, N, φ, v0, γ or D_r, ε), not by a phase.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -40,6 +41,28 @@ def bins_for(n_particles: int, n_frames: int = 1, *, per_bin: int = PARTICLES_PE
         raise ValueError(f"need n_particles * n_frames >= 1 and per_bin >= 1, got {n_particles}, {n_frames}, "
                          f"{per_bin}")
     return max(1, min(int(most), math.isqrt(n // int(per_bin))))
+
+
+def coarsen_map(field_map, per_bin: int = PARTICLES_PER_BIN):
+    """The same :class:`activescore.estimation.SpatialMap` on a coarser grid, merging f × f blocks of cells (f
+    the smallest divisor of the cells per side) until a cell holds about ``per_bin`` particle-snapshots on average
+    (:func:`bins_for`); the map itself when it already does. Sums, counts and areas add, so every mean, density
+    and integral of the coarse map is that of the particles in its larger cells."""
+    bins = len(field_map.edges) - 1
+    total = int(np.sum(field_map.count))
+    target = bins_for(max(total, 1), 1, per_bin=per_bin, most=bins)
+    factor = next(f for f in range(1, bins + 1) if bins % f == 0 and bins // f <= target)
+    if factor == 1:
+        return field_map
+    coarse = bins // factor
+
+    def merge(values):
+        return values.reshape(coarse, factor, coarse, factor, *values.shape[2:]).sum(axis=(1, 3))
+
+    return dataclasses.replace(field_map, measure=merge(field_map.measure), count=merge(field_map.count),
+                               sums={k: merge(v) for k, v in field_map.sums.items()},
+                               sumsq={k: merge(v) for k, v in field_map.sumsq.items()},
+                               edges=field_map.edges[::factor])
 
 
 def length_unit(system) -> str:
@@ -292,11 +315,15 @@ def plot_radial_profile(profile, quantity: str = "quadratic", kind: str = "per_p
     return ax
 
 
-def plot_epr_overview(result, path=None, *, index: int = -1, form: str = "quadratic"):
+def plot_epr_overview(result, path=None, *, index: int = -1, form: str = "quadratic",
+                      per_bin: int | None = PARTICLES_PER_BIN):
     """One figure from an :class:`activescore.estimation.EPRResult`: a configuration coloured by local EPR (if the
     per-particle fields were kept), the density-weighted and per-particle EPR maps, density with current and (for
     trapped systems) the radial profile, titled with the system's parameters and the global numbers. Saved as PNG
-    when ``path`` is given; returns the figure."""
+    when ``path`` is given; returns the figure.
+
+    ``per_bin``: the map is drawn on a grid coarsened (:func:`coarsen_map`) to about this many particle-snapshots
+    per cell, so that a map estimated on a fine grid at small N does not show noise; None draws it as estimated."""
     plt = _pyplot()
     system = result.system
     unit = length_unit(system)
@@ -308,23 +335,24 @@ def plot_epr_overview(result, path=None, *, index: int = -1, form: str = "quadra
                              layout="constrained")  # room for every colour bar's label
     axes = axes.ravel()
     tag = f"{form} form{_sigma_suffix(result.sigma)}"
-    bins = len(result.map.edges) - 1
-    per_cell = float(np.sum(result.map.count)) / bins**2
+    field_map = result.map if per_bin is None else coarsen_map(result.map, per_bin)
+    bins = len(field_map.edges) - 1
+    per_cell = float(np.sum(field_map.count)) / bins**2
     grid = f"{bins}×{bins} cells, {per_cell:.3g} particle-snapshots per cell"
     for ax, panel in zip(axes, panels, strict=False):  # axes beyond the panels are hidden below
         if panel == "config":
             plot_local_epr(system, result.positions(index), getattr(result.local, form)[index], form=form,
                            sigma=result.sigma, ax=ax, title=f"one snapshot (frame {int(result.frames[index])})",
-                           half_width=result.map.half_width if system.trap > 0 else None)
+                           half_width=field_map.half_width if system.trap > 0 else None)
         elif panel == "weighted":
-            plot_epr_map(result.map, form, "density_weighted", ax=ax, unit=unit,
-                         title=f"EPR density over {result.map.n_frames} snapshots\n({grid})")
+            plot_epr_map(field_map, form, "density_weighted", ax=ax, unit=unit,
+                         title=f"EPR density over {field_map.n_frames} snapshots\n({grid})")
         elif panel == "per_particle":
-            plot_epr_map(result.map, form, "per_particle", ax=ax, unit=unit,
+            plot_epr_map(field_map, form, "per_particle", ax=ax, unit=unit,
                          title=f"EPR per particle, mean in each cell\n(blank: under {MIN_PARTICLES_PER_CELL} "
                                "particle-snapshots)")
         elif panel == "current":
-            plot_current(result.map, ax=ax, stride=max(1, bins // 24), unit=unit,
+            plot_current(field_map, ax=ax, stride=max(1, bins // 24), unit=unit,
                          title="density and probability current j_x = ρ v_x")
         else:
             plot_radial_profile(result.radial, form, ax=ax, title=f"radial profile ({tag})", unit=unit)
