@@ -211,19 +211,30 @@ def test_the_installed_entry_point_prints_one_line(tmp_path):
     assert result.stderr.strip().splitlines() == [f"activescore plot: error: --gsd {tmp_path / 'nope.gsd'}: no such file"]
 
 
-def test_train_says_when_it_resumes(tmp_path, capsys):
-    from activescore.io.dataset import DatasetPlan, build_dataset
+def test_train_says_when_it_resumes(tmp_path, capsys, monkeypatch):
+    import activescore.learning as learning
+    from flax import serialization
 
-    system = a.AOUP(24, packing_fraction=0.3, v0=0.5, gamma=0.5, eps=0.1)
-    build_dataset(system, DatasetPlan(n_frames=4, spacing=10, burn_in=50, dt=0.02, seed=1, shard_frames=4),
+    from activescore.io.dataset import DatasetPlan, build_dataset
+    from activescore.learning.checkpoint import save_tree
+    from activescore.learning.train import TrainState
+
+    build_dataset(a.AOUP(24, packing_fraction=0.3), DatasetPlan(n_frames=2, spacing=5, burn_in=5, dt=0.01, seed=1),
                   tmp_path / "ds", progress=False, n_threads=1)
-    args = ["train", "--set", "train.batch_particles=8", "--set", "train.checkpoint_every=3", "--data",
-            tmp_path / "ds", "--out", tmp_path / "t"]
-    status, _, out = run_cli(capsys, *args, "--set", "train.n_steps=3")
-    assert status == 0 and "resuming" not in out
-    # As if killed after its last checkpoint: the checkpoint is there, the score and the record not yet.
-    (tmp_path / "t" / "run.json").unlink()
-    (tmp_path / "t" / "score.msgpack").unlink()
-    status, _, out = run_cli(capsys, *args, "--set", "train.n_steps=3")
-    assert status == 0 and "train: resuming from step 3 of 3" in out
-    np.testing.assert_equal(json.loads((tmp_path / "t" / "run.json").read_text())["status"], "done")
+    # The step is where training keeps it in a checkpoint: the "step" entry of the TrainState.
+    state = TrainState(step=np.array(7), params={}, opt_state=(), ema_params={})
+    assert serialization.to_state_dict(state)["step"] == 7
+    (tmp_path / "t").mkdir()
+    save_tree(tmp_path / "t" / "checkpoint.msgpack", state, {})
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # stands in for the training itself, which the line must precede
+
+    monkeypatch.setattr(learning, "train_score", killed)
+    status, _, out = run_cli(capsys, "train", "--set", "train.n_steps=20", "--data", tmp_path / "ds", "--out",
+                             tmp_path / "t")
+    assert status == 130 and f"train: resuming from step 7 of 20 ({tmp_path / 't' / 'checkpoint.msgpack'})" in out
+    (tmp_path / "t" / "checkpoint.msgpack").unlink()
+    status, _, out = run_cli(capsys, "train", "--set", "train.n_steps=20", "--data", tmp_path / "ds", "--out",
+                             tmp_path / "t")
+    assert status == 130 and "resuming" not in out
