@@ -33,9 +33,24 @@ def _pyplot():
 def bins_for(n_particles: int, n_frames: int = 1, *, per_bin: int = PARTICLES_PER_BIN, most: int = 64) -> int:
     """Cells per side of a square map with about ``per_bin`` particle-snapshots per cell on average.
 
-    ``n_particles`` particles in each of ``n_frames`` snapshots spread over bins² cells give
-    N·F/bins² per cell, so bins = ⌊√(N F / per_bin)⌋, at least 1 and at most ``most``. Example: N = 256 on
-    8 snapshots gives 10 × 10 cells (20.5 per cell), where a fixed 48 × 48 grid would hold under one."""
+    ``n_particles`` particles in each of ``n_frames`` snapshots spread over bins² cells give N·F/bins² per cell,
+    so bins = ⌊√(N F / per_bin)⌋. Example: N = 256 on 8 snapshots gives 10 × 10 cells (20.5 per cell), where a
+    fixed 48 × 48 grid would hold under one.
+
+    Parameters
+    ----------
+    n_particles, n_frames : int
+        Particles per snapshot and snapshots binned.
+    per_bin : int
+        Particle-snapshots wanted per cell, on average.
+    most : int
+        Largest number of cells per side returned.
+
+    Returns
+    -------
+    int
+        Cells per side, in [1, most].
+    """
     n = int(n_particles) * int(n_frames)
     if n < 1 or per_bin < 1:
         raise ValueError(f"need n_particles * n_frames >= 1 and per_bin >= 1, got {n_particles}, {n_frames}, "
@@ -44,10 +59,24 @@ def bins_for(n_particles: int, n_frames: int = 1, *, per_bin: int = PARTICLES_PE
 
 
 def coarsen_map(field_map, per_bin: int = PARTICLES_PER_BIN):
-    """The same :class:`activescore.estimation.SpatialMap` on a coarser grid, merging f × f blocks of cells (f
-    the smallest divisor of the cells per side) until a cell holds about ``per_bin`` particle-snapshots on average
-    (:func:`bins_for`); the map itself when it already does. Sums, counts and areas add, so every mean, density
-    and integral of the coarse map is that of the particles in its larger cells."""
+    """The same map on a coarser grid, with about ``per_bin`` particle-snapshots per cell on average.
+
+    Blocks of f × f cells are merged, f the smallest divisor of the cells per side that reaches :func:`bins_for`'s
+    grid. Sums, counts and areas add, so every mean, density and integral of the coarse map is that of the
+    particles in its larger cells.
+
+    Parameters
+    ----------
+    field_map : activescore.estimation.SpatialMap
+        A map of bins × bins cells (``result.map``).
+    per_bin : int
+        Particle-snapshots wanted per cell, on average.
+
+    Returns
+    -------
+    SpatialMap
+        A map of (bins/f) × (bins/f) cells; ``field_map`` itself when it is already that coarse.
+    """
     bins = len(field_map.edges) - 1
     total = int(np.sum(field_map.count))
     target = bins_for(max(total, 1), 1, per_bin=per_bin, most=bins)
@@ -83,9 +112,23 @@ def _axis_labels(ax, system) -> None:
 
 
 def system_title(system, *, t: float | None = None, two_lines: bool = False) -> str:
-    """A title describing a system by its parameters: model, N, φ, v0, the propulsion rate (γ or D_r), the
-    persistence length v0/rate, ε, and the time t of a snapshot when given (``two_lines``: model, N, φ on the
-    first line, for a single panel)."""
+    """A title describing a system by its parameters, not by a phase.
+
+    Parameters
+    ----------
+    system : AOUP or ABP
+        The model: its name, N, φ, v0, propulsion rate (γ or D_r), persistence length v0/rate and ε are given
+        (and the trap stiffness A when there is a trap).
+    t : float, optional
+        The time of the snapshot shown.
+    two_lines : bool
+        Model, N and φ on a first line, the rest on a second (for a single panel).
+
+    Returns
+    -------
+    str
+        For example ``"AOUP  N = 256, φ = 0.5, v0 = 0.025, γ = 0.0001, v0/γ = 250, ε = 0"``.
+    """
     rate_name = system.propulsion_rate_symbol
     rate = system.propulsion_rate
     parts = [f"{system.model.upper()}  N = {system.n_particles}", f"φ = {system.packing_fraction:.3g}",

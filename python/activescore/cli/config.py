@@ -208,10 +208,21 @@ _SECTION_CHECKS = {
 
 
 def validate(config: dict) -> None:
-    """Check every value of a resolved configuration (any subset of the sections) with the ranges the Python API
-    enforces, before anything is created: the system is built (its parameters and box checked), and each other
-    value must lie in its range. Raises a ValueError naming the config key (``config: simulation.dt must be
-    ...``)."""
+    """Check every value of a resolved configuration with the ranges the Python API enforces.
+
+    Run before anything is created: the system is built (its parameters and box checked) and every other value
+    must lie in its range.
+
+    Parameters
+    ----------
+    config : dict
+        A resolved configuration (:func:`resolve`), all sections or any subset of them.
+
+    Raises
+    ------
+    ValueError
+        Naming the key and the allowed range, e.g. ``config: simulation.dt must be in (0, inf), got -1.0``.
+    """
     if "system" in config:
         make_system(config["system"])
     for section, checks in _SECTION_CHECKS.items():
