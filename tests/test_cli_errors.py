@@ -167,7 +167,7 @@ def test_train_with_a_missing_data_set_creates_nothing(tmp_path, capsys):
     ("train.network=huge", "train.network", "['paper', 'small']"),
     ("train.sigma=[0.1, -1]", "train.sigma", "(0, inf)"),
     ("system.model=xyz", "system.model", "['abp', 'aoup']"),
-    ("system.n_particles=2", "system.packing_fraction", "packing_fraction <="),
+    ("system.n_particles=2", "config key system.packing_fraction: ", "packing_fraction <="),
     ("simulation.backend=gpu", "simulation.backend", "['auto', 'cpp', 'cuda', 'numba']"),
     ("estimate.bins=-1", "estimate.bins", "[0, inf]"),
 ])

@@ -168,7 +168,8 @@ def make_system(section: dict):
     try:
         return cls(n, **size, **s)
     except ValueError as err:
-        raise ValueError(f"config key system.{str(err).split()[0]}: {err}") from None
+        parameter = str(err).split()[0].split("=")[0]  # messages start with the parameter's name
+        raise ValueError(f"config key system.{parameter}: {err}") from None
 
 
 #: Checks of the values of each section, with the API's ranges; each raises a ValueError naming the config key.
