@@ -16,6 +16,6 @@ import activescore as a
 from activescore import plotting
 
 system = a.mips(2048, packing_fraction=0.5)
-traj = a.simulate(system, 30_000, a.MIPS_DT, seed=1, save_every=1_000, out="mips.gsd")
+traj = a.simulate(system, 30_000, a.MIPS_DT, seed=1, save_every=1_000, out="mips.gsd", overwrite=True)
 print(f"{len(traj)} frames, t = {traj.t[-1]:g}; resume with a.simulate(system, n, dt, init=a.load_state('mips.gsd'))")
 plotting.save(plotting.plot_configuration(system, traj.x[-1], arrows=traj.g[-1], title="MIPS"), "mips.png")

@@ -80,21 +80,30 @@ def test_bad_config_file(tmp_path, capsys):
 
 
 def test_dataset_train_estimate_plot_pipeline(tmp_path):
+    """Every command that reads samples takes a data set or the GSD trajectory that simulate writes."""
     ds_args = [*TINY, "--set", "system.eps=0.1", "--set", "dataset.burn_in=50", "--set", "dataset.spacing=10",
                "--set", "dataset.n_frames=6", "--set", "simulation.dt=0.02"]
     assert run_cli("dataset", *ds_args, "--out", tmp_path / "d") == 0
     data = tmp_path / "d" / "dataset"
-    assert run_cli("train", "--set", "train.n_steps=20", "--set", "train.batch_particles=8", "--set",
-                   "train.checkpoint_every=10", "--data", data, "--out", tmp_path / "t") == 0
-    assert (tmp_path / "t" / "score.msgpack").exists()
+    assert run_cli("simulate", *ds_args, "--set", "simulation.n_steps=60", "--set", "simulation.save_every=10",
+                   "--out", tmp_path / "s") == 0
+    gsd = tmp_path / "s" / "trajectory.gsd"
+    train = ["train", "--set", "train.n_steps=20", "--set", "train.batch_particles=8", "--set",
+             "train.checkpoint_every=10", "--data", gsd, "--out", tmp_path / "t"]
+    assert run_cli(*train) == 0
+    from activescore.learning import Score
+
+    assert Score.load(tmp_path / "t" / "score.msgpack").info["n_frames"] == 7  # the trajectory's frames
     assert run_cli("estimate", "--set", "estimate.bins=8", "--score", tmp_path / "t" / "score.msgpack",
                    "--data", data, "--out", tmp_path / "e") == 0
     summary = (tmp_path / "e" / "summary.txt").read_text()
     assert "LEARNING-FREE CHECK" in summary and (tmp_path / "e" / "epr.png").stat().st_size > 0
+    assert run_cli("estimate", "--set", "estimate.bins=4", "--set", "estimate.frames=3", "--score",
+                   tmp_path / "t" / "score.msgpack", "--data", gsd, "--out", tmp_path / "eg") == 0
+    assert json.loads((tmp_path / "eg" / "summary.json").read_text())["n_snapshots"] == 3
     assert run_cli("plot", "--data", data, "--out", tmp_path / "p.png") == 0
     # A finished stage is not redone.
-    assert run_cli("train", "--set", "train.n_steps=20", "--set", "train.batch_particles=8", "--set",
-                   "train.checkpoint_every=10", "--data", data, "--out", tmp_path / "t") == 0
+    assert run_cli(*train) == 0
 
 
 def test_train_streams_a_data_set_with_more_frames_than_frames_in_memory(tmp_path):
@@ -116,3 +125,36 @@ def test_config_command_prints_resolved_toml(capsys):
     assert run_cli("config", "--set", "system.n_particles=99") == 0
     out = capsys.readouterr().out
     assert "n_particles = 99" in out and "frames_in_memory = 0" in out
+
+
+def test_resumed_simulate_says_which_frames_are_on_disk(tmp_path, monkeypatch, capsys):
+    from activescore.io import gsd as gsd_io
+
+    args = ["simulate", *TINY, "--set", "simulation.n_steps=60", "--set", "simulation.save_every=10"]
+    real_append = gsd_io.GSDWriter.append
+    count = {"n": 0}
+
+    def dying_append(self, *a, **k):
+        real_append(self, *a, **k)
+        count["n"] += 1
+        if count["n"] == 3:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(gsd_io.GSDWriter, "append", dying_append)
+    assert run_cli(*args, "--out", tmp_path) == 130
+    monkeypatch.setattr(gsd_io.GSDWriter, "append", real_append)
+    capsys.readouterr()
+    assert run_cli(*args, "--out", tmp_path) == 0
+    assert "frames 0-2 on disk (up to step 20), 4 to go" in capsys.readouterr().out
+    assert len(a.load_trajectory(tmp_path / "trajectory.gsd")) == 7
+
+
+def test_data_that_is_not_samples_is_one_line_naming_the_file(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("hello")
+    assert run_cli("train", "--data", tmp_path / "notes.txt", "--out", tmp_path / "t") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("activescore train: error: --data: ") and "notes.txt is neither a GSD trajectory" in err
+    assert "Traceback" not in err and not (tmp_path / "t" / "score.msgpack").exists()
+    assert run_cli("estimate", "--score", tmp_path / "none.msgpack", "--data", tmp_path / "notes.txt", "--out",
+                   tmp_path / "e") == 2
+    assert "none.msgpack: no such saved Score" in capsys.readouterr().err

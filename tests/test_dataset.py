@@ -59,7 +59,7 @@ def test_other_settings_in_the_folder_are_refused(tmp_path):
     build_dataset(s, DatasetPlan(2, 2, 0, 0.05, 1), tmp_path / "d", progress=False)
     with pytest.raises(ValueError, match="path"):
         build_dataset(s, DatasetPlan(2, 3, 0, 0.05, 1), tmp_path / "d", progress=False)
-    with pytest.raises(ValueError, match="path"):
+    with pytest.raises(ValueError, match="nothing: no such data set folder"):
         SnapshotDataset(tmp_path / "nothing")
 
 

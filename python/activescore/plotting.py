@@ -186,12 +186,11 @@ def plot_configuration(system, x, *, color=None, ax=None, cmap="viridis", label=
 
 def save(fig_or_ax, path) -> None:
     """Save a figure (or an Axes' figure) as PNG atomically."""
-    import os
+    from .io.files import atomic_file
 
     fig = getattr(fig_or_ax, "figure", fig_or_ax)
-    tmp = f"{path}.partial.png"
-    fig.savefig(tmp, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_file(path) as f:
+        fig.savefig(f, format="png", bbox_inches="tight")
     _pyplot().close(fig)
 
 

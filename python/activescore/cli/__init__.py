@@ -2,14 +2,15 @@
 
     activescore simulate [CONFIG] [--set key=value ...] --out DIR     trajectory.gsd
     activescore dataset  [CONFIG] [--set ...] --out DIR               dataset/ (stationary snapshots)
-    activescore train    [CONFIG] [--set ...] --data DIR --out DIR    score.msgpack
-    activescore estimate [CONFIG] [--set ...] --score FILE --data DIR --out DIR   EPR summary + maps
+    activescore train    [CONFIG] [--set ...] --data DATA --out DIR   score.msgpack
+    activescore estimate [CONFIG] [--set ...] --score FILE --data DATA --out DIR  EPR summary + maps
     activescore plot     (--gsd FILE | --data DIR) [--frame I] --out FILE.png
     activescore demo     [--out DIR]                                  all of it, small, on the CPU
     activescore config   [CONFIG] [--set ...]                         print the resolved configuration
     activescore physics  [--path]                                     the physics reference (physics.md)
 
-Each command reads the embedded defaults, then CONFIG (TOML), then the ``--set`` overrides, rejects unknown keys
+DATA is a data set folder (from ``dataset``) or a GSD trajectory (from ``simulate``). Each command reads the
+embedded defaults, then CONFIG (TOML), then the ``--set`` overrides, rejects unknown keys
 and bad values before any work, prints what it will do, and writes ``config.toml`` (the resolved configuration)
 and ``run.json`` (version, status, timings) beside its outputs. Interrupted commands resume when rerun with the
 same --out; finished stages are not redone.
@@ -25,20 +26,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 from .._version import __version__
+from ..io.files import atomic_write
 from . import config as cfg
-from . import errors
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from . import errors, pipeline
 
 
 class Run:
@@ -58,7 +53,7 @@ class Run:
         self.record = {"command": command, "activescore_version": __version__, "config": config,
                        "status": "started", "stages": previous.get("stages", {})}
         self._start = time.perf_counter()
-        _write_text(self.out / "config.toml", cfg.dumps(config))
+        atomic_write(self.out / "config.toml", cfg.dumps(config))
         self.save()
 
     def __enter__(self) -> Run:
@@ -89,155 +84,11 @@ class Run:
         self.save()
 
     def save(self) -> None:
-        _write_text(self.record_path, json.dumps(self.record, indent=2, default=str) + "\n")
+        atomic_write(self.record_path, json.dumps(self.record, indent=2, default=str) + "\n")
 
 
 def _say(text: str) -> None:
     print(text, flush=True)
-
-
-# ---------------------------------------------------------------------------------------------------- stages
-
-def stage_simulate(run: Run, system, sim: dict) -> Path:
-    """Simulate to trajectory.gsd, streaming frames; resumes from the last frame an interrupted run wrote."""
-    import activescore as a
-
-    from ..io.gsd import GSDWriter
-    from ..simulation.trajectory import load_trajectory
-
-    path = run.out / "trajectory.gsd"
-    if run.done("simulate"):
-        _say(f"simulate: already done ({path})")
-        return path
-    total_frames = sim["n_steps"] // sim["save_every"] + 1
-    _say(f"simulate: {system}\n  {sim['burn_in']} burn-in + {sim['n_steps']} steps of dt={sim['dt']} "
-         f"({sim['backend']} backend, seed {sim['seed']}), a frame every {sim['save_every']} steps -> {path}")
-    start = time.perf_counter()
-    kw = dict(backend=sim["backend"], dtype=sim["dtype"], n_threads=sim["n_threads"])
-    partial = path.with_name(path.name + ".partial")
-    if path.exists() and not partial.exists():
-        path.rename(partial)  # frames an interrupted run published (Ctrl-C closes the writer): continue them
-    if partial.exists():
-        done = load_trajectory(partial)
-        state, frames = done.final_state, len(done)
-        _say(f"  resuming after frame {frames} (step {state.step})")
-    else:
-        first = a.simulate(system, 0, sim["dt"], seed=sim["seed"], burn_in=sim["burn_in"], init=sim["init"],
-                           progress=sim["burn_in"] > 0, **kw)
-        state, frames = first.final_state, 0
-    from tqdm.auto import tqdm
-
-    with GSDWriter(path, system, dt=sim["dt"], seed=sim["seed"], backend=sim["backend"], append=True) as writer:
-        if frames == 0:
-            writer.append(state.x, state.q, state.step)
-            frames = 1
-        with tqdm(total=total_frames, initial=frames, unit="frame", desc="simulate") as bar:
-            while frames < total_frames:
-                traj = a.simulate(system, sim["save_every"], sim["dt"], init=state, save_every=sim["save_every"],
-                                  progress=False, **kw)
-                state = traj.final_state
-                writer.append(state.x, state.q, state.step)
-                frames += 1
-                bar.update(1)
-    run.finish("simulate", time.perf_counter() - start, frames=frames, file=path.name)
-    _say(f"simulate: wrote {frames} frames to {path}")
-    return path
-
-
-def stage_dataset(run: Run, system, sim: dict, ds: dict) -> Path:
-    from ..io.dataset import DatasetPlan, build_dataset
-
-    path = run.out / "dataset"
-    if run.done("dataset"):
-        _say(f"dataset: already done ({path})")
-        return path
-    plan = DatasetPlan(n_frames=ds["n_frames"], spacing=ds["spacing"], burn_in=ds["burn_in"], dt=sim["dt"],
-                       seed=sim["seed"], shard_frames=ds["shard_frames"])
-    steps = plan.burn_in + (plan.n_frames - 1) * plan.spacing
-    _say(f"dataset: {system}\n  burn-in {plan.burn_in} steps, then {plan.n_frames} snapshots {plan.spacing} steps "
-         f"apart (dt={plan.dt}, seed {plan.seed}): {steps * system.n_particles:.3g} particle-steps -> {path}")
-    start = time.perf_counter()
-    dataset = build_dataset(system, plan, path, init=sim["init"], backend=sim["backend"], n_threads=sim["n_threads"])
-    run.finish("dataset", time.perf_counter() - start, frames=len(dataset))
-    return path
-
-
-def _checkpoint_step(path: Path) -> int | None:
-    """The training step a checkpoint holds (None without a readable one: training then checks it itself)."""
-    from ..learning.checkpoint import read_metadata_and_state
-
-    if not path.exists():
-        return None
-    try:
-        return int(read_metadata_and_state(path)[1]["step"])
-    except Exception:
-        return None
-
-
-def stage_train(run: Run, data: Path, tr: dict) -> Path:
-    from ..io.dataset import SnapshotDataset
-    from ..learning import ScoreNetConfig, train_score
-    from ..learning.train import hypoelliptic_inputs
-
-    path = run.out / "score.msgpack"
-    if run.done("train") and path.exists():
-        _say(f"train: already done ({path})")
-        return path
-    dataset = SnapshotDataset(data)
-    system = dataset.system
-    network = None
-    if tr["network"] == "paper":
-        network = ScoreNetConfig.paper(predict_x=system.eps > 0, absolute_position=system.trap > 0,
-                                       sigma_conditioning=len(tr["sigma"]) > 1, **hypoelliptic_inputs(system))
-    elif tr["network"] != "small":
-        raise ValueError(f"config key train.network: expected 'small' or 'paper', got {tr['network']!r}")
-    sigma = tr["sigma"] if len(tr["sigma"]) > 1 else tr["sigma"][0]
-    frames_in_memory = tr["frames_in_memory"] or None  # 0: automatic
-    _say(f"train: {tr['loss']} loss" + (f", sigma={tr['sigma']}" if tr["loss"] == "dsm" else "") +
-         f", {tr['network']} network, {tr['n_steps']} steps of {tr['batch_particles']} particles, "
-         f"on {len(dataset)} snapshots of {system.n_particles} particles" +
-         (f" (at most {frames_in_memory} in memory)" if frames_in_memory else "") + f" -> {path}")
-    checkpoint = run.out / "checkpoint.msgpack"
-    resumed_at = _checkpoint_step(checkpoint)
-    if resumed_at:
-        _say(f"train: resuming from step {resumed_at} of {tr['n_steps']} ({checkpoint})")
-    start = time.perf_counter()
-    # The data set itself, not its frames: one larger than memory is streamed from its shards.
-    score = train_score(system, dataset, network, loss=tr["loss"], sigma=sigma, n_steps=tr["n_steps"],
-                        batch_particles=tr["batch_particles"], learning_rate=tr["learning_rate"], seed=tr["seed"],
-                        checkpoint=checkpoint, checkpoint_every=tr["checkpoint_every"],
-                        progress=True, frames_in_memory=frames_in_memory,
-                        steps_per_window=tr["steps_per_window"] or None)
-    score.save(path)
-    windows = score.info.get("windows")
-    if windows is not None:
-        _say(f"train: streamed windows of {windows['window_frames']} frames, {windows['steps_per_window']} steps each")
-    run.finish("train", time.perf_counter() - start, file=path.name, windows=windows)
-    return path
-
-
-def stage_estimate(run: Run, score_path: Path, data: Path, est: dict) -> dict:
-    import activescore as a
-
-    from .. import plotting
-    from ..io.dataset import SnapshotDataset
-    from ..learning import Score
-
-    score = Score.load(score_path)
-    dataset = SnapshotDataset(data)
-    frames = range(len(dataset)) if est["frames"] <= 0 else range(min(est["frames"], len(dataset)))
-    _say(f"estimate: score {score_path} on {len(frames)} snapshots of {data} -> {run.out}")
-    start = time.perf_counter()
-    x, g = dataset.load(frames)
-    bins = est["bins"] or plotting.bins_for(dataset.system.n_particles, len(frames))
-    result = a.estimate(score, (x, g), system=dataset.system, bins=bins, progress=True)
-    summary = str(result)
-    _write_text(run.out / "summary.txt", summary + "\n")
-    _write_text(run.out / "summary.json", json.dumps(result.to_dict(), indent=2, default=float) + "\n")
-    plotting.plot_epr_overview(result, run.out / "epr.png")
-    run.finish("estimate", time.perf_counter() - start, files=["summary.txt", "summary.json", "epr.png"])
-    _say(summary)
-    return result.to_dict()
 
 
 # ---------------------------------------------------------------------------------------------------- commands
@@ -276,20 +127,19 @@ def _input_file(option: str, path) -> Path:
     return path
 
 
-def _input_dataset(option: str, path):
-    """The data set folder given on the command line, opened (its manifest read) before any output is made."""
-    from ..io.dataset import SnapshotDataset
-
+def _input_samples(option: str, path):
+    """Check the samples given on the command line before any output is made: a data set folder is opened (its
+    manifest read; returns the data set), a GSD trajectory must exist (it is read whole by the stage; None)."""
     path = Path(path)
     if not path.exists():
-        raise ValueError(f"{option} {path}: no such folder")
+        raise ValueError(f"{option} {path}: no such file or folder")
     if not path.is_dir():
-        raise ValueError(f"{option} {path}: is a file, expected a data set folder (from `activescore dataset`)")
+        return None
     if not (path / "manifest.json").exists() and (path / "dataset" / "manifest.json").exists():
         raise ValueError(f"{option} {path}: is the output folder of `activescore dataset`; the data set is "
                          f"{path / 'dataset'}")
     with _opening(option, path):
-        return SnapshotDataset(path)
+        return pipeline.read_samples(path)[0]
 
 
 def _output_file(option: str, path) -> Path:
@@ -318,7 +168,7 @@ def cmd_simulate(args) -> int:
     c = _resolve(args, ("system", "simulation"))
     system = cfg.make_system(c["system"])
     with Run(args.out, "simulate", c) as run:
-        stage_simulate(run, system, c["simulation"])
+        pipeline.simulate(run, system, c["simulation"])
     return 0
 
 
@@ -326,15 +176,15 @@ def cmd_dataset(args) -> int:
     c = _resolve(args, ("system", "simulation", "dataset"))
     system = cfg.make_system(c["system"])
     with Run(args.out, "dataset", c) as run:
-        stage_dataset(run, system, c["simulation"], c["dataset"])
+        pipeline.build_dataset(run, system, c["simulation"], c["dataset"])
     return 0
 
 
 def cmd_train(args) -> int:
     c = _resolve(args, ("train",))
-    _input_dataset("--data", args.data)
+    _input_samples("--data", args.data)
     with Run(args.out, "train", {**c, "data": str(args.data)}) as run:
-        stage_train(run, Path(args.data), c["train"])
+        pipeline.train(run, Path(args.data), c["train"])
     return 0
 
 
@@ -344,14 +194,14 @@ def cmd_estimate(args) -> int:
 
     c = _resolve(args, ("estimate",))
     score_path = _input_file("--score", args.score)
-    dataset = _input_dataset("--data", args.data)
-    if not isinstance(dataset.system, AOUP):
-        raise ValueError(f"--data {args.data}: holds a {type(dataset.system).__name__} data set; the estimators "
+    samples = _input_samples("--data", args.data)
+    if samples is not None and not isinstance(samples.system, AOUP):
+        raise ValueError(f"--data {args.data}: holds a {type(samples.system).__name__} data set; the estimators "
                          "need an AOUP system (the ABP propulsion is an angle, not an Ornstein-Uhlenbeck variable)")
     with _opening("--score", score_path):
         Score.load(score_path)  # read once here, so that a foreign or corrupt file leaves no --out behind
     with Run(args.out, "estimate", {**c, "score": str(args.score), "data": str(args.data)}) as run:
-        stage_estimate(run, Path(args.score), Path(args.data), c["estimate"])
+        pipeline.estimate(run, score_path, Path(args.data), c["estimate"])
     return 0
 
 
@@ -368,7 +218,9 @@ def cmd_plot(args) -> int:
         k = _frame_index(args.frame, len(traj), args.gsd)
         system, x, g, t = traj.system, traj.x[k], traj.g[k], traj.t[k]
     else:
-        ds = _input_dataset("--data", args.data)
+        ds = _input_samples("--data", args.data)
+        if ds is None:
+            raise ValueError(f"--data {args.data}: is a file; give a data set folder (or the file as --gsd)")
         k = _frame_index(args.frame, len(ds), args.data)
         system, (x, g), t = ds.system, ds[k], ds.step[k] * ds.dt
     ax = plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2, label="|g|² (propulsion)",
@@ -395,8 +247,8 @@ def cmd_demo(args) -> int:
     with Run(args.out, "demo", c) as run:
         _say(f"activescore {__version__} demo: simulate -> data set -> train -> estimate, outputs in {run.out}/")
         start = time.perf_counter()
-        data = stage_dataset(run, system, c["simulation"], c["dataset"])
-        score = stage_train(run, data, c["train"])
+        data = pipeline.build_dataset(run, system, c["simulation"], c["dataset"])
+        score = pipeline.train(run, data, c["train"])
         from .. import plotting
         from ..io.dataset import SnapshotDataset
 
@@ -405,9 +257,9 @@ def cmd_demo(args) -> int:
         plotting.save(plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2,
                                                   label="|g|² (propulsion)",
                                                   title=plotting.system_title(system, t=ds.step[-1] * ds.dt,
-                                                                                  two_lines=True)),
+                                                                              two_lines=True)),
                       run.out / "configuration.png")
-        stage_estimate(run, score, data, c["estimate"])
+        pipeline.estimate(run, score, data, c["estimate"])
     _say(f"demo: done in {time.perf_counter() - start:.0f} s; see {run.out}/summary.txt, epr.png, configuration.png")
     return 0
 
@@ -434,10 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     command("simulate", cmd_simulate, "simulate a system to a GSD trajectory")
     command("dataset", cmd_dataset, "build a data set of stationary snapshots")
     p = command("train", cmd_train, "train a score network on a data set")
-    p.add_argument("--data", required=True, help="data set folder (from `activescore dataset`)")
+    p.add_argument("--data", required=True, help="data set folder (from `activescore dataset`) or GSD trajectory "
+                   "(from `activescore simulate`)")
     p = command("estimate", cmd_estimate, "estimate EPR, velocities and currents with a trained score")
     p.add_argument("--score", required=True, help="score file (from `activescore train`)")
-    p.add_argument("--data", required=True, help="data set folder")
+    p.add_argument("--data", required=True, help="data set folder or GSD trajectory")
     command("demo", cmd_demo, cmd_demo.__doc__, out_default="demo_output")
 
     physics = sub.add_parser("physics", help=cmd_physics.__doc__, parents=[common])

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .. import _validate as check
+from ..io.files import describe_foreign
 from ..systems import ABP, MODELS
 
 if sys.version_info >= (3, 11):
@@ -134,8 +135,12 @@ def resolve(path=None, overrides=(), sections=None) -> dict:
         path = Path(path)
         if not path.exists():
             raise ValueError(f"config: file {path} does not exist")
+        if path.is_dir():
+            raise ValueError(f"config: {path} is a folder, not a TOML file")
         try:
-            updates.update(_flatten(tomllib.loads(path.read_text())))
+            updates.update(_flatten(tomllib.loads(path.read_text(encoding="utf-8"))))
+        except UnicodeDecodeError:
+            raise ValueError(f"config: {path} is not a TOML file (not UTF-8 text){describe_foreign(path)}") from None
         except tomllib.TOMLDecodeError as err:
             raise ValueError(f"config: {path} is not valid TOML: {err}") from None
     updates.update(dict(_parse_override(o) for o in overrides))

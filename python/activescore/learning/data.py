@@ -7,14 +7,13 @@ host. Evaluation uses the same gather on a single snapshot, so a network sees id
 
 from __future__ import annotations
 
-import hashlib
 from typing import NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
-from .network import ParticleTokens
 from .neighbours import knn, minimum_image
+from .network import ParticleTokens
 
 
 class Snapshots(NamedTuple):
@@ -25,26 +24,6 @@ class Snapshots(NamedTuple):
     g: jnp.ndarray
     neighbours: jnp.ndarray
     force: jnp.ndarray | None = None
-
-
-def sample_arrays(samples) -> tuple[np.ndarray, np.ndarray]:
-    """``(x, g)`` as float64 arrays of shape (F, N, 2) from a Trajectory-like object or an ``(x, g)`` pair.
-
-    A single snapshot (N, 2) is promoted to one frame.
-    """
-    if hasattr(samples, "x") and hasattr(samples, "g"):
-        x, g = samples.x, samples.g
-    else:
-        x, g = samples
-    x = np.asarray(x, dtype=np.float64)
-    g = np.asarray(g, dtype=np.float64)
-    if x.ndim == 2:
-        x, g = x[None], g[None]
-    if x.ndim != 3 or x.shape[-1] != 2 or x.shape != g.shape:
-        raise ValueError(f"samples: expected x and g of equal shape (frames, N, 2), got {x.shape} and {g.shape}")
-    if not (np.all(np.isfinite(x)) and np.all(np.isfinite(g))):
-        raise ValueError("samples contain non-finite values")
-    return x, g
 
 
 def neighbour_lists(x: np.ndarray, box_length: float, k: int) -> np.ndarray:
@@ -80,13 +59,3 @@ def gather_tokens(snapshots: Snapshots, frames, particles, box_length: float, lo
     force = None if snapshots.force is None else snapshots.force[frames[:, None], neighbours]
     return ParticleTokens(displacement=displacement, g=snapshots.g[frames[:, None], neighbours],
                           position=position, log_sigma=log_sigma, force=force)
-
-
-def fingerprint(*arrays: np.ndarray) -> str:
-    """A short hash of the training data, stored in checkpoints so a resume cannot silently switch data."""
-    h = hashlib.blake2b(digest_size=12)
-    for a in arrays:
-        a = np.ascontiguousarray(a)
-        h.update(str((a.shape, a.dtype.str)).encode())
-        h.update(a.tobytes())
-    return h.hexdigest()

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .checkpoint import load_tree, read_metadata_and_state, save_tree
+from .checkpoint import read_metadata_and_state, restore_tree, save_tree
 from .data import gather_tokens, make_snapshots
 from .losses import self_divergence
 from .network import ScoreNet, ScoreNetConfig, init_params
@@ -190,16 +190,21 @@ class Score:
     def load(cls, path, *, system_from_dict=None, chunk_size: int = 4096) -> "Score":
         """Read a file written by :meth:`save`. ``system_from_dict`` rebuilds the system (default:
         :func:`activescore.systems.system_from_dict`)."""
-        metadata, _ = read_metadata_and_state(path)
+        metadata, state = read_metadata_and_state(path, "a saved Score")
         if metadata.get("format") != _FORMAT:
-            raise ValueError(f"{path}: not a saved activescore Score")
+            kind = " (it is a training checkpoint)" if "training" in metadata else ""
+            raise ValueError(f"{path} is not a saved Score{kind}")
         if metadata.get("version") != _VERSION:
             raise ValueError(f"{path}: Score format version {metadata.get('version')} is not supported")
-        config = ScoreNetConfig.from_dict(metadata["network"])
+        try:
+            config = ScoreNetConfig.from_dict(metadata["network"])
+            system = (system_from_dict or _system_from_dict)(metadata["system"])
+            sigmas, info = metadata["sigmas"], metadata["info"]
+        except Exception as err:  # a file edited by hand or written by an incompatible version
+            raise ValueError(f"{path}: its Score metadata cannot be read ({type(err).__name__}: {err})") from None
         target = init_params(config, jax.random.PRNGKey(0))
-        params, _ = load_tree(path, target)
-        system = (system_from_dict or _system_from_dict)(metadata["system"])
-        return cls(system, config, params, sigmas=metadata["sigmas"], info=metadata["info"], chunk_size=chunk_size)
+        params = restore_tree(path, state, target, "a saved Score")
+        return cls(system, config, params, sigmas=sigmas, info=info, chunk_size=chunk_size)
 
     def __repr__(self) -> str:
         sig = f", sigmas={self.sigmas}" if self.sigmas else ""

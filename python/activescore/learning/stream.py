@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .. import _validate as check
-from .data import Snapshots, make_snapshots, sample_arrays
+from ..samples import check_frames
+from .data import Snapshots, make_snapshots
 
 #: Without ``frames_in_memory``: the data set is loaded whole when its frames take at most this many bytes.
 DEFAULT_MEMORY_BYTES = 2**30
@@ -95,7 +96,7 @@ def plan_windows(n_frames: int, n_particles: int, frames_in_memory: int, steps_p
 def read_window(dataset, frames, box_length: float, k: int, dtype, system=None) -> Snapshots:
     """Host snapshots of the chosen frames of a data set: read from its shards, checked, with neighbour lists
     (and forces, for a network with ``force_input``: pass its ``system``)."""
-    x, g = sample_arrays(dataset.load(frames))
+    x, g = check_frames(*dataset.load(frames))
     return make_snapshots(x, g, box_length, k, dtype, system=system)
 
 

@@ -26,10 +26,11 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from ..io.dataset import SnapshotDataset
+from ..io.progress import progress_bar
+from ..samples import as_samples
 from ..systems import AOUP
-from .checkpoint import load_tree, save_tree
-from .data import Snapshots, fingerprint, gather_tokens, make_snapshots, sample_arrays
+from .checkpoint import read_metadata_and_state, restore_tree, save_tree
+from .data import Snapshots, gather_tokens, make_snapshots
 from .losses import dsm_loss, implicit_loss
 from .network import ScoreNet, ScoreNetConfig, init_params
 from .score import Score
@@ -197,11 +198,12 @@ def train(system, data: Snapshots | WindowStream, net_config: ScoreNetConfig, tr
     state = init_state(net_config, train_config)
     history: list = []
     if checkpoint is not None and os.path.exists(checkpoint):
-        state, saved = load_tree(checkpoint, state)
+        saved, raw = read_metadata_and_state(checkpoint, "a training checkpoint")
         saved_history = saved.pop("history", [])
         if saved != metadata:
             raise ValueError(f"checkpoint {checkpoint} belongs to another run (different system, network, training "
                              "settings or data); remove it or choose another path")
+        state = restore_tree(checkpoint, raw, state, "a training checkpoint")
         # Own copies: the step donates its state, which must not alias host memory owned by NumPy.
         state = TrainState(*(jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), s) for s in state))
         history = [tuple(h) for h in saved_history]
@@ -215,7 +217,7 @@ def train(system, data: Snapshots | WindowStream, net_config: ScoreNetConfig, tr
             save_tree(checkpoint, state, {**metadata, "history": history})
 
     start = int(state.step)
-    bar = _progress_bar(progress, train_config.n_steps, start)
+    bar = progress_bar(progress, train_config.n_steps, initial=start, desc="score training", unit="step")
     losses = []
     snapshots = None
     try:
@@ -241,13 +243,6 @@ def train(system, data: Snapshots | WindowStream, net_config: ScoreNetConfig, tr
     finally:
         bar.close()
     return state, history
-
-
-def _progress_bar(show: bool, total: int, initial: int):
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, initial=initial, disable=not show, desc="score training", unit="step",
-                dynamic_ncols=True)
 
 
 def hypoelliptic_inputs(system) -> dict:
@@ -318,8 +313,9 @@ def train_score(system, samples, config: ScoreNetConfig | None = None, *, loss: 
 
     Args:
         system: an :class:`activescore.AOUP` (uses ``box_length``, ``eps``, ``trap``, ``to_dict()``).
-        samples: a :class:`activescore.Trajectory` (or anything with ``.x``, ``.g`` of shape (frames, N, 2)), a
-            tuple ``(x, g)``, or a :class:`activescore.dataset.SnapshotDataset` (or its folder). Frames should be
+        samples: anything :func:`activescore.samples.as_samples` accepts: a :class:`activescore.Trajectory`, a
+            tuple ``(x, g)`` of (frames, N, 2) arrays, a GSD file written by activescore, or a data set
+            (:class:`activescore.io.dataset.SnapshotDataset` or its folder). Frames should be
             stationary (after burn-in).
         config: the network (default: :meth:`ScoreNetConfig.small` with an x head when ε > 0, the absolute
             position when trapped, σ conditioning when several σ).
@@ -353,12 +349,8 @@ def train_score(system, samples, config: ScoreNetConfig | None = None, *, loss: 
         warmup_steps=int(min(1000, n_steps // 10) if warmup_steps is None else warmup_steps),
         final_lr_fraction=float(final_lr_fraction), optimizer=optimizer, weight_decay=float(weight_decay),
         grad_clip=float(grad_clip), ema_decay=float(ema_decay), seed=int(seed))
-    dataset = _as_dataset(samples)
-    if dataset is None:
-        x, g = sample_arrays(samples)
-        n_frames, n_particles = x.shape[:2]
-    else:
-        n_frames, n_particles = len(dataset), dataset.x.shape[1]
+    samples = as_samples(samples)
+    n_frames, n_particles = len(samples), samples.n_particles
     config = default_network(system, len(sigmas), n_particles) if config is None else config
     check_network(system, config, train_config, n_particles)
     if n_particles != system.n_particles:
@@ -368,18 +360,17 @@ def train_score(system, samples, config: ScoreNetConfig | None = None, *, loss: 
     box_length = float(system.box_length)
     force_system = system if config.force_input else None
     plan = None
-    if dataset is not None:
+    if not samples.in_memory:
         per_frame = frame_bytes(n_particles, k, config.jnp_dtype, config.force_input)
         budget = frames_in_memory or max(2, DEFAULT_MEMORY_BYTES // per_frame)
         plan = plan_windows(n_frames, n_particles, budget, steps_per_window, train_config.batch_particles,
                             train_config.seed)
     if plan is None:
-        if dataset is not None:
-            x, g = sample_arrays(dataset.load())
+        x, g = samples.load()
         data = make_snapshots(x, g, box_length, k, config.jnp_dtype, system=force_system)
         coverage_sample = x, data.neighbours
     else:
-        read = functools.partial(read_window, dataset, box_length=box_length, k=k, dtype=config.jnp_dtype,
+        read = functools.partial(read_window, samples, box_length=box_length, k=k, dtype=config.jnp_dtype,
                                  system=force_system)
         data = WindowStream(plan, read, train_config.n_steps)
         first = read(range(min(n_frames, COVERAGE_FRAMES)))  # the whole set is never in memory: check a sample
@@ -387,7 +378,7 @@ def train_score(system, samples, config: ScoreNetConfig | None = None, *, loss: 
     if config.cutoff is not None and k < n_particles:
         noise_margin = 4 * max(sigmas, default=0.0)  # DSM moves displacements by ≈ σ√2 per component
         check_cutoff_coverage(*coverage_sample, box_length, config.cutoff + noise_margin)
-    data_hash = fingerprint(x, g) if dataset is None else dataset.fingerprint()  # a data set is never hashed whole
+    data_hash = samples.fingerprint()  # a data set's hash reads no frame
     try:
         state, history = train(system, data, config, train_config, data_hash=data_hash, checkpoint=checkpoint,
                                checkpoint_every=checkpoint_every, log_every=log_every, progress=progress,
@@ -402,9 +393,3 @@ def train_score(system, samples, config: ScoreNetConfig | None = None, *, loss: 
         info["windows"] = plan.to_dict()
     return Score(system, config, jax.device_get(state.ema_params), sigmas=sigmas, info=info)
 
-
-def _as_dataset(samples) -> SnapshotDataset | None:
-    """The data set that ``samples`` is or names (a folder), or None for samples already in memory."""
-    if isinstance(samples, (str, os.PathLike)):
-        return SnapshotDataset(samples)
-    return samples if isinstance(samples, SnapshotDataset) else None

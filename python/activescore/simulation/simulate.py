@@ -1,16 +1,21 @@
-"""``simulate``: the front door to every backend, with resumable runs, progress and blow-up reports."""
+"""``simulate``: the front door to every backend, with frame sinks that resume, progress and blow-up reports."""
 
 from __future__ import annotations
 
-import contextlib
+import json
+import os
 import secrets
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from .. import _validate as check
 from .. import backends
-from ..systems import check_system
 from ..backends.spec import RunSpec
+from ..io.frames import FrameHeader, FrameSink, MemorySink, SavedFrames
+from ..io.gsd import GSDSink
+from ..io.progress import progress_bar
+from ..systems import ParticleSystem, check_system
 from . import initial
 from .trajectory import State, Trajectory
 
@@ -32,8 +37,6 @@ class SimulationError(RuntimeError):
         self.trajectory = trajectory
 
 
-
-
 def _initial_state(system, init, seed: int):
     """(x, q, step) to start from."""
     n = system.n_particles
@@ -50,49 +53,88 @@ def _initial_state(system, init, seed: int):
     return x, initial.propulsion(system, z), 0
 
 
-class _Recorder:
-    """Collects saved frames in memory and, when asked, streams them to a GSD file."""
-
-    def __init__(self, system, dt, seed, backend, out):
-        self.system, self.dt, self.seed, self.backend = system, dt, seed, backend
-        self.x, self.q, self.step = [], [], []
-        self.writer = None
-        if out is not None:
-            from ..io.gsd import GSDWriter
-
-            self.writer = GSDWriter(out, system, dt=dt, seed=seed, backend=backend)
-
-    def record(self, x, q, step):
-        self.x.append(x)
-        self.q.append(q)
-        self.step.append(step)
-        if self.writer is not None:
-            self.writer.append(x, q, step)
-
-    def trajectory(self, final_state: State) -> Trajectory:
-        n, c = self.system.n_particles, self.system.propulsion_components
-        x = np.stack(self.x) if self.x else np.empty((0, n, 2))
-        q = np.stack(self.q) if self.q else np.empty((0, n, c))
-        return Trajectory(self.system, x, q, np.asarray(self.step, dtype=np.int64), self.dt, self.seed,
-                          final_state, self.backend)
-
-    def close(self):
-        if self.writer is not None:
-            self.writer.close()
+def as_sink(out) -> FrameSink:
+    """The frame sink that ``out`` names: a sink itself, or a path (a GSD file)."""
+    if isinstance(out, FrameSink):
+        return out
+    if isinstance(out, (str, os.PathLike)):
+        return GSDSink(out)
+    raise ValueError(f"out must be a path (a .gsd file) or a frame sink (GSDSink, ShardSink), got {type(out).__name__}")
 
 
-def simulate(system, n_steps: int, dt: float, *, seed: int | None = None, save_every: int | None = None,
-             burn_in: int = 0, init="uniform", backend: str = "auto", dtype: str = "float64",
-             progress: bool | None = None, out=None, n_threads: int = 0) -> Trajectory:
-    """Simulate ``system`` for ``burn_in + n_steps`` steps of size ``dt`` and return the saved frames.
+def _trajectory(system, memory: MemorySink | None, header: FrameHeader, final_state: State) -> Trajectory:
+    n, c = system.n_particles, system.propulsion_components
+    if memory is None or not memory.x:
+        x, q, step = np.empty((0, n, 2)), np.empty((0, n, c)), np.zeros(0, dtype=np.int64)
+    else:
+        x, q, step = memory.read()
+    return Trajectory(system, x, q, step, header.dt, header.seed, final_state, header.backend)
 
-    Frames are saved after the burn-in and then every ``save_every`` steps (default: about 100 frames).
-    ``seed`` fixes the trajectory on every backend and thread count (default: the seed of ``init`` when it is a
-    saved :class:`State`, else a fresh random seed, recorded in the result). ``init`` is ``"uniform"``,
-    ``"cluster"`` (a dense disk, a head start for MIPS) or a :class:`State` such as ``traj.final_state``, from
-    which the run continues exactly as an unbroken one would. ``backend``: ``"auto"`` (fastest available),
-    ``"cpp"``, ``"cuda"`` or ``"numba"``. ``out``: a ``.gsd`` path to stream frames to as they are saved.
-    Raises :class:`SimulationError` on a blow-up, keeping what was saved.
+
+def _label(sink) -> str:
+    """How messages name a sink: its file or folder."""
+    return str(getattr(sink, "path", repr(sink)))
+
+
+def _resume_point(sinks, saved: list, header: FrameHeader, log) -> SavedFrames | None:
+    """The frames the run continues from: what the resumed sinks hold (they must agree); sinks starting afresh
+    that can take earlier frames (memory) are given them."""
+    held = [(sink, s) for sink, s in zip(sinks, saved, strict=True) if s is not None]
+    if not held:
+        return None
+    source, point = held[0]
+    where = _label(source)
+    for sink, s in held[1:]:
+        if (s.n_frames, s.step) != (point.n_frames, point.step):
+            raise ValueError(f"out: {where} and {_label(sink)} hold different frames ({point.n_frames} and "
+                             f"{s.n_frames}); resume them separately")
+    if point.n_frames > header.n_frames:
+        raise ValueError(f"out: {where} holds {point.n_frames} frames, more than the {header.n_frames} this run "
+                         "saves; raise n_steps or choose another output")
+    expected = header.step_of(point.n_frames - 1)
+    if point.step != expected:
+        raise ValueError(f"out: {where} holds frames up to step {point.step}, but frame {point.n_frames - 1} of "
+                         f"this run is at step {expected} (other burn_in, save_every or init?)")
+    for sink, s in zip(sinks, saved, strict=True):
+        if s is None:
+            if not hasattr(sink, "extend"):
+                raise ValueError(f"out: {where} holds frames that {_label(sink)} does not; resume them separately")
+            sink.extend(*source.read())
+    if log is not None:
+        held_frames = "frame 0" if point.n_frames == 1 else f"frames 0-{point.n_frames - 1}"
+        log(f"resuming {where}: {held_frames} on disk (up to step {point.step}), "
+            f"{header.n_frames - point.n_frames} to go")
+    return point
+
+
+def simulate_into(sinks: Sequence[FrameSink | str | os.PathLike], system: ParticleSystem, n_steps: int, dt: float,
+                  *, seed: int | None = None, save_every: int | None = None, burn_in: int = 0, init="uniform",
+                  backend: str = "auto", dtype: str = "float64", progress: bool | None = None, n_threads: int = 0,
+                  resume: bool = False, overwrite: bool = False, desc: str | None = None,
+                  log: Callable[[str], None] | None = None) -> State:
+    """Run :func:`simulate` and hand every saved frame to each of ``sinks``, without keeping them in memory.
+
+    Parameters
+    ----------
+    sinks
+        Where the frames go (:mod:`activescore.io.frames`): :class:`~activescore.io.frames.MemorySink`,
+        :class:`~activescore.io.gsd.GSDSink` (or a path, a GSD file), :class:`~activescore.io.dataset.ShardSink`.
+    system, n_steps, dt, seed, save_every, burn_in, init, backend, dtype, progress, n_threads
+        As for :func:`simulate`.
+    resume
+        Sinks on disk that hold frames of this same run (system, dt, seed, burn-in, spacing, init, dtype) keep
+        them, and the run continues after the last one, bit for bit as the unbroken run.
+    overwrite
+        Sinks on disk holding anything start afresh. With neither flag, an existing output is an error.
+    desc
+        Label of the progress bar.
+    log
+        Called with one line saying where a resumed run continues.
+
+    Returns
+    -------
+    State
+        The state after the last step (x (N, 2), q (N, c)), to continue from.
     """
     system = check_system(system)
     n_steps = check.integer("n_steps", n_steps, low=0)
@@ -105,54 +147,88 @@ def simulate(system, n_steps: int, dt: float, *, seed: int | None = None, save_e
         seed = init.seed if isinstance(init, State) else secrets.randbits(63)
     seed = check.integer("seed", seed, low=0, high=2**64 - 1)
     backend = backends.resolve(backend)
+    if resume and overwrite:
+        raise ValueError("resume and overwrite: pass at most one (resume continues an output, overwrite replaces it)")
+    targets = [as_sink(sink) for sink in sinks]
 
     x0, q0, step0 = _initial_state(system, init, seed)
-    spec = system.spec()
-    sim = backends.get(backend).make_simulator(spec, RunSpec(dt, seed, step0, n_threads), dtype == "float64", x0, q0,
-                                  system.radius)
-    recorder = _Recorder(system, dt, seed, backend, out)
-    total = burn_in + n_steps
-    show = progress if progress is not None else total * system.n_particles >= 5e7
-    grain = max(1, _PROGRESS_GRAIN.get(backend, _DEFAULT_PROGRESS_GRAIN) // system.n_particles)
-
-    def state() -> State:
-        x, q = sim.read_state()
-        return State(system, np.asarray(x, np.float64), np.asarray(q, np.float64), sim.step, seed, dt)
-
-    def advance(n: int, bar) -> None:
-        while n > 0:
-            chunk = min(n, grain)
-            done = sim.advance(chunk)
-            if bar is not None:
-                bar.update(done)
-            if done < chunk:
-                last_good = state()
-                raise SimulationError(sim.error, sim.step, recorder.trajectory(last_good))
-            n -= chunk
-
-    def save() -> None:
-        x, q = sim.read_state()
-        recorder.record(np.array(x), np.array(q), sim.step)
-
+    header = FrameHeader(system=json.loads(json.dumps(system.to_dict())), dt=dt, seed=seed, burn_in=burn_in,
+                         save_every=save_every, n_frames=n_steps // save_every + 1, first_step=step0, init=str(init),
+                         dtype=dtype, backend=backend)
+    memory = next((sink for sink in targets if isinstance(sink, MemorySink)), None)
+    opened = []
     try:
-        with _progress_bar(show, total, system) as bar:
-            advance(burn_in, bar)
-            save()
-            for _ in range(n_steps // save_every):
+        saved = []
+        for sink in targets:
+            saved.append(sink.open(header, resume=resume, overwrite=overwrite))
+            opened.append(sink)
+        point = _resume_point(targets, saved, header, log)
+        if point is not None:
+            x0, q0, step0 = point.x, point.q, point.step
+        sim = backends.get(backend).make_simulator(system.spec(), RunSpec(dt, seed, step0, n_threads),
+                                                   dtype == "float64", x0, q0, system.radius)
+
+        def state() -> State:
+            x, q = sim.read_state()
+            return State(system, np.asarray(x, np.float64), np.asarray(q, np.float64), sim.step, seed, dt)
+
+        grain = max(1, _PROGRESS_GRAIN.get(backend, _DEFAULT_PROGRESS_GRAIN) // system.n_particles)
+
+        def advance(n: int, bar) -> None:
+            while n > 0:
+                chunk = min(n, grain)
+                done = sim.advance(chunk)
+                bar.update(done)
+                if done < chunk:
+                    last_good = state()
+                    raise SimulationError(sim.error, sim.step, _trajectory(system, memory, header, last_good))
+                n -= chunk
+
+        def save() -> None:
+            x, q = sim.read_state()
+            x, q = np.array(x), np.array(q)
+            for sink in targets:
+                sink.append(x, q, sim.step)
+
+        total = burn_in + n_steps
+        show = progress if progress is not None else total * system.n_particles >= 5e7
+        done_steps = step0 - header.first_step
+        with progress_bar(show, total, initial=done_steps, unit="step",
+                          desc=desc or f"simulate N={system.n_particles}") as bar:
+            if point is None:
+                advance(burn_in, bar)
+                save()
+            for _ in range(header.n_frames - (1 if point is None else point.n_frames)):
                 advance(save_every, bar)
                 save()
             advance(n_steps % save_every, bar)
+        return state()
     finally:
-        recorder.close()
-    return recorder.trajectory(state())
+        for sink in opened:
+            sink.close()
 
 
-@contextlib.contextmanager
-def _progress_bar(show: bool, total: int, system):
-    if not show:
-        yield None
-        return
-    from tqdm.auto import tqdm
+def simulate(system, n_steps: int, dt: float, *, seed: int | None = None, save_every: int | None = None,
+             burn_in: int = 0, init="uniform", backend: str = "auto", dtype: str = "float64",
+             progress: bool | None = None, out=None, overwrite: bool = False, resume: bool = False,
+             n_threads: int = 0) -> Trajectory:
+    """Simulate ``system`` for ``burn_in + n_steps`` steps of size ``dt`` and return the saved frames.
 
-    with tqdm(total=total, unit="step", desc=f"simulate N={system.n_particles}", dynamic_ncols=True) as bar:
-        yield bar
+    Frames are saved after the burn-in and then every ``save_every`` steps (default: about 100 frames).
+    ``seed`` fixes the trajectory on every backend and thread count (default: the seed of ``init`` when it is a
+    saved :class:`State`, else a fresh random seed, recorded in the result). ``init`` is ``"uniform"``,
+    ``"cluster"`` (a dense disk, a head start for MIPS) or a :class:`State` such as ``traj.final_state``, from
+    which the run continues exactly as an unbroken one would. ``backend``: ``"auto"`` (fastest available),
+    ``"cpp"``, ``"cuda"`` or ``"numba"``.
+
+    ``out``: a ``.gsd`` path (or a frame sink) to stream frames to as they are saved. An existing file is
+    replaced only with ``overwrite=True``; with ``resume=True`` the run continues the frames it holds (a run of
+    the same system, dt, seed, burn-in and spacing, cut short) and the result holds them all.
+    Raises :class:`SimulationError` on a blow-up, keeping what was saved.
+    """
+    memory = MemorySink()
+    sinks: list[FrameSink | str | os.PathLike] = [memory] + ([] if out is None else [out])
+    final = simulate_into(sinks, system, n_steps, dt, seed=seed, save_every=save_every, burn_in=burn_in, init=init,
+                          backend=backend, dtype=dtype, progress=progress, n_threads=n_threads, resume=resume,
+                          overwrite=overwrite)
+    return _trajectory(final.system, memory, memory.header, final)

@@ -1,0 +1,202 @@
+"""The stages behind the command line, one call each: simulate, build a data set, train, estimate.
+
+Each stage takes the run record of its output folder (``run.out``, ``run.done(stage)``, ``run.finish(stage, ...)``)
+and the resolved configuration section(s), skips itself when the record says it is done, resumes what an
+interrupted run left, prints what it does, and returns the path (or result) the next stage needs. Samples are read
+with :func:`activescore.samples.as_samples`, so a stage that reads them takes a GSD trajectory or a data set.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from .. import plotting
+from ..estimation import estimate as estimate_epr
+from ..io.dataset import DatasetPlan, ShardSink
+from ..io.files import atomic_write
+from ..io.gsd import GSDSink
+from ..samples import Samples, as_samples
+from ..simulation.simulate import simulate_into
+from ..systems import ParticleSystem
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def read_samples(data: Path) -> tuple[Samples, ParticleSystem]:
+    """The samples at ``data`` (a data set folder or a GSD trajectory) and their system."""
+    samples = as_samples(data, name="--data")
+    if samples.system is None:  # pragma: no cover (files always carry their system)
+        raise ValueError(f"--data: {data} does not say which system it holds")
+    return samples, samples.system
+
+
+def simulate(run, system, sim: dict) -> Path:
+    """Simulate to ``trajectory.gsd``, streaming frames; an interrupted run's file is continued."""
+    path = run.out / "trajectory.gsd"
+    if run.done("simulate"):
+        say(f"simulate: already done ({path})")
+        return path
+    say(
+        f"simulate: {system}\n  {sim['burn_in']} burn-in + {sim['n_steps']} steps of dt={sim['dt']} "
+        f"({sim['backend']} backend, seed {sim['seed']}), a frame every {sim['save_every']} steps -> {path}"
+    )
+    start = time.perf_counter()
+    simulate_into(
+        [GSDSink(path)],
+        system,
+        sim["n_steps"],
+        sim["dt"],
+        seed=sim["seed"],
+        save_every=sim["save_every"],
+        burn_in=sim["burn_in"],
+        init=sim["init"],
+        backend=sim["backend"],
+        dtype=sim["dtype"],
+        n_threads=sim["n_threads"],
+        progress=True,
+        resume=True,
+        desc="simulate",
+        log=lambda text: say(f"  {text}"),
+    )
+    frames = sim["n_steps"] // sim["save_every"] + 1
+    run.finish("simulate", time.perf_counter() - start, frames=frames, file=path.name)
+    say(f"simulate: wrote {frames} frames to {path}")
+    return path
+
+
+def build_dataset(run, system, sim: dict, ds: dict) -> Path:
+    """Simulate to the data set folder ``dataset/`` (shards of snapshots); an interrupted build is continued."""
+    path = run.out / "dataset"
+    if run.done("dataset"):
+        say(f"dataset: already done ({path})")
+        return path
+    plan = DatasetPlan(
+        n_frames=ds["n_frames"],
+        spacing=ds["spacing"],
+        burn_in=ds["burn_in"],
+        dt=sim["dt"],
+        seed=sim["seed"],
+        shard_frames=ds["shard_frames"],
+    )
+    steps = plan.burn_in + (plan.n_frames - 1) * plan.spacing
+    say(
+        f"dataset: {system}\n  burn-in {plan.burn_in} steps, then {plan.n_frames} snapshots {plan.spacing} steps "
+        f"apart (dt={plan.dt}, seed {plan.seed}): {steps * system.n_particles:.3g} particle-steps -> {path}"
+    )
+    start = time.perf_counter()
+    simulate_into(
+        [ShardSink(path, plan.shard_frames)],
+        system,
+        (plan.n_frames - 1) * plan.spacing,
+        plan.dt,
+        seed=plan.seed,
+        save_every=plan.spacing,
+        burn_in=plan.burn_in,
+        init=sim["init"],
+        backend=sim["backend"],
+        n_threads=sim["n_threads"],
+        progress=True,
+        resume=True,
+        desc="data set",
+        log=lambda text: say(f"  {text}"),
+    )
+    run.finish("dataset", time.perf_counter() - start, frames=plan.n_frames)
+    return path
+
+
+def checkpoint_step(path: Path) -> int | None:
+    """The training step a checkpoint holds (None when it cannot be read: training then reports the file)."""
+    from ..learning.checkpoint import read_metadata_and_state
+
+    try:
+        return int(read_metadata_and_state(path)[1]["step"])
+    except Exception:
+        return None
+
+
+def train(run, data: Path, tr: dict) -> Path:
+    """Train a score on the samples at ``data`` (a data set folder or a GSD trajectory) to ``score.msgpack``."""
+    path = run.out / "score.msgpack"
+    if run.done("train") and path.exists():
+        say(f"train: already done ({path})")
+        return path
+    samples, system = read_samples(data)  # before importing JAX: a bad --data is reported at once
+    from ..learning import ScoreNetConfig, train_score
+    from ..learning.train import hypoelliptic_inputs
+
+    network = None
+    if tr["network"] == "paper":
+        network = ScoreNetConfig.paper(
+            predict_x=system.eps > 0,
+            absolute_position=system.trap > 0,
+            sigma_conditioning=len(tr["sigma"]) > 1,
+            **hypoelliptic_inputs(system),
+        )
+    elif tr["network"] != "small":
+        raise ValueError(f"config key train.network: expected 'small' or 'paper', got {tr['network']!r}")
+    sigma = tr["sigma"] if len(tr["sigma"]) > 1 else tr["sigma"][0]
+    frames_in_memory = tr["frames_in_memory"] or None  # 0: automatic
+    say(
+        f"train: {tr['loss']} loss"
+        + (f", sigma={tr['sigma']}" if tr["loss"] == "dsm" else "")
+        + f", {tr['network']} network, {tr['n_steps']} steps of {tr['batch_particles']} particles, "
+        f"on {len(samples)} snapshots of {system.n_particles} particles"
+        + (f" (at most {frames_in_memory} in memory)" if frames_in_memory else "")
+        + f" -> {path}"
+    )
+    checkpoint = run.out / "checkpoint.msgpack"
+    if checkpoint.exists():
+        step = checkpoint_step(checkpoint)
+        say(f"  resuming from {checkpoint}" if step is None else
+            f"train: resuming from step {step} of {tr['n_steps']} ({checkpoint})")
+    start = time.perf_counter()
+    # The samples themselves, not their frames: a data set larger than memory is streamed from its shards.
+    score = train_score(
+        system,
+        samples,
+        network,
+        loss=tr["loss"],
+        sigma=sigma,
+        n_steps=tr["n_steps"],
+        batch_particles=tr["batch_particles"],
+        learning_rate=tr["learning_rate"],
+        seed=tr["seed"],
+        checkpoint=checkpoint,
+        checkpoint_every=tr["checkpoint_every"],
+        progress=True,
+        frames_in_memory=frames_in_memory,
+        steps_per_window=tr["steps_per_window"] or None,
+    )
+    score.save(path)
+    windows = score.info.get("windows")
+    if windows is not None:
+        say(f"train: streamed windows of {windows['window_frames']} frames, {windows['steps_per_window']} steps each")
+    run.finish("train", time.perf_counter() - start, file=path.name, windows=windows)
+    return path
+
+
+def estimate(run, score_path: Path, data: Path, est: dict) -> dict:
+    """EPR summary (``summary.txt``, ``summary.json``) and maps (``epr.png``) of a score on the samples at
+    ``data`` (a data set folder or a GSD trajectory)."""
+    from ..learning import Score
+
+    score = Score.load(score_path)
+    samples, system = read_samples(data)
+    frames = range(len(samples)) if est["frames"] <= 0 else range(min(est["frames"], len(samples)))
+    say(f"estimate: score {score_path} on {len(frames)} snapshots of {data} -> {run.out}")
+    start = time.perf_counter()
+    x, g = samples.load(frames)
+    # The estimators check the model themselves (they need an AOUP and say so).
+    bins = est["bins"] or plotting.bins_for(system.n_particles, len(frames))  # 0: about 20 particles per cell
+    result = estimate_epr(score, (x, g), system=system, bins=bins, progress=True)  # type: ignore[arg-type]
+    summary = str(result)
+    atomic_write(run.out / "summary.txt", summary + "\n")
+    atomic_write(run.out / "summary.json", json.dumps(result.to_dict(), indent=2, default=float) + "\n")
+    plotting.plot_epr_overview(result, run.out / "epr.png")
+    run.finish("estimate", time.perf_counter() - start, files=["summary.txt", "summary.json", "epr.png"])
+    say(summary)
+    return result.to_dict()
