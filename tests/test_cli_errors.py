@@ -78,7 +78,7 @@ def test_no_empty_progress_bar_without_burn_in(tmp_path, capsys):
 
 def test_plot_of_a_missing_file(tmp_path, capsys):
     status, line = one_error(capsys, "plot", "--gsd", tmp_path / "nope.gsd", "--out", tmp_path / "p.png")
-    assert status == 2 and "nope.gsd: no such file" in line
+    assert status == 2 and f"--gsd {tmp_path / 'nope.gsd'}: no such GSD trajectory" in line
     assert list(tmp_path.iterdir()) == []
 
 
@@ -111,7 +111,7 @@ def test_estimate_with_a_missing_score_creates_nothing(tmp_path, capsys):
     data.mkdir()
     status, line = one_error(capsys, "estimate", "--score", tmp_path / "nope.msgpack", "--data", data,
                              "--out", tmp_path / "e")
-    assert status == 2 and "--score" in line and "nope.msgpack" in line
+    assert status == 2 and f"--score {tmp_path / 'nope.msgpack'}: no such saved Score" in line
     assert not (tmp_path / "e").exists()
 
 
@@ -138,7 +138,7 @@ def test_foreign_and_corrupt_inputs_name_the_file(tmp_path, capsys):
         frame.configuration.box = [10, 10, 0, 0, 0, 0]
         f.append(frame)
     status, line = one_error(capsys, "plot", "--gsd", foreign, "--out", tmp_path / "p.png")
-    assert status == 2 and f"--gsd {foreign}" in line
+    assert status == 2 and str(foreign) in line
 
     from activescore.io.dataset import DatasetPlan, build_dataset
 
@@ -208,13 +208,14 @@ def test_the_installed_entry_point_prints_one_line(tmp_path):
     result = subprocess.run([sys.executable, "-m", "activescore", "plot", "--gsd", str(tmp_path / "nope.gsd"),
                              "--out", str(tmp_path / "p.png")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [f"activescore plot: error: --gsd {tmp_path / 'nope.gsd'}: no such file"]
+    expected = f"activescore plot: error: --gsd {tmp_path / 'nope.gsd'}: no such GSD trajectory"
+    assert result.stderr.strip().splitlines() == [expected]
 
 
 def test_train_says_when_it_resumes(tmp_path, capsys, monkeypatch):
-    import activescore.learning as learning
     from flax import serialization
 
+    import activescore.learning as learning
     from activescore.io.dataset import DatasetPlan, build_dataset
     from activescore.learning.checkpoint import save_tree
     from activescore.learning.train import TrainState

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 from .._version import __version__
-from ..io.files import atomic_write
+from ..io.files import atomic_write, existing_file
 from . import config as cfg
 from . import errors, pipeline
 
@@ -117,14 +117,12 @@ def _opening(option: str, path):
         raise ValueError(f"{option} {path}: cannot be read as an activescore file ({detail})") from err
 
 
-def _input_file(option: str, path) -> Path:
-    """An input file given on the command line, which must exist and be a file."""
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"{option} {path}: no such file")
-    if path.is_dir():
-        raise ValueError(f"{option} {path}: is a folder, expected a file")
-    return path
+def _input_file(option: str, path, what: str) -> Path:
+    """An input file given on the command line, which must exist and be a file (``what``: its kind)."""
+    try:
+        return existing_file(path, what)
+    except ValueError as err:
+        raise ValueError(f"{option} {err}") from None
 
 
 def _input_samples(option: str, path):
@@ -193,7 +191,7 @@ def cmd_estimate(args) -> int:
     from ..systems import AOUP
 
     c = _resolve(args, ("estimate",))
-    score_path = _input_file("--score", args.score)
+    score_path = _input_file("--score", args.score, "saved Score")
     samples = _input_samples("--data", args.data)
     if samples is not None and not isinstance(samples.system, AOUP):
         raise ValueError(f"--data {args.data}: holds a {type(samples.system).__name__} data set; the estimators "
@@ -214,7 +212,7 @@ def cmd_plot(args) -> int:
     out = _output_file("--out", args.out)
     if args.gsd is not None:
         with _opening("--gsd", args.gsd):
-            traj = load_trajectory(_input_file("--gsd", args.gsd))
+            traj = load_trajectory(_input_file("--gsd", args.gsd, "GSD trajectory"))
         k = _frame_index(args.frame, len(traj), args.gsd)
         system, x, g, t = traj.system, traj.x[k], traj.g[k], traj.t[k]
     else:
