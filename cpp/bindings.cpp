@@ -6,7 +6,8 @@
 
 #include <stdexcept>
 
-#include "activescore/neighbors.hpp"
+#include "activescore/cuda/host_replay.hpp"
+#include "activescore/neighbours.hpp"
 #include "activescore/philox.hpp"
 #include "activescore/simulator.hpp"
 #ifdef ACTIVESCORE_HAVE_CUDA
@@ -27,8 +28,6 @@ const double* checked(const F64Array& a, std::size_t n, std::size_t cols, const 
                                 std::to_string(a.size()));
   return a.data();
 }
-
-
 
 using Observable = void (*)(const SystemSpec&, const double*, const double*, std::size_t, int, double*);
 
@@ -128,6 +127,18 @@ PYBIND11_MODULE(_core, m) {
       py::arg("device") = "cpu");
 
   m.def(
+      "make_host_replay_simulator",
+      [](const SystemSpec& system, const RunSpec& run, bool double_precision, const F64Array& x, const F64Array& q,
+         const F64Array& radius) {
+        const std::size_t n = static_cast<std::size_t>(radius.size());
+        const double* px = checked(x, n, 2, "x");
+        const double* pq = checked(q, n, system.propulsion_components(), "q");
+        return make_host_replay_simulator(system, run, double_precision, px, pq, radius.data(), n);
+      },
+      py::arg("system"), py::arg("run"), py::arg("double_precision"), py::arg("x"), py::arg("q"), py::arg("radius"),
+      "The CUDA driver's kernel bodies run serially on the host (for tests: no GPU needed).");
+
+  m.def(
       "read_state", [](const Simulator& sim, int q_components) { return read_state(sim, q_components); },
       py::arg("simulator"), py::arg("q_components"), "(x, q) of the simulator's current state, in its precision.");
 
@@ -135,6 +146,11 @@ PYBIND11_MODULE(_core, m) {
 
   def_observable(m, "drift_divergence", &cpu_drift_divergence, 1,
                  "(n,) per-particle divergence of the x-drift (float64).");
+
+  def_observable(m, "host_replay_forces", &host_replay_forces, 2,
+                 "forces() through the CUDA kernel bodies run on the host (for tests).");
+  def_observable(m, "host_replay_drift_divergence", &host_replay_drift_divergence, 1,
+                 "drift_divergence() through the CUDA kernel bodies run on the host (for tests).");
 
   m.def(
       "knn",
@@ -202,8 +218,8 @@ PYBIND11_MODULE(_core, m) {
         py::dict info;
         info["device"] = d.device;
         info["name"] = d.name;
-        info["compute_capability"] = std::to_string(d.compute_capability_major) + "." +
-                                     std::to_string(d.compute_capability_minor);
+        info["compute_capability"] =
+            std::to_string(d.compute_capability_major) + "." + std::to_string(d.compute_capability_minor);
         info["sm_count"] = d.sm_count;
         info["memory_clock_mhz"] = d.memory_clock_mhz;
         info["memory_bus_width_bits"] = d.memory_bus_width_bits;

@@ -1,18 +1,19 @@
 """CUDA backend (physics.md §1-3): the C++ driver's trajectories, the all-pairs observables, the Philox stream on the
 device, blow-ups, exact restarts and call patterns. Every test needs an NVIDIA GPU and is skipped without one.
 
-float64 CUDA and C++ runs differ only by rounding (the device's exp/log1p/sin/cos and FMA contraction, the order
-of the force sum), amplified by the dynamics: for these systems a 1e-14 relative perturbation of the initial
+float64 CUDA and C++ runs differ only by rounding (the device's exp/log1p/sin/cos and FMA contraction; both sum a
+particle's pair forces in ascending index, and test_cuda_host.py runs the kernel bodies on the host bit for bit
+against the C++ driver), amplified by the dynamics: for these systems a 1e-14 relative perturbation of the initial
 positions grows to at most ~4e-11 over 300 steps, hence the 1e-9 tolerance.
 """
 
 import numpy as np
 import pytest
-from reference import reference_drift_divergence, reference_forces
-from test_simulate import collision
 
 import activescore as a
 from activescore import backends
+from reference import reference_drift_divergence, reference_forces
+from test_simulate import collision
 
 HAVE_CUDA = backends.is_available("cuda")
 
@@ -26,15 +27,26 @@ def _why_no_cuda() -> str:
     return "no CUDA GPU (compute capability >= 8.0) is visible"
 
 
-pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not HAVE_CUDA, reason="" if HAVE_CUDA else f"CUDA backend: {_why_no_cuda()}")]
+pytestmark = [
+    pytest.mark.cuda,
+    pytest.mark.skipif(not HAVE_CUDA, reason="" if HAVE_CUDA else f"CUDA backend: {_why_no_cuda()}"),
+]
 
 F64_TOL = 1e-9
 
 
 def _run(system, steps, dt, backend, *, dtype="float64", init="uniform", seed=5, save_every=None):
-    return a.simulate(system, steps, dt, seed=seed, init=init, save_every=save_every or max(steps, 1),
-                      backend=backend, dtype=dtype, progress=False)
+    return a.simulate(
+        system,
+        steps,
+        dt,
+        seed=seed,
+        init=init,
+        save_every=save_every or max(steps, 1),
+        backend=backend,
+        dtype=dtype,
+        progress=False,
+    )
 
 
 def _max_position_gap(system, x1, x2) -> float:
@@ -51,19 +63,48 @@ def trajectory_cases():
     """(name, system, dt, init): N from 1 to 5000, both models and potentials, polydisperse, small boxes."""
     yield "n1_trap_noise", a.AOUP(1, box_length=10.0, v0=0.5, gamma=0.5, eps=0.1, trap=0.1), 0.05, "uniform"
     # Boxes under 3 cells a side: one cell, all pairs under the minimum image.
-    yield "n7_small_box_harmonic_poly", a.AOUP(7, box_length=7.0, radius=_poly(1, 7, 0.5, 1.2), v0=0.3, gamma=0.5,
-                                               eps=0.01, beta=None), 0.02, "uniform"
-    yield "n12_small_box_abp_poly", a.ABP(12, box_length=9.0, radius=_poly(2, 12, 0.5, 1.2), v0=0.3,
-                                          rotational_diffusion=0.5, eps=0.01), 0.02, "uniform"
+    yield (
+        "n7_small_box_harmonic_poly",
+        a.AOUP(7, box_length=7.0, radius=_poly(1, 7, 0.5, 1.2), v0=0.3, gamma=0.5, eps=0.01, beta=None),
+        0.02,
+        "uniform",
+    )
+    yield (
+        "n12_small_box_abp_poly",
+        a.ABP(12, box_length=9.0, radius=_poly(2, 12, 0.5, 1.2), v0=0.3, rotational_diffusion=0.5, eps=0.01),
+        0.02,
+        "uniform",
+    )
     # Exactly 3 and 4 cells a side (the smallest grids where the 3x3 neighbourhood wraps onto itself).
     yield "n40_three_cells_abp", a.ABP(40, box_length=12.0, v0=0.5, rotational_diffusion=0.2), 0.05, "uniform"
-    yield "n60_four_cells_harmonic_poly", a.AOUP(60, box_length=16.5, radius=_poly(3, 60, 0.6, 1.0), v0=0.3,
-                                                 gamma=0.5, k=2.0, beta=None), 0.05, "uniform"
+    yield (
+        "n60_four_cells_harmonic_poly",
+        a.AOUP(60, box_length=16.5, radius=_poly(3, 60, 0.6, 1.0), v0=0.3, gamma=0.5, k=2.0, beta=None),
+        0.05,
+        "uniform",
+    )
     yield "n500_mips_cluster", a.mips(500, 0.5), 0.1, "cluster"
-    yield "n700_abp_harmonic_poly_trap", a.ABP(700, packing_fraction=0.3, radius=_poly(4, 700, 0.6, 1.0), v0=0.5,
-                                               rotational_diffusion=0.2, trap=0.001, eps=0.01, beta=None), 0.05, "uniform"
-    yield "n2000_aoup_poly_softplus", a.AOUP(2000, packing_fraction=0.6, radius=_poly(5, 2000, 0.8, 1.2), v0=0.1,
-                                             gamma=0.1, eps=0.001), 0.05, "uniform"
+    yield (
+        "n700_abp_harmonic_poly_trap",
+        a.ABP(
+            700,
+            packing_fraction=0.3,
+            radius=_poly(4, 700, 0.6, 1.0),
+            v0=0.5,
+            rotational_diffusion=0.2,
+            trap=0.001,
+            eps=0.01,
+            beta=None,
+        ),
+        0.05,
+        "uniform",
+    )
+    yield (
+        "n2000_aoup_poly_softplus",
+        a.AOUP(2000, packing_fraction=0.6, radius=_poly(5, 2000, 0.8, 1.2), v0=0.1, gamma=0.1, eps=0.001),
+        0.05,
+        "uniform",
+    )
     yield "n5000_mips", a.mips(5000, 0.5), 0.1, "uniform"
     yield "n300_free", a.AOUP(300, packing_fraction=0.3, k=0.0, v0=1.0, gamma=1.0, eps=0.1), 0.1, "uniform"
 
@@ -72,6 +113,7 @@ TRAJECTORIES = list(trajectory_cases())
 
 
 # ---------------------------------------------------------------- same trajectory as the C++ driver
+
 
 @pytest.mark.parametrize("name, system, dt, init", TRAJECTORIES, ids=[c[0] for c in TRAJECTORIES])
 def test_float64_trajectory_matches_cpp(name, system, dt, init):
@@ -105,11 +147,15 @@ def test_float32_is_close_to_float64(model):
 
 # ---------------------------------------------------------------- observables of a configuration
 
+
 def observable_cases():
     rng = np.random.default_rng(4)
     yield "mips_cluster", a.mips(400, 0.6), None
-    yield "polydisperse_trap", a.AOUP(300, packing_fraction=0.7, radius=rng.uniform(0.6, 1.3, 300), trap=0.01,
-                                      beta=4.0), None
+    yield (
+        "polydisperse_trap",
+        a.AOUP(300, packing_fraction=0.7, radius=rng.uniform(0.6, 1.3, 300), trap=0.01, beta=4.0),
+        None,
+    )
     yield "harmonic_small_box", a.AOUP(9, box_length=5.5, beta=None), None
     yield "one_particle", a.AOUP(1, box_length=3.0, trap=0.5), None
     yield "no_interactions", a.AOUP(50, packing_fraction=0.5, k=0.0, trap=0.2), None
@@ -140,10 +186,12 @@ def test_core_observables_directly():
     s = a.AOUP(30, packing_fraction=0.6, radius=_poly(7, 30, 0.7, 1.2))
     x = _run(s, 3, 0.1, "cpp").final_state.x
     spec = backends._core_spec(s.spec())
-    np.testing.assert_allclose(core.cuda_forces(spec, x, s.radius), core.forces(spec, x, s.radius), rtol=1e-12,
-                               atol=1e-13)
-    np.testing.assert_allclose(core.cuda_drift_divergence(spec, x, s.radius),
-                               core.drift_divergence(spec, x, s.radius), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(
+        core.cuda_forces(spec, x, s.radius), core.forces(spec, x, s.radius), rtol=1e-12, atol=1e-13
+    )
+    np.testing.assert_allclose(
+        core.cuda_drift_divergence(spec, x, s.radius), core.drift_divergence(spec, x, s.radius), rtol=1e-12, atol=1e-13
+    )
     with pytest.raises(ValueError, match="x: expected 60 values"):
         core.cuda_forces(spec, x[:-1], s.radius)
 
@@ -153,8 +201,10 @@ def test_core_observables_directly():
 PHILOX_KATS = [
     ((0, 0, 0, 0, 0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
     ((0xFFFFFFFF,) * 6, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
-    ((0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344, 0xA4093822, 0x299F31D0),
-     (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1)),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344, 0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
 ]
 
 
@@ -170,11 +220,16 @@ def test_device_philox_matches_host_and_normals_agree():
         args = [int(v) for v in row]
         assert tuple(core.cuda_philox4x32_10(*args)) == tuple(core.philox4x32_10(*args))
     for seed, step, particle, purpose in [(0, 0, 0, 0), (2**64 - 1, 2**40 + 3, 2**32 - 1, 1), (123, 456, 789, 0)]:
-        np.testing.assert_allclose(core.cuda_normals4(seed, step, particle, purpose),
-                                   core.normals4(seed, step, particle, purpose), rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(
+            core.cuda_normals4(seed, step, particle, purpose),
+            core.normals4(seed, step, particle, purpose),
+            rtol=1e-14,
+            atol=1e-15,
+        )
 
 
 # ---------------------------------------------------------------- blow-ups
+
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_blow_up_matches_cpp(dtype):
@@ -186,8 +241,9 @@ def test_blow_up_matches_cpp(dtype):
     assert errors["cuda"].step == errors["cpp"].step
     assert str(errors["cuda"]).split(" moved by")[0] == str(errors["cpp"]).split(" moved by")[0]
     assert str(errors["cuda"]).endswith(f"half the interaction range ({2.0 / 2:g})")
-    assert _max_position_gap(errors["cpp"].trajectory.system, errors["cuda"].trajectory.final_state.x,
-                             errors["cpp"].trajectory.final_state.x) < (F64_TOL if dtype == "float64" else 1e-4)
+    assert _max_position_gap(
+        errors["cpp"].trajectory.system, errors["cuda"].trajectory.final_state.x, errors["cpp"].trajectory.final_state.x
+    ) < (F64_TOL if dtype == "float64" else 1e-4)
 
 
 def test_blow_up_late_in_a_long_call_matches_cpp():
@@ -238,13 +294,13 @@ def test_simulator_after_a_blow_up_is_at_the_last_good_state():
 
 # ---------------------------------------------------------------- restarts and call patterns (bitwise)
 
+
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_restart_continues_exactly(dtype):
     s = a.mips(500, 0.5, k=1.0, eps=0.01)
     whole = a.simulate(s, 80, 0.1, seed=3, burn_in=10, save_every=80, backend="cuda", dtype=dtype, progress=False)
     first = a.simulate(s, 30, 0.1, seed=3, burn_in=10, save_every=30, backend="cuda", dtype=dtype, progress=False)
-    second = a.simulate(s, 50, 0.1, init=first.final_state, save_every=50, backend="cuda", dtype=dtype,
-                        progress=False)
+    second = a.simulate(s, 50, 0.1, init=first.final_state, save_every=50, backend="cuda", dtype=dtype, progress=False)
     assert second.final_state.step == whole.final_state.step == 90
     np.testing.assert_array_equal(second.final_state.x, whole.final_state.x)
     np.testing.assert_array_equal(second.final_state.q, whole.final_state.q)

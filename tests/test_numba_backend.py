@@ -5,15 +5,25 @@ import dataclasses
 import numba
 import numpy as np
 import pytest
-from reference import reference_drift_divergence, reference_forces, reference_step, wrap
 
 from activescore.backends.numba_backend import NumbaSimulator, drift_divergence, forces
 from activescore.backends.spec import RunSpec, SystemSpec
+from reference import reference_drift_divergence, reference_forces, reference_step, wrap
 
 
 def make_system(model="aoup", box_length=10.0, beta=7.5, k=1.0, trap=0.0, eps=0.05, v0=1.0, **kw):
-    return SystemSpec(model=model, box_length=box_length, v0=v0, gamma=1.0, rotational_diffusion=0.5, eps=eps, k=k,
-                      trap=trap, beta=beta, **kw)
+    return SystemSpec(
+        model=model,
+        box_length=box_length,
+        v0=v0,
+        gamma=1.0,
+        rotational_diffusion=0.5,
+        eps=eps,
+        k=k,
+        trap=trap,
+        beta=beta,
+        **kw,
+    )
 
 
 def random_state(system, n, seed=0, spread=1.0):
@@ -44,20 +54,21 @@ FORCE_CASES = {
 
 # ---------------------------------------------------------------- forces and divergence
 
+
 @pytest.mark.parametrize("case", FORCE_CASES)
 def test_forces_match_all_pairs_reference(case):
     system, n = FORCE_CASES[case]
     x, _, radius = random_state(system, n, seed=1, spread=1.2)  # some positions outside the box: wrapped first
-    np.testing.assert_allclose(forces(system, x, radius), reference_forces(system, x, radius), rtol=1e-12,
-                               atol=1e-12)
+    np.testing.assert_allclose(forces(system, x, radius), reference_forces(system, x, radius), rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("case", FORCE_CASES)
 def test_divergence_matches_all_pairs_reference(case):
     system, n = FORCE_CASES[case]
     x, _, radius = random_state(system, n, seed=2, spread=1.2)
-    np.testing.assert_allclose(drift_divergence(system, x, radius), reference_drift_divergence(system, x, radius),
-                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(
+        drift_divergence(system, x, radius), reference_drift_divergence(system, x, radius), rtol=1e-12, atol=1e-12
+    )
 
 
 def test_pairs_across_the_periodic_boundary():
@@ -108,6 +119,7 @@ SIMULATOR_CASES = {
     "aoup-softplus": (make_system(box_length=10.0), 50),
     "aoup-harmonic-trap": (make_system(box_length=25.0, beta=float("inf"), trap=0.2), 40),
     "aoup-one-cell": (make_system(box_length=4.0), 8),
+    "abp-one-cell": (make_system(model="abp", box_length=4.0), 8),
     "abp-softplus": (make_system(model="abp", box_length=10.0), 50),
     "aoup-free": (make_system(box_length=10.0, k=0.0), 30),
     "aoup-no-translational-noise": (make_system(box_length=10.0, eps=0.0), 50),
@@ -224,6 +236,7 @@ def test_non_finite_propulsion_is_a_blow_up():
 
 # ---------------------------------------------------------------- against the compiled core, when built
 
+
 @pytest.fixture(scope="module")
 def core():
     return pytest.importorskip("activescore._core")
@@ -249,8 +262,9 @@ def test_core_forces_and_divergence(core, case):
     x, _, radius = random_state(system, n, seed=11, spread=1.2)
     # Bit for bit: the same cell order, the same operations, and the C++ softplus polynomials in Numba.
     np.testing.assert_array_equal(forces(system, x, radius), core.forces(_core_system(core, system), x, radius))
-    np.testing.assert_array_equal(drift_divergence(system, x, radius),
-                                  core.drift_divergence(_core_system(core, system), x, radius))
+    np.testing.assert_array_equal(
+        drift_divergence(system, x, radius), core.drift_divergence(_core_system(core, system), x, radius)
+    )
 
 
 @pytest.mark.parametrize("case", SIMULATOR_CASES)
@@ -261,13 +275,14 @@ def test_core_trajectories(core, case, double_precision):
     x = wrap(x, system.box_length)
     run = RunSpec(dt=0.005, seed=2**35 + 3, step=11)
     ours = _run(system, run, x, q, radius, [200], double_precision)
-    theirs = core.make_simulator(_core_system(core, system), _core_run(core, run), double_precision, x, q, radius,
-                                 "cpu")
+    theirs = core.make_simulator(
+        _core_system(core, system), _core_run(core, run), double_precision, x, q, radius, "cpu"
+    )
     assert theirs.advance(200) == 200 and theirs.step == ours.step
     x_core, q_core = core.read_state(theirs, system.propulsion_components)
     x_ours, q_ours = ours.read_state()
     assert x_core.dtype == x_ours.dtype
-    if double_precision and case in ("aoup-free", "aoup-one-cell"):
+    if double_precision and case in ("aoup-free", "aoup-one-cell", "abp-one-cell"):
         # Same normals and pair forces bit for bit; in one cell both also sum every neighbour in index order (with
         # more cells Numba sums in cell order, the C++ Verlet lists in index order: equal to rounding).
         np.testing.assert_array_equal(x_ours, x_core)

@@ -8,8 +8,9 @@ import pytest
 
 from activescore.backends import special_functions as sf
 
-pytestmark = pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63,
-                                reason="needs an 80-bit long double for the exact reference")
+pytestmark = pytest.mark.skipif(
+    np.finfo(np.longdouble).nmant < 63, reason="needs an 80-bit long double for the exact reference"
+)
 L = np.longdouble
 TWO_PI = L("6.28318530717958647692528676655900577")
 gen = np.random.default_rng(20261121)
@@ -33,12 +34,31 @@ def test_log_positive():
 
 
 def test_cos_sin_turns():
-    t = np.concatenate([[2.0**-33, 0.125, 0.25 - 2.0**-33, 0.375, 0.5, 0.75 + 2.0**-33, 1 - 2.0**-33],
-                        gen.uniform(0.0, 1.0, 20_000)]).astype(L)
+    t = np.concatenate(
+        [[2.0**-33, 0.125, 0.25 - 2.0**-33, 0.375, 0.5, 0.75 + 2.0**-33, 1 - 2.0**-33], gen.uniform(0.0, 1.0, 20_000)]
+    ).astype(L)
     compiled = numba.njit(sf.cos_sin_turns)
     ours = np.array([compiled(float(v)) for v in t])
     exact = np.stack([np.cos(TWO_PI * t), np.sin(TWO_PI * t)], axis=1)
     # Absolute, in units of 2^-53 (half an ulp of 1): at the zeros of cos and sin a relative error means nothing.
+    assert (np.abs(ours - exact) / 2.0**-53).max() <= 2.0
+
+
+def test_cos_sin():
+    """The ABP direction: any angle a diffusing θ reaches, the quadrant boundaries (odd multiples of π/4) included."""
+    quarter = np.arange(-41, 42, 2).astype(L) * (TWO_PI / 8)
+    theta = np.concatenate(
+        [
+            quarter,
+            np.nextafter(quarter.astype(np.float64), np.inf).astype(L),
+            [0.0, 1e-300],
+            gen.uniform(-10.0, 10.0, 10_000),
+            gen.uniform(-1e4, 1e4, 10_000),
+        ]
+    ).astype(np.float64)
+    compiled = numba.njit(sf.cos_sin)
+    ours = np.array([compiled(float(v)) for v in theta])
+    exact = np.stack([np.cos(theta.astype(L)), np.sin(theta.astype(L))], axis=1)
     assert (np.abs(ours - exact) / 2.0**-53).max() <= 2.0
 
 

@@ -8,38 +8,33 @@
 #include <vector>
 
 #include "box.hpp"
+#include "cell_grid.hpp"
+#include "pair_potential.hpp"
 
 namespace activescore {
 
 template <class Real>
 class CellList {
  public:
-  int side = 1;                 // cells per box side
+  CellGrid<Real> grid{Box<Real>::make(1.0), 1, Real(1)};
   std::vector<int> cell_start;  // slots of cell c: [cell_start[c], cell_start[c+1])
   std::vector<int> slot_cell;   // cell of each slot
   std::vector<int> order;       // slot -> particle index (stable: ascending index within a cell)
   std::vector<Real> xy;         // positions in slot order
   std::vector<Real> radius;     // radii in slot order
 
-  static int cells_per_side(double box_length, double min_width) {
-    if (!(min_width > 0.0)) return 1;
-    const int s = static_cast<int>(std::floor(box_length / min_width));
-    return s >= 3 ? std::min(s, 4096) : 1;
-  }
-
   void build(const Real* x, const Real* radii, std::size_t n, const Box<Real>& box, Real min_width) {
-    build_with_side(x, radii, n, box, cells_per_side(box.L, min_width));
+    build(x, radii, n, CellGrid<Real>::make(box, min_width));
   }
 
-  // Any side >= 1 (neighbour_cells needs side == 1 or side >= 3; other users walk the grid themselves).
-  void build_with_side(const Real* x, const Real* radii, std::size_t n, const Box<Real>& box, int cells_side) {
-    side = cells_side;
-    const int cells = side * side;
-    const Real inv_width = Real(side) * box.inv_L;
+  // On any grid, side >= 1 (neighbour searches need side == 1 or side >= 3; other users walk the grid themselves).
+  void build(const Real* x, const Real* radii, std::size_t n, const CellGrid<Real>& cells_grid) {
+    grid = cells_grid;
+    const int cells = int(grid.cells());
     cell_start.assign(cells + 1, 0);
     cell_index_.resize(n);
     for (std::size_t i = 0; i < n; ++i) {
-      const int c = cell_of(x[2 * i], x[2 * i + 1], box, inv_width);
+      const int c = int(grid.cell_of(x[2 * i], x[2 * i + 1]));
       cell_index_[i] = c;
       ++cell_start[c + 1];
     }
@@ -60,30 +55,24 @@ class CellList {
     }
   }
 
-  // The distinct cells around cell c (itself included), in a fixed order; returns how many.
-  int neighbour_cells(int c, int out[9]) const {
-    if (side == 1) {
-      out[0] = 0;
-      return 1;
-    }
-    const int cx = c % side, cy = c / side;
+  // The 3x3 cells around the particle in `slot` (its own included) as runs of slots [begin[a], end[a]), in the
+  // grid's order, with their periodic images (CellGrid::for_each_neighbour_run); returns how many (at most 6).
+  // Plain arrays, so that the callers' scans stay simple loops.
+  int neighbour_runs(int slot, int begin[6], int end[6], int image_x[6], int image_y[6]) const {
     int m = 0;
-    for (int dy = -1; dy <= 1; ++dy)
-      for (int dx = -1; dx <= 1; ++dx) out[m++] = ((cy + dy + side) % side) * side + (cx + dx + side) % side;
+    grid.for_each_neighbour_run(unsigned(slot_cell[slot]), [&](unsigned first, unsigned last, int ix, int iy) {
+      begin[m] = cell_start[first];
+      end[m] = cell_start[last];
+      image_x[m] = ix;
+      image_y[m] = iy;
+      ++m;
+    });
     return m;
   }
 
  private:
   std::vector<int> cell_index_;
   std::vector<int> fill_;
-
-  int cell_of(Real px, Real py, const Box<Real>& box, Real inv_width) const {
-    int ix = static_cast<int>((px + box.half) * inv_width);
-    int iy = static_cast<int>((py + box.half) * inv_width);
-    ix = std::min(std::max(ix, 0), side - 1);
-    iy = std::min(std::max(iy, 0), side - 1);
-    return iy * side + ix;
-  }
 };
 
 // The interacting pairs of a block of particles. Gathering is a cheap scan of the 3x3 cells; evaluating the pair
@@ -118,16 +107,15 @@ struct PairBlock {
 template <class Real, class Pair>
 inline void gather_interacting(const CellList<Real>& cl, const Box<Real>& box, const Pair& pair, int slot,
                                PairBlock<Real>& block) {
-  int cells[9];
-  const int m = cl.neighbour_cells(cl.slot_cell[slot], cells);
+  int begin[6], end[6], image_x[6], image_y[6];
+  const int m = cl.neighbour_runs(slot, begin, end, image_x, image_y);
   std::size_t candidates = 0;
-  for (int a = 0; a < m; ++a) candidates += cl.cell_start[cells[a] + 1] - cl.cell_start[cells[a]];
+  for (int a = 0; a < m; ++a) candidates += end[a] - begin[a];
   block.grow(block.size + candidates);
   const Real xi = cl.xy[2 * slot], yi = cl.xy[2 * slot + 1], ri = cl.radius[slot];
   int count = block.size;
   for (int a = 0; a < m; ++a) {
-    const int end = cl.cell_start[cells[a] + 1];
-    for (int s = cl.cell_start[cells[a]]; s < end; ++s) {
+    for (int s = begin[a]; s < end[a]; ++s) {
       const Real dx = box.min_image(xi - cl.xy[2 * s]);
       const Real dy = box.min_image(yi - cl.xy[2 * s + 1]);
       const Real rho_sq = dx * dx + dy * dy;
@@ -144,23 +132,6 @@ inline void gather_interacting(const CellList<Real>& cl, const Box<Real>& box, c
   block.first.push_back(count);
 }
 
-// Whether a pair interacts: inside its cutoff and not coincident (rho = 0 leaves r/rho undefined).
-template <class Real, class Pair>
-AS_HD bool interacts(const Pair& pair, Real rho_sq, Real sigma) {
-  const Real rc = pair.cutoff(sigma);
-  return (rho_sq < rc * rc) & (rho_sq > Real(0));
-}
-
-// f(rho)/rho for a pair at squared distance rho_sq, 0 outside the cutoff, so that F_ij = scale (dx, dy). Branch
-// free, for vectorised loops.
-template <class Real, class Pair>
-AS_HD Real force_scale(const Pair& pair, Real rho_sq, Real sigma) {
-  const bool inside = interacts(pair, rho_sq, sigma);
-  const Real rho = std::sqrt(inside ? rho_sq : Real(1));
-  const Real value = pair.force(rho, sigma) / rho;
-  return inside ? value : Real(0);
-}
-
 // force_scale for every pair of the block: one vectorised loop.
 template <class Real, class Pair>
 inline void evaluate_force_scale(const Pair& pair, PairBlock<Real>& block) {
@@ -171,14 +142,10 @@ inline void evaluate_force_scale(const Pair& pair, PairBlock<Real>& block) {
   for (int a = 0; a < block.size; ++a) scale[a] = force_scale(pair, rho_sq[a], sigma[a]);
 }
 
-// scale = f(rho)(d-1)/rho + f'(rho) for every pair (d = 2; 0 outside the cutoff): its share of div_{x_i} b_x,i.
+// divergence_scale for every pair of the block.
 template <class Real, class Pair>
 inline void evaluate_divergence_scale(const Pair& pair, PairBlock<Real>& block) {
-  for (int a = 0; a < block.size; ++a) {
-    const bool inside = interacts(pair, block.rho_sq[a], block.sigma[a]);
-    const Real rho = std::sqrt(inside ? block.rho_sq[a] : Real(1));
-    block.scale[a] = inside ? pair.force(rho, block.sigma[a]) / rho + pair.dforce(rho, block.sigma[a]) : Real(0);
-  }
+  for (int a = 0; a < block.size; ++a) block.scale[a] = divergence_scale(pair, block.rho_sq[a], block.sigma[a]);
 }
 
 // sum_j scale_ij (dx, dy) over the pairs of the block's b-th particle.

@@ -14,7 +14,7 @@
 #include "cell_list.hpp"
 #include "dispatch.hpp"
 #include "integrator.hpp"
-#include "neighbor_list.hpp"
+#include "neighbour_list.hpp"
 #include "pair_potential.hpp"
 #include "propulsion.hpp"
 #include "simulator.hpp"
@@ -32,8 +32,12 @@ int thread_count(int requested, std::size_t n) {
 }
 
 // Verlet skin as a fraction of the interaction range: wide enough that dense active systems rebuild every few
-// tens of steps, narrow enough that few listed pairs lie outside the cutoff.
+// tens of steps, narrow enough that few listed pairs lie outside the cutoff. Where the particles move so far per
+// step that a list lasts a single step anyway (hot systems: rebuilt every step whatever the skin), the skin only
+// costs candidates, so it shrinks, down to kMinSkinFraction, and grows back once lists last longer. The forces do
+// not depend on the skin (pairs listed beyond the cutoff add exactly zero), so neither do the results.
 constexpr double kSkinFraction = 0.1;
+constexpr double kMinSkinFraction = 0.0125;
 
 template <class Real, class Pair, class Propulsion>
 class CpuSimulator final : public Simulator {
@@ -42,16 +46,14 @@ class CpuSimulator final : public Simulator {
  public:
   CpuSimulator(const SystemSpec& system, const RunSpec& run, const Pair& pair, const Propulsion& propulsion,
                const double* x, const double* q, const double* radius, std::size_t n)
-      : pair_(pair), propulsion_(propulsion), box_(Box<Real>::make(system.box_length)),
-        interacting_(system.k != 0.0), n_threads_(thread_count(run.n_threads, n)) {
+      : pair_(pair), propulsion_(propulsion), box_(Box<Real>::make(system.box_length)), interacting_(system.k != 0.0),
+        n_threads_(thread_count(run.n_threads, n)) {
     n_ = n;
     step_ = run.step;
     double_precision_ = sizeof(Real) == sizeof(double);
     min_width_ = Real(max_cutoff(system, radius, n));
     skin_ = Real(kSkinFraction) * min_width_;
-    params_ = StepParams<Real>{Real(run.dt), Real(system.v0), Real(system.k), Real(system.trap),
-                               Real(std::sqrt(2.0 * system.eps * run.dt)),
-                               Real(0.25 * double(min_width_) * double(min_width_)), run.seed};
+    params_ = StepParams<Real>::make(system, run, min_width_);
     x_.assign(x, x + 2 * n);
     q_.assign(q, q + C * n);
     radius_.assign(radius, radius + n);
@@ -79,12 +81,14 @@ class CpuSimulator final : public Simulator {
     int64_t done = 0;
     long long bad = LLONG_MAX;
     bool flipped = false, stale = list_stale_;  // written after the loop by thread 0 (every thread agrees)
+    int age = list_age_;
 #pragma omp parallel num_threads(team)
     {
       PairBlock<Real> block;  // this thread's scratch for phase 1
       const int me = omp_get_thread_num(), threads = omp_get_num_threads();  // the team may be smaller than asked
       bool my_flipped = false;  // the current state is in x_new_/q_new_ (the same on every thread)
       bool my_stale = list_stale_;
+      int my_age = list_age_;  // steps since the list was built
       long long my_bad = LLONG_MAX;
       int64_t s = 0;
       for (; s < n_steps; ++s) {
@@ -95,6 +99,7 @@ class CpuSimulator final : public Simulator {
               x_.swap(x_new_);
               q_.swap(q_new_);
             }
+            adapt_skin(my_age);
             cells_.build(x_.data(), radius_.data(), n_, box_, min_width_ + skin_);
             sort_into_cell_order();
           }
@@ -106,6 +111,7 @@ class CpuSimulator final : public Simulator {
             pair_fy_.resize(neighbours_.pairs());
           }
           my_stale = false;
+          my_age = 0;
         }
         const Real* x = my_flipped ? x_new_.data() : x_.data();
         const Real* q = my_flipped ? q_new_.data() : q_.data();
@@ -125,12 +131,14 @@ class CpuSimulator final : public Simulator {
         if (my_bad != LLONG_MAX) break;
         my_flipped = !my_flipped;
         my_stale = VerletList<Real>::stale(max_move_sq, skin_);
+        ++my_age;
       }
       if (me == 0) {
         done = s;
         bad = my_bad;
         flipped = my_flipped;
         stale = my_stale;
+        age = my_age;
       }
     }
     if (flipped) {
@@ -139,6 +147,7 @@ class CpuSimulator final : public Simulator {
     }
     step_ += done;
     list_stale_ = stale;
+    list_age_ = age;
     if (bad != LLONG_MAX) report_blow_up(bad);
     return done;
   }
@@ -167,6 +176,14 @@ class CpuSimulator final : public Simulator {
   std::vector<Real> pair_fx_, pair_fy_;  // force on the owner (lower tag) of every listed pair, in its pair slot
   Real skin_;
   bool list_stale_ = true;
+  int list_age_ = 0;
+
+  // Before a rebuild: a list that lasted one step halves the skin (to kMinSkinFraction of the range at least); one
+  // that lasted more than four steps doubles it back (to kSkinFraction at most).
+  void adapt_skin(int age) {
+    if (age == 1) skin_ = std::max(Real(0.5) * skin_, Real(kMinSkinFraction) * min_width_);
+    if (age > 4) skin_ = std::min(Real(2) * skin_, Real(kSkinFraction) * min_width_);
+  }
 
   // Moves every particle into the slot the cell list just gave it (which makes the cell list's slots ours).
   void sort_into_cell_order() {
@@ -238,12 +255,18 @@ class CpuSimulator final : public Simulator {
     for (long long b = 0; b < blocks; ++b) {
       const long long begin = b * kPairBlockParticles, end = std::min(n, begin + kPairBlockParticles);
       noise.fill(params_.seed, step, &tag_[begin], int(end - begin), kStepNoise, params_.x_noise != Real(0));
+      Real gx[kPairBlockParticles], gy[kPairBlockParticles];
+      const Propulsion propulsion = propulsion_;
+      const int count = int(end - begin);
+      const Real* q_block = &q[C * begin];
+#pragma omp simd
+      for (int b = 0; b < count; ++b) propulsion.direction(&q_block[C * b], gx[b], gy[b]);
       for (long long p = begin; p < end; ++p) {
         Real fx = 0, fy = 0;
         if (interacting_) sum_pair_forces(p, fx, fy);
         const int in_block = int(p - begin);
         if (!integrate_particle(params_, propulsion_, box_, noise.first(in_block), noise.second(in_block), &x[2 * p],
-                                &q[C * p], fx, fy, &x_new[2 * p], &q_new[C * p]))
+                                &q[C * p], gx[in_block], gy[in_block], fx, fy, &x_new[2 * p], &q_new[C * p]))
           bad = std::min(bad, (long long)tag_[p]);
         if (interacting_) {
           const Real mx = box_.min_image(x_new[2 * p] - neighbours_.reference[2 * p]);
@@ -327,8 +350,7 @@ double max_cutoff(const SystemSpec& system, const double* radius, std::size_t n)
 }
 
 std::unique_ptr<Simulator> make_cpu_simulator(const SystemSpec& system, const RunSpec& run, bool double_precision,
-                                              const double* x, const double* q, const double* radius,
-                                              std::size_t n) {
+                                              const double* x, const double* q, const double* radius, std::size_t n) {
   return double_precision ? make_driver<CpuSimulator, double>(system, run, x, q, radius, n)
                           : make_driver<CpuSimulator, float>(system, run, x, q, radius, n);
 }
@@ -349,8 +371,8 @@ void cpu_forces(const SystemSpec& system, const double* x, const double* radius,
   });
 }
 
-void cpu_drift_divergence(const SystemSpec& system, const double* x, const double* radius, std::size_t n,
-                          int n_threads, double* out) {
+void cpu_drift_divergence(const SystemSpec& system, const double* x, const double* radius, std::size_t n, int n_threads,
+                          double* out) {
   constexpr double kDim = 2.0;
   with_pair<double>(system, [&](auto pair) {
     over_particles(

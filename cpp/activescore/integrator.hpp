@@ -5,6 +5,7 @@
 #include "box.hpp"
 #include "hostdevice.hpp"
 #include "philox.hpp"
+#include "system_spec.hpp"
 
 namespace activescore {
 
@@ -17,18 +18,29 @@ struct StepParams {
   Real x_noise;       // sqrt(2 eps dt)
   Real max_step_sq;   // (half the minimum cell width)^2: a larger single-step move is a blow-up
   unsigned long long seed;
+
+  // The parameters of a run, for every driver: min_width is the largest interaction range in the run's precision
+  // (the cell width), whose half bounds a single step's move.
+  static StepParams make(const SystemSpec& system, const RunSpec& run, Real min_width) {
+    return StepParams{Real(run.dt),
+                      Real(system.v0),
+                      Real(system.k),
+                      Real(system.trap),
+                      Real(std::sqrt(2.0 * system.eps * run.dt)),
+                      Real(0.25 * double(min_width) * double(min_width)),
+                      run.seed};
+  }
 };
 
 // Advances a particle from (x, q) to (x_new, q_new) given its summed pair force (fx, fy) at the old state and
 // the normals of its random block of this step (random_block(seed, step, i, kStepNoise)): words (0, 1) drive x
 // (x_normals, unused when eps = 0), words (2, 3) the propulsion (physics.md §3). Returns false if the move is
-// non-finite or longer than half a cell.
+// non-finite or longer than half a cell. (gx, gy) is the propulsion direction prop.direction(q): a CPU block
+// computes those of its particles in one vectorised loop first.
 template <class Real, class Propulsion>
 AS_HD bool integrate_particle(const StepParams<Real>& p, const Propulsion& prop, const Box<Real>& box,
-                              const Normal2& x_normals, const Normal2& q_normals, const Real* x, const Real* q,
-                              Real fx, Real fy, Real* x_new, Real* q_new) {
-  Real gx, gy;
-  prop.direction(q, gx, gy);
+                              const Normal2& x_normals, const Normal2& q_normals, const Real* x, const Real* q, Real gx,
+                              Real gy, Real fx, Real fy, Real* x_new, Real* q_new) {
   Real dx = p.dt * (p.v0 * gx + p.k * fx - p.trap * x[0]);
   Real dy = p.dt * (p.v0 * gy + p.k * fy - p.trap * x[1]);
   if (p.x_noise != Real(0)) {
@@ -45,12 +57,14 @@ AS_HD bool integrate_particle(const StepParams<Real>& p, const Propulsion& prop,
 // The same for particle i at `step`, drawing its block.
 template <class Real, class Propulsion>
 AS_HD bool integrate_particle(const StepParams<Real>& p, const Propulsion& prop, const Box<Real>& box,
-                              unsigned long long step, unsigned i, const Real* x, const Real* q, Real fx,
-                              Real fy, Real* x_new, Real* q_new) {
+                              unsigned long long step, unsigned i, const Real* x, const Real* q, Real fx, Real fy,
+                              Real* x_new, Real* q_new) {
   const Philox4x32 w = random_block(p.seed, step, i, kStepNoise);
   // eps = 0 (the MIPS case) skips a Box-Muller it would multiply by zero.
   const Normal2 x_normals = p.x_noise != Real(0) ? box_muller(w.v[0], w.v[1]) : Normal2{0.0, 0.0};
-  return integrate_particle(p, prop, box, x_normals, box_muller(w.v[2], w.v[3]), x, q, fx, fy, x_new, q_new);
+  Real gx, gy;
+  prop.direction(q, gx, gy);
+  return integrate_particle(p, prop, box, x_normals, box_muller(w.v[2], w.v[3]), x, q, gx, gy, fx, fy, x_new, q_new);
 }
 
 }  // namespace activescore

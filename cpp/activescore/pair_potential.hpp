@@ -17,9 +17,7 @@ struct SoftplusPair {
 
   AS_HD Real cutoff(Real sigma) const { return sigma + delta; }
 
-  AS_HD Real force(Real rho, Real sigma) const {
-    return softplus(beta * (sigma - rho)) * inv_beta;
-  }
+  AS_HD Real force(Real rho, Real sigma) const { return softplus(beta * (sigma - rho)) * inv_beta; }
 
   // df/drho = -sigmoid(beta (sigma - rho)).
   AS_HD Real dforce(Real rho, Real sigma) const {
@@ -35,5 +33,33 @@ struct HarmonicPair {
   AS_HD Real force(Real rho, Real sigma) const { return rho < sigma ? sigma - rho : Real(0); }
   AS_HD Real dforce(Real rho, Real sigma) const { return rho < sigma ? Real(-1) : Real(0); }
 };
+
+// The pair maths every driver builds on the evaluators (CPU pair loop, observables, CUDA kernels), in one place.
+
+// Whether a pair interacts: inside its cutoff and not coincident (rho = 0 leaves r/rho undefined).
+template <class Real, class Pair>
+AS_HD bool interacts(const Pair& pair, Real rho_sq, Real sigma) {
+  const Real rc = pair.cutoff(sigma);
+  return (rho_sq < rc * rc) & (rho_sq > Real(0));
+}
+
+// f(rho)/rho for a pair at squared distance rho_sq, 0 unless it interacts, so that F_ij = scale (dx, dy). Branch
+// free, for vectorised loops.
+template <class Real, class Pair>
+AS_HD Real force_scale(const Pair& pair, Real rho_sq, Real sigma) {
+  const bool inside = interacts(pair, rho_sq, sigma);
+  const Real rho = std::sqrt(inside ? rho_sq : Real(1));
+  const Real value = pair.force(rho, sigma) / rho;
+  return inside ? value : Real(0);
+}
+
+// f(rho)(d-1)/rho + f'(rho) (d = 2), 0 unless the pair interacts: the pair's share of div_{x_i} of the x-drift.
+template <class Real, class Pair>
+AS_HD Real divergence_scale(const Pair& pair, Real rho_sq, Real sigma) {
+  const bool inside = interacts(pair, rho_sq, sigma);
+  const Real rho = std::sqrt(inside ? rho_sq : Real(1));
+  const Real value = pair.force(rho, sigma) / rho + pair.dforce(rho, sigma);
+  return inside ? value : Real(0);
+}
 
 }  // namespace activescore

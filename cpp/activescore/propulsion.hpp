@@ -5,6 +5,7 @@
 
 #include "hostdevice.hpp"
 #include "philox.hpp"
+#include "special_functions.hpp"
 
 namespace activescore {
 
@@ -35,9 +36,13 @@ struct ABPPropulsion {
   static ABPPropulsion make(double rotational_diffusion, double dt) {
     return ABPPropulsion{Real(std::sqrt(2.0 * rotational_diffusion * dt))};
   }
+  // cos_sin (special_functions.hpp) in float64 whatever Real is: it vectorises, unlike libm's sincos, and gives
+  // the same numbers on every backend.
   AS_HD void direction(const Real* q, Real& gx, Real& gy) const {
-    gx = std::cos(q[0]);
-    gy = std::sin(q[0]);
+    double c, s;
+    cos_sin(double(q[0]), c, s);
+    gx = Real(c);
+    gy = Real(s);
   }
   AS_HD void update(const Real* q, Real* q_new, const Normal2& n) const { q_new[0] = q[0] + kick * Real(n.a); }
 };

@@ -44,20 +44,18 @@ inline std::string blow_up_message(long long step, long long particle, double dx
 
 // Factories. x (n,2), q (n, components) and radius (n) are float64; the simulator converts to its precision.
 std::unique_ptr<Simulator> make_cpu_simulator(const SystemSpec& system, const RunSpec& run, bool double_precision,
-                                              const double* x, const double* q, const double* radius,
-                                              std::size_t n);
+                                              const double* x, const double* q, const double* radius, std::size_t n);
 #ifdef ACTIVESCORE_HAVE_CUDA
 std::unique_ptr<Simulator> make_cuda_simulator(const SystemSpec& system, const RunSpec& run, bool double_precision,
-                                               const double* x, const double* q, const double* radius,
-                                               std::size_t n);
+                                               const double* x, const double* q, const double* radius, std::size_t n);
 #endif
 
 // Observables of a configuration (float64, through the same cell list and pair evaluators).
 // forces: (n,2) k sum_j F_ij - A x_i. divergence: (n,) k sum_j [f (d-1)/rho + f'] - A d.
 void cpu_forces(const SystemSpec& system, const double* x, const double* radius, std::size_t n, int n_threads,
                 double* out);
-void cpu_drift_divergence(const SystemSpec& system, const double* x, const double* radius, std::size_t n,
-                          int n_threads, double* out);
+void cpu_drift_divergence(const SystemSpec& system, const double* x, const double* radius, std::size_t n, int n_threads,
+                          double* out);
 
 // Largest interaction range over all pairs: max_ij sigma_ij + delta.
 double max_cutoff(const SystemSpec& system, const double* radius, std::size_t n);

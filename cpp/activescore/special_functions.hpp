@@ -1,6 +1,7 @@
 // Branch-free elementary functions written as plain arithmetic, so the compiler can vectorise the loops that call
 // them (libm calls block that).
-// - log and sin/cos for Box-Muller (host and device): exactly rounded operations in a fixed order, so the Numba
+// - log and sin/cos for Box-Muller and the ABP direction (host and device): exactly rounded operations in a fixed
+// order, so the Numba
 //   backend (backends/special_functions.py) repeats them bit for bit; within about an ulp of the true values.
 // - exp and log1p for the softplus pair force, accurate to a few ulp in float64. On the GPU and in float32 the
 //   library functions are already fast and are used instead.
@@ -55,19 +56,9 @@ AS_HD double log_positive(double u) {
   return e * kLn2Hi - ((half_f_sq - (s * (half_f_sq + r) + e * kLn2Lo)) - f);
 }
 
-// (cos, sin) of 2 pi t for t in [0, 1]: t = j/4 + d exactly (j the nearest quarter, |d| <= 1/8), so only
-// theta = 2 pi d, |theta| <= pi/4, goes through the Taylor polynomials (to theta^17 and theta^16: tails below
-// 1e-18), and the quadrant j mod 4 rotates the result.
-AS_HD void cos_sin_turns(double t, double& cos_out, double& sin_out) {
-  constexpr double kTwoPi = 6.283185307179586;
-  // Rounds 4t to the nearest integer j with kRoundToInteger (floor does not vectorise without -fno-trapping-math);
-  // j mod 4 is then the low bits of the sum.
-  const double shifted = 4.0 * t + kRoundToInteger;
-  const double j = shifted - kRoundToInteger;
-  uint64_t shifted_bits;
-  memcpy(&shifted_bits, &shifted, sizeof shifted_bits);
-  const uint64_t q = shifted_bits & 3u;
-  const double theta = kTwoPi * (t - 0.25 * j);
+// (cos, sin) of theta + q pi/2 for |theta| <= pi/4 and a quadrant q: Taylor polynomials to theta^17 and theta^16
+// (tails below 1e-18), then the quadrant q mod 4 rotates the result.
+AS_HD void cos_sin_quadrant(double theta, uint64_t q, double& cos_out, double& sin_out) {
   const double z = theta * theta;
   double ps = 1.0 / 355687428096000.0;  // 1/17!
   ps = ps * z - 1.0 / 1307674368000.0;
@@ -94,6 +85,36 @@ AS_HD void cos_sin_turns(double t, double& cos_out, double& sin_out) {
   sin_out = negate_sin ? -b : b;
 }
 
+// (cos, sin) of 2 pi t for t in [0, 1]: t = j/4 + d exactly (j the nearest quarter, |d| <= 1/8), so only
+// theta = 2 pi d, |theta| <= pi/4, goes through the polynomials, and the quadrant is j mod 4.
+AS_HD void cos_sin_turns(double t, double& cos_out, double& sin_out) {
+  constexpr double kTwoPi = 6.283185307179586;
+  // Rounds 4t to the nearest integer j with kRoundToInteger (floor does not vectorise without -fno-trapping-math);
+  // j mod 4 is then the low bits of the sum.
+  const double shifted = 4.0 * t + kRoundToInteger;
+  const double j = shifted - kRoundToInteger;
+  uint64_t shifted_bits;
+  memcpy(&shifted_bits, &shifted, sizeof shifted_bits);
+  cos_sin_quadrant(kTwoPi * (t - 0.25 * j), shifted_bits & 3u, cos_out, sin_out);
+}
+
+// (cos, sin) of an angle, within about an ulp for |theta| < 2^20 pi/2 (ABP angles diffuse: sqrt(2 D_r t) stays far
+// below that): theta = j pi/2 + r with j the nearest integer to theta 2/pi and |r| <= pi/4 by Cody-Waite reduction
+// (pi/2 in three parts; j times either of the first two is exact), then cos_sin_quadrant. Plain arithmetic, so
+// loops over particles vectorise, and the Numba backend repeats it bit for bit.
+AS_HD void cos_sin(double theta, double& cos_out, double& sin_out) {
+  constexpr double kTwoOverPi = 6.36619772367581382433e-01;
+  constexpr double kHalfPi1 = 1.57079632673412561417e+00;  // first 33 bits of pi/2
+  constexpr double kHalfPi2 = 6.07710050630396597660e-11;  // next 33 bits
+  constexpr double kHalfPi3 = 2.02226624879595063154e-21;  // pi/2 - kHalfPi1 - kHalfPi2
+  const double shifted = theta * kTwoOverPi + kRoundToInteger;
+  const double j = shifted - kRoundToInteger;
+  uint64_t shifted_bits;
+  memcpy(&shifted_bits, &shifted, sizeof shifted_bits);  // j mod 4 in the low bits, negative j included
+  const double r = ((theta - j * kHalfPi1) - j * kHalfPi2) - j * kHalfPi3;
+  cos_sin_quadrant(r, shifted_bits & 3u, cos_out, sin_out);
+}
+
 #if !defined(__CUDA_ARCH__)
 // exp(x) for x <= 0 (clamped at -700, where it is ~1e-304): x = n ln2 + r, |r| <= ln2/2, Taylor to r^13.
 inline double exp_nonpositive(double x) {
@@ -105,9 +126,9 @@ inline double exp_nonpositive(double x) {
   // 1 + (r + r^2 Q(r)), Q(r) = sum_{k=2..13} r^{k-2}/k! by Estrin's scheme (see atanh_series_tail); the 1 is
   // added last, so only one rounding happens at its magnitude.
   const double r2 = r * r, r4 = r2 * r2, r8 = r4 * r4;
-  const double a0 = 0.5 + r * (1.0 / 6.0), a1 = 1.0 / 24.0 + r * (1.0 / 120.0),
-               a2 = 1.0 / 720.0 + r * (1.0 / 5040.0), a3 = 1.0 / 40320.0 + r * (1.0 / 362880.0),
-               a4 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0), a5 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
+  const double a0 = 0.5 + r * (1.0 / 6.0), a1 = 1.0 / 24.0 + r * (1.0 / 120.0), a2 = 1.0 / 720.0 + r * (1.0 / 5040.0),
+               a3 = 1.0 / 40320.0 + r * (1.0 / 362880.0), a4 = 1.0 / 3628800.0 + r * (1.0 / 39916800.0),
+               a5 = 1.0 / 479001600.0 + r * (1.0 / 6227020800.0);
   const double q = ((a0 + a1 * r2) + (a2 + a3 * r2) * r4) + (a4 + a5 * r2) * r8;
   const double p = 1.0 + (r + r2 * q);
   int64_t t_bits, round_bits;

@@ -25,8 +25,9 @@ from .simulation.simulate import SimulationError, simulate
 from .simulation.trajectory import State, Trajectory, load_state, load_trajectory
 from .systems import ABP, AOUP, MIPS_DT, MIPS_PARAMETERS, mips, system_from_dict
 
-# Score learning pulls in JAX: loaded on first use, so simulating alone stays light.
+# Score learning pulls in JAX: loaded on first use, so simulating alone stays light. Sweeps likewise (Dask, pandas).
 _LEARNING = ("Score", "ScoreNet", "ScoreNetConfig", "TrainConfig", "train_score")
+_SWEEPS = ("SweepResult", "sweep")
 
 
 def __getattr__(name):
@@ -34,11 +35,15 @@ def __getattr__(name):
         from . import learning
 
         return getattr(learning, name)
+    if name in _SWEEPS:
+        from . import sweeps
+
+        return getattr(sweeps, name)
     raise AttributeError(f"module 'activescore' has no attribute {name!r}")
 
 
 __all__ = [
-    *_LEARNING,
+    *_LEARNING, *_SWEEPS,
     "EPRResult", "Estimate", "LearningFreeEPR", "estimate", "exact", "learning_free_epr", "local_epr",
     "ABP", "AOUP", "MIPS_DT", "MIPS_PARAMETERS", "SimulationError", "State", "Trajectory", "drift",
     "drift_divergence", "forces", "load_state", "load_trajectory", "mips", "physics_reference", "simulate",

@@ -138,6 +138,11 @@ class ParticleSystem:
         """The plain description every backend consumes."""
         raise NotImplementedError
 
+    def propulsion_identity_terms(self, g: np.ndarray) -> np.ndarray:
+        """Per particle, the propulsion block of the learning-free identity with ε > 0 (physics.md §4),
+        b_q·D_q⁻¹b_q + ∇_q·b_q, from the propulsion vectors g (N, 2); shape (N,)."""
+        raise NotImplementedError
+
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         r = self.radius
@@ -201,6 +206,10 @@ class AOUP(ParticleSystem):
     def stationary_propulsion(self, z: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(z[:, :2])  # g_i ~ N(0, I)
 
+    def propulsion_identity_terms(self, g: np.ndarray) -> np.ndarray:
+        # b_g = −γ g, D_g = γ I: |b_g|²/γ + ∇_g·b_g = γ |g|² − d γ.
+        return self.gamma * (np.einsum("ij,ij->i", g, g) - g.shape[-1])
+
     def spec(self) -> SystemSpec:
         return SystemSpec("aoup", self.box_length, self.v0, self.gamma, 0.0, self.eps, self.k, self.trap,
                           self.beta, self.cutoff_tol)
@@ -236,6 +245,10 @@ class ABP(ParticleSystem):
     def stationary_propulsion(self, z: np.ndarray) -> np.ndarray:
         # The angle of a standard normal pair is uniform on the circle.
         return np.ascontiguousarray(np.mod(np.arctan2(z[:, 1], z[:, 0]), 2 * np.pi)[:, None])
+
+    def propulsion_identity_terms(self, g: np.ndarray) -> np.ndarray:
+        # θ has no drift (b_θ = 0): the propulsion block contributes nothing (physics.md §4, ABPs).
+        return np.zeros(len(g))
 
     def spec(self) -> SystemSpec:
         return SystemSpec("abp", self.box_length, self.v0, 0.0, self.rotational_diffusion, self.eps, self.k,

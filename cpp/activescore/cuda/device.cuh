@@ -27,9 +27,7 @@ inline void check(cudaError_t status, const char* what) {
 // Checks that the kernels just launched were launchable (bad configuration, no kernel image for this GPU).
 inline void check_launch(const char* what) { check(cudaGetLastError(), what); }
 
-inline unsigned blocks_for(std::size_t n) {
-  return static_cast<unsigned>((n + kBlockThreads - 1) / kBlockThreads);
-}
+inline unsigned blocks_for(std::size_t n) { return static_cast<unsigned>((n + kBlockThreads - 1) / kBlockThreads); }
 
 template <class T>
 class DeviceArray {
@@ -165,9 +163,8 @@ class DeviceCellList {
  public:
   // interacting = false: no cell ranges and no sort (original-index order). One cell: no sort either.
   DeviceCellList(std::size_t n, int side, bool interacting)
-      : n_(n), cells_(static_cast<unsigned>(side) * static_cast<unsigned>(side)),
-        sorted_(interacting && cells_ > 1), end_bit_(key_bits(cells_)), key_by_tag_(n), slot_by_tag_(n),
-        cell_range_(interacting ? cells_ : 0) {
+      : n_(n), cells_(static_cast<unsigned>(side) * static_cast<unsigned>(side)), sorted_(interacting && cells_ > 1),
+        end_bit_(key_bits(cells_)), key_by_tag_(n), slot_by_tag_(n), cell_range_(interacting ? cells_ : 0) {
     if (sorted_) {
       sorted_key_ = DeviceArray<unsigned>(n);
       sorted_slot_ = DeviceArray<unsigned>(n);

@@ -1,9 +1,9 @@
 // The per-thread bodies of the CUDA driver: the device cell list (keys, gather, cell bounds), the neighbour sum and
 // the fused force + integrate step, plus the single-configuration observables.
 //
-// Every body is an AS_HD function of the thread's slot, so the same code also compiles for the host: a serial loop
-// over the slots with std::stable_sort in place of CUB replays the GPU algorithm exactly on the CPU (that is how
-// the logic was checked without a GPU). The __global__ wrappers at the end are compiled by nvcc only.
+// Every body is an AS_HD function of the thread's slot, so the same code also compiles for the host: host_replay.cpp
+// runs it as serial loops over the slots, with std::stable_sort in place of CUB, and the tests compare that replay
+// with the CPU driver bit for bit on every build, GPU or not. The __global__ wrappers at the end are nvcc's only.
 //
 // Layout. Particle data lives in two fixed buffer sets of structure-of-arrays, "cur" (sorted by cell, the order the
 // cell list describes) and "next" (the step's output, in the same slot order as cur). tag = original particle index.
@@ -14,13 +14,16 @@
 //   step     per slot of cur: sum the pair forces over the 3x3 cells, integrate_particle, write next, and scatter
 //            (cell, slot) of the new position to the particle's original index for the next sort.
 // Because the sort input is in original-index order and the radix sort is stable, every cell lists its particles in
-// ascending original index, and the 3x3 cells are visited in row order (as CellList::neighbour_cells): each particle
-// sums the CPU's terms (same cutoff and rho > 0 rule) in an order that depends only on the current state, so
-// restarts are bitwise. (The CPU's Verlet path sums in ascending index instead: the two agree to rounding.)
+// ascending original index. The step merges the 3x3 cells' lists by that index, so each particle sums the CPU
+// driver's terms (same pair maths, pair_potential.hpp) in the CPU driver's order, ascending original index: the two
+// drivers agree bit for bit wherever their arithmetic does (the host replay; on a GPU, nvcc's fused multiply-adds
+// and its libm softplus move the last bits). The observables sum in cell order, as the CPU's cpu_forces does.
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "../box.hpp"
+#include "../cell_grid.hpp"
 #include "../hostdevice.hpp"
 #include "../integrator.hpp"
 #include "../pair_potential.hpp"
@@ -108,25 +111,6 @@ struct Particles {
   Real* radius;
 };
 
-// Square grid of side x side cells over the box (side = 1: one cell holding everything).
-template <class Real>
-struct CellGrid {
-  Box<Real> box;
-  int side;
-  Real inv_width;  // side / L, as the CPU cell list computes it
-
-  // Same cell as CellList::cell_of for every finite in-range coordinate; out-of-range and NaN clamp to the edge
-  // (the clamp happens before the float-to-int conversion, so nothing overflows).
-  AS_HD unsigned cell_of(Real px, Real py) const {
-    const Real fx = (px + box.half) * inv_width, fy = (py + box.half) * inv_width;
-    const Real top = Real(side);
-    const int ix = fx >= top ? side - 1 : (fx > Real(0) ? static_cast<int>(fx) : 0);
-    const int iy = fy >= top ? side - 1 : (fy > Real(0) ? static_cast<int>(fy) : 0);
-    return static_cast<unsigned>(iy * side + ix);
-  }
-  AS_HD unsigned cells() const { return static_cast<unsigned>(side) * static_cast<unsigned>(side); }
-};
-
 // ------------------------------------------------------------------------------------------------ cell list bodies
 
 // Records where the particle in `slot` of `set` will go: its cell, keyed by its original index.
@@ -168,44 +152,68 @@ AS_HD void gather_body(unsigned slot, unsigned n, const unsigned* sorted_key, co
 
 // ------------------------------------------------------------------------------------------------ neighbour sum
 
-// Calls visit(dx, dy, rho_sq, sigma) for every particle within the pair cutoff of (xi, yi) (radius ri, in cell
-// `cell`), with (dx, dy) = x_i - x_j under the minimum image; rho = 0 (self, coincident) is skipped. Cells in the
-// CPU's order (dy, then dx, from -1 to 1), each in slot order.
-template <class Real, class Pair, class Visit>
-AS_HD void for_each_interacting(const CellGrid<Real>& grid, const CellRange* cell_range, const Vec2<Real>* pos,
-                                const Real* radius, const Pair& pair, unsigned cell, Real xi, Real yi, Real ri,
-                                Visit& visit) {
-  const int side = grid.side;
-  const int cx = static_cast<int>(cell % static_cast<unsigned>(side));
-  const int cy = static_cast<int>(cell / static_cast<unsigned>(side));
-  const int reach = side == 1 ? 0 : 1;
-  for (int dy = -reach; dy <= reach; ++dy) {
-    int ny = cy + dy;
-    ny = ny < 0 ? ny + side : (ny >= side ? ny - side : ny);
-    for (int dx = -reach; dx <= reach; ++dx) {
-      int nx = cx + dx;
-      nx = nx < 0 ? nx + side : (nx >= side ? nx - side : nx);
-      const CellRange range = load_ro(cell_range + (ny * side + nx));
-      for (unsigned j = range.begin; j < range.end; ++j) {
-        const Vec2<Real> pj = load_ro(pos + j);
-        const Real rx = grid.box.min_image(xi - pj.x);
-        const Real ry = grid.box.min_image(yi - pj.y);
-        const Real rho_sq = rx * rx + ry * ry;
-        const Real sigma = ri + load_ro(radius + j);
-        const Real rc = pair.cutoff(sigma);
-        if (rho_sq < rc * rc && rho_sq > Real(0)) visit(rx, ry, rho_sq, sigma);
-      }
-    }
+// Calls visit(j) for every slot j of the 3x3 cells around `cell` (itself included), cell by cell in the grid's
+// order, each cell in slot order: the CPU cell list's order, which the observables sum in.
+template <class Real, class Visit>
+AS_HD void for_each_candidate(const CellGrid<Real>& grid, const CellRange* cell_range, unsigned cell, Visit& visit) {
+  grid.for_each_neighbour_cell(cell, [&](unsigned c) {
+    const CellRange range = load_ro(cell_range + c);
+    for (unsigned j = range.begin; j < range.end; ++j) visit(j);
+  });
+}
+
+// The same slots in ascending tag (original index), the order in which the CPU driver's Verlet lists sum a
+// particle's pairs: every cell lists its particles in ascending tag (a stable sort of keys given in tag order), so
+// this is a merge of the (at most nine) cells' ranges, each step taking the smallest head.
+template <class Real, class Visit>
+AS_HD void for_each_candidate_by_tag(const CellGrid<Real>& grid, const CellRange* cell_range, const unsigned* tag,
+                                     unsigned cell, Visit& visit) {
+  constexpr unsigned kDone = ~0u;  // above every tag (at most 2^31 - 1 particles)
+  unsigned at[9], end[9], head[9];
+  int cells = 0;
+  grid.for_each_neighbour_cell(cell, [&](unsigned c) {
+    const CellRange range = load_ro(cell_range + c);
+    at[cells] = range.begin;
+    end[cells] = range.end;
+    head[cells] = range.begin < range.end ? load_ro(tag + range.begin) : kDone;
+    ++cells;
+  });
+  for (;;) {
+    int best = 0;
+    for (int a = 1; a < cells; ++a) best = head[a] < head[best] ? a : best;
+    if (head[best] == kDone) return;
+    visit(at[best]);
+    ++at[best];
+    head[best] = at[best] < end[best] ? load_ro(tag + at[best]) : kDone;
   }
 }
+
+// Calls sum(dx, dy, rho_sq, sigma) for every pair of the particle at (xi, yi) (radius ri) with a candidate slot j
+// that interacts (shared pair maths: pair_potential.hpp), with (dx, dy) = x_i - x_j under the minimum image.
+template <class Real, class Pair, class Sum>
+struct InteractingPairs {
+  const Box<Real>& box;
+  const Pair& pair;
+  const Vec2<Real>* pos;
+  const Real* radius;
+  Real xi, yi, ri;
+  Sum& sum;
+  AS_HD void operator()(unsigned j) {
+    const Vec2<Real> pj = load_ro(pos + j);
+    const Real dx = box.min_image(xi - pj.x);
+    const Real dy = box.min_image(yi - pj.y);
+    const Real rho_sq = dx * dx + dy * dy;
+    const Real sigma = ri + load_ro(radius + j);
+    if (interacts(pair, rho_sq, sigma)) sum(dx, dy, rho_sq, sigma);
+  }
+};
 
 template <class Real, class Pair>
 struct ForceSum {
   const Pair& pair;
-  Real fx, fy;
+  Real fx = 0, fy = 0;
   AS_HD void operator()(Real dx, Real dy, Real rho_sq, Real sigma) {
-    const Real rho = std::sqrt(rho_sq);
-    const Real scale = pair.force(rho, sigma) / rho;
+    const Real scale = force_scale(pair, rho_sq, sigma);
     fx += scale * dx;
     fy += scale * dy;
   }
@@ -214,11 +222,8 @@ struct ForceSum {
 template <class Real, class Pair>
 struct DivergenceSum {
   const Pair& pair;
-  Real sum;
-  AS_HD void operator()(Real, Real, Real rho_sq, Real sigma) {
-    const Real rho = std::sqrt(rho_sq);
-    sum += pair.force(rho, sigma) / rho + pair.dforce(rho, sigma);
-  }
+  Real sum = 0;
+  AS_HD void operator()(Real, Real, Real rho_sq, Real sigma) { sum += divergence_scale(pair, rho_sq, sigma); }
 };
 
 // ------------------------------------------------------------------------------------------------ the step
@@ -253,14 +258,16 @@ AS_HD void step_body(unsigned slot, unsigned offset, const StepArgs<Real, Pair, 
   const Real r = a.cur.radius[slot];
   Real q[C];
   for (int c = 0; c < C; ++c) q[c] = a.cur.q[C * slot + c];
-  ForceSum<Real, Pair> force{a.pair, Real(0), Real(0)};
-  if (a.interacting)
-    for_each_interacting(a.grid, a.cell_range, a.cur.pos, a.cur.radius, a.pair, a.cell_of_slot[slot], p.x, p.y, r,
-                         force);
+  ForceSum<Real, Pair> force{a.pair};
+  if (a.interacting) {
+    InteractingPairs<Real, Pair, ForceSum<Real, Pair>> pairs{a.grid.box, a.pair, a.cur.pos, a.cur.radius,
+                                                             p.x,        p.y,    r,         force};
+    for_each_candidate_by_tag(a.grid, a.cell_range, a.cur.tag, a.cell_of_slot[slot], pairs);
+  }
   const Real x[2] = {p.x, p.y};
   Real x_new[2], q_new[C];
-  const bool ok = integrate_particle(a.params, a.propulsion, a.grid.box, step, tag, x, q, force.fx, force.fy, x_new,
-                                     q_new);
+  const bool ok =
+      integrate_particle(a.params, a.propulsion, a.grid.box, step, tag, x, q, force.fx, force.fy, x_new, q_new);
   a.next.pos[slot] = Vec2<Real>{x_new[0], x_new[1]};
   for (int c = 0; c < C; ++c) a.next.q[C * slot + c] = q_new[c];
   a.next.tag[slot] = tag;
@@ -294,15 +301,15 @@ AS_HD void observable_body(unsigned slot, const ObservableArgs<Pair>& a) {
   const unsigned tag = a.cur.tag[slot];
   const double r = a.cur.radius[slot];
   const unsigned cell = a.cell_of_slot[slot];
+  using Sum = std::conditional_t<kDivergence, DivergenceSum<double, Pair>, ForceSum<double, Pair>>;
+  Sum sum{a.pair};
+  if (a.interacting) {
+    InteractingPairs<double, Pair, Sum> pairs{a.grid.box, a.pair, a.cur.pos, a.cur.radius, p.x, p.y, r, sum};
+    for_each_candidate(a.grid, a.cell_range, cell, pairs);
+  }
   if constexpr (kDivergence) {
-    DivergenceSum<double, Pair> sum{a.pair, 0.0};
-    if (a.interacting)
-      for_each_interacting(a.grid, a.cell_range, a.cur.pos, a.cur.radius, a.pair, cell, p.x, p.y, r, sum);
     a.out[tag] = a.k * sum.sum - a.trap * 2.0;
   } else {
-    ForceSum<double, Pair> sum{a.pair, 0.0, 0.0};
-    if (a.interacting)
-      for_each_interacting(a.grid, a.cell_range, a.cur.pos, a.cur.radius, a.pair, cell, p.x, p.y, r, sum);
     a.out[2 * tag] = a.k * sum.fx - a.trap * p.x;
     a.out[2 * tag + 1] = a.k * sum.fy - a.trap * p.y;
   }

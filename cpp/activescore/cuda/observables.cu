@@ -31,8 +31,8 @@ template <bool kDivergence>
 void observable(const SystemSpec& system, const double* x, const double* radius, std::size_t n, double* out) {
   if (n == 0) return;
   const Box<double> box = Box<double>::make(system.box_length);
-  const int side = CellList<double>::cells_per_side(box.L, max_cutoff(system, radius, n));
-  const CellGrid<double> grid{box, side, double(side) * box.inv_L};
+  const CellGrid<double> grid = CellGrid<double>::make(box, max_cutoff(system, radius, n));
+  const int side = grid.side;
   const bool interacting = system.k != 0.0;
   const unsigned count = static_cast<unsigned>(n);
   const std::size_t out_size = kDivergence ? n : 2 * n;
@@ -52,18 +52,18 @@ void observable(const SystemSpec& system, const double* x, const double* radius,
 
   const Particles<double, 0> from{raw_pos.get(), nullptr, raw_tag.get(), raw_radius.get()};
   const Particles<double, 0> to{pos.get(), nullptr, tag.get(), sorted_radius.get()};
-  scatter_keys_kernel<double, 0><<<blocks_for(n), kBlockThreads, 0, s>>>(count, grid, from, cells.key_by_tag(),
-                                                                          cells.slot_by_tag(), true);
+  scatter_keys_kernel<double, 0>
+      <<<blocks_for(n), kBlockThreads, 0, s>>>(count, grid, from, cells.key_by_tag(), cells.slot_by_tag(), true);
   check_launch("scatter_keys_kernel");
   cells.sort(s);
   cells.clear_ranges(s);
-  gather_kernel<double, 0><<<blocks_for(n), kBlockThreads, 0, s>>>(count, cells.sorted_key(), cells.sorted_slot(),
-                                                                     from, to, cells.cell_range(), interacting, nullptr);
+  gather_kernel<double, 0><<<blocks_for(n), kBlockThreads, 0, s>>>(count, cells.sorted_key(), cells.sorted_slot(), from,
+                                                                   to, cells.cell_range(), interacting, nullptr);
   check_launch("gather_kernel");
   with_pair<double>(system, [&](auto pair) {
     using Pair = decltype(pair);
-    const ObservableArgs<Pair> args{to, cells.sorted_key(), cells.cell_range(), grid, pair, system.k, system.trap,
-                                    interacting, result.get()};
+    const ObservableArgs<Pair> args{to,       cells.sorted_key(), cells.cell_range(), grid,        pair,
+                                    system.k, system.trap,        interacting,        result.get()};
     observable_kernel<Pair, kDivergence><<<blocks_for(n), kBlockThreads, 0, s>>>(args, count);
     return 0;
   });

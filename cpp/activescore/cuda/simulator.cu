@@ -72,17 +72,16 @@ class CudaSimulator final : public Simulator {
                 const double* x, const double* q, const double* radius, std::size_t n)
       : device_(current_device()), box_(Box<Real>::make(system.box_length)), interacting_(system.k != 0.0),
         use_graphs_(graphs_enabled()) {
-    if (n > static_cast<std::size_t>(INT_MAX)) throw std::invalid_argument("the CUDA backend takes at most 2^31-1 particles");
+    if (n > static_cast<std::size_t>(INT_MAX))
+      throw std::invalid_argument("the CUDA backend takes at most 2^31-1 particles");
     n_ = n;
     step_ = run.step;
     double_precision_ = sizeof(Real) == sizeof(double);
     // As CpuSimulator: cell width and blow-up threshold from the largest interaction range, in the run's precision.
     min_width_ = Real(max_cutoff(system, radius, n));
-    const StepParams<Real> params{Real(run.dt), Real(system.v0), Real(system.k), Real(system.trap),
-                                  Real(std::sqrt(2.0 * system.eps * run.dt)),
-                                  Real(0.25 * double(min_width_) * double(min_width_)), run.seed};
-    const int side = CellList<Real>::cells_per_side(box_.L, min_width_);
-    grid_ = CellGrid<Real>{box_, side, Real(side) * box_.inv_L};
+    const StepParams<Real> params = StepParams<Real>::make(system, run, min_width_);
+    grid_ = CellGrid<Real>::make(box_, min_width_);
+    const int side = grid_.side;
     const int64_t per_chunk = (int64_t(1) << 23) / int64_t(std::max<std::size_t>(n, 1));
     chunk_steps_ = std::clamp<int64_t>(per_chunk / kMaxGraphSteps * kMaxGraphSteps, kMaxGraphSteps, kMaxChunkSteps);
 
@@ -100,9 +99,18 @@ class CudaSimulator final : public Simulator {
     pinned_ = make_pinned_control();
     stream_ = std::make_unique<Stream>();
 
-    args_ = StepArgs<Real, Pair, Propulsion>{cur(), next(), cells_->sorted_key(), cells_->cell_range(),
-                                             cells_->key_by_tag(), cells_->slot_by_tag(), grid_, pair,
-                                             propulsion, params, control_.get(), static_cast<unsigned>(n),
+    args_ = StepArgs<Real, Pair, Propulsion>{cur(),
+                                             next(),
+                                             cells_->sorted_key(),
+                                             cells_->cell_range(),
+                                             cells_->key_by_tag(),
+                                             cells_->slot_by_tag(),
+                                             grid_,
+                                             pair,
+                                             propulsion,
+                                             params,
+                                             control_.get(),
+                                             static_cast<unsigned>(n),
                                              interacting_};
 
     // The state starts in `next`, in original order, as if a step had just written it.
@@ -143,8 +151,7 @@ class CudaSimulator final : public Simulator {
       queued += count;
       // Look at the flag of the previous chunk while this one runs.
       const char* bad_step = reinterpret_cast<const char*>(control_.get()) + offsetof(Control, bad_step);
-      check(cudaMemcpyAsync(&pinned_->poll[chunk & 1], bad_step, sizeof(unsigned long long), cudaMemcpyDeviceToHost,
-                            s),
+      check(cudaMemcpyAsync(&pinned_->poll[chunk & 1], bad_step, sizeof(unsigned long long), cudaMemcpyDeviceToHost, s),
             "cudaMemcpyAsync (blow-up flag)");
       check(cudaEventRecord(poll_[chunk & 1].get(), s), "cudaEventRecord");
       if (chunk > 0) {
@@ -310,8 +317,7 @@ class CudaSimulator final : public Simulator {
 }  // namespace cuda
 
 std::unique_ptr<Simulator> make_cuda_simulator(const SystemSpec& system, const RunSpec& run, bool double_precision,
-                                               const double* x, const double* q, const double* radius,
-                                               std::size_t n) {
+                                               const double* x, const double* q, const double* radius, std::size_t n) {
   return double_precision ? make_driver<cuda::CudaSimulator, double>(system, run, x, q, radius, n)
                           : make_driver<cuda::CudaSimulator, float>(system, run, x, q, radius, n);
 }

@@ -21,8 +21,8 @@ import numba
 import numpy as np
 
 from .rng import STEP_NOISE, box_muller_core, random_block_core
-from .special_functions import softplus
 from .spec import RunSpec, SystemSpec
+from .special_functions import cos_sin, softplus
 
 MAX_CELLS_PER_SIDE = 4096
 
@@ -65,7 +65,7 @@ def _params(system: SystemSpec, run: RunSpec | None, real, min_width, side: int)
         p[_BETA], p[_INV_BETA] = system.beta, 1.0 / system.beta
     p[_DELTA] = system.cutoff_delta  # 0 for the harmonic disk: its cutoff sigma + 0 is exactly sigma
     p[_BOX_L], p[_BOX_HALF], p[_BOX_INV_L] = system.box_length, 0.5 * system.box_length, 1.0 / system.box_length
-    p[_INV_CELL_WIDTH] = real(side) * p[_BOX_INV_L]  # computed in Real, as CellList::build_with_side does
+    p[_INV_CELL_WIDTH] = real(side) * p[_BOX_INV_L]  # computed in Real, as CellGrid::with_side does
     p[_ONE_HALF] = 0.5
     return p
 
@@ -90,7 +90,7 @@ class _CellList:
 @contextlib.contextmanager
 def _numba_threads(n_threads: int):
     """Runs the block with n_threads Numba threads (0 = all), restoring the previous setting afterwards."""
-    available = numba.config.NUMBA_NUM_THREADS
+    available = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
     previous = numba.get_num_threads()
     numba.set_num_threads(available if n_threads <= 0 else min(n_threads, available))
     try:
@@ -139,7 +139,7 @@ def _pair_dforce(rho, sigma, p, harmonic):
 
 @numba.njit(cache=True)
 def _build_cell_list(x, radius, side, p, cell_start, fill, cell_of_particle, order, slot_cell, xy, slot_radius):
-    """Counting sort of particles into cells (stable in particle index), as CellList::build_with_side."""
+    """Counting sort of particles into cells (stable in particle index), as CellList::build."""
     n = x.shape[0]
     cell_start[:] = 0
     for i in range(n):
@@ -165,7 +165,7 @@ def _build_cell_list(x, radius, side, p, cell_start, fill, cell_of_particle, ord
 
 @numba.njit(cache=True)
 def _pair_sums(slot, side, cell_start, slot_cell, xy, slot_radius, p, harmonic, with_divergence):
-    """Sum over the neighbours of the particle in `slot`, in the C++ order (neighbour_cells, then slots).
+    """Sum over the neighbours of the particle in `slot`, in the C++ order (CellGrid::for_each_neighbour_cell, then slots).
 
     Returns (sum f/rho dx, sum f/rho dy, sum [f/rho + f']) with (dx, dy) = x_i - x_j under the minimum image;
     the last is 0 unless with_divergence.
@@ -178,7 +178,7 @@ def _pair_sums(slot, side, cell_start, slot_cell, xy, slot_radius, p, harmonic, 
     cx, cy = c % side, c // side
     n_cells = 1 if side == 1 else 9
     for a in range(n_cells):
-        # neighbour_cells: dy outer, dx inner, each -1..1 (all distinct because side >= 3).
+        # for_each_neighbour_cell: dy outer, dx inner, each -1..1 (all distinct because side >= 3).
         cell = 0 if side == 1 else ((cy + a // 3 - 1 + side) % side) * side + (cx + a % 3 - 1 + side) % side
         for s in range(cell_start[cell], cell_start[cell + 1]):
             if s == slot:
@@ -209,7 +209,8 @@ def _integrate_particle(i, x, q, fx, fy, x_new, q_new, p, abp, seed, step):
     real = x.dtype.type
     w0, w1, w2, w3 = random_block_core(seed, step, np.uint64(i), np.uint64(STEP_NOISE))
     if abp:
-        gx, gy = math.cos(q[i, 0]), math.sin(q[i, 0])
+        cos_theta, sin_theta = cos_sin(np.float64(q[i, 0]))  # float64 for either precision, as ABPPropulsion
+        gx, gy = real(cos_theta), real(sin_theta)
     else:
         gx, gy = q[i, 0], q[i, 1]
     dx = p[_DT] * (p[_V0] * gx + p[_K] * fx - p[_TRAP] * x[i, 0])
@@ -230,15 +231,35 @@ def _integrate_particle(i, x, q, fx, fy, x_new, q_new, p, abp, seed, step):
 
 
 @numba.njit(cache=True, parallel=True)
-def _advance_kernel(n_steps, first_step, seed, x, q, radius, x_new, q_new, ok, p, side, interacting, harmonic, abp,
-                    cell_start, fill, cell_of_particle, order, slot_cell, xy, slot_radius):
+def _advance_kernel(
+    n_steps,
+    first_step,
+    seed,
+    x,
+    q,
+    radius,
+    x_new,
+    q_new,
+    ok,
+    p,
+    side,
+    interacting,
+    harmonic,
+    abp,
+    cell_start,
+    fill,
+    cell_of_particle,
+    order,
+    slot_cell,
+    xy,
+    slot_radius,
+):
     """Runs up to n_steps of CpuSimulator::step_once. Returns (steps done, first bad particle or -1)."""
     n = x.shape[0]
     for done in range(n_steps):
         step = np.uint64(first_step + done)
         if interacting:
-            _build_cell_list(x, radius, side, p, cell_start, fill, cell_of_particle, order, slot_cell, xy,
-                             slot_radius)
+            _build_cell_list(x, radius, side, p, cell_start, fill, cell_of_particle, order, slot_cell, xy, slot_radius)
         for slot in numba.prange(n):
             i = order[slot]  # the identity when not interacting
             fx = p[_ZERO]
@@ -255,15 +276,26 @@ def _advance_kernel(n_steps, first_step, seed, x, q, radius, x_new, q_new, ok, p
 
 
 @numba.njit(cache=True, parallel=True)
-def _observables_kernel(wrapped, p, side, harmonic, with_divergence, cell_start, slot_cell, order, xy, slot_radius,
-                        out_forces, out_divergence):
+def _observables_kernel(
+    wrapped,
+    p,
+    side,
+    harmonic,
+    with_divergence,
+    cell_start,
+    slot_cell,
+    order,
+    xy,
+    slot_radius,
+    out_forces,
+    out_divergence,
+):
     """k sum_j F_ij - A x_i and, if asked, k sum_j [f/rho + f'] - A d, over a built float64 cell list."""
     for slot in numba.prange(wrapped.shape[0]):
         i = order[slot]
         fx, fy, div = 0.0, 0.0, 0.0
         if p[_K] != 0.0:
-            fx, fy, div = _pair_sums(slot, side, cell_start, slot_cell, xy, slot_radius, p, harmonic,
-                                     with_divergence)
+            fx, fy, div = _pair_sums(slot, side, cell_start, slot_cell, xy, slot_radius, p, harmonic, with_divergence)
         out_forces[i, 0] = p[_K] * fx - p[_TRAP] * wrapped[i, 0]
         out_forces[i, 1] = p[_K] * fy - p[_TRAP] * wrapped[i, 1]
         out_divergence[i] = p[_K] * div - p[_TRAP] * 2.0
@@ -298,8 +330,20 @@ def _observables(system: SystemSpec, x, radius, n_threads: int, with_divergence:
     with _numba_threads(n_threads):
         if n:
             _build_cell_list(wrapped, radius, side, p, *cells.arrays())
-            _observables_kernel(wrapped, p, side, system.harmonic, with_divergence, cells.cell_start,
-                                cells.slot_cell, cells.order, cells.xy, cells.radius, out_forces, out_divergence)
+            _observables_kernel(
+                wrapped,
+                p,
+                side,
+                system.harmonic,
+                with_divergence,
+                cells.cell_start,
+                cells.slot_cell,
+                cells.order,
+                cells.xy,
+                cells.radius,
+                out_forces,
+                out_divergence,
+            )
     return out_forces, out_divergence
 
 
@@ -377,9 +421,22 @@ class NumbaSimulator:
             return n_steps
         with _numba_threads(self._run.n_threads):
             done, bad = _advance_kernel(
-                n_steps, self._step, np.uint64(self._run.seed), self._x, self._q, self._radius, self._x_new,
-                self._q_new, self._ok, self._params, self._cells.side, self._system.k != 0.0,
-                self._system.harmonic, self._system.angular, *self._cells.arrays())
+                n_steps,
+                self._step,
+                np.uint64(self._run.seed),
+                self._x,
+                self._q,
+                self._radius,
+                self._x_new,
+                self._q_new,
+                self._ok,
+                self._params,
+                self._cells.side,
+                self._system.k != 0.0,
+                self._system.harmonic,
+                self._system.angular,
+                *self._cells.arrays(),
+            )
         self._step += int(done)
         if bad >= 0:
             self._error = self._blow_up_message(int(bad))
@@ -388,8 +445,10 @@ class NumbaSimulator:
     def _blow_up_message(self, i: int) -> str:
         dx = float(self._x_new[i, 0]) - float(self._x[i, 0])
         dy = float(self._x_new[i, 1]) - float(self._x[i, 1])
-        return ("blow-up at step %d: particle %d moved by (%g, %g) in one step, non-finite or more than half the "
-                "interaction range (%g)" % (self._step, i, dx, dy, 0.5 * float(self._min_width)))
+        return (
+            "blow-up at step %d: particle %d moved by (%g, %g) in one step, non-finite or more than half the "
+            "interaction range (%g)" % (self._step, i, dx, dy, 0.5 * float(self._min_width))
+        )
 
     def read_state(self) -> tuple[np.ndarray, np.ndarray]:
         """Copies of (x, q) in the simulator's precision."""

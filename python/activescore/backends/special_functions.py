@@ -3,8 +3,8 @@
 Each step is an exactly rounded IEEE operation in the C++ order (which compiles with -ffp-contract=off; Numba does
 not contract either), so these give bit for bit the C++ values:
 
-* :func:`log_positive` and :func:`cos_sin_turns`: Box-Muller's log and (cos, sin), used by every backend (C++,
-  CUDA, Numba), within about an ulp of the true values;
+* :func:`log_positive` and :func:`cos_sin_turns`: Box-Muller's log and (cos, sin), and :func:`cos_sin`, the ABP
+  direction (cos theta, sin theta), used by every backend (C++, CUDA, Numba), within about an ulp of the true values;
 * :func:`softplus`: the float64 softplus pair force of the C++ CPU core (float32 uses libm, as the C++ does).
 
 The C++ splits a float into mantissa and exponent by its bits, this module by ``math.frexp``; both are exact. They
@@ -25,6 +25,10 @@ _LN2_LO = 1.90821492927058770002e-10
 _SQRT2 = 1.4142135623730951
 _ROUND = 6755399441055744.0  # 1.5 * 2^52: adding and removing it rounds to an integer
 _TWO_PI = 6.283185307179586
+_TWO_OVER_PI = 6.36619772367581382433e-01
+_HALF_PI_1 = 1.57079632673412561417e00  # pi/2 in three parts: the first two have 33 significant bits
+_HALF_PI_2 = 6.07710050630396597660e-11
+_HALF_PI_3 = 2.02226624879595063154e-21
 _LOG2_E = 1.4426950408889634
 _LOG_THREE_HALVES = 0.40546510810816438198
 _POWERS_OF_TWO = np.ldexp(1.0, np.arange(-1022, 1))  # 2^-1022 .. 2^0, exact; a table is faster than ldexp in Numba
@@ -66,16 +70,11 @@ def log_positive(u):
 
 
 @register_jitable
-def cos_sin_turns(t):
-    """(cos 2 pi t, sin 2 pi t) for t in [0, 1]: special_functions.hpp's cos_sin_turns, operation for operation.
+def cos_sin_quadrant(theta, quadrant):
+    """(cos, sin) of theta + quadrant pi/2 for |theta| <= pi/4: special_functions.hpp's cos_sin_quadrant.
 
-    t = j/4 + d exactly (j the nearest quarter); Taylor polynomials in theta = 2 pi d, |theta| <= pi/4; the quadrant
-    j mod 4 rotates the result.
+    Taylor polynomials in theta to theta^17 and theta^16; the quadrant (mod 4) rotates the result.
     """
-    shifted = 4.0 * t + _ROUND
-    j = shifted - _ROUND
-    quadrant = int(j) & 3
-    theta = _TWO_PI * (t - 0.25 * j)
     z = theta * theta
     ps = 1.0 / 355687428096000.0  # 1/17!
     ps = ps * z - 1.0 / 1307674368000.0
@@ -101,6 +100,31 @@ def cos_sin_turns(t):
     if quadrant & 2:
         sin_theta = -sin_theta
     return cos_theta, sin_theta
+
+
+@register_jitable
+def cos_sin_turns(t):
+    """(cos 2 pi t, sin 2 pi t) for t in [0, 1]: special_functions.hpp's cos_sin_turns, operation for operation.
+
+    t = j/4 + d exactly (j the nearest quarter); the polynomials in theta = 2 pi d, |theta| <= pi/4; the quadrant
+    j mod 4 rotates the result.
+    """
+    shifted = 4.0 * t + _ROUND
+    j = shifted - _ROUND
+    return cos_sin_quadrant(_TWO_PI * (t - 0.25 * j), int(j) & 3)
+
+
+@register_jitable
+def cos_sin(theta):
+    """(cos theta, sin theta): special_functions.hpp's cos_sin, operation for operation (the ABP direction).
+
+    theta = j pi/2 + r, j the nearest integer to theta 2/pi, r by Cody-Waite reduction with pi/2 in three parts;
+    within about an ulp for |theta| < 2^20 pi/2.
+    """
+    shifted = theta * _TWO_OVER_PI + _ROUND
+    j = shifted - _ROUND
+    r = ((theta - j * _HALF_PI_1) - j * _HALF_PI_2) - j * _HALF_PI_3
+    return cos_sin_quadrant(r, int(j) & 3)
 
 
 @register_jitable
@@ -140,14 +164,17 @@ def softplus(z):
     raise NotImplementedError("softplus is compiled by Numba (numba.njit)")
 
 
-@overload(softplus, jit_options={"cache": True})
+@overload(softplus, jit_options={"cache": True})  # type: ignore[typeddict-unknown-key]
 def _softplus_overload(z):
     if isinstance(z, types.Float) and z.bitwidth == 64:
+
         def softplus_float64(z):
             return (z if z > 0.0 else 0.0) + log1p_unit(exp_nonpositive(-z if z > 0.0 else z))
+
         return softplus_float64
 
     def softplus_libm(z):
         zero = z - z
         return (z if z > zero else zero) + math.log1p(math.exp(-z if z > zero else z))
+
     return softplus_libm

@@ -8,6 +8,7 @@
     activescore demo     [--out DIR]                                  all of it, small, on the CPU
     activescore config   [CONFIG] [--set ...]                         print the resolved configuration
     activescore physics  [--path]                                     the physics reference (physics.md)
+    activescore sweep    [CONFIG] --over phi=0.3,0.5 --seeds 4 --out DIR   a grid of points on Dask
 
 DATA is a data set folder (from ``dataset``) or a GSD trajectory (from ``simulate``). Each command reads the
 embedded defaults, then CONFIG (TOML), then the ``--set`` overrides, rejects unknown keys
@@ -32,6 +33,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..io.files import atomic_write, existing_file
+from ..sweeps.cli import add_parser as add_sweep_parser
 from . import config as cfg
 from . import errors, pipeline
 
@@ -290,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score", required=True, help="score file (from `activescore train`)")
     p.add_argument("--data", required=True, help="data set folder or GSD trajectory")
     command("demo", cmd_demo, cmd_demo.__doc__, out_default="demo_output")
+    add_sweep_parser(sub)
 
     physics = sub.add_parser("physics", help=cmd_physics.__doc__, parents=[common])
     physics.add_argument("--path", action="store_true", help="print where physics.md is instead of its text")
@@ -310,7 +313,7 @@ def main(argv=None) -> int:
     try:
         return args.func(args)
     except (Exception, KeyboardInterrupt) as err:
-        if args.debug and not isinstance(err, KeyboardInterrupt):
+        if getattr(args, "debug", False) and not isinstance(err, KeyboardInterrupt):
             raise
         message, status = errors.describe(err)
         print(errors.one_line(args.command, message), file=sys.stderr)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validate as check
+from ..io.progress import progress_bar
 from ..systems import AOUP
 from .binned import RadialProfile, SpatialMap
-from .identity import PROGRESS_LIMIT, identity_from_series, progress_bar
+from .identity import PROGRESS_LIMIT, identity_from_series
 from .inputs import frame_indices, sample_arrays
 from .local import LocalEPR, local_fields
 from .result import EPRResult
@@ -102,7 +103,7 @@ def estimate(score: ScoreProtocol, samples, *, system: AOUP | None = None, frame
                         active_work=zeros() if work is not None else None, sigma=sigma)
 
     show = progress if progress is not None else n_frames * n >= PROGRESS_LIMIT
-    with progress_bar(show, n_frames, f"estimate N={n}") as bar:
+    with progress_bar(show, n_frames, desc=f"estimate N={n}", unit="snapshot") as bar:
         for k, f in enumerate(idx):
             loc = local_fields(system, bound, x[f], g[f], n_threads)
             for name in names:
@@ -117,8 +118,7 @@ def estimate(score: ScoreProtocol, samples, *, system: AOUP | None = None, frame
                     getattr(kept, name)[k] = getattr(loc, name)
                 if kept.active_work is not None:
                     kept.active_work[k] = loc.active_work
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
 
     totals["quadratic"] = totals["quadratic_x"] + totals["quadratic_g"]
     totals["divergence"] = totals["divergence_x"] + totals["divergence_g"]

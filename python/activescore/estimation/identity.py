@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import _validate as check
-from ..systems import AOUP
-from .inputs import check_aoup, frame_indices, sample_arrays
+from ..io.progress import progress_bar
+from ..systems import ParticleSystem, check_system
+from .inputs import frame_indices, model_sample_arrays
 from .local import drift_terms, identity_terms
 from .statistics import Estimate, n_batches_for, series_estimate
 
@@ -21,11 +21,12 @@ PROGRESS_LIMIT = 1 << 21
 class LearningFreeEPR:
     """The learning-free EPR (physics.md §4) from drift and samples alone, no score.
 
-    ε > 0: EPR = E[b·D⁻¹b] + E[∇·b], ∇·b = Σ_i ∇_{x_i}·b_x,i − d N γ (``total``), and the active-work form
+    ε > 0: EPR = E[b·D⁻¹b] + E[∇·b], ∇·b = Σ_i ∇_{x_i}·b_x,i − d N γ for AOUPs, Σ_i ∇_{x_i}·b_x,i for ABPs
+    (``total``), and the active-work form
     (1/ε) Σ_i E[v0 g_i·b_x,i] (``active_work``); ε = 0: EPR = −E[Σ_i ∇_{x_i}·b_x,i] (``active_work`` None).
     ``per_snapshot``: the total of each snapshot. Unpacks as ``value, stderr = result`` (the total)."""
 
-    system: AOUP
+    system: ParticleSystem
     total: Estimate
     per_particle: Estimate
     active_work: Estimate | None
@@ -75,18 +76,7 @@ def identity_from_series(system, ident, work, n_batches) -> LearningFreeEPR:
     return LearningFreeEPR(system, total, per, aw, awp, ident, work, n_batches)
 
 
-@contextlib.contextmanager
-def progress_bar(show: bool, total: int, desc: str):
-    if not show:
-        yield None
-        return
-    from tqdm.auto import tqdm
-
-    with tqdm(total=total, unit="snapshot", desc=desc, dynamic_ncols=True) as bar:
-        yield bar
-
-
-def learning_free_epr(system: AOUP, samples, *, frames=None, n_batches: int | None = None,
+def learning_free_epr(system: ParticleSystem, samples, *, frames=None, n_batches: int | None = None,
                       progress: bool | None = None, n_threads: int = 0) -> LearningFreeEPR:
     """The EPR from the drift and stationary samples alone (physics.md §4), with a batch-means standard error.
 
@@ -95,8 +85,9 @@ def learning_free_epr(system: AOUP, samples, *, frames=None, n_batches: int | No
 
     Parameters
     ----------
-    system : AOUP
-        The samples' system.
+    system : AOUP or ABP
+        The samples' system. For ABPs the identity is the same with g = (cos θ, sin θ) and no propulsion terms
+        (b_θ = 0; physics.md §4).
     samples : Trajectory or tuple of array_like
         A :class:`~activescore.Trajectory` or ``(x, g)`` with x, g of shape (F, N, 2) (one (N, 2) snapshot is
         accepted).
@@ -114,21 +105,20 @@ def learning_free_epr(system: AOUP, samples, *, frames=None, n_batches: int | No
     LearningFreeEPR
         Unpacks as ``value, stderr`` (the total EPR).
     """
-    system = check_aoup(system)
-    system, x, g = sample_arrays(samples, system)
+    system = check_system(system)
+    system, x, g = model_sample_arrays(samples, system)
     idx = frame_indices(frames, len(x))
     n_threads = check.integer("n_threads", n_threads, low=0)
     nb = n_batches_for(len(idx), n_batches)
     ident = np.empty(len(idx))
     work = np.empty(len(idx)) if system.eps > 0 else None
     show = progress if progress is not None else len(idx) * system.n_particles >= PROGRESS_LIMIT
-    with progress_bar(show, len(idx), f"identity N={system.n_particles}") as bar:
+    with progress_bar(show, len(idx), desc=f"identity N={system.n_particles}", unit="snapshot") as bar:
         for k, f in enumerate(idx):
             b_x, div = drift_terms(system, x[f], g[f], n_threads)
             i_terms, w_terms = identity_terms(system, g[f], b_x, div)
             ident[k] = i_terms.sum()
             if work is not None and w_terms is not None:
                 work[k] = w_terms.sum()
-            if bar is not None:
-                bar.update(1)
+            bar.update(1)
     return identity_from_series(system, ident, work, nb)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _validate as check
-from ..systems import ABP, AOUP
+from ..samples import as_samples
+from ..systems import ABP, AOUP, ParticleSystem, check_system
 
 
 def check_aoup(system, name: str = "system"):
@@ -17,38 +17,28 @@ def check_aoup(system, name: str = "system"):
     return system
 
 
-def sample_arrays(samples, system, name: str = "samples") -> tuple[object, np.ndarray, np.ndarray]:
-    """(system, x, g) with x, g of shape (F, N, 2) from a Trajectory-like object or a tuple (x, g)."""
-    if isinstance(samples, (tuple, list)):
-        if len(samples) != 2:
-            raise ValueError(f"{name}: a tuple must be (x, g), got {len(samples)} items")
-        x, g = samples
-        own = None
-    elif hasattr(samples, "x") and hasattr(samples, "g"):
-        x, g = samples.x, samples.g
-        own = getattr(samples, "system", None)
-    else:
-        raise ValueError(f"{name} must be a Trajectory (with .x, .g, .system) or a tuple (x, g), "
-                         f"got {type(samples).__name__}")
-    if system is None:
-        system = own
-    elif own is not None and own != system:
-        raise ValueError(f"system: {system!r} differs from {name}.system {own!r}")
+def sample_arrays(samples, system, name: str = "samples") -> tuple[AOUP, np.ndarray, np.ndarray]:
+    """(system, x, g), x and g of shape (F, N, 2) float64, from anything :func:`activescore.samples.as_samples`
+    accepts, checked to belong to ``system`` (default: the samples' own) and to lie in its box."""
+    return _arrays(samples, system, name, check_aoup)
+
+
+def model_sample_arrays(samples, system, name: str = "samples") -> tuple[ParticleSystem, np.ndarray, np.ndarray]:
+    """As :func:`sample_arrays` for every model (what needs no score: the learning-free identity); for ABPs g is
+    (cos θ, sin θ), as ``Trajectory.g`` gives it."""
+    return _arrays(samples, system, name, check_system)
+
+
+def _arrays(samples, system, name: str, check_model):
+    given = as_samples(samples, system, name=name)
+    system = given.system if system is None else system
     if system is None:
         raise ValueError(f"{name}: arrays (x, g) need an explicit system=")
-    system = check_aoup(system)
+    system = check_model(system)
+    x, g = given.load()
     n = system.n_particles
-    x, g = np.asarray(x), np.asarray(g)
-    if x.ndim == 2:
-        x = x[None]
-    if g.ndim == 2:
-        g = g[None]
-    x = check.array(f"{name}.x", x, (None, n, 2))
-    g = check.array(f"{name}.g", g, (None, n, 2))
-    if len(x) != len(g):
-        raise ValueError(f"{name}: x and g have different numbers of snapshots ({len(x)} and {len(g)})")
-    if len(x) == 0:
-        raise ValueError(f"{name}: no snapshots")
+    if x.shape[1] != n:
+        raise ValueError(f"{name}: snapshots of {x.shape[1]} particles, but the system has {n}")
     half = system.box_length / 2
     reach = float(np.max(np.abs(x)))
     if reach > half * (1 + 1e-9):

@@ -31,8 +31,8 @@ def drift_terms(system, x, g, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
 def identity_terms(system, g, b_x, div_bx) -> tuple[np.ndarray, np.ndarray | None]:
     """Per-particle integrands of the learning-free identity and (ε > 0) of its active-work form."""
     if system.eps > 0:
-        gamma, eps = system.gamma, system.eps
-        ident = (np.einsum("ij,ij->i", b_x, b_x) / eps + gamma * np.einsum("ij,ij->i", g, g) + div_bx - D * gamma)
+        eps = system.eps
+        ident = np.einsum("ij,ij->i", b_x, b_x) / eps + system.propulsion_identity_terms(g) + div_bx
         work = system.v0 * np.einsum("ij,ij->i", g, b_x) / eps
         return ident, work
     return -div_bx, None

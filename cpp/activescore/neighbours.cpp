@@ -1,4 +1,4 @@
-#include "neighbors.hpp"
+#include "neighbours.hpp"
 
 #include <omp.h>
 
@@ -22,7 +22,7 @@ void knn(const double* x, std::size_t n, double box_length, int k, int n_threads
   int side = std::max(1, int(std::floor(box_length / width_target)));
   side = std::min(side, 2048);
   CellList<double> cells;
-  cells.build_with_side(wrapped.data(), radius.data(), n, box, side);
+  cells.build(wrapped.data(), radius.data(), n, CellGrid<double>::with_side(box, side));
   const double width = box_length / side;
   const long long count = static_cast<long long>(n);
   const int threads = n_threads > 0 ? n_threads : omp_get_max_threads();
@@ -41,8 +41,7 @@ void knn(const double* x, std::size_t n, double box_length, int k, int n_threads
         const int lo = whole_box ? 0 : -ring, hi = whole_box ? side - 1 : ring;
         for (int dy = lo; dy <= hi; ++dy)
           for (int dx = lo; dx <= hi; ++dx) {
-            const int c = whole_box ? dy * side + dx
-                                    : ((cy + dy + side) % side) * side + (cx + dx + side) % side;
+            const int c = whole_box ? dy * side + dx : ((cy + dy + side) % side) * side + (cx + dx + side) % side;
             for (int s = cells.cell_start[c]; s < cells.cell_start[c + 1]; ++s) {
               const double ddx = box.min_image(xi - cells.xy[2 * s]);
               const double ddy = box.min_image(yi - cells.xy[2 * s + 1]);

@@ -25,7 +25,8 @@ class VerletList {
   std::vector<int> start;       // neighbours of slot p: index[start[p] .. start[p+1])
   std::vector<int> index;       // neighbour slots, in ascending tag
   std::vector<Real> reference;  // positions at the last build, by slot
-  std::vector<int> pair_start;  // pairs owned by slot p (neighbours of higher tag): table slots [pair_start[p], ..[p+1])
+  std::vector<int>
+      pair_start;  // pairs owned by slot p (neighbours of higher tag): table slots [pair_start[p], ..[p+1])
   std::vector<int> owned_first; // index[owned_first[p]] is p's first neighbour of higher tag
   std::vector<int> pair_of;     // for each list entry: its pair's slot in the table
 
@@ -109,24 +110,39 @@ class VerletList {
   }
 
   // Keys of the neighbours of the particle in `slot` within cutoff + skin, in cell order, written to out from
-  // out[at] (grown to hold every candidate: each is written, and kept only if in range); returns how many.
+  // out[at] (grown to hold every candidate: each is written, and kept only if in range); returns how many. The
+  // distance test uses each run's periodic image instead of minimum images (a select per coordinate and
+  // candidate): the two differ by a rounding, and the list only has to hold every pair inside the cutoff, which
+  // the skin guarantees many times over; pairs listed beyond it add exactly zero to the forces.
   template <class Pair>
   static int visit(const CellList<Real>& cl, const Box<Real>& box, const Pair& pair, Real skin, const int* tag,
                    int slot, std::vector<uint64_t>& out, std::size_t at) {
-    int cells[9];
-    const int m = cl.neighbour_cells(cl.slot_cell[slot], cells);
+    int begin[6], end[6], image_x[6], image_y[6];
+    const int m = cl.neighbour_runs(slot, begin, end, image_x, image_y);
     std::size_t candidates = 0;
-    for (int a = 0; a < m; ++a) candidates += cl.cell_start[cells[a] + 1] - cl.cell_start[cells[a]];
+    for (int a = 0; a < m; ++a) candidates += end[a] - begin[a];
     if (out.size() < at + candidates) out.resize(std::max(at + candidates, 2 * out.size()));
     uint64_t* found = out.data() + at;
-    const Real xi = cl.xy[2 * slot], yi = cl.xy[2 * slot + 1], ri = cl.radius[slot];
+    const Real* xy = cl.xy.data();
+    const Real* radius = cl.radius.data();
+    const Real xi = xy[2 * slot], yi = xy[2 * slot + 1], ri = radius[slot];
     int count = 0;
+    if (cl.grid.side == 1) {  // one cell: minimum images
+      for (int s = 0; s < end[0]; ++s) {
+        const Real dx = box.min_image(xi - xy[2 * s]);
+        const Real dy = box.min_image(yi - xy[2 * s + 1]);
+        const Real reach = pair.cutoff(ri + radius[s]) + skin;
+        found[count] = key(tag[s], s);
+        count += (s != slot) & (dx * dx + dy * dy < reach * reach);
+      }
+      return count;
+    }
     for (int a = 0; a < m; ++a) {
-      const int end = cl.cell_start[cells[a] + 1];
-      for (int s = cl.cell_start[cells[a]]; s < end; ++s) {
-        const Real dx = box.min_image(xi - cl.xy[2 * s]);
-        const Real dy = box.min_image(yi - cl.xy[2 * s + 1]);
-        const Real reach = pair.cutoff(ri + cl.radius[s]) + skin;
+      const Real x_image = xi - Real(image_x[a]) * box.L, y_image = yi - Real(image_y[a]) * box.L;
+      for (int s = begin[a]; s < end[a]; ++s) {
+        const Real dx = x_image - xy[2 * s];
+        const Real dy = y_image - xy[2 * s + 1];
+        const Real reach = pair.cutoff(ri + radius[s]) + skin;
         found[count] = key(tag[s], s);
         count += (s != slot) & (dx * dx + dy * dy < reach * reach);
       }

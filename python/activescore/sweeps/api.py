@@ -1,0 +1,322 @@
+"""``activescore.sweep``: a grid of state points × seeds run on Dask, gathered into one tidy table and phase
+diagrams."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .._version import __version__
+from ..io.files import atomic_file, atomic_write
+from . import engine as engines
+from .deps import available, require
+from .grid import Measures, Point, expand
+from .point import KEEP, RUNNING, read_result
+
+TABLE = "sweep.csv"
+PARQUET = "sweep.parquet"
+HISTOGRAMS = "local_density.csv"
+
+
+@dataclass
+class SweepResult:
+    """What :func:`sweep` produced.
+
+    Attributes:
+        table: a pandas DataFrame, one row per point and seed (every parameter a column; ``status`` "done" or
+            "failed" with the ``error``); also in ``out/sweep.csv`` (and ``sweep.parquet`` with pyarrow).
+        histograms: the local packing-fraction histograms in long form (point_id, seed, swept values, bin_low,
+            bin_high, fraction); also in ``out/local_density.csv``.
+        axes: the swept keys, in the order given. out: the output folder. figures: paths of the figures written.
+        computed, skipped, failed: points computed in this call, found finished, and failed (all calls).
+        engine: how the points ran; dashboard: the Dask dashboard link (None without bokeh or a cluster).
+    """
+
+    table: Any
+    histograms: Any
+    axes: list
+    out: Path
+    figures: list = field(default_factory=list)
+    computed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    engine: str = ""
+    dashboard: str | None = None
+    seconds: float = 0.0
+
+    def __repr__(self) -> str:
+        return (
+            f"SweepResult({len(self.table)} rows over {self.axes}, computed {self.computed}, skipped "
+            f"{self.skipped}, failed {self.failed}, out={str(self.out)!r})"
+        )
+
+
+def _say(text: str, quiet: bool) -> None:
+    if not quiet:
+        print(text, flush=True)
+
+
+def sweep(
+    base,
+    over: dict,
+    *,
+    seeds=1,
+    out,
+    n_steps: int | None = None,
+    dt: float | None = None,
+    burn_in: int | None = None,
+    save_every: int | None = None,
+    score=None,
+    keep: str = "final",
+    scheduler: str | None = None,
+    n_workers: int = 0,
+    threads: int = 0,
+    cluster: dict | None = None,
+    retry_failed: bool = False,
+    checkpoint_every: int = 0,
+    cluster_cutoff: float | None = None,
+    density_radius: float | None = None,
+    figures: bool = True,
+    progress: bool | None = None,
+    quiet: bool = False,
+) -> SweepResult:
+    """Simulate every point of a grid of parameters × seeds to stationarity and measure it, on Dask.
+
+    Each point runs ``burn_in`` steps, then ``n_steps`` more saving a frame every ``save_every``, and records the
+    learning-free EPR (total and per particle, with batch-means errors, and a stationarity check), the largest
+    cluster fraction, the local packing-fraction histogram (freud), and optionally the EPR of a trained ``score``
+    applied to it (transfer). A rerun with the same ``out`` skips finished points and continues interrupted ones
+    from their checkpoints; a failing point is recorded with its error and the others go on.
+
+    Args:
+        base: the common configuration: an :class:`~activescore.AOUP` / :class:`~activescore.ABP`, a resolved
+            configuration dict with ``system`` and ``simulation`` sections, or a TOML file (as for the CLI).
+        over: swept key -> values, e.g. ``{"packing_fraction": [0.3, 0.5], "v0": [0.01, 0.025]}``; keys of the
+            system (``phi`` is ``packing_fraction``, ``N`` is ``n_particles``) or the simulation (``dt``, ``n_steps``,
+            ``burn_in``...). The grid is every combination.
+        seeds: how many seeds per point (the base seed onwards) or a list of seeds.
+        out: the output folder (points/, sweep.csv, figures).
+        n_steps, dt, burn_in, save_every: override the base's simulation section.
+        score: a trained score (a file from ``activescore train`` or a score object) whose EPR is estimated on
+            every point with ``transfer=True``.
+        keep: "final" (the final state of each point, ``points/<id>/final.gsd``), "frames" (also every measured
+            frame, ``frames.gsd``) or "none".
+        scheduler: None (a local Dask cluster sized to the machine), a scheduler address ``"tcp://host:8786"``,
+            ``"jobqueue"`` with ``cluster={"kind": "slurm", "jobs": 4, "cores": 16, "memory": "32GB", ...}``
+            (dask-jobqueue), or ``"synchronous"`` (Dask's synchronous scheduler in this process).
+        n_workers, threads: local cluster size and simulator (OpenMP) threads per point (0: workers × threads =
+            the cores, as many workers as points allow).
+        retry_failed: run failed points again (by default a failed point keeps its recorded error).
+        checkpoint_every: steps between burn-in checkpoints (0: ``save_every``).
+        cluster_cutoff, density_radius: see :class:`~activescore.sweeps.grid.Measures`.
+        figures: write the phase-diagram figures. progress: a progress bar (default: on a terminal).
+
+    Returns:
+        :class:`SweepResult` with the table (pandas) and the paths written.
+    """
+    require("dask", "activescore sweeps")
+    pd = require("pandas", "the sweep table")
+    require("freud", "the structure measures of a sweep")
+    start_time = time.perf_counter()
+    if keep not in KEEP:
+        raise ValueError(f"keep must be one of {list(KEEP)}, got {keep!r}")
+    overrides = {
+        k: v for k, v in dict(n_steps=n_steps, dt=dt, burn_in=burn_in, save_every=save_every).items() if v is not None
+    }
+    over = dict(over)
+    if isinstance(base, (str, Path, dict)) or overrides:
+        from .grid import base_sections
+
+        sections = base_sections(base)
+        sections["simulation"].update(overrides)
+        base = sections
+    if checkpoint_every < 0:
+        raise ValueError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
+    measures = Measures(cluster_cutoff=cluster_cutoff, density_radius=density_radius, score=score)
+    points, axes, sections = expand(base, over, seeds, measures)
+    out = Path(out).resolve()  # workers elsewhere (another cwd, another host on a shared file system) find it
+    (out / "points").mkdir(parents=True, exist_ok=True)
+    atomic_write(
+        out / "sweep.json",
+        json.dumps(
+            {
+                "activescore_version": __version__,
+                "over": dict(zip(axes, _axis_values(points, axes), strict=True)),
+                "seeds": sorted({p.seed for p in points}),
+                "base": sections,
+                "keep": keep,
+                "measures": measures.identity(),
+                "points": [p.point_id for p in points],
+            },
+            indent=1,
+            default=str,
+        )
+        + "\n",
+    )
+
+    records: dict[str, dict] = {}
+    todo = []
+    for point in points:
+        record = read_result(out / "points" / point.point_id)
+        if record is not None and not (retry_failed and record["status"] == "failed"):
+            records[point.point_id] = {**record, "computed": False}
+        else:
+            if record is not None:
+                (out / "points" / point.point_id / "result.json").unlink()
+            # A marker left by a killed run: the point is not running until a worker starts it again.
+            (out / "points" / point.point_id / RUNNING).unlink(missing_ok=True)
+            todo.append(point)
+    skipped = len(records)
+    failed_before = sum(r["status"] == "failed" for r in records.values())
+    _say(
+        f"sweep: {len(points)} points ({' x '.join(f'{len(v)} {k}' for k, v in zip(axes, _axis_values(points, axes), strict=True))}"
+        f" x {len({p.seed for p in points})} seeds) -> {out}/; {skipped} already finished, {len(todo)} to run",
+        quiet,
+    )
+    engine_text, dashboard = "", None
+    show = progress if progress is not None else (not quiet and _is_terminal())
+    bar = engines.Progress(len(points), skipped - failed_before, failed_before, show)
+    if todo:
+        with engines.started(
+            scheduler, n_points=len(todo), n_workers=n_workers, threads=threads, cluster=cluster
+        ) as engine:
+            engine_text, dashboard = engine.description, engine.dashboard
+            _say(f"sweep: {engine.description}", quiet)
+            if dashboard:
+                _say(f"sweep: Dask dashboard {dashboard}", quiet)
+            elif engine.client is not None:
+                _say("sweep: no Dask dashboard (pip install bokeh for it)", quiet)
+
+            def on_result(point: Point, record: dict) -> None:
+                records[point.point_id] = record
+                failed = record["status"] == "failed"
+                bar.update(0, new_done=int(not failed), new_failed=int(failed))
+                if failed and not quiet and not show:
+                    print(f"sweep: point {point.point_id} failed: {record['error']}", flush=True)
+
+            try:
+                engines.run(
+                    engine,
+                    todo,
+                    out,
+                    measures,
+                    keep=keep,
+                    checkpoint_every=checkpoint_every,
+                    progress=bar,
+                    on_result=on_result,
+                )
+            finally:
+                bar.close()
+    else:
+        bar.close()
+
+    table, histograms = _tables(pd, points, records, axes)
+    _write_tables(out, table, histograms)
+    written = [out / TABLE] + ([out / PARQUET] if available("pyarrow") else []) + [out / HISTOGRAMS]
+    figure_paths = []
+    if figures and (table["status"] == "done").any():
+        from . import figures as figs
+
+        figure_paths = figs.phase_diagrams(table, histograms, axes, out)
+    computed = sum(r.get("computed", False) for r in records.values())
+    failed = int((table["status"] == "failed").sum())
+    result = SweepResult(
+        table,
+        histograms,
+        axes,
+        out,
+        figure_paths,
+        computed,
+        skipped,
+        failed,
+        engine_text,
+        dashboard,
+        time.perf_counter() - start_time,
+    )
+    _say(
+        f"sweep: {computed} computed, {skipped} skipped, {failed} failed in {result.seconds:.1f} s; wrote "
+        + ", ".join(str(p) for p in written + figure_paths),
+        quiet,
+    )
+    for row in table[table["status"] == "failed"].itertuples():
+        _say(f"  failed: {row.point_id}: {row.error}", quiet)
+    return result
+
+
+def _is_terminal() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
+
+
+def _axis_values(points, axes) -> list[list]:
+    values = []
+    for key in axes:
+        seen = []
+        for p in points:
+            if p.values[key] not in seen:
+                seen.append(p.values[key])
+        values.append(seen)
+    return values
+
+
+def _tables(pd, points, records, axes):
+    rows, hist_rows = [], []
+    for point in points:
+        record = records.get(point.point_id)
+        if record is None:  # cancelled (interrupted before it ran)
+            continue
+        rows.append(record["row"])
+        hist = record.get("density_histogram")
+        if hist:
+            edges = record["density_edges"]
+            for i, fraction in enumerate(hist):
+                hist_rows.append(
+                    {
+                        "point_id": point.point_id,
+                        "seed": point.seed,
+                        **point.values,
+                        "bin_low": edges[i],
+                        "bin_high": edges[i + 1],
+                        "fraction": fraction,
+                    }
+                )
+    table = pd.DataFrame(rows)
+    first = ["point_id", "status", *axes, "seed"]
+    table = table[[c for c in first if c in table] + [c for c in table.columns if c not in first]]
+    histograms = pd.DataFrame(hist_rows, columns=["point_id", "seed", *axes, "bin_low", "bin_high", "fraction"])
+    return table, histograms
+
+
+def _write_tables(out: Path, table, histograms) -> None:
+    atomic_write(out / TABLE, table.to_csv(index=False))
+    atomic_write(out / HISTOGRAMS, histograms.to_csv(index=False))
+    if available("pyarrow"):
+        with atomic_file(out / PARQUET, "wb") as f:
+            table.to_parquet(f, index=False)
+
+
+def load_table(out):
+    """The table of a finished sweep folder (Parquet when present, else CSV) as a pandas DataFrame."""
+    pd = require("pandas", "the sweep table")
+    out = Path(out)
+    if (out / PARQUET).exists() and available("pyarrow"):
+        return pd.read_parquet(out / PARQUET)
+    if not (out / TABLE).exists():
+        raise ValueError(f"out: {out} holds no sweep table ({TABLE})")
+    return pd.read_csv(out / TABLE)
+
+
+def seed_summary(table, axes):
+    """Mean and spread over seeds of the main numbers, one row per point (finished rows only)."""
+    done = table[table["status"] == "done"]
+    cols = [c for c in ("epr_per_particle", "largest_cluster_fraction", "transfer_epr_per_particle") if c in done]
+    if not cols or done.empty:
+        return done.iloc[0:0]
+    grouped = done.groupby(list(axes), sort=False)[cols]
+    summary = grouped.mean().add_suffix("_mean").join(grouped.std(ddof=1).add_suffix("_seed_std"))
+    summary["n_seeds"] = grouped.size()
+    return summary.reset_index()
