@@ -93,7 +93,8 @@ def test_dataset_train_estimate_plot_pipeline(tmp_path):
     assert run_cli(*train) == 0
     from activescore.learning import Score
 
-    assert Score.load(tmp_path / "t" / "score.msgpack").info["n_frames"] == 7  # the trajectory's frames
+    info = Score.load(tmp_path / "t" / "score.msgpack").info
+    assert info["n_frames"] + info["heldout_frames"] == 7  # the trajectory's frames (two held out for validation)
     assert run_cli("estimate", "--set", "estimate.bins=8", "--score", tmp_path / "t" / "score.msgpack",
                    "--data", data, "--out", tmp_path / "e") == 0
     summary = (tmp_path / "e" / "summary.txt").read_text()
@@ -115,10 +116,37 @@ def test_train_streams_a_data_set_with_more_frames_than_frames_in_memory(tmp_pat
     build_dataset(system, plan, tmp_path / "ds", progress=False, n_threads=1)
     assert run_cli("train", "--set", "train.n_steps=6", "--set", "train.batch_particles=8", "--set",
                    "train.frames_in_memory=4", "--set", "train.steps_per_window=2", "--set",
-                   "train.checkpoint_every=3", "--data", tmp_path / "ds", "--out", tmp_path / "t") == 0
+                   "train.checkpoint_every=3", "--set", "train.holdout=0", "--data", tmp_path / "ds", "--out",
+                   tmp_path / "t") == 0
     windows = Score.load(tmp_path / "t" / "score.msgpack").info["windows"]
     assert windows["window_frames"] == 2 and windows["steps_per_window"] == 2 and windows["n_frames"] == 6
     assert json.loads((tmp_path / "t" / "run.json").read_text())["stages"]["train"]["windows"] == windows
+
+
+def test_the_paper_network_trains_an_x_score_beyond_64_particles(tmp_path):
+    # The paper preset gets the cutoff and the measured neighbour count like every preset (it used to be refused
+    # for every eps > 0 system with N > 64: k = 64 < N without a cutoff).
+    from activescore.io.dataset import DatasetPlan, build_dataset
+    from activescore.learning import Score
+
+    system = a.AOUP(80, packing_fraction=0.3, v0=0.5, gamma=0.5, eps=0.1)
+    build_dataset(system, DatasetPlan(n_frames=6, spacing=10, burn_in=50, dt=0.02, seed=1), tmp_path / "ds",
+                  progress=False, n_threads=1)
+    assert run_cli("train", "--set", "train.network=paper", "--set", "train.n_steps=1", "--set",
+                   "train.batch_particles=8", "--data", tmp_path / "ds", "--out", tmp_path / "t") == 0
+    config = Score.load(tmp_path / "t" / "score.msgpack").config
+    assert config.width == 256 and config.predict_x and config.cutoff is not None and 1 < config.k < 80
+
+
+def test_train_defaults_are_train_configs_and_the_demo_layers_its_own(capsys):
+    from activescore.cli import config as cfg
+    from activescore.learning import TrainConfig
+
+    assert cfg.train_config(cfg.resolve(sections=("train",))["train"]) == TrainConfig()
+    demo = cfg.train_config(cfg.resolve(sections=("train",), demo=True)["train"])
+    assert demo == TrainConfig().replace(**{k: v for k, v in cfg.DEMO["train"].items() if k != "checkpoint_every"})
+    assert run_cli("config", "--set", "train.loss=magic") == 2
+    assert "loss must be one of" in capsys.readouterr().err
 
 
 def test_config_command_prints_resolved_toml(capsys):

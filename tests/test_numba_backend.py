@@ -213,16 +213,32 @@ def test_blow_up_on_the_first_step_keeps_the_state():
 
 
 def test_blow_up_after_good_steps_stops_at_the_last_good_state():
-    # An unstable trap step, x <- (1 - A dt) x = -1.5 x: particle 1 moves 0.25, 0.375, then 0.5625 > 0.5 =
-    # half the interaction range (2 R = 1), so step 2 fails. Particle 0 sits at the trap centre and never moves.
-    system = make_system(box_length=40.0, k=0.0, trap=2.5, eps=0.0, v0=0.0, beta=float("inf"))
-    x = np.array([[0.0, 0.0], [0.1, 0.0]])
+    # Two particles 4 apart driven head-on at speed 10 (a persistent propulsion, γ = 1e-6) into a stiff harmonic
+    # contact (range 2 R = 1): 0.1 a step until, overlapping by 0.2, the contact force kicks one by more than half
+    # the range (step 16).
+    system = SystemSpec(model="aoup", box_length=40.0, v0=10.0, gamma=1e-6, rotational_diffusion=0.5, eps=0.0,
+                        k=1000.0, trap=0.0, beta=float("inf"))
+    x = np.array([[-2.0, 0.0], [2.0, 0.0]])
+    q = np.array([[1.0, 0.0], [-1.0, 0.0]])
     radius = np.full(2, 0.5)
-    sim = NumbaSimulator(system, RunSpec(dt=1.0, seed=1), True, x, np.zeros((2, 2)), radius)
-    assert sim.advance(10) == 2
-    assert sim.step == 2
-    assert sim.error.startswith("blow-up at step 2: particle 1 moved by (-0.5625, 0) in one step")
-    np.testing.assert_allclose(sim.read_state()[0], [[0.0, 0.0], [0.225, 0.0]], rtol=1e-15)
+    sim = NumbaSimulator(system, RunSpec(dt=0.01, seed=1), True, x, q, radius)
+    done = sim.advance(100)
+    assert done == 16 and sim.step == done
+    assert sim.error.startswith("blow-up at step 16: particle ") and "half the interaction range (0.5)" in sim.error
+    assert np.all(np.abs(np.diff(sim.read_state()[0][:, 0])) > 0.5)  # the last good state: not yet through
+
+
+def test_a_stiff_stable_trap_relaxation_is_no_blow_up():
+    # Non-interacting particles far from the centre of a trap: the first step moves them by trap·dt·|x| (here
+    # 0.7 · 0.02 · 200 = 2.8), far more than half a particle diameter, yet the step is stable (trap·dt < 2) and
+    # there is no contact to miss: only a non-finite state stops a non-interacting run.
+    system = make_system(box_length=400.0, k=0.0, trap=0.7, eps=0.1, v0=1.0)
+    x = np.array([[199.0, -150.0], [0.0, 0.0], [-120.0, 180.0]])
+    sim = NumbaSimulator(system, RunSpec(dt=0.02, seed=1), True, x, np.zeros((3, 2)), np.full(3, 1.0))
+    assert sim.advance(500) == 500 and sim.error == ""
+    assert np.all(np.abs(sim.read_state()[0]) < 5)  # relaxed into the trap (0.986^500 ≈ 1e-3 of the start)
+    bad = NumbaSimulator(system, RunSpec(dt=0.02, seed=1), True, x.copy(), np.full((3, 2), np.nan), np.full(3, 1.0))
+    assert bad.advance(5) == 0 and "non-finite" in bad.error
 
 
 def test_non_finite_propulsion_is_a_blow_up():

@@ -24,9 +24,8 @@ SMALL = [
      "n_steps=200, dt=a.MIPS_DT, seed=1, save_every=100,\n                  burn_in=100"),
     ("a.simulate(system, 10_000, a.MIPS_DT, init=traj.final_state)",
      "a.simulate(system, 100, a.MIPS_DT, init=traj.final_state)"),
-    ("a.simulate(system, 20_000, 0.005, seed=1, burn_in=20_000, save_every=200)",
-     "a.simulate(system, 200, 0.005, seed=1, burn_in=200, save_every=50)"),
-    ("n_steps=5_000", "n_steps=10"),
+    ("a.simulate(system, 100_000, 0.005, seed=1, burn_in=20_000, save_every=200)",
+     "a.simulate(system, 800, 0.005, seed=1, burn_in=200, save_every=50)"),
     ("gaussian_samples(system, 300, seed=1)", "gaussian_samples(system, 20, seed=1)"),
     ('over={"phi": [0.3, 0.5, 0.7], "v0": [0.0125, 0.025, 0.05]}, seeds=2,\n'
      '                 n_steps=20_000, dt=a.MIPS_DT, burn_in=100_000, save_every=1000',

@@ -7,11 +7,16 @@ import pytest
 pytest.importorskip("activescore._core", reason="the compiled core is not built")
 
 import activescore as a  # noqa: E402
-from activescore.learning import Score, ScoreNetConfig, train_score  # noqa: E402
+from activescore.learning import Score, ScoreNetConfig, TrainConfig, train_score  # noqa: E402
 from activescore.learning.network import init_params  # noqa: E402
 
 TINY = ScoreNetConfig.small(k=4, width=8, depth=1, heads=2, ff_width=8, embed_hidden=8, readout_hidden=8)
-SETTINGS = dict(loss="dsm", sigma=0.05, n_steps=2, batch_particles=8, progress=False, log_every=1, checkpoint_every=1)
+SETTINGS = dict(
+    train=TrainConfig(loss="dsm", sigmas=(0.05,), n_steps=2, batch_particles=8),
+    progress=False,
+    log_every=1,
+    checkpoint_every=1,
+)
 
 
 def system():
@@ -76,4 +81,4 @@ def test_training_reads_a_gsd_trajectory_like_its_frames(files):
         jax.tree_util.tree_leaves(from_frames.params), jax.tree_util.tree_leaves(from_file.params), strict=True
     ):
         np.testing.assert_array_equal(np.asarray(p), np.asarray(q))
-    assert from_file.info["n_frames"] == len(traj) == 5
+    assert from_file.info["n_frames"] + from_file.info["heldout_frames"] == len(traj) == 5

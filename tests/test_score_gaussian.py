@@ -1,4 +1,4 @@
-"""Learned scores of non-interacting trapped AOUPs against the exact Gaussian score (physics.md §5; issue 4).
+"""Learned scores of non-interacting trapped AOUPs against the exact Gaussian score (physics.md §5).
 
 Samples are drawn exactly from the stationary Gaussian (no simulator), in a box so large that wrapping never
 matters. Frames hold k = N = 8 particles, so every particle's tokens are the whole frame: the neighbour set never
@@ -14,10 +14,15 @@ import pytest
 pytest.importorskip("activescore._core", reason="the compiled core is not built")
 
 import activescore  # noqa: E402
-from activescore.learning import ScoreNetConfig, train_score  # noqa: E402
-from score_helpers import (gaussian_score, lyapunov_covariance, relative_fisher_error,  # noqa: E402
-                           sample_trapped_aoups,
-                           score_on_frames, trapped_aoup_covariance)
+from activescore.learning import ScoreNetConfig, TrainConfig, train_score  # noqa: E402
+from score_helpers import (  # noqa: E402
+    gaussian_score,
+    lyapunov_covariance,
+    relative_fisher_error,
+    sample_trapped_aoups,
+    score_on_frames,
+    trapped_aoup_covariance,
+)
 
 TRAP, GAMMA, V0 = 1.0, 1.0, 1.0
 N = 8
@@ -48,8 +53,9 @@ def learn_and_compare(eps, loss, sigma, seed):
     rng = np.random.default_rng(seed)
     x, g = sample_trapped_aoups(rng, covariance, TRAIN_SAMPLES // N, N)
     config = ScoreNetConfig.small(k=N, predict_x=eps > 0, absolute_position=True, readout_skip=True)
-    score = train_score(trapped_system(eps), (x, g), config, loss=loss, sigma=sigma, n_steps=800,
-                        batch_particles=256, learning_rate=1e-2, seed=seed, progress=False)
+    training = TrainConfig(loss=loss, sigmas=sigma or (), n_steps=800, batch_particles=256, learning_rate=1e-2,
+                           seed=seed, holdout=0.0)
+    score = train_score(trapped_system(eps), (x, g), config, training, progress=False)
     x_test, g_test = sample_trapped_aoups(rng, covariance, 250, N)
     s_x, s_g = score_on_frames(score, x_test, g_test)
     # DSM learns the score of ρ * N(0, σ²) on the noisy coordinates (g, and x when ε > 0), itself Gaussian.

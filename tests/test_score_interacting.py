@@ -1,4 +1,4 @@
-"""Learned scores of interacting soft disks against exact results (physics.md §4-5; issue 4 validation).
+"""Learned scores of interacting soft disks against exact results (physics.md §4-5).
 
 - Equilibrium (v0 = 0, ε > 0): the exact score is s_x = k ΣF / ε, s_g = −g.
 - Active (v0 > 0, ε > 0): the EPR of the learned score, E[|v_x|²/ε + |v_g|²/γ] with v = b − D s, must agree with
@@ -15,13 +15,13 @@ import pytest
 pytest.importorskip("activescore._core", reason="the compiled core is not built")
 
 import activescore  # noqa: E402
-from activescore.learning import ScoreNetConfig, train_score  # noqa: E402
+from activescore.learning import ScoreNetConfig, TrainConfig, train_score  # noqa: E402
 from score_helpers import relative_fisher_error, score_on_frames  # noqa: E402
 
 EPS, GAMMA, N = 0.1, 1.0, 128
 NETWORK = dict(predict_x=True, cutoff=2.5, cutoff_width=0.5, readout_skip=True)
-TRAINING = dict(loss="dsm", sigma=0.02, n_steps=1500, batch_particles=256, learning_rate=1e-2, seed=0,
-                progress=False)
+TRAINING = TrainConfig(loss="dsm", sigmas=(0.02,), n_steps=1500, batch_particles=256, learning_rate=1e-2, seed=0,
+                       holdout=0.0)
 
 
 def soft_disks(v0, packing_fraction):
@@ -42,7 +42,7 @@ def test_equilibrium_x_score_is_the_force_over_eps():
     system = soft_disks(v0=0.0, packing_fraction=0.4)
     train = stationary_frames(system, dt=0.01, duration=500, every=0.5, seed=1)
     test = stationary_frames(system, dt=0.01, duration=200, every=5, seed=2)
-    score = train_score(system, train, ScoreNetConfig.small(k=8, **NETWORK), **TRAINING)
+    score = train_score(system, train, ScoreNetConfig.small(k=8, **NETWORK), TRAINING, progress=False)
     s_x, s_g = score_on_frames(score, test.x, test.g)
     exact_x = np.stack([activescore.forces(system, x) for x in test.x]) / EPS
     assert relative_fisher_error(s_x, exact_x) <= 0.03
@@ -77,7 +77,7 @@ def test_active_epr_from_the_learned_score_matches_the_identity(active_run):
     # Tolerance 5 % (the issue's bar). The learned-minus-identity difference per frame has a standard error of
     # ≈ 0.3 % of the EPR over 200 frames; this run is ≈ 3 % low (1.5 % of it the dt drift of the identity).
     system, train, test = active_run
-    score = train_score(system, train, ScoreNetConfig.small(k=12, **NETWORK), **TRAINING)
+    score = train_score(system, train, ScoreNetConfig.small(k=12, **NETWORK), TRAINING, progress=False)
     learned, identity, naive = epr_estimates(system, score, test)
     assert abs(learned.mean() / identity.mean() - 1) <= 0.05
     assert abs(naive.mean() / identity.mean() - 1) > 0.15  # the test can tell a score that ignores interactions
@@ -87,6 +87,7 @@ def test_active_epr_from_the_learned_score_matches_the_identity(active_run):
 def test_active_epr_with_the_implicit_loss(active_run):
     # No smoothing at all; about 3× slower per step than DSM (four forward-mode passes through the network).
     system, train, test = active_run
-    score = train_score(system, train, ScoreNetConfig.small(k=12, **NETWORK), **{**TRAINING, "loss": "implicit"})
+    score = train_score(system, train, ScoreNetConfig.small(k=12, **NETWORK), TRAINING.replace(loss="implicit"),
+                        progress=False)
     learned, identity, _ = epr_estimates(system, score, test)
     assert abs(learned.mean() / identity.mean() - 1) <= 0.03

@@ -1,4 +1,4 @@
-"""Losses and divergences checked in float64 against finite differences and closed forms (issue 4, item 3)."""
+"""Losses and divergences checked in float64 against finite differences and closed forms."""
 
 import jax
 import jax.numpy as jnp

@@ -1,4 +1,4 @@
-"""The score network's structure: size of the paper preset, symmetries, continuity at the cutoff (issue 4, item 2)."""
+"""The score network's structure: size of the paper preset, symmetries, continuity at the cutoff."""
 
 import jax
 import jax.numpy as jnp
@@ -172,13 +172,17 @@ def test_force_input_and_scale_validation():
 
 def test_default_network_gives_mips_its_hypoelliptic_inputs():
     import activescore as a
-    from activescore.learning.train import default_network
+    from activescore.learning.defaults import default_network
 
-    mips = default_network(a.mips(64, 0.5), 1, 64)
+    def frames(system):
+        return a.exact.gaussian_samples(system, 2, seed=0)[0] if system.k == 0 else \
+            np.random.default_rng(0).uniform(-system.box_length / 2, system.box_length / 2, (2, 64, 2))
+
+    mips = default_network(a.mips(64, 0.5), frames(a.mips(64, 0.5)))
     assert mips.force_input and mips.gaussian_baseline and mips.force_unit == 0.025
     assert abs(mips.output_scale - 100.0) < 1e-9  # 1/√γ
     for other in (a.AOUP(64, box_length=40.0, k=0.0, trap=1.0, eps=0.0),      # no interactions: Gaussian
                   a.AOUP(64, packing_fraction=0.3, eps=0.1),                    # translational noise
                   a.ABP(64, packing_fraction=0.3, eps=0.1)):
-        config = default_network(other, 1, 64)
+        config = default_network(other, frames(other))
         assert not (config.force_input or config.gaussian_baseline) and config.output_scale == 1.0

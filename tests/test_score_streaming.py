@@ -1,4 +1,4 @@
-"""Training from data sets larger than memory (issue 6): windows of frames streamed from the shards, bounded memory,
+"""Training from data sets larger than memory: windows of frames streamed from the shards, bounded memory,
 a schedule fixed by (seed, step), exact resume from a checkpoint."""
 
 import jax
@@ -8,13 +8,20 @@ import pytest
 pytest.importorskip("activescore._core", reason="the compiled core is not built")
 
 from activescore.io.dataset import DatasetPlan, SnapshotDataset, build_dataset  # noqa: E402
-from activescore.learning import stream, train_score  # noqa: E402
+from activescore.learning import TrainConfig, stream, train_score  # noqa: E402
 from activescore.learning import train as train_module  # noqa: E402
+from activescore.learning.defaults import NEIGHBOUR_SAMPLE_FRAMES  # noqa: E402
 from test_score_training import TINY, assert_same_params, system  # noqa: E402
 
 FRAMES, BUDGET = 12, 4  # windows of BUDGET // 2 = 2 frames
-SETTINGS = dict(loss="dsm", sigma=0.05, n_steps=8, batch_particles=32, learning_rate=3e-3, progress=False,
-                log_every=2, checkpoint_every=2, frames_in_memory=BUDGET, steps_per_window=3)
+TRAINING_FRAMES = 10  # the last 10 % (at least two frames) are held out for the validation
+TRAIN = TrainConfig(loss="dsm", sigmas=(0.05,), n_steps=8, batch_particles=32, learning_rate=3e-3)
+RUN = dict(progress=False, log_every=2, checkpoint_every=2, frames_in_memory=BUDGET, steps_per_window=3)
+
+
+def fit(data, *, seed=3, n_steps=8, **run):
+    """``train_score`` with TRAIN (its seed and steps changed) and RUN (changed by ``run``)."""
+    return train_score(system(), data, TINY, TRAIN.replace(seed=seed, n_steps=n_steps), **{**RUN, **run})
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +32,7 @@ def dataset(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def unbroken(dataset):
-    return train_score(system(), dataset, TINY, seed=3, **SETTINGS)
+    return fit(dataset)
 
 
 def test_schedule_is_a_pure_function_of_seed_and_window():
@@ -49,11 +56,12 @@ def test_window_size_and_default_steps():
 
 
 def test_streamed_training_runs_and_learns(dataset):
-    score = train_score(system(), dataset, TINY, seed=0, **{**SETTINGS, "n_steps": 30, "log_every": 10})
+    score = fit(dataset, seed=0, n_steps=30, log_every=10)
     losses = [loss for _, loss in score.info["history"]]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
-    assert score.info["windows"] == dict(n_frames=FRAMES, window_frames=BUDGET // 2, steps_per_window=3, seed=0)
-    assert score.info["n_frames"] == FRAMES
+    assert score.info["windows"] == dict(n_frames=TRAINING_FRAMES, window_frames=BUDGET // 2, steps_per_window=3,
+                                         seed=0)
+    assert score.info["n_frames"] == TRAINING_FRAMES and score.info["heldout_frames"] == FRAMES - TRAINING_FRAMES
 
 
 class Killed(Exception):
@@ -68,18 +76,17 @@ def test_a_killed_streamed_run_resumes_to_the_same_result(dataset, unbroken, tmp
             raise Killed
 
     with pytest.raises(Killed):
-        train_score(system(), dataset, TINY, seed=3, checkpoint=checkpoint, callback=kill, **SETTINGS)
-    resumed = train_score(system(), str(dataset.path), TINY, seed=3, checkpoint=checkpoint, **SETTINGS)
+        fit(dataset, checkpoint=checkpoint, callback=kill)
+    resumed = fit(str(dataset.path), checkpoint=checkpoint)
     assert_same_params(resumed, unbroken)
     assert resumed.info["history"] == unbroken.info["history"]
 
 
 def test_a_checkpoint_of_another_window_plan_is_refused(dataset, tmp_path):
     checkpoint = tmp_path / "run.ckpt"
-    train_score(system(), dataset, TINY, seed=3, checkpoint=checkpoint, **{**SETTINGS, "n_steps": 2})
+    fit(dataset, checkpoint=checkpoint, n_steps=2)
     with pytest.raises(ValueError, match="another run"):
-        train_score(system(), dataset, TINY, seed=3, checkpoint=checkpoint,
-                    **{**SETTINGS, "n_steps": 2, "steps_per_window": 2})
+        fit(dataset, checkpoint=checkpoint, n_steps=2, steps_per_window=2)
 
 
 class CountingDataset(SnapshotDataset):
@@ -97,7 +104,7 @@ class CountingDataset(SnapshotDataset):
 
 def test_memory_holds_at_most_frames_in_memory_and_the_step_is_compiled_once(dataset, monkeypatch):
     counting = CountingDataset(dataset.path)
-    steps = SETTINGS["steps_per_window"]
+    steps = RUN["steps_per_window"]
     window_frames = BUDGET // 2
     compiled = []
     uncached = train_module.make_train_step.__wrapped__
@@ -107,7 +114,7 @@ def test_memory_holds_at_most_frames_in_memory_and_the_step_is_compiled_once(dat
         return compiled[-1]
 
     def check(step, loss):  # called after every step
-        window_reads = counting.reads[1:]  # the first read is the sample for the cutoff check
+        window_reads = counting.reads[2:]  # first the sample for the network checks, then the held-out frames
         current_window = (step - 1) // steps
         # Read so far: the windows trained on and at most one ahead; the finished ones were released.
         assert len(window_reads) <= current_window + 2
@@ -115,21 +122,21 @@ def test_memory_holds_at_most_frames_in_memory_and_the_step_is_compiled_once(dat
         assert len(device_windows) <= 1
 
     monkeypatch.setattr(train_module, "make_train_step", fresh_step)
-    n_steps = 6 * steps  # 6 windows of 2 frames: one epoch of the 12 frames
-    train_score(system(), counting, TINY, seed=1, **{**SETTINGS, "n_steps": n_steps, "log_every": 1,
-                                                    "callback": check})
-    sample, *windows = counting.reads
-    assert len(sample) == min(FRAMES, train_module.COVERAGE_FRAMES)
-    assert len(windows) == 6 and all(len(w) == window_frames for w in windows)
-    assert sorted(f for w in windows for f in w) == list(range(FRAMES))  # every frame once in the epoch
+    n_steps = 5 * steps  # 5 windows of 2 frames: one epoch of the 10 training frames
+    fit(counting, seed=1, n_steps=n_steps, log_every=1, callback=check)
+    sample, held_out, *windows = counting.reads
+    assert len(sample) == min(TRAINING_FRAMES, NEIGHBOUR_SAMPLE_FRAMES)
+    assert list(held_out) == list(range(TRAINING_FRAMES, FRAMES))  # the last frames, read once for validation
+    assert len(windows) == 5 and all(len(w) == window_frames for w in windows)
+    assert sorted(f for w in windows for f in w) == list(range(TRAINING_FRAMES))  # every frame once per epoch
     assert compiled[0]._cache_size() == 1  # the same shapes in every window: traced once
 
 
 def test_a_data_set_that_fits_trains_as_its_frames_in_memory(dataset):
-    settings = {**SETTINGS, "frames_in_memory": FRAMES, "steps_per_window": None}
-    whole = train_score(system(), dataset, TINY, seed=2, **settings)
+    settings = {"frames_in_memory": FRAMES, "steps_per_window": None}
+    whole = fit(dataset, seed=2, **settings)
     assert "windows" not in whole.info
-    assert_same_params(whole, train_score(system(), dataset.load(), TINY, seed=2, **settings))
+    assert_same_params(whole, fit(dataset.load(), seed=2, **settings))
 
 
 @pytest.mark.parametrize("name, value", [("frames_in_memory", 1), ("frames_in_memory", 0), ("frames_in_memory", -4),
@@ -137,7 +144,7 @@ def test_a_data_set_that_fits_trains_as_its_frames_in_memory(dataset):
                                          ("steps_per_window", 0)])
 def test_invalid_window_settings_are_refused(dataset, name, value):
     with pytest.raises(ValueError, match=name):
-        train_score(system(), dataset, TINY, **{**SETTINGS, name: value})
+        fit(dataset, **{name: value})
 
 
 def test_data_set_fingerprint_reads_no_frame_and_follows_the_data(dataset, tmp_path):

@@ -1,4 +1,4 @@
-"""Training mechanics: reproducibility, exact resume from a checkpoint, data parallelism, persistence (issue 4)."""
+"""Training mechanics: reproducibility, exact resume from a checkpoint, data parallelism, persistence."""
 
 import os
 import subprocess
@@ -12,13 +12,19 @@ import pytest
 pytest.importorskip("activescore._core", reason="the compiled core is not built")
 
 import activescore  # noqa: E402
-from activescore.learning import Score, ScoreNetConfig, train_score  # noqa: E402
+from activescore.learning import Score, ScoreNetConfig, TrainConfig, train_score  # noqa: E402
 
 N, FRAMES, BOX = 24, 6, 10.0
 TINY = ScoreNetConfig.small(k=8, width=16, depth=1, heads=2, ff_width=16, embed_hidden=16, readout_hidden=16,
                             predict_x=True, cutoff=1.0, cutoff_width=0.3, readout_skip=True)
-SETTINGS = dict(loss="dsm", sigma=0.05, n_steps=6, batch_particles=32, learning_rate=3e-3, progress=False,
-                log_every=3, checkpoint_every=3)
+TRAIN = TrainConfig(loss="dsm", sigmas=(0.05,), n_steps=6, batch_particles=32, learning_rate=3e-3)
+RUN = dict(progress=False, log_every=3, checkpoint_every=3)
+
+
+def fit(samples, network=None, *, seed=3, checkpoint=None, callback=None, **training):
+    """``train_score`` on this module's system with TRAIN changed by ``training``."""
+    return train_score(system(), samples, TINY if network is None else network, TRAIN.replace(seed=seed, **training),
+                       checkpoint=checkpoint, callback=callback, **RUN)
 
 
 def system():
@@ -44,12 +50,12 @@ def assert_same_params(a, b, **tolerance):
 
 @pytest.fixture(scope="module")
 def unbroken():
-    return train_score(system(), samples(), TINY, seed=3, **SETTINGS)
+    return fit(samples())
 
 
 def test_same_seed_same_run_and_another_seed_another(unbroken):
-    assert_same_params(train_score(system(), samples(), TINY, seed=3, **SETTINGS), unbroken)
-    other = train_score(system(), samples(), TINY, seed=4, **SETTINGS)
+    assert_same_params(fit(samples()), unbroken)
+    other = fit(samples(), seed=4)
     assert not np.array_equal(leaves(other)[0], leaves(unbroken)[0])
 
 
@@ -61,13 +67,13 @@ def test_a_killed_run_resumes_to_the_same_result(unbroken, tmp_path):
     checkpoint = tmp_path / "run.ckpt"
 
     def kill_at_half(step, loss):
-        if step == SETTINGS["n_steps"] // 2:
+        if step == TRAIN.n_steps // 2:
             raise Killed
 
     with pytest.raises(Killed):
-        train_score(system(), samples(), TINY, seed=3, checkpoint=checkpoint, callback=kill_at_half, **SETTINGS)
+        fit(samples(), checkpoint=checkpoint, callback=kill_at_half)
     assert checkpoint.exists() and not list(tmp_path.glob("*.tmp"))  # written atomically, no leftovers
-    resumed = train_score(system(), samples(), TINY, seed=3, checkpoint=checkpoint, **SETTINGS)
+    resumed = fit(samples(), checkpoint=checkpoint)
     # Step t's randomness is a function of (seed, t) and the state is restored bit for bit: identical weights.
     assert_same_params(resumed, unbroken)
     assert resumed.info["history"] == unbroken.info["history"]
@@ -75,9 +81,9 @@ def test_a_killed_run_resumes_to_the_same_result(unbroken, tmp_path):
 
 def test_a_checkpoint_of_another_run_is_refused(tmp_path):
     checkpoint = tmp_path / "run.ckpt"
-    train_score(system(), samples(), TINY, seed=3, checkpoint=checkpoint, **{**SETTINGS, "n_steps": 3})
+    fit(samples(), checkpoint=checkpoint, n_steps=3)
     with pytest.raises(ValueError, match="another run"):
-        train_score(system(), samples(), TINY, seed=5, checkpoint=checkpoint, **{**SETTINGS, "n_steps": 3})
+        fit(samples(), seed=5, checkpoint=checkpoint, n_steps=3)
 
 
 def test_save_load_round_trip(unbroken, tmp_path):
@@ -132,19 +138,19 @@ def test_one_snapshot_is_prepared_once_and_a_changed_one_again(unbroken, monkeyp
 
 def test_several_noise_levels_train_one_conditioned_network():
     config = TINY.replace(sigma_conditioning=True)
-    score = train_score(system(), samples(), config, seed=0, **{**SETTINGS, "sigma": [0.05, 0.2]})
+    score = fit(samples(), config, seed=0, sigmas=(0.05, 0.2))
     x, g = samples(3)
     assert score.sigmas == (0.05, 0.2)
     low, high = score(x[0], g[0], sigma=0.05)[1], score(x[0], g[0], sigma=0.2)[1]
     np.testing.assert_array_equal(score(x[0], g[0])[1], low)  # default: the smallest σ
     assert not np.allclose(low, high)
     with pytest.raises(ValueError, match="sigma-conditioned"):
-        train_score(system(), samples(), TINY, **{**SETTINGS, "sigma": [0.05, 0.2]})
+        fit(samples(), sigmas=(0.05, 0.2))
 
 
 def test_x_head_with_truncated_neighbours_needs_a_cutoff():
     with pytest.raises(ValueError, match="cutoff"):
-        train_score(system(), samples(), TINY.replace(cutoff=None), **SETTINGS)
+        fit(samples(), TINY.replace(cutoff=None))
 
 
 def test_data_parallel_training_matches_one_device(unbroken, tmp_path):
@@ -156,7 +162,7 @@ def test_data_parallel_training_matches_one_device(unbroken, tmp_path):
         sys.path.insert(0, {os.path.dirname(__file__)!r})
         import test_score_training as t
         assert len(jax.devices()) == 2, jax.devices()
-        score = t.train_score(t.system(), t.samples(), t.TINY, seed=3, **t.SETTINGS)
+        score = t.fit(t.samples())
         score.save({str(tmp_path / "parallel.msgpack")!r})
     """)
     env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "JAX_PLATFORMS": "cpu"}

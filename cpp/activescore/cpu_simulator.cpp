@@ -304,7 +304,7 @@ class CpuSimulator final : public Simulator {
     const std::size_t p = std::find(tag_.begin(), tag_.end(), int(bad)) - tag_.begin();
     const double dx = double(x_new_[2 * p]) - double(x_[2 * p]);
     const double dy = double(x_new_[2 * p + 1]) - double(x_[2 * p + 1]);
-    error_ = blow_up_message(step_, bad, dx, dy, 0.5 * double(min_width_));
+    error_ = blow_up_message(step_, bad, dx, dy, 0.5 * double(min_width_), interacting_);
   }
 };
 

@@ -32,9 +32,16 @@ class Simulator {
   std::string error_;
 };
 
-// The error text of a blow-up, the same from every driver (Python code and tests match on it).
-inline std::string blow_up_message(long long step, long long particle, double dx, double dy, double half_range) {
+// The error text of a blow-up, the same from every driver (Python code and tests match on it). Without
+// interactions only a non-finite move is a blow-up (StepParams::make).
+inline std::string blow_up_message(long long step, long long particle, double dx, double dy, double half_range,
+                                   bool interacting) {
   char buf[256];
+  if (!interacting) {
+    std::snprintf(buf, sizeof buf, "blow-up at step %lld: particle %lld moved by (%g, %g) in one step, non-finite",
+                  step, particle, dx, dy);
+    return buf;
+  }
   std::snprintf(buf, sizeof buf,
                 "blow-up at step %lld: particle %lld moved by (%g, %g) in one step, non-finite or more than half the "
                 "interaction range (%g)",

@@ -17,10 +17,10 @@ struct SystemSpec {
   double eps = 0.0;                   // translational diffusion
   double k = 1.0;                     // interaction strength
   double trap = 0.0;                  // A
-  double beta = 7.5;                  // softplus sharpness; 0 or inf = harmonic soft disk
+  double beta = 7.5;                  // softplus sharpness; inf = harmonic soft disk
   double cutoff_tol = 1e-6;
 
-  bool harmonic() const { return !(beta > 0.0) || std::isinf(beta); }
+  bool harmonic() const { return std::isinf(beta); }
   // Cutoff beyond contact: the softplus force falls to cutoff_tol of its contact value (physics.md §1).
   double cutoff_delta() const { return harmonic() ? 0.0 : std::log(1.0 / (cutoff_tol * std::log(2.0))) / beta; }
   int propulsion_components() const { return model == Model::AOUP ? 2 : 1; }

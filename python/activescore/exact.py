@@ -26,6 +26,8 @@ import math
 import numpy as np
 
 from . import _validate as check
+from .observables import drift_divergence, forces
+from .systems import AOUP
 
 D = 2  # spatial dimension
 
@@ -51,8 +53,6 @@ def lyapunov_covariance(drift, diffusion) -> np.ndarray:
 
 
 def _check_trapped(system, name: str = "system"):
-    from .systems import AOUP
-
     if not isinstance(system, AOUP):
         raise ValueError(f"{name} must be an activescore.AOUP, got {type(system).__name__}")
     if system.k != 0:
@@ -201,8 +201,6 @@ class EquilibriumScore:
     ρ ∝ exp(−U(x)/ε) Π_i N(g_i; 0, I), so s_x = b_x/ε = forces/ε, s_g = −g, and v = b − D s = 0."""
 
     def __init__(self, system, *, n_threads: int = 0):
-        from .systems import AOUP
-
         if not isinstance(system, AOUP):
             raise ValueError(f"system must be an activescore.AOUP, got {type(system).__name__}")
         if system.v0 != 0 or not system.eps > 0:
@@ -213,8 +211,6 @@ class EquilibriumScore:
         self.n_threads = check.integer("n_threads", n_threads, low=0)
 
     def __call__(self, x, g):
-        from .observables import forces
-
         x, g = _snapshot(self.system, x, g)
         return forces(self.system, x, n_threads=self.n_threads) / self.system.eps, -g
 
@@ -222,8 +218,6 @@ class EquilibriumScore:
         return np.full(self.system.n_particles, -float(D))
 
     def divergence_x(self, x, g) -> np.ndarray:
-        from .observables import drift_divergence
-
         x, _ = _snapshot(self.system, x, g)
         return drift_divergence(self.system, x, n_threads=self.n_threads) / self.system.eps
 

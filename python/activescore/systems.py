@@ -40,8 +40,11 @@ def _radii(n_particles: int, radius) -> np.ndarray:
 
 
 def _beta(beta) -> float:
+    """The softplus sharpness; None (or inf) is the harmonic soft disk, the β → ∞ limit, stored as inf."""
     if beta is None:
         return math.inf
+    if beta == 0:
+        raise ValueError("beta must be > 0 (softplus sharpness); for harmonic soft disks pass beta=None or inf")
     return check.real("beta", beta, low=0.0, low_open=True, allow_inf=True)
 
 

@@ -144,7 +144,7 @@ class HostReplaySimulator final : public Simulator {
     const std::size_t slot = static_cast<std::size_t>(found - cur_.tag.begin());
     const double dx = double(next_.pos[slot].x) - double(cur_.pos[slot].x);
     const double dy = double(next_.pos[slot].y) - double(cur_.pos[slot].y);
-    error_ = blow_up_message(failed, (long long)control_.bad_index, dx, dy, 0.5 * double(min_width_));
+    error_ = blow_up_message(failed, (long long)control_.bad_index, dx, dy, 0.5 * double(min_width_), interacting_);
     next_.pos = cur_.pos;
     next_.q = cur_.q;
     next_.tag = cur_.tag;

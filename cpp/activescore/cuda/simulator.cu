@@ -300,7 +300,7 @@ class CudaSimulator final : public Simulator {
     download(&after, next_pos_.get() + slot, 1);
     stream_->synchronize("blow-up report");
     const double dx = double(after.x) - double(before.x), dy = double(after.y) - double(before.y);
-    error_ = blow_up_message(failed, (long long)control.bad_index, dx, dy, 0.5 * double(min_width_));
+    error_ = blow_up_message(failed, (long long)control.bad_index, dx, dy, 0.5 * double(min_width_), interacting_);
 
     copy_on_device(next_pos_.get(), cur_pos_.get(), n_);
     copy_on_device(next_q_.get(), cur_q_.get(), C * n_);

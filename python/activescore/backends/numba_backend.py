@@ -60,7 +60,10 @@ def _params(system: SystemSpec, run: RunSpec | None, real, min_width, side: int)
         else:
             p[_KICK] = math.sqrt(2.0 * system.rotational_diffusion * run.dt)
     p[_V0], p[_K], p[_TRAP] = system.v0, system.k, system.trap
-    p[_MAX_STEP_SQ] = 0.25 * float(min_width) * float(min_width)
+    # The move limit protects the pair forces: a particle crossing half the interaction range in one step can pass
+    # a contact the explicit step never resolves. Without interactions there is none to protect, and a stiff but
+    # stable trap relaxation (trap dt < 2, checked by simulate) may move far: only a non-finite move stops the run.
+    p[_MAX_STEP_SQ] = 0.25 * float(min_width) * float(min_width) if system.k != 0.0 else np.finfo(real).max
     if not system.harmonic:
         p[_BETA], p[_INV_BETA] = system.beta, 1.0 / system.beta
     p[_DELTA] = system.cutoff_delta  # 0 for the harmonic disk: its cutoff sigma + 0 is exactly sigma
@@ -202,7 +205,8 @@ def _pair_sums(slot, side, cell_start, slot_cell, xy, slot_radius, p, harmonic, 
 
 @numba.njit(cache=True)
 def _integrate_particle(i, x, q, fx, fy, x_new, q_new, p, abp, seed, step):
-    """integrate_particle of integrator.hpp; False if the move is non-finite or over half the interaction range.
+    """integrate_particle of integrator.hpp; False if the move is non-finite or over the limit ``p[_MAX_STEP_SQ]``
+    (half the interaction range, squared; the largest finite number without interactions).
 
     Words (0, 1) of the particle's Philox block drive x, words (2, 3) the propulsion (ABP uses the first normal).
     """
@@ -445,6 +449,8 @@ class NumbaSimulator:
     def _blow_up_message(self, i: int) -> str:
         dx = float(self._x_new[i, 0]) - float(self._x[i, 0])
         dy = float(self._x_new[i, 1]) - float(self._x[i, 1])
+        if self._system.k == 0.0:  # nothing to protect but finiteness (the compiled core's message alike)
+            return "blow-up at step %d: particle %d moved by (%g, %g) in one step, non-finite" % (self._step, i, dx, dy)
         return (
             "blow-up at step %d: particle %d moved by (%g, %g) in one step, non-finite or more than half the "
             "interaction range (%g)" % (self._step, i, dx, dy, 0.5 * float(self._min_width))

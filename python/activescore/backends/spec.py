@@ -31,7 +31,7 @@ class SystemSpec:
 
     @property
     def harmonic(self) -> bool:
-        return not (self.beta > 0) or math.isinf(self.beta)
+        return math.isinf(self.beta)
 
     @property
     def cutoff_delta(self) -> float:

@@ -241,8 +241,8 @@ def cmd_physics(args) -> int:
 
 def cmd_demo(args) -> int:
     """Simulate a small MIPS system, train a small score, estimate the EPR, and write the maps and a summary with
-    the learning-free check: the whole pipeline on the CPU, with the embedded defaults."""
-    c = _resolve(args, None)
+    the learning-free check: the whole pipeline on the CPU, with the embedded defaults and the demo's small values."""
+    c = cfg.resolve(args.config, args.set or (), None, demo=True)
     system = cfg.make_system(c["system"])
     with Run(args.out, "demo", c) as run:
         _say(f"activescore {__version__} demo: simulate -> data set -> train -> estimate, outputs in {run.out}/")

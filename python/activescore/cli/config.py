@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import _validate as check
 from ..io.files import describe_foreign
+from ..learning.settings import TrainConfig
 from ..systems import ABP, MODELS
 
 if sys.version_info >= (3, 11):
@@ -20,8 +21,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-#: The embedded defaults: a small MIPS pipeline (the paper's parameters) that runs on a laptop CPU.
-DEFAULTS: dict = {
+#: The embedded defaults of every section but ``[train]``: a small MIPS pipeline (the paper's parameters) that runs
+#: on a laptop CPU. ``[train]`` is generated from :class:`activescore.learning.TrainConfig` (:func:`train_defaults`).
+_SECTIONS: dict = {
     "system": {
         "model": "aoup",            # "aoup" or "abp"
         "n_particles": 512,
@@ -33,7 +35,7 @@ DEFAULTS: dict = {
         "eps": 0.0,
         "k": 1.0,
         "trap": 0.0,
-        "beta": 7.5,                # 0 = harmonic soft disks
+        "beta": 7.5,                # inf = harmonic soft disks (TOML: beta = inf)
         "radius": 1.0,
     },
     "simulation": {
@@ -53,19 +55,6 @@ DEFAULTS: dict = {
         "n_frames": 64,
         "shard_frames": 16,
     },
-    "train": {
-        "loss": "dsm",              # "dsm" (denoising, sigma-smoothed) or "implicit" (Hyvarinen)
-        "sigma": [0.01],
-        "n_steps": 2000,
-        "batch_particles": 128,
-        "learning_rate": 1e-3,
-        "seed": 0,
-        "checkpoint_every": 200,
-        "network": "small",         # "small" or "paper"
-        "frames_in_memory": 0,      # most frames held at once; a larger data set is streamed in windows of half
-                                    # as many frames (0 = load it whole when it fits 1 GiB, else stream)
-        "steps_per_window": 0,      # steps before the next window (0 = each particle of a window drawn ~once)
-    },
     "estimate": {
         "bins": 0,                  # map cells per side; 0 = about 20 particles per cell (plotting.bins_for)
         "frames": 0,                # 0 = all frames of the data set
@@ -73,8 +62,61 @@ DEFAULTS: dict = {
 }
 
 
+#: Keys of ``[train]`` that say how the command runs, not what it learns (the rest are TrainConfig's fields).
+_TRAIN_RUN = {
+    "network": "small",  # "small" or "paper": the size; heads, inputs and neighbours follow the system and data
+    "checkpoint_every": 1000,
+    "frames_in_memory": 0,  # most frames held at once; a larger data set is streamed in windows of half as many
+    # frames (0 = load it whole when it fits 1 GiB, else stream)
+    "steps_per_window": 0,  # steps before the next window (0 = each particle of a window drawn ~once)
+}
+#: TrainConfig fields left to the data (None) and the number that stands for "automatic" in a TOML file.
+_AUTOMATIC = {"n_steps": 0, "warmup_steps": -1}
+#: The demo's small values, layered on the defaults: the whole pipeline in minutes on a laptop CPU.
+DEMO = {"train": {"n_steps": 2000, "batch_particles": 128, "checkpoint_every": 200}}
+
+
+def train_defaults() -> dict:
+    """The ``[train]`` section: TrainConfig's defaults (``sigmas`` as ``sigma``, automatic values as numbers) and
+    the command's own keys."""
+    fields = TrainConfig().to_dict()
+    fields["sigma"] = fields.pop("sigmas")
+    for key, automatic in _AUTOMATIC.items():
+        fields[key] = automatic if fields[key] is None else fields[key]
+    return {**fields, **_TRAIN_RUN}
+
+
+def train_config(section: dict):
+    """The :class:`~activescore.learning.TrainConfig` of a resolved ``[train]`` section."""
+    fields = {k: v for k, v in section.items() if k not in _TRAIN_RUN}
+    fields["sigmas"] = tuple(fields.pop("sigma"))
+    for key, automatic in _AUTOMATIC.items():
+        fields[key] = None if fields[key] == automatic else fields[key]
+    try:
+        return TrainConfig(**fields)
+    except ValueError as err:
+        raise ValueError(f"config section [train]: {err}") from None
+
+
+def defaults(demo: bool = False) -> dict:
+    """The embedded defaults (with ``demo``: the demo's small values layered on them)."""
+    config = {**copy.deepcopy(_SECTIONS), "train": train_defaults()}
+    config = {**config, "estimate": config.pop("estimate")}  # the pipeline's order
+    if demo:
+        for section, values in DEMO.items():
+            config[section].update(values)
+    return config
+
+
+#: The embedded defaults of every section.
+DEFAULTS: dict = defaults()
+
 #: Keys whose values are restricted beyond their type: (accepts the value, what is expected).
 _VALUE_CHECKS = {
+    "train.n_steps": (lambda v: v >= 0, "0 (from the data) or a positive integer"),
+    "train.warmup_steps": (lambda v: v >= -1, "-1 (automatic) or a non-negative integer"),
+    "train.network": (lambda v: v in ("small", "paper"), "'small' or 'paper'"),
+    "train.holdout": (lambda v: 0 <= v < 1, "a fraction in [0, 1) (0: no validation)"),
     "train.frames_in_memory": (lambda v: v == 0 or v >= 2, "0 (automatic) or an integer >= 2"),
     "train.steps_per_window": (lambda v: v >= 0, "0 (automatic) or a positive integer"),
 }
@@ -125,11 +167,11 @@ def _parse_override(text: str):
     return key.strip(), value
 
 
-def resolve(path=None, overrides=(), sections=None) -> dict:
-    """Defaults, then the TOML file, then ``key=value`` overrides; every key checked. Returns a nested dict of
-    the requested sections (default: all)."""
-    config = copy.deepcopy(DEFAULTS)
-    flat_defaults = _flatten(DEFAULTS)
+def resolve(path=None, overrides=(), sections=None, *, demo: bool = False) -> dict:
+    """Defaults (with ``demo``: the demo's values layered on them), then the TOML file, then ``key=value``
+    overrides; every key checked. Returns a nested dict of the requested sections (default: all)."""
+    config = defaults(demo)
+    flat_defaults = _flatten(config)
     updates = {}
     if path is not None:
         path = Path(path)
@@ -147,7 +189,7 @@ def resolve(path=None, overrides=(), sections=None) -> dict:
     for key, value in updates.items():
         if key not in flat_defaults:
             section = key.split(".")[0]
-            known = sorted(k for k in flat_defaults if k.startswith(section + ".")) or sorted(DEFAULTS)
+            known = sorted(k for k in flat_defaults if k.startswith(section + ".")) or sorted(config)
             raise ValueError(f"config: unknown key {key!r} (known: {', '.join(known)})")
         value = _coerce(key, value, flat_defaults[key])
         accepts, expected = _VALUE_CHECKS.get(key, (lambda v: True, None))
@@ -155,6 +197,8 @@ def resolve(path=None, overrides=(), sections=None) -> dict:
             raise ValueError(f"config key {key}: expected {expected}, got {value!r}")
         section, name = key.split(".", 1)
         config[section][name] = value
+    if sections is None or "train" in sections:
+        train_config(config["train"])  # TrainConfig's own checks, before any work
     return {k: v for k, v in config.items() if sections is None or k in sections}
 
 
@@ -167,7 +211,6 @@ def make_system(section: dict):
     n = s.pop("n_particles")
     size = {"box_length": s["box_length"]} if s["box_length"] > 0 else {"packing_fraction": s["packing_fraction"]}
     s.pop("box_length"), s.pop("packing_fraction")
-    s["beta"] = None if s["beta"] == 0 else s["beta"]
     cls = MODELS[model]
     s.pop("gamma" if cls is ABP else "rotational_diffusion")
     try:

@@ -20,6 +20,7 @@ from ..io.gsd import GSDSink
 from ..samples import Samples, as_samples
 from ..simulation.simulate import simulate_into
 from ..systems import ParticleSystem
+from . import config as cfg
 
 
 def say(text: str) -> None:
@@ -125,25 +126,15 @@ def train(run, data: Path, tr: dict) -> Path:
         say(f"train: already done ({path})")
         return path
     samples, system = read_samples(data)  # before importing JAX: a bad --data is reported at once
-    from ..learning import ScoreNetConfig, train_score
-    from ..learning.train import hypoelliptic_inputs
+    from ..learning import train_score
 
-    network = None
-    if tr["network"] == "paper":
-        network = ScoreNetConfig.paper(
-            predict_x=system.eps > 0,
-            absolute_position=system.trap > 0,
-            sigma_conditioning=len(tr["sigma"]) > 1,
-            **hypoelliptic_inputs(system),
-        )
-    elif tr["network"] != "small":
-        raise ValueError(f"config key train.network: expected 'small' or 'paper', got {tr['network']!r}")
-    sigma = tr["sigma"] if len(tr["sigma"]) > 1 else tr["sigma"][0]
+    training = cfg.train_config(tr)
     frames_in_memory = tr["frames_in_memory"] or None  # 0: automatic
+    steps = "steps from the data" if training.n_steps is None else f"{training.n_steps} steps"
     say(
-        f"train: {tr['loss']} loss"
-        + (f", sigma={tr['sigma']}" if tr["loss"] == "dsm" else "")
-        + f", {tr['network']} network, {tr['n_steps']} steps of {tr['batch_particles']} particles, "
+        f"train: {training.loss} loss"
+        + (f", sigma={list(training.sigmas)}" if training.loss == "dsm" else "")
+        + f", {tr['network']} network, {steps} of {training.batch_particles} particles, "
         f"on {len(samples)} snapshots of {system.n_particles} particles"
         + (f" (at most {frames_in_memory} in memory)" if frames_in_memory else "")
         + f" -> {path}"
@@ -154,17 +145,13 @@ def train(run, data: Path, tr: dict) -> Path:
         say(f"  resuming from {checkpoint}" if step is None else
             f"train: resuming from step {step} of {tr['n_steps']} ({checkpoint})")
     start = time.perf_counter()
-    # The samples themselves, not their frames: a data set larger than memory is streamed from its shards.
+    # The samples themselves, not their frames: a data set larger than memory is streamed from its shards. The
+    # preset's heads, inputs and neighbours follow the system and the data (learning/defaults.py).
     score = train_score(
         system,
         samples,
-        network,
-        loss=tr["loss"],
-        sigma=sigma,
-        n_steps=tr["n_steps"],
-        batch_particles=tr["batch_particles"],
-        learning_rate=tr["learning_rate"],
-        seed=tr["seed"],
+        tr["network"],
+        training,
         checkpoint=checkpoint,
         checkpoint_every=tr["checkpoint_every"],
         progress=True,
@@ -175,7 +162,15 @@ def train(run, data: Path, tr: dict) -> Path:
     windows = score.info.get("windows")
     if windows is not None:
         say(f"train: streamed windows of {windows['window_frames']} frames, {windows['steps_per_window']} steps each")
-    run.finish("train", time.perf_counter() - start, file=path.name, windows=windows)
+    validation = score.validation
+    run.finish(
+        "train",
+        time.perf_counter() - start,
+        file=path.name,
+        windows=windows,
+        steps=score.info["n_steps"],
+        validation=None if validation is None else validation.to_dict(),
+    )
     return path
 
 

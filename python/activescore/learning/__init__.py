@@ -1,4 +1,4 @@
-"""Score learning in JAX/Flax (issue 4): neighbour lists, the per-particle transformer, losses, training.
+"""Score learning in JAX/Flax: neighbour lists, the per-particle transformer, losses, training.
 
 Typical use::
 
@@ -8,13 +8,43 @@ Typical use::
     score.save("score.msgpack"); score = Score.load("score.msgpack")
 """
 
-from .losses import dsm_loss, implicit_loss, self_divergence
-from .neighbours import knn
-from .network import ParticleTokens, ScoreNet, ScoreNetConfig, count_params, init_params
-from .score import Score
-from .train import TrainConfig, train_score
+from importlib import import_module
+
+from .settings import TrainConfig
+
+# Everything else needs JAX and Flax: loaded on first use, so the command line can read TrainConfig without them.
+_LAZY = {
+    "dsm_loss": ".losses",
+    "implicit_loss": ".losses",
+    "self_divergence": ".losses",
+    "knn": ".neighbours",
+    "ParticleTokens": ".network",
+    "ScoreNet": ".network",
+    "ScoreNetConfig": ".network",
+    "count_params": ".network",
+    "init_params": ".network",
+    "Score": ".score",
+    "train_score": ".train",
+}
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
-    "ParticleTokens", "Score", "ScoreNet", "ScoreNetConfig", "TrainConfig", "count_params", "dsm_loss",
-    "implicit_loss", "init_params", "knn", "self_divergence", "train_score",
+    "ParticleTokens",
+    "Score",
+    "ScoreNet",
+    "ScoreNetConfig",
+    "TrainConfig",
+    "count_params",
+    "dsm_loss",
+    "implicit_loss",
+    "init_params",
+    "knn",
+    "self_divergence",
+    "train_score",
 ]

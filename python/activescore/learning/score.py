@@ -14,6 +14,7 @@ from .checkpoint import read_metadata_and_state, restore_tree, save_tree
 from .data import gather_tokens, make_snapshots
 from .losses import self_divergence
 from .network import ScoreNet, ScoreNetConfig, init_params
+from .validation import Validation
 
 _FORMAT = "activescore.Score"
 _VERSION = 1
@@ -79,7 +80,7 @@ class Score:
         config: the :class:`ScoreNetConfig`.
         params: network weights (the EMA weights after training).
         sigmas: denoising noise levels trained on (a tuple; empty for the implicit loss).
-        info: training record (loss name, steps, seed, loss history, ...).
+        info: training record (loss name, steps, seed, loss history, held-out losses, the validation, ...).
     """
 
     def __init__(self, system, config: ScoreNetConfig, params, *, sigmas=(), info: dict | None = None,
@@ -95,6 +96,14 @@ class Score:
         # one snapshot in turn, and the kNN lists and forces (or the forward-mode pass) need computing only once.
         self._last_snapshot = _LastSnapshot()
         self._last_divergence = _LastSnapshot()
+
+    @property
+    def validation(self) -> Validation | None:
+        """The report on frames held out of training (None when none were held out): ``print(score.validation)``
+        shows the held-out loss, the learned EPR against the learning-free identity and the implicit-loss lower
+        bound."""
+        record = self.info.get("validation")
+        return None if record is None else Validation(record)
 
     # ----------------------------------------------------------------------------------------- evaluation
     def __call__(self, x, g, *, sigma: float | None = None, box_length: float | None = None):
@@ -187,7 +196,7 @@ class Score:
         save_tree(path, self.params, metadata)
 
     @classmethod
-    def load(cls, path, *, system_from_dict=None, chunk_size: int = 4096) -> "Score":
+    def load(cls, path, *, system_from_dict=None, chunk_size: int = 4096) -> Score:
         """Read a file written by :meth:`save`. ``system_from_dict`` rebuilds the system (default:
         :func:`activescore.systems.system_from_dict`)."""
         metadata, state = read_metadata_and_state(path, "a saved Score")

@@ -1,4 +1,4 @@
-"""Training a :class:`ScoreNet` on stationary snapshots (issue 4): Optax, EMA, checkpoints, data parallelism.
+"""Training a :class:`ScoreNet` on stationary snapshots: Optax, EMA, checkpoints, data parallelism.
 
 A step draws ``batch_particles`` (frame, particle) pairs uniformly from the snapshots on the device, gathers
 their tokens there, and takes one optimiser step on the chosen loss. The snapshots are all frames or, for a data
@@ -17,8 +17,8 @@ import json
 import math
 import os
 import warnings
-from dataclasses import dataclass
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -27,60 +27,24 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from ..io.progress import progress_bar
-from ..samples import as_samples
-from ..systems import AOUP
+from ..samples import as_samples, check_frames
 from .checkpoint import read_metadata_and_state, restore_tree, save_tree
 from .data import Snapshots, gather_tokens, make_snapshots
+from .defaults import NEIGHBOUR_SAMPLE_FRAMES, check_network, default_network
 from .losses import dsm_loss, implicit_loss
 from .network import ScoreNet, ScoreNetConfig, init_params
 from .score import Score
-from .stream import (DEFAULT_MEMORY_BYTES, ResidentFrames, WindowStream, check_window_settings, frame_bytes,
-                     plan_windows, read_window)
-
-LOSSES = ("dsm", "implicit")
-#: Frames of a streamed data set on which the neighbour cutoff's coverage is checked before training.
-COVERAGE_FRAMES = 16
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything besides the data and the architecture that determines a training run.
-
-    ``sigmas`` are the denoising noise levels (one per particle drawn uniformly when several; ignored by the
-    implicit loss). The learning rate warms up linearly from 0 over ``warmup_steps`` and then decays by a
-    cosine to ``final_lr_fraction × learning_rate`` at ``n_steps``. The EMA uses decay
-    ``min(ema_decay, (1 + t)/(10 + t))`` so that short runs are not dominated by the initial weights.
-    """
-
-    loss: str = "dsm"
-    sigmas: tuple = (0.01,)
-    n_steps: int = 10_000
-    batch_particles: int = 256
-    learning_rate: float = 1e-3
-    warmup_steps: int = 500
-    final_lr_fraction: float = 0.01
-    optimizer: str = "radam"
-    weight_decay: float = 0.0
-    grad_clip: float = 1.0
-    ema_decay: float = 0.999
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
-        if self.loss == "dsm" and (not self.sigmas or any(not s > 0 for s in self.sigmas)):
-            raise ValueError(f"dsm needs positive noise levels, got sigma={self.sigmas}")
-        if self.optimizer not in ("radam", "adamw"):
-            raise ValueError(f"optimizer must be 'radam' or 'adamw', got {self.optimizer!r}")
-        if self.n_steps < 1 or self.batch_particles < 1 or not 0 <= self.warmup_steps:
-            raise ValueError("n_steps and batch_particles must be >= 1 and warmup_steps >= 0")
-        if not (self.learning_rate > 0 and 0 <= self.ema_decay < 1 and self.grad_clip > 0):
-            raise ValueError("need learning_rate > 0, 0 <= ema_decay < 1 and grad_clip > 0")
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["sigmas"] = list(self.sigmas)
-        return d
+from .settings import TrainConfig
+from .stream import (
+    DEFAULT_MEMORY_BYTES,
+    ResidentFrames,
+    WindowStream,
+    check_window_settings,
+    frame_bytes,
+    plan_windows,
+    read_window,
+)
+from .validation import validate
 
 
 def _run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
@@ -98,9 +62,9 @@ class TrainState(NamedTuple):
 
 def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     """Global-norm clipping, then RAdam or AdamW on a warm-up + cosine-decay schedule."""
-    warmup = min(config.warmup_steps, config.n_steps - 1)
+    warmup = min(config.warmup_steps or 0, config.steps - 1)
     schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=config.learning_rate, warmup_steps=warmup, decay_steps=config.n_steps,
+        init_value=0.0, peak_value=config.learning_rate, warmup_steps=warmup, decay_steps=config.steps,
         end_value=config.learning_rate * config.final_lr_fraction)
     if config.optimizer == "radam":
         inner = optax.chain(optax.scale_by_radam(), optax.add_decayed_weights(config.weight_decay),
@@ -179,13 +143,53 @@ def run_metadata(system, net_config: ScoreNetConfig, train_config: TrainConfig, 
     return metadata
 
 
-def train(system, data: Snapshots | WindowStream, net_config: ScoreNetConfig, train_config: TrainConfig, *,
-          data_hash: str, checkpoint=None, checkpoint_every: int = 1000, log_every: int = 100,
-          progress: bool = True, devices=None, callback: Callable | None = None):
-    """Run (or resume) training; returns ``(final TrainState, loss history [(step, mean loss)])``.
+class HeldOut:
+    """The loss on frames held out of training, at fixed particles and a fixed noise draw, so that evaluations of
+    different weights are paired and a change of the loss is a change of the weights."""
 
-    ``data``: host snapshots of all frames, or a :class:`WindowStream` of a data set's windows.
-    ``callback(step, loss)`` is called at every logging point (after the checkpoint of that step, if any).
+    #: Most (frame, particle) pairs evaluated (spread evenly over the held-out frames).
+    MAX_PARTICLES = 4096
+
+    def __init__(self, snapshots: Snapshots, net_config: ScoreNetConfig, train_config: TrainConfig,
+                 box_length: float):
+        n_frames, n_particles = snapshots.x.shape[:2]
+        total = n_frames * n_particles
+        pairs = np.linspace(0, total - 1, min(total, self.MAX_PARTICLES)).round().astype(np.int64)
+        frames, particles = np.divmod(pairs, n_particles)
+        sigmas = np.asarray(train_config.sigmas or (1.0,), dtype=np.float64)
+        log_sigma = np.log(sigmas[np.arange(len(pairs)) % len(sigmas)])
+        dtype = net_config.jnp_dtype
+        self.tokens = gather_tokens(jax.tree_util.tree_map(jnp.asarray, snapshots), jnp.asarray(frames),
+                                    jnp.asarray(particles), box_length, jnp.asarray(log_sigma, dtype))
+        self.key = jax.random.PRNGKey(train_config.seed + 1)
+        self.loss = jax.jit(make_loss(net_config, train_config))
+        self.name = train_config.loss
+
+    def __call__(self, params) -> float:
+        return float(self.loss(params, self.tokens, self.key))
+
+
+def _stopped(heldout_history: list, patience: int) -> bool:
+    """True when the last ``patience`` held-out evaluations found no loss below the best before them."""
+    if len(heldout_history) <= patience:
+        return False
+    losses = [loss for _, loss in heldout_history]
+    return min(losses[-patience:]) >= min(losses[:-patience])
+
+
+def run_training(system, data: Snapshots | WindowStream, net_config: ScoreNetConfig, train_config: TrainConfig, *,
+          data_hash: str, checkpoint=None, checkpoint_every: int = 1000, log_every: int = 100,
+          progress: bool = True, devices=None, callback: Callable | None = None, heldout: HeldOut | None = None,
+          on_checkpoint: Callable | None = None):
+    """Run (or resume) training; returns ``(final TrainState, loss history [(step, mean loss)], held-out history
+    [(step, held-out loss of the EMA weights)])``.
+
+    ``data``: host snapshots of all frames, or a :class:`WindowStream` of a data set's windows; ``train_config``
+    resolved (:meth:`TrainConfig.resolved`). ``callback(step, loss)`` is called at every logging point (after the
+    checkpoint of that step, if any). With ``heldout`` the EMA weights are evaluated every
+    ``train_config.validate_every`` steps and, with ``early_stopping``, the run ends once the held-out loss has not
+    improved for ``patience`` evaluations. ``on_checkpoint(state, heldout_history, last)`` runs after every
+    checkpoint (``last``: the run ends there).
     """
     data = ResidentFrames(data) if isinstance(data, Snapshots) else data
     windows = None if data.plan is None else data.plan.to_dict()
@@ -197,9 +201,12 @@ def train(system, data: Snapshots | WindowStream, net_config: ScoreNetConfig, tr
     metadata = json.loads(json.dumps(run_metadata(system, net_config, train_config, data_hash, windows)))
     state = init_state(net_config, train_config)
     history: list = []
+    heldout_history: list = []
     if checkpoint is not None and os.path.exists(checkpoint):
         saved, raw = read_metadata_and_state(checkpoint, "a training checkpoint")
         saved_history = saved.pop("history", [])
+        saved_heldout = saved.pop("heldout", [])
+        saved.pop("validation", None)
         if saved != metadata:
             raise ValueError(f"checkpoint {checkpoint} belongs to another run (different system, network, training "
                              "settings or data); remove it or choose another path")
@@ -207,6 +214,7 @@ def train(system, data: Snapshots | WindowStream, net_config: ScoreNetConfig, tr
         # Own copies: the step donates its state, which must not alias host memory owned by NumPy.
         state = TrainState(*(jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), s) for s in state))
         history = [tuple(h) for h in saved_history]
+        heldout_history = [tuple(h) for h in saved_heldout]
 
     replicated = NamedSharding(mesh, PartitionSpec())
     state = jax.device_put(state, replicated)
@@ -214,27 +222,43 @@ def train(system, data: Snapshots | WindowStream, net_config: ScoreNetConfig, tr
 
     def save(state):
         if checkpoint is not None:
-            save_tree(checkpoint, state, {**metadata, "history": history})
+            save_tree(checkpoint, state, {**metadata, "history": history, "heldout": heldout_history})
+            if on_checkpoint is not None:
+                on_checkpoint(state, heldout_history, int(state.step) == train_config.steps or stopped())
+
+    def stopped() -> bool:
+        return heldout is not None and train_config.early_stopping and _stopped(heldout_history,
+                                                                                train_config.patience)
 
     start = int(state.step)
-    bar = progress_bar(progress, train_config.n_steps, initial=start, desc="score training", unit="step")
+    bar = progress_bar(progress, train_config.steps, initial=start, desc="score training", unit="step")
     losses = []
     snapshots = None
     try:
-        for step in range(start, train_config.n_steps):
+        for step in range(start, train_config.steps):
+            if stopped():
+                break
             if snapshots is None or data.starts_window(step):
                 snapshots = None  # drop the finished window first: only it and the next one being read are held
                 snapshots = data.window_at(step, lambda tree: jax.device_put(tree, replicated))
             state, loss = step_fn(state, snapshots)
             losses.append(loss)
             done = step + 1
-            if done % log_every == 0 or done == train_config.n_steps:
+            evaluate = heldout is not None and (done % train_config.validate_every == 0 or
+                                                done == train_config.steps)
+            if evaluate and heldout is not None:
+                heldout_history.append((done, heldout(state.ema_params)))
+            last = done == train_config.steps or (evaluate and stopped())
+            if done % log_every == 0 or last:
                 mean_loss = float(jnp.mean(jnp.stack(losses)))
                 losses = []
                 history.append((done, mean_loss))
-                if done % checkpoint_every == 0 or done == train_config.n_steps:
+                if done % checkpoint_every == 0 or last:
                     save(state)
-                bar.set_postfix(loss=f"{mean_loss:.4g}", refresh=False)
+                postfix = {"loss": f"{mean_loss:.4g}"}
+                if heldout_history:
+                    postfix["held-out"] = f"{heldout_history[-1][1]:.4g}"
+                bar.set_postfix(postfix, refresh=False)
                 bar.update(done - bar.n)
                 if callback is not None:
                     callback(done, mean_loss)
@@ -242,119 +266,106 @@ def train(system, data: Snapshots | WindowStream, net_config: ScoreNetConfig, tr
                 save(state)
     finally:
         bar.close()
-    return state, history
+    return state, history, heldout_history
 
 
-def hypoelliptic_inputs(system) -> dict:
-    """Network options for an interacting AOUP without translational noise (ε = 0, the paper's MIPS case): the
-    Gaussian baseline −g, outputs scaled by 1/√γ and every token's interaction force in units of v0. In the
-    README's MIPS study they raise the learned EPR 5-21× at equal training. Empty for other systems."""
-    if not isinstance(system, AOUP) or system.eps > 0 or system.k == 0:
-        return {}
-    return dict(gaussian_baseline=True, output_scale=1.0 / math.sqrt(system.gamma), force_input=True,
-                force_unit=float(system.v0) if system.v0 > 0 else 1.0)
+#: ``train_score`` keywords of earlier versions that are now fields of :class:`TrainConfig`.
+_LEGACY_TRAINING = ("loss", "sigma", "n_steps", "batch_particles", "learning_rate", "seed", "warmup_steps",
+                    "final_lr_fraction", "optimizer", "weight_decay", "grad_clip", "ema_decay")
 
 
-def default_network(system, n_sigmas: int, n_particles: int) -> ScoreNetConfig:
-    """The small network with the heads and inputs the system needs: with an x head and k < N a cutoff of
-    1.25 × the largest particle diameter (the pair-force range of soft disks, plus the envelope's width); for an
-    interacting AOUP with ε = 0 the inputs of :func:`hypoelliptic_inputs`."""
-    config = ScoreNetConfig.small(predict_x=system.eps > 0, absolute_position=system.trap > 0,
-                                  sigma_conditioning=n_sigmas > 1, **hypoelliptic_inputs(system))
-    if config.predict_x and config.k < n_particles:
-        diameter = 2.0 * float(np.max(system.radius))
-        config = config.replace(cutoff=1.25 * diameter, cutoff_width=0.25 * diameter)
-    return config
+def _legacy_training(train_config: TrainConfig | None, legacy: dict) -> TrainConfig:
+    unknown = sorted(set(legacy) - set(_LEGACY_TRAINING))
+    if unknown:
+        raise TypeError(f"train_score() got unexpected keyword arguments {unknown}")
+    train_config = TrainConfig() if train_config is None else train_config
+    if not legacy:
+        return train_config
+    warnings.warn(f"train_score({', '.join(f'{k}=' for k in legacy)}...) is deprecated: pass "
+                  "train=TrainConfig(...) (sigma is TrainConfig(sigmas=...))", DeprecationWarning, stacklevel=3)
+    changes = dict(legacy)
+    if "sigma" in changes:
+        sigma = changes.pop("sigma")
+        changes["sigmas"] = () if sigma is None else tuple(float(s) for s in np.atleast_1d(sigma))
+    return dataclasses.replace(train_config, **changes)
 
 
-def check_cutoff_coverage(x: np.ndarray, neighbours: np.ndarray, box_length: float, reach: float,
-                          tolerance: float = 1e-3) -> float:
-    """Fraction of particles whose k-th neighbour lies within ``reach`` (cutoff plus noise margin); warns when
-    it exceeds ``tolerance``: there the truncated set may cut through the cutoff sphere."""
-    from .neighbours import minimum_image
-
-    frames = np.arange(x.shape[0])[:, None]
-    farthest = minimum_image(x - x[frames, neighbours[..., -1]], box_length)
-    fraction = float(np.mean(np.sum(farthest**2, axis=-1) <= reach**2))
-    if fraction > tolerance:
-        warnings.warn(f"{fraction:.2%} of particles have k nearest neighbours all within {reach:.3g} (cutoff + "
-                      "noise margin): raise k or lower the cutoff", stacklevel=3)
-    return fraction
+def _check_samples_system(system, samples, n_particles: int) -> None:
+    """Samples of another system are refused (their own system, when they carry one, must be ``system``)."""
+    own = getattr(samples, "system", None)
+    if own is not None and own.to_dict() != system.to_dict():
+        raise ValueError(f"samples: they belong to {own!r}, not to the system {system!r}; train with their own "
+                         "system (samples.system)")
+    if n_particles != system.n_particles:
+        raise ValueError(f"samples: frames of {n_particles} particles, but the system has {system.n_particles}; "
+                         "pass the samples' own system")
 
 
-def check_network(system, config: ScoreNetConfig, train_config: TrainConfig, n_particles: int) -> None:
-    """Refuse settings that cannot learn the requested score; warn about doubtful ones."""
-    if config.predict_x and config.cutoff is None and 1 < config.k < n_particles:
-        raise ValueError("learning s_x with a truncated neighbour set (k < N) needs a cutoff "
-                         "(ScoreNetConfig(cutoff=...), a few interaction ranges, with fewer than k particles inside): "
-                         "without it the network is discontinuous where the k-nearest set changes and both losses "
-                         "reward exploiting that")
-    if config.predict_x and not system.eps > 0:
-        raise ValueError("predict_x needs eps > 0: without translational noise the x-score is not learnable "
-                         "(and the EPR needs only s_g)")
-    if train_config.loss == "dsm" and len(train_config.sigmas) > 1 and not config.sigma_conditioning:
-        raise ValueError("several sigmas need a sigma-conditioned network (ScoreNetConfig(sigma_conditioning=True))")
-    if system.trap > 0 and not config.absolute_position:
-        warnings.warn("the system is trapped (trap > 0) but the network has no absolute_position input: it can "
-                      "only learn a translation-invariant approximation of the score", stacklevel=3)
-    if system.eps > 0 and not config.predict_x:
-        warnings.warn("eps > 0 but the network has no x head: only s_g is learned (the EPR needs s_x too)",
-                      stacklevel=3)
+def _split_frames(n_frames: int, holdout: float) -> int:
+    """Training frames of ``n_frames``: the last ``holdout`` fraction (at least two frames) is held out; none when
+    ``holdout`` is 0 or fewer than two frames would remain for training."""
+    if holdout <= 0:
+        return n_frames
+    held = max(2, math.ceil(holdout * n_frames))
+    if n_frames - held < 2:
+        return n_frames
+    return n_frames - held
 
 
-def train_score(system, samples, config: ScoreNetConfig | None = None, *, loss: str = "dsm", sigma=0.01,
-                n_steps: int = 10_000, batch_particles: int = 256, learning_rate: float = 1e-3, seed: int = 0,
-                checkpoint=None, progress: bool = True, warmup_steps: int | None = None,
-                final_lr_fraction: float = 0.01, optimizer: str = "radam", weight_decay: float = 0.0,
-                grad_clip: float = 1.0, ema_decay: float = 0.999, checkpoint_every: int = 1000,
-                log_every: int = 100, devices=None, callback: Callable | None = None,
-                frames_in_memory: int | None = None, steps_per_window: int | None = None) -> Score:
-    """Learn the per-particle score of ``system`` from stationary ``samples``.
+def train_score(system, samples, network: ScoreNetConfig | str | None = None, train: TrainConfig | None = None, *,
+                checkpoint=None, checkpoint_every: int = 1000, progress: bool = True, log_every: int = 100,
+                devices=None, callback: Callable | None = None, frames_in_memory: int | None = None,
+                steps_per_window: int | None = None, **legacy) -> Score:
+    """Learn the per-particle score of ``system`` from stationary ``samples`` and validate it on held-out frames.
 
     Args:
-        system: an :class:`activescore.AOUP` (uses ``box_length``, ``eps``, ``trap``, ``to_dict()``).
+        system: an :class:`activescore.AOUP` or :class:`activescore.ABP` (the samples' own system).
         samples: anything :func:`activescore.samples.as_samples` accepts: a :class:`activescore.Trajectory`, a
             tuple ``(x, g)`` of (frames, N, 2) arrays, a GSD file written by activescore, or a data set
             (:class:`activescore.io.dataset.SnapshotDataset` or its folder). Frames should be
             stationary (after burn-in).
-        config: the network (default: :meth:`ScoreNetConfig.small` with an x head when ε > 0, the absolute
-            position when trapped, σ conditioning when several σ).
-        loss: ``"dsm"`` (antithetic denoising; learns the score of the σ-smoothed density) or ``"implicit"``
-            (Hyvärinen; learns the score itself, costs 2-4 extra forward-mode passes).
-        sigma: denoising noise level, or a sequence of levels for one σ-conditioned network.
-        n_steps, batch_particles, learning_rate, warmup_steps (default min(1000, n_steps // 10)),
-            final_lr_fraction, optimizer (``"radam"`` or ``"adamw"``), weight_decay, grad_clip, ema_decay:
-            optimisation settings (see :class:`TrainConfig`).
-        seed: fixes initialisation, minibatches and noise: equal seeds give equal runs.
+        network: a :class:`ScoreNetConfig`, or a preset name ``"small"`` (default) or ``"paper"`` whose heads,
+            inputs and neighbour set follow the system and the data
+            (:func:`activescore.learning.defaults.default_network`). A given network is checked and refused
+            (ValueError saying what to change) when it cannot learn the score.
+        train: a :class:`TrainConfig` (default: ``TrainConfig()``; its steps grow with the data).
         checkpoint: path of a checkpoint file, written atomically every ``checkpoint_every`` steps and at the
             end; if it exists the run resumes from it (and ends where an unbroken run would).
-        progress: show a tqdm bar with the running loss (updated every ``log_every`` steps).
+        progress: show a tqdm bar with the running and held-out losses, and print the validation block.
+        log_every: steps between loss records (and ``callback`` calls).
         devices: JAX devices for data parallelism (default: all visible); ``batch_particles`` must divide evenly.
         callback: ``callback(step, loss)`` at every logging point.
         frames_in_memory: for a data set, the most frames held in memory at once (default: as many as fit
             1 GiB). A data set with more frames is streamed: training sees a window of ``frames_in_memory // 2``
             frames on the device while the next window is read in the background, a new one every
             ``steps_per_window`` steps (default: each particle of a window drawn about once). Windows follow a
-            shuffled order fixed by ``seed``, every frame once per epoch. Samples already in memory are always
+            shuffled order fixed by the seed, every frame once per epoch. Samples already in memory are always
             used whole.
+        **legacy: the keywords of earlier versions (``loss``, ``sigma``, ``n_steps``, ...): deprecated, forwarded
+            to ``train``.
 
     Returns:
-        a :class:`Score` holding the EMA weights.
+        a :class:`Score` holding the EMA weights; ``score.validation`` holds its validation on the held-out frames.
     """
     check_window_settings(frames_in_memory, steps_per_window)
-    sigmas = tuple(float(s) for s in np.atleast_1d(sigma)) if loss == "dsm" else ()
-    train_config = TrainConfig(
-        loss=loss, sigmas=sigmas, n_steps=int(n_steps), batch_particles=int(batch_particles),
-        learning_rate=float(learning_rate),
-        warmup_steps=int(min(1000, n_steps // 10) if warmup_steps is None else warmup_steps),
-        final_lr_fraction=float(final_lr_fraction), optimizer=optimizer, weight_decay=float(weight_decay),
-        grad_clip=float(grad_clip), ema_decay=float(ema_decay), seed=int(seed))
+    if isinstance(network, TrainConfig):  # train_score(system, samples, TrainConfig(...))
+        network, train = None, network
+    train_config = _legacy_training(train, legacy)
+    sigmas = train_config.effective_sigmas
     samples = as_samples(samples)
     n_frames, n_particles = len(samples), samples.n_particles
-    config = default_network(system, len(sigmas), n_particles) if config is None else config
-    check_network(system, config, train_config, n_particles)
-    if n_particles != system.n_particles:
-        warnings.warn(f"samples have {n_particles} particles, the system {system.n_particles}", stacklevel=2)
+    _check_samples_system(system, samples, n_particles)
+    n_train = _split_frames(n_frames, train_config.holdout)
+    # A sample of the training frames for the network's neighbour count and checks (a data set is not read whole).
+    picks = np.unique(np.linspace(0, n_train - 1, min(n_train, NEIGHBOUR_SAMPLE_FRAMES)).round().astype(int))
+    x_sample = samples.load(picks)[0]
+    if network is None or isinstance(network, str):
+        config = default_network(system, x_sample, preset=network or "small", loss=train_config.loss,
+                                 sigmas=sigmas)
+    else:
+        config = network
+    check_network(system, config, loss=train_config.loss, sigmas=sigmas, x=x_sample)
+    train_config = train_config.resolved(n_train * n_particles)
     # Fewer particles than tokens: use them all (the network does not depend on the token count).
     k = min(config.k, n_particles)
     box_length = float(system.box_length)
@@ -363,33 +374,87 @@ def train_score(system, samples, config: ScoreNetConfig | None = None, *, loss: 
     if not samples.in_memory:
         per_frame = frame_bytes(n_particles, k, config.jnp_dtype, config.force_input)
         budget = frames_in_memory or max(2, DEFAULT_MEMORY_BYTES // per_frame)
-        plan = plan_windows(n_frames, n_particles, budget, steps_per_window, train_config.batch_particles,
+        plan = plan_windows(n_train, n_particles, budget, steps_per_window, train_config.batch_particles,
                             train_config.seed)
+    data: Snapshots | WindowStream
     if plan is None:
         x, g = samples.load()
-        data = make_snapshots(x, g, box_length, k, config.jnp_dtype, system=force_system)
-        coverage_sample = x, data.neighbours
+        data = make_snapshots(x[:n_train], g[:n_train], box_length, k, config.jnp_dtype, system=force_system)
     else:
         read = functools.partial(read_window, samples, box_length=box_length, k=k, dtype=config.jnp_dtype,
                                  system=force_system)
-        data = WindowStream(plan, read, train_config.n_steps)
-        first = read(range(min(n_frames, COVERAGE_FRAMES)))  # the whole set is never in memory: check a sample
-        coverage_sample = first.x, first.neighbours
-    if config.cutoff is not None and k < n_particles:
-        noise_margin = 4 * max(sigmas, default=0.0)  # DSM moves displacements by ≈ σ√2 per component
-        check_cutoff_coverage(*coverage_sample, box_length, config.cutoff + noise_margin)
+        data = WindowStream(plan, read, train_config.steps)
+    heldout: HeldOut | None = None
+    x_held = g_held = None
+    if n_train < n_frames:
+        if plan is None:
+            x_held, g_held = x[n_train:], g[n_train:]
+        else:
+            x_held, g_held = check_frames(*samples.load(range(n_train, n_frames)))
+        heldout = HeldOut(make_snapshots(x_held, g_held, box_length, k, config.jnp_dtype, system=force_system),
+                          config, train_config, box_length)
     data_hash = samples.fingerprint()  # a data set's hash reads no frame
-    try:
-        state, history = train(system, data, config, train_config, data_hash=data_hash, checkpoint=checkpoint,
-                               checkpoint_every=checkpoint_every, log_every=log_every, progress=progress,
-                               devices=devices, callback=callback)
-    finally:
-        if plan is not None:
-            data.close()
-    info = {"loss": loss, "n_steps": train_config.n_steps, "seed": train_config.seed,
-            "batch_particles": train_config.batch_particles, "n_frames": int(n_frames),
-            "n_particles": int(n_particles), "history": history, "training": train_config.to_dict()}
-    if plan is not None:
-        info["windows"] = plan.to_dict()
-    return Score(system, config, jax.device_get(state.ema_params), sigmas=sigmas, info=info)
 
+    def info(history, heldout_history, steps) -> dict:
+        record = {"loss": train_config.loss, "n_steps": steps, "seed": train_config.seed,
+                  "batch_particles": train_config.batch_particles, "n_frames": int(n_train),
+                  "heldout_frames": int(n_frames - n_train), "n_particles": int(n_particles), "history": history,
+                  "heldout_history": heldout_history, "training": train_config.to_dict()}
+        if plan is not None:
+            record["windows"] = plan.to_dict()
+        return record
+
+    def validation_of(params, history, heldout_history, steps, quiet=False, final=True):
+        score = Score(system, config, jax.device_get(params), sigmas=sigmas,
+                      info=info(history, heldout_history, steps))
+        if heldout is None:
+            return score
+        best_step, best_loss = min(heldout_history, key=lambda h: h[1])
+        loss = {"loss_name": train_config.loss, "loss": heldout_history[-1][1], "best_loss": best_loss,
+                "best_step": int(best_step), "steps": int(steps),
+                "stopped_early": final and steps < train_config.steps}
+        if quiet:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                score.info["validation"] = validate(system, score, x_held, g_held, loss).to_dict()
+        else:
+            score.info["validation"] = validate(system, score, x_held, g_held, loss).to_dict()
+        return score
+
+    checkpoint_reports = []
+
+    def report_checkpoint(state, heldout_history, last):
+        # The validation of every intermediate checkpoint, in one line; the final one is the score's own block.
+        if heldout is None or last:
+            return
+        step = int(state.step)
+        losses = list(heldout_history)
+        if not losses or losses[-1][0] != step:
+            losses.append((step, heldout(state.ema_params)))
+        validation = validation_of(state.ema_params, [], losses, step, quiet=True, final=False).validation
+        line = {"step": step, "loss": validation["loss"]}
+        text = f"checkpoint at step {step}: held-out {train_config.loss} loss {validation['loss']:.5g}"
+        if "ratio" in validation.record:
+            ratio, se = validation.ratio("quadratic")
+            line.update(ratio=ratio, ratio_stderr=se, consistent=validation.consistent)
+            text += f", learned/identity {ratio:.4g} ± {se:.2g}"
+        checkpoint_reports.append(line)
+        if progress:
+            from tqdm.auto import tqdm
+
+            tqdm.write(text)
+
+    try:
+        state, history, heldout_history = run_training(
+            system, data, config, train_config, data_hash=data_hash, checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every, log_every=log_every, progress=progress, devices=devices,
+            callback=callback, heldout=heldout, on_checkpoint=report_checkpoint)
+    finally:
+        if isinstance(data, WindowStream):
+            data.close()
+    score = validation_of(state.ema_params, history, heldout_history, int(state.step))
+    if checkpoint_reports:
+        score.info["checkpoint_validations"] = checkpoint_reports
+    if progress and score.validation is not None:
+        print(score.validation, flush=True)
+    return score

@@ -26,7 +26,8 @@ _DEFAULT_PROGRESS_GRAIN = 4_000_000
 
 
 class SimulationError(RuntimeError):
-    """A run blew up (non-finite state or a particle jumping more than half the interaction range in one step).
+    """A run blew up: a non-finite state, or (interacting particles) a particle moving more than half the
+    interaction range in one step, where the explicit step can pass through a contact without resolving it.
 
     ``step`` is the global step that failed; ``trajectory`` holds every frame saved before it (also on disk when
     the run streamed to a file), and its ``final_state`` is the last good state."""
@@ -146,6 +147,9 @@ def simulate_into(sinks: Sequence[FrameSink | str | os.PathLike], system: Partic
     if seed is None:
         seed = init.seed if isinstance(init, State) else secrets.randbits(63)
     seed = check.integer("seed", seed, low=0, high=2**64 - 1)
+    if system.trap * dt >= 2.0:  # the explicit trap step x <- (1 - A dt) x diverges from A dt = 2 on
+        raise ValueError(f"dt: the explicit step is unstable in the trap when trap·dt >= 2 (trap = {system.trap:g}, "
+                         f"dt = {dt:g}); use dt < {2.0 / system.trap:g}")
     backend = backends.resolve(backend)
     if resume and overwrite:
         raise ValueError("resume and overwrite: pass at most one (resume continues an output, overwrite replaces it)")

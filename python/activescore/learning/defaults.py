@@ -1,0 +1,195 @@
+"""The one place that decides a score network and its training from the system and the data.
+
+Rules (README, "Learning the score"):
+
+- **Heads and inputs.** An x head (s_x) when ε > 0; the absolute position when the system is trapped; for an
+  interacting AOUP with ε = 0 the hypoelliptic inputs (Gaussian baseline −g, output scale 1/√γ, forces as input).
+- **Neighbour set.** Without interactions (k = 0) the particles are independent and each token set is the particle
+  alone (k = 1): neighbours carry no information there, and a truncated set of overlapping particles changes
+  discontinuously with x and is exploited by both losses. With interactions the tokens are cut off smoothly at
+  the pair range plus an envelope (a quarter of the largest diameter), and the number of tokens is measured on the
+  data: the most particles found within the cutoff plus the noise margin of denoising over a sample of frames,
+  plus headroom, so that no particle's set is ever truncated inside the cutoff sphere.
+- **Refusals.** A set-up that cannot learn the requested score is a ``ValueError`` that says what to change.
+- **Training.** :class:`~activescore.learning.train.TrainConfig` holds the defaults; the number of steps left
+  open grows with the number of training samples.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..systems import AOUP
+from .network import ScoreNetConfig
+
+#: Network sizes; the system- and data-dependent fields are set by :func:`default_network`.
+PRESETS = {"small": ScoreNetConfig.small, "paper": ScoreNetConfig.paper}
+#: Frames on which the neighbour count is measured (spread evenly over the data).
+NEIGHBOUR_SAMPLE_FRAMES = 16
+#: Most tokens per particle the defaults will use; a cutoff sphere holding more is refused.
+MAX_TOKENS = 256
+#: Denoising moves a displacement x_i − x_j by about σ√2 per component; particles entering the cutoff sphere from
+#: as far as this many σ beyond it are counted.
+NOISE_MARGIN_SIGMAS = 4.0
+#: Coverage tolerance of a given network: the fraction of particles whose k-th token lies within reach.
+COVERAGE_TOLERANCE = 1e-3
+
+
+def hypoelliptic_inputs(system) -> dict:
+    """Network options for an interacting AOUP without translational noise (ε = 0, the paper's MIPS case): the
+    Gaussian baseline −g, outputs scaled by 1/√γ and every token's interaction force in units of v0. In the
+    README's MIPS study they raise the learned EPR 5-21× at equal training. Empty for other systems."""
+    if not isinstance(system, AOUP) or system.eps > 0 or system.k == 0:
+        return {}
+    return dict(
+        gaussian_baseline=True,
+        output_scale=1.0 / math.sqrt(system.gamma),
+        force_input=True,
+        force_unit=float(system.v0) if system.v0 > 0 else 1.0,
+    )
+
+
+def interacting(system) -> bool:
+    """Whether the particles interact (pair stiffness k > 0)."""
+    return float(system.k) > 0
+
+
+def neighbour_cutoff(system) -> tuple[float, float]:
+    """``(cutoff, width)`` of the token envelope: attention weight 1 up to the pair range, 0 a quarter of the
+    largest diameter beyond it."""
+    width = 0.5 * float(np.max(system.radius))
+    return float(system.interaction_range) + width, width
+
+
+def noise_margin(predict_x: bool, loss: str, sigmas) -> float:
+    """How far beyond the cutoff a particle may sit and still be moved inside it by the denoising noise on x."""
+    if not predict_x or loss != "dsm":
+        return 0.0
+    return NOISE_MARGIN_SIGMAS * max(sigmas, default=0.0)
+
+
+def _sample_frames(n_frames: int) -> np.ndarray:
+    return np.unique(np.linspace(0, n_frames - 1, min(n_frames, NEIGHBOUR_SAMPLE_FRAMES)).round().astype(int))
+
+
+def most_within(x: np.ndarray, box_length: float, reach: float) -> int:
+    """The largest number of other particles within ``reach`` of any particle over the frames ``x`` (F, N, 2)."""
+    from .neighbours import knn
+
+    n = x.shape[1]
+    k = min(n, 32)
+    while True:
+        most = 0
+        for frame in x:
+            _, displacement = knn(frame, box_length, k)
+            inside = np.sum(np.sum(displacement**2, axis=-1) <= reach**2, axis=1) - 1  # self excluded
+            most = max(most, int(inside.max()))
+        if most + 1 < k or k == n:
+            return most
+        k = min(n, 2 * k)
+
+
+def measured_neighbours(x: np.ndarray, box_length: float, reach: float) -> tuple[int, int]:
+    """``(tokens, most)``: tokens per particle (self included) covering the sphere of radius ``reach`` with
+    headroom, measured on a sample of the frames ``x`` (F, N, 2), and the most particles found inside it."""
+    n = x.shape[1]
+    most = most_within(x[_sample_frames(len(x))], box_length, reach)
+    headroom = max(2, math.ceil(0.25 * most))
+    return min(n, most + 1 + headroom), most
+
+
+def default_network(
+    system, x: np.ndarray, *, preset: str = "small", loss: str = "dsm", sigmas=(0.01,), **overrides
+) -> ScoreNetConfig:
+    """The network for ``system`` learned from frames ``x`` (F, N, 2) (positions; a sample suffices).
+
+    ``preset`` ("small" or "paper") fixes the size; heads, inputs, neighbour set and scales follow the system and
+    the data (module docstring). ``overrides`` replace any field afterwards (checked by :func:`check_network`).
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"network: expected one of {sorted(PRESETS)}, got {preset!r}")
+    x = np.asarray(x, dtype=np.float64)
+    predict_x = system.eps > 0
+    fields = dict(
+        predict_x=predict_x,
+        absolute_position=system.trap > 0,
+        sigma_conditioning=len(sigmas) > 1,
+        readout_skip=True,
+        **hypoelliptic_inputs(system),
+    )
+    if interacting(system):
+        cutoff, width = neighbour_cutoff(system)
+        reach = cutoff + noise_margin(predict_x, loss, sigmas)
+        tokens, most = measured_neighbours(x, float(system.box_length), reach)
+        if most + 1 > MAX_TOKENS:
+            raise ValueError(
+                f"up to {most} particles lie within {reach:.3g} (the cutoff {cutoff:.3g} plus the "
+                f"noise margin of sigma) of a particle, more than the {MAX_TOKENS} tokens a network "
+                "takes: lower sigma, or pass network=ScoreNetConfig(k=..., cutoff=...) yourself"
+            )
+        fields.update(k=tokens, cutoff=cutoff, cutoff_width=width, length_scale=float(np.max(system.radius)))
+    else:
+        fields.update(k=1, cutoff=None)
+        if system.trap > 0:  # the trapped cloud's width: positions of order 1 at the input
+            fields["length_scale"] = float(max(np.sqrt(np.mean(x**2)), 1e-12))
+    return PRESETS[preset](**{**fields, **overrides})
+
+
+def coverage_fraction(x: np.ndarray, box_length: float, k: int, reach: float) -> float:
+    """Fraction of particles in frames ``x`` (F, N, 2) whose k nearest (self included) all lie within ``reach``:
+    there a truncated neighbour set may cut through the cutoff sphere."""
+    from .neighbours import knn
+
+    within = [np.sum(knn(frame, box_length, k)[1][:, -1] ** 2, axis=-1) <= reach**2 for frame in x]
+    return float(np.mean(within))
+
+
+def check_network(system, config: ScoreNetConfig, *, loss: str, sigmas, x: np.ndarray) -> None:
+    """Refuse a network that cannot learn the requested score of ``system`` from frames ``x`` (F, N, 2), saying
+    what to change."""
+    n = x.shape[1]
+    truncated = config.k < n
+    if config.predict_x and not system.eps > 0:
+        raise ValueError(
+            "network: predict_x needs eps > 0: without translational noise the x-score is not "
+            "learnable (and the EPR needs only s_g); use predict_x=False"
+        )
+    if system.eps > 0 and not config.predict_x:
+        raise ValueError("network: eps > 0 but the network has no x head (the EPR needs s_x too); use predict_x=True")
+    if system.trap > 0 and not config.absolute_position:
+        raise ValueError(
+            "network: the system is trapped (trap > 0) but the network has no absolute_position "
+            "input, so it can only learn a translation-invariant approximation; use "
+            "absolute_position=True"
+        )
+    if loss == "dsm" and len(sigmas) > 1 and not config.sigma_conditioning:
+        raise ValueError("network: several sigmas need a sigma-conditioned network; use sigma_conditioning=True")
+    if not truncated or config.k == 1:
+        return
+    if config.cutoff is None:
+        if not interacting(system):
+            raise ValueError(
+                f"network: without interactions (k = 0) the particles are independent; a truncated "
+                f"set of k = {config.k} < N = {n} nearest particles changes discontinuously with the "
+                "positions and both losses exploit it: use k=1 (self-only tokens, the default)"
+            )
+        if config.predict_x:
+            raise ValueError(
+                "network: learning s_x with a truncated neighbour set (k < N) needs a cutoff "
+                "(ScoreNetConfig(cutoff=...), a few interaction ranges, with fewer than k particles "
+                "inside): without it the network is discontinuous where the k-nearest set changes and "
+                "both losses reward exploiting that"
+            )
+        return
+    reach = config.cutoff + noise_margin(config.predict_x, loss, sigmas)
+    sample = x[_sample_frames(len(x))]
+    fraction = coverage_fraction(sample, float(system.box_length), config.k, reach)
+    if fraction > COVERAGE_TOLERANCE:
+        needed, _ = measured_neighbours(x, float(system.box_length), reach)
+        raise ValueError(
+            f"network: {fraction:.2%} of particles have their k = {config.k} nearest all within "
+            f"{reach:.3g} (cutoff + noise margin), so the token set cuts through the cutoff sphere: "
+            f"use k >= {needed}, a smaller cutoff or a smaller sigma"
+        )

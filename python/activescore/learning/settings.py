@@ -1,0 +1,106 @@
+"""Training settings: :class:`TrainConfig`, the truth of every training default (the command line's ``[train]``
+section is generated from it), and the number of steps that grows with the data. No JAX here: the command line
+reads these before it loads the learning code."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+LOSSES = ("dsm", "implicit")
+#: Default steps: about this many draws of every training sample, between the bounds below.
+DRAWS_PER_SAMPLE = 4
+MIN_STEPS, MAX_STEPS = 1_000, 50_000
+
+
+def default_steps(n_samples: int, batch_particles: int) -> int:
+    """Steps for ``n_samples`` training (frame, particle) pairs: about :data:`DRAWS_PER_SAMPLE` draws of each,
+    within [MIN_STEPS, MAX_STEPS] (early stopping ends a run sooner when the held-out loss stops improving)."""
+    steps = math.ceil(DRAWS_PER_SAMPLE * n_samples / batch_particles)
+    return int(min(MAX_STEPS, max(MIN_STEPS, steps)))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything besides the data and the architecture that determines a training run: the defaults here are
+    the package's (the command line's ``[train]`` section is generated from them).
+
+    ``sigmas`` are the denoising noise levels (one per particle drawn uniformly when several; ignored by the
+    implicit loss). ``n_steps=None`` grows with the data (:func:`default_steps`).
+    The learning rate warms up linearly from 0 over ``warmup_steps`` (None: min(1000, n_steps // 10)) and then
+    decays by a cosine to ``final_lr_fraction × learning_rate`` at ``n_steps``. The EMA uses decay
+    ``min(ema_decay, (1 + t)/(10 + t))`` so that short runs are not dominated by the initial weights.
+
+    ``holdout``: the fraction of frames (the last ones, at least two) held out of training for the score's
+    validation; 0 turns it off. ``early_stopping``: stop when the held-out loss has not improved for
+    ``patience`` evaluations (one every ``n_steps // 50`` steps, at least 50).
+    """
+
+    loss: str = "dsm"
+    sigmas: tuple = (0.01,)
+    n_steps: int | None = None
+    batch_particles: int = 256
+    learning_rate: float = 3e-3
+    warmup_steps: int | None = None
+    final_lr_fraction: float = 0.01
+    optimizer: str = "radam"
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    holdout: float = 0.1
+    early_stopping: bool = True
+    patience: int = 10
+
+    def __post_init__(self):
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        object.__setattr__(self, "sigmas", tuple(float(s) for s in np.atleast_1d(self.sigmas)))
+        if self.loss == "dsm" and (not self.sigmas or any(not s > 0 for s in self.sigmas)):
+            raise ValueError(f"dsm needs positive noise levels, got sigma={self.sigmas}")
+        if self.optimizer not in ("radam", "adamw"):
+            raise ValueError(f"optimizer must be 'radam' or 'adamw', got {self.optimizer!r}")
+        if (self.n_steps is not None and self.n_steps < 1) or self.batch_particles < 1:
+            raise ValueError("n_steps (or None: from the data) and batch_particles must be >= 1")
+        if self.warmup_steps is not None and self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0 (or None), got {self.warmup_steps}")
+        if not (self.learning_rate > 0 and 0 <= self.ema_decay < 1 and self.grad_clip > 0):
+            raise ValueError("need learning_rate > 0, 0 <= ema_decay < 1 and grad_clip > 0")
+        if not 0 <= self.holdout < 1:
+            raise ValueError(f"holdout must be in [0, 1) (0: no validation), got {self.holdout}")
+        if self.patience < 1:
+            raise ValueError(f"patience must be >= 1, got {self.patience}")
+
+    @property
+    def effective_sigmas(self) -> tuple:
+        """The noise levels the run uses: none for the implicit loss."""
+        return self.sigmas if self.loss == "dsm" else ()
+
+    def resolved(self, n_samples: int) -> TrainConfig:
+        """This configuration with the settings left to the data fixed for ``n_samples`` training samples."""
+        n_steps = default_steps(n_samples, self.batch_particles) if self.n_steps is None else int(self.n_steps)
+        warmup = min(1000, n_steps // 10) if self.warmup_steps is None else int(self.warmup_steps)
+        return dataclasses.replace(self, n_steps=n_steps, warmup_steps=warmup, sigmas=self.effective_sigmas)
+
+    def replace(self, **changes) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["sigmas"] = list(self.sigmas)
+        return d
+
+    @property
+    def steps(self) -> int:
+        """``n_steps`` of a resolved configuration."""
+        if self.n_steps is None:
+            raise ValueError("n_steps is left to the data: resolve the configuration first (TrainConfig.resolved)")
+        return self.n_steps
+
+    @property
+    def validate_every(self) -> int:
+        """Steps between evaluations of the held-out loss."""
+        return max(50, self.steps // 50)

@@ -1,0 +1,168 @@
+"""The validation every trained Score carries: held-out loss, learned EPR against the identity, a lower bound.
+
+**Lower bound from the implicit loss.** For one block z_b of a particle's coordinates (x_i or g_i, dimension d)
+the implicit loss J_b(s) = E[|s_b|² + 2 ∇_b·s_b] equals E|s_b − s*_b|² − E|s*_b|² (integrate by parts), so
+−J_b(s) ≤ E|s*_b|² for every s, with equality at the true score s*. The EPR is a sum of such Fisher
+informations plus terms that need no score (physics.md §4, v = b − D s*):
+
+    E|v_g|²/γ = γ E|g + s*_g|² = γ (E|s*_g|² − d)                  (g ~ N(0, I): E|g|² = d, E g·s*_g = −d)
+    E|v_x|²/ε = E|b_x|²/ε − 2 E b_x·s*_x + ε E|s*_x|² = E|b_x|²/ε + 2 E ∇_x·b_x + ε E|s*_x|²
+
+so replacing each E|s*_b|² by −J_b gives a lower bound on the EPR that holds for any network, however trained:
+
+    EPR ≥ Σ_i γ(−J_g,i − d) [+ |b_x,i|²/ε + 2 ∇_{x_i}·b_x,i − ε J_x,i  when ε > 0].
+
+It is tight when the score is exact and loose by ε E|s_x − s*_x|² + γ E|s_g − s*_g|² otherwise.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from .. import estimate
+from ..observables import drift, drift_divergence
+from ..systems import AOUP
+
+#: The learned EPR is consistent with the identity when it differs by at most 3 standard errors or this fraction
+#: of the EPR, whichever is larger: the identity itself moves with the simulator's time step (O(dt), ≈ 1.5 % at
+#: dt = 0.005 for soft disks) and a denoising score is that of the σ-smoothed density.
+RELATIVE_TOLERANCE = 0.05
+N_STANDARD_ERRORS = 3.0
+
+
+def _mean_stderr(series: np.ndarray) -> tuple[float, float]:
+    series = np.asarray(series, dtype=np.float64)
+    if len(series) < 2:
+        return float(series.mean()), math.nan
+    return float(series.mean()), float(series.std(ddof=1) / math.sqrt(len(series)))
+
+
+def implicit_lower_bound(system, score, x: np.ndarray, g: np.ndarray) -> tuple[float, float]:
+    """The lower bound on the EPR per particle from the implicit loss of ``score`` (module docstring), as
+    ``(value, standard error over frames)``.
+
+    ``score`` follows the score protocol: ``score(x, g) -> (s_x or None, s_g)`` and ``divergence_g(x, g)``
+    (and ``divergence_x`` when ε > 0), per particle. ``x``, ``g``: stationary frames (F, N, 2).
+    """
+    x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+    d = x.shape[-1]
+    per_frame = []
+    for xf, gf in zip(x, g, strict=True):
+        s_x, s_g = score(xf, gf)
+        j_g = np.sum(s_g**2, axis=-1) + 2.0 * score.divergence_g(xf, gf)
+        bound = system.gamma * (-j_g - d)
+        if system.eps > 0:
+            b_x, _ = drift(system, xf, gf)
+            j_x = np.sum(s_x**2, axis=-1) + 2.0 * score.divergence_x(xf, gf)
+            bound = bound + np.sum(b_x**2, axis=-1) / system.eps + 2.0 * drift_divergence(system, xf) - system.eps * j_x
+        per_frame.append(bound.mean())
+    return _mean_stderr(np.array(per_frame))
+
+
+def _drift_scale(system, x, g) -> float:
+    """E[b·D⁻¹b] per particle: the size of the identity's terms, the scale for an EPR that is ≈ 0."""
+    total = 0.0
+    for xf, gf in zip(x, g, strict=True):
+        b_x, b_g = drift(system, xf, gf)
+        total += np.sum(b_g**2) / system.gamma + (np.sum(b_x**2) / system.eps if system.eps > 0 else 0.0)
+    return total / (len(x) * x.shape[1])
+
+
+class Validation:
+    """A Score's report on frames held out of its training (a dict of plain numbers underneath, saved with it).
+
+    Keys: ``frames`` (held-out frames), ``loss`` (held-out loss of the returned weights), ``loss_name``,
+    ``best_step``, ``steps`` (steps trained), ``stopped_early``; for AOUPs also ``epr`` (form → [value, stderr] per
+    particle), ``identity`` ([value, stderr] per particle), ``ratio`` (form → [learned/identity, stderr]),
+    ``lower_bound`` ([value, stderr] per particle), ``scale`` and ``consistent`` (bool).
+    """
+
+    def __init__(self, record: dict):
+        self.record = dict(record)
+
+    def __getitem__(self, key):
+        return self.record[key]
+
+    def get(self, key, default=None):
+        return self.record.get(key, default)
+
+    def to_dict(self) -> dict:
+        return dict(self.record)
+
+    @property
+    def consistent(self) -> bool | None:
+        """Whether the learned EPR agrees with the identity on the held-out frames (None: not judged)."""
+        return self.record.get("consistent")
+
+    def ratio(self, form: str = "quadratic") -> tuple[float, float]:
+        return tuple(self.record["ratio"][form])
+
+    def __str__(self) -> str:
+        r = self.record
+        lines = [f"Score validation on {r['frames']} held-out frames"]
+        stop = f", stopped early (best at step {r['best_step']})" if r.get("stopped_early") else ""
+        lines.append(f"  held-out {r['loss_name']} loss   {r['loss']:.5g}   ({r['steps']} steps{stop})")
+        if "epr" in r:
+            ident = r["identity"]
+            lines.append(f"  EPR per particle      identity {ident[0]:.5g} ± {ident[1]:.2g}")
+            for form, (value, se) in r["epr"].items():
+                ratio, ratio_se = r["ratio"][form]
+                lines.append(
+                    f"    learned, {form:<11}{value:.5g} ± {se:.2g}   learned/identity {ratio:.4g} ± {ratio_se:.2g}"
+                )
+            bound = r["lower_bound"]
+            lines.append(f"    lower bound (implicit loss) {bound[0]:.5g} ± {bound[1]:.2g}")
+            verdict = "consistent" if r["consistent"] else "INCONSISTENT"
+            lines.append(
+                f"  verdict: {verdict} with the learning-free identity (within "
+                f"max({N_STANDARD_ERRORS:g} s.e., {RELATIVE_TOLERANCE:.0%}))"
+            )
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Validation({self.record!r})"
+
+
+def epr_check(system, score, x: np.ndarray, g: np.ndarray) -> dict:
+    """The learned EPR (both forms) against the learning-free identity on frames ``x``, ``g`` (F, N, 2), the
+    implicit-loss lower bound and the verdict, as plain numbers (per particle)."""
+    result = estimate(score, (x, g), system=system, keep_fields=False, bins=1, progress=False)
+    forms = ("quadratic", "divergence")
+    epr = {f: [result.epr_per_particle[f].value, result.epr_per_particle[f].stderr] for f in forms}
+    ratio = {f: [result.ratio[f].value, result.ratio[f].stderr] for f in forms}
+    ident = result.identity.per_particle
+    scale = abs(ident.value)
+    if not (np.isfinite(ident.stderr) and scale > N_STANDARD_ERRORS * ident.stderr):
+        scale = _drift_scale(system, x, g)  # identity ≈ 0 (equilibrium): judge against the drift's size
+    difference = result.difference["quadratic"]
+    allowed = max(
+        N_STANDARD_ERRORS * (difference.stderr if np.isfinite(difference.stderr) else 0.0), RELATIVE_TOLERANCE * scale
+    )
+    return {
+        "epr": epr,
+        "identity": [ident.value, ident.stderr],
+        "ratio": ratio,
+        "lower_bound": list(implicit_lower_bound(system, score, x, g)),
+        "scale": scale,
+        "consistent": bool(abs(difference.value) <= allowed),
+    }
+
+
+def validate(system, score, x: np.ndarray, g: np.ndarray, loss: dict) -> Validation:
+    """The validation block of ``score`` on held-out frames ``x``, ``g`` (F, N, 2); ``loss``: the held-out loss
+    record (``loss``, ``loss_name``, ``best_step``, ``steps``, ``stopped_early``). Warns when inconsistent."""
+    record = {"frames": int(len(x)), **loss}
+    if isinstance(system, AOUP):
+        record.update(epr_check(system, score, x, g))
+        if not record["consistent"]:
+            ratio, se = record["ratio"]["quadratic"]
+            warnings.warn(
+                f"score validation: on {len(x)} held-out frames the learned EPR is inconsistent with the "
+                f"learning-free identity: learned/identity = {ratio:.3f} ± {se:.2g} (quadratic form); "
+                "train longer or on more frames, or check sigma (see score.validation)",
+                stacklevel=4,
+            )
+    return Validation(record)

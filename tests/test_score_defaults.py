@@ -1,0 +1,309 @@
+"""Scores through the defaults: ``train_score(system, samples)`` with no network, learning rate, k or σ chosen here.
+
+- Non-interacting trapped AOUPs (exact Gaussian samples, physics.md §5): relative Fisher error E|s − s*|²/E|s*|²
+  ≤ 2 % against the exact score and the learned EPR within 3 % of the exact one.
+- The implicit-loss lower bound on the EPR, against the exact Gaussian case.
+- The validation block: an undertrained score is flagged, a good one is not; it survives save/load.
+- Refusals: every set-up that cannot learn the requested score is a ValueError saying what to change.
+- The network defaults: self-only tokens without interactions, a cutoff and a measured neighbour count with them.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+pytest.importorskip("activescore._core", reason="the compiled core is not built")
+
+import activescore as a  # noqa: E402
+from activescore.exact import GaussianScore, gaussian_epr, gaussian_samples, trapped_aoup_covariance  # noqa: E402
+from activescore.learning import Score, ScoreNetConfig, TrainConfig, train_score  # noqa: E402
+from activescore.learning.defaults import default_network, most_within  # noqa: E402
+from activescore.learning.settings import default_steps  # noqa: E402
+from activescore.learning.train import _stopped  # noqa: E402
+from activescore.learning.validation import implicit_lower_bound  # noqa: E402
+from score_helpers import relative_fisher_error, score_on_frames  # noqa: E402
+
+FISHER_BAR, EPR_BAR = 0.02, 0.03
+
+
+def trapped(eps, *, n=64, v0=1.5, gamma=2.0, trap=1.0, box_length=400.0):
+    return a.AOUP(n, box_length=box_length, k=0.0, trap=trap, eps=eps, gamma=gamma, v0=v0)
+
+
+def fisher_error_and_epr(system, score, seed=2, frames=50):
+    """(relative Fisher error of (s_x, s_g) or s_g, learned EPR per particle) on fresh exact samples."""
+    x, g = gaussian_samples(system, frames, seed=seed)
+    s_x, s_g = score_on_frames(score, x, g)
+    exact = GaussianScore(system)
+    pairs = [exact(xf, gf) for xf, gf in zip(x, g, strict=True)]
+    exact_x, exact_g = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
+    if s_x is None:
+        error = relative_fisher_error(s_g, exact_g)
+    else:
+        error = relative_fisher_error(np.stack([s_x, s_g]), np.stack([exact_x, exact_g]))
+    result = a.estimate(score, (x, g), system=system, progress=False)
+    return error, result.epr_per_particle["quadratic"].value
+
+
+def check_gaussian_through_the_defaults(system, frames=1000):
+    x, g = gaussian_samples(system, frames, seed=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        score = train_score(system, (x, g), progress=False)
+    # Nothing to warn about settings nobody chose, and a consistent score (warnings of other libraries aside).
+    ours = [w for w in caught if "activescore" in w.filename or w.filename == __file__]
+    assert not ours, [str(w.message) for w in ours]
+    error, epr = fisher_error_and_epr(system, score)
+    exact = gaussian_epr(system)
+    assert error <= FISHER_BAR, (error, score.config)
+    assert abs(epr / exact - 1) <= EPR_BAR, (epr, exact)
+    assert score.validation.consistent
+    return score
+
+
+@pytest.mark.parametrize("eps", [0.5, 0.0])
+def test_trapped_gaussian_through_the_defaults(eps):
+    check_gaussian_through_the_defaults(trapped(eps))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "eps, v0, gamma, trap, n, box_length",
+    [
+        (0.2, 0.5, 1.0, 0.5, 64, 400.0),  # weakly active
+        (1.0, 3.0, 0.5, 2.0, 64, 400.0),  # strongly active, stiff trap
+        (0.0, 1.0, 0.5, 0.5, 64, 400.0),  # hypoelliptic, slow propulsion
+        (0.1, 1.0, 5.0, 0.2, 256, 200.0),  # overlapping cloud: 256 particles in a few units
+        (0.0, 2.0, 1.0, 3.0, 256, 100.0),  # hypoelliptic, dense overlapping cloud
+    ],
+)
+def test_trapped_gaussian_over_a_range_of_parameters(eps, v0, gamma, trap, n, box_length):
+    check_gaussian_through_the_defaults(trapped(eps, n=n, v0=v0, gamma=gamma, trap=trap, box_length=box_length))
+
+
+# ------------------------------------------------------------------------------------------- network defaults
+def test_without_interactions_the_tokens_are_the_particle_alone():
+    system = trapped(0.5)
+    x, _ = gaussian_samples(system, 4, seed=0)
+    config = default_network(system, x)
+    assert config.k == 1 and config.cutoff is None and config.predict_x and config.absolute_position
+    # The cloud's width sets the input scale: positions of order one.
+    assert config.length_scale == pytest.approx(np.sqrt(np.mean(x**2)))
+    assert not default_network(trapped(0.0), x).predict_x
+
+
+def test_with_interactions_the_neighbour_count_is_measured_on_the_data():
+    system = a.AOUP(200, packing_fraction=0.5, eps=0.1, v0=0.5, gamma=1.0, beta=None)
+    x = a.simulate(system, 400, 0.01, seed=3, save_every=100, progress=False).x
+    config = default_network(system, x, sigmas=(0.01,))
+    reach = config.cutoff + 4 * 0.01
+    most = most_within(x, system.box_length, reach)
+    assert config.cutoff == pytest.approx(system.interaction_range + 0.5)
+    assert most + 1 < config.k <= most + 1 + max(2, int(np.ceil(0.25 * most)))  # headroom over the sample
+    # A denser system needs more tokens; none is ever a fixed 8.
+    dense = a.AOUP(200, packing_fraction=0.8, eps=0.1, v0=0.5, gamma=1.0, beta=None)
+    x_dense = a.simulate(dense, 400, 0.002, seed=3, save_every=100, progress=False).x
+    assert default_network(dense, x_dense).k > config.k
+
+
+def test_default_steps_grow_with_the_data():
+    assert default_steps(1_000, 256) == 1_000
+    assert default_steps(640_000, 256) == 10_000 > default_steps(320_000, 256) == 5_000
+    assert default_steps(10**9, 256) == 50_000
+
+
+# -------------------------------------------------------------------------------------------------- refusals
+def frames_of(system, n_frames=4, seed=0):
+    rng = np.random.default_rng(seed)
+    half = system.box_length / 2
+    return rng.uniform(-half, half, (n_frames, system.n_particles, 2)), rng.normal(
+        size=(n_frames, system.n_particles, 2)
+    )
+
+
+REFUSED = [
+    # (system, network, training, what the message must name)
+    (trapped(0.5), ScoreNetConfig.small(k=8, predict_x=True, absolute_position=True), None, "k=1"),
+    (trapped(0.5), ScoreNetConfig.small(k=1, predict_x=True), None, "absolute_position=True"),
+    (trapped(0.5), ScoreNetConfig.small(k=1, absolute_position=True), None, "predict_x=True"),
+    (trapped(0.0), ScoreNetConfig.small(k=1, predict_x=True, absolute_position=True), None, "predict_x=False"),
+    (
+        a.AOUP(64, packing_fraction=0.6, eps=0.1, beta=None),
+        ScoreNetConfig.small(k=2, predict_x=True, cutoff=2.5, cutoff_width=0.5),
+        None,
+        "use k >= ",
+    ),
+    (
+        a.AOUP(64, packing_fraction=0.6, eps=0.1, beta=None),
+        ScoreNetConfig.small(k=8, predict_x=True),
+        None,
+        "needs a cutoff",
+    ),
+    (a.AOUP(300, packing_fraction=0.6, eps=0.1, beta=None), None, TrainConfig(sigmas=(30.0,)), "lower sigma"),
+    (a.AOUP(64, packing_fraction=0.3, eps=0.1, beta=None), None, TrainConfig(sigmas=(0.05, 0.1)), None),
+    (
+        a.AOUP(64, packing_fraction=0.3, eps=0.1, beta=None),
+        ScoreNetConfig.small(k=64, predict_x=True),
+        TrainConfig(sigmas=(0.05, 0.1)),
+        "sigma_conditioning=True",
+    ),
+]
+
+
+@pytest.mark.parametrize("system, network, training, names", REFUSED)
+def test_set_ups_that_cannot_learn_the_score_are_refused_saying_what_to_change(system, network, training, names):
+    samples = gaussian_samples(system, 4, seed=0) if system.k == 0 else frames_of(system)
+    if names is None:  # the defaults themselves are fine here (several σ: a conditioned network)
+        assert default_network(system, samples[0], sigmas=training.sigmas).sigma_conditioning
+        return
+    with pytest.raises(ValueError, match=names.replace("(", r"\(")):
+        train_score(system, samples, network, training, progress=False)
+
+
+def test_samples_of_another_system_are_an_error():
+    system = a.mips(64, 0.5)
+    x, g = frames_of(a.mips(128, 0.5))
+    with pytest.raises(ValueError, match="samples: frames of 128 particles"):
+        train_score(system, (x, g), progress=False)
+    traj = a.simulate(a.AOUP(16, packing_fraction=0.3, eps=0.1), 4, 0.01, seed=1, save_every=1, progress=False)
+    with pytest.raises(ValueError, match="samples: they belong to"):
+        train_score(a.AOUP(16, packing_fraction=0.3, eps=0.2), traj, progress=False)
+
+
+# -------------------------------------------------------------------------------------- the lower bound
+class Scaled:
+    """The score c·s* of another score (its divergences scaled alike)."""
+
+    def __init__(self, score, c):
+        self.score, self.c = score, c
+
+    def __call__(self, x, g):
+        s_x, s_g = self.score(x, g)
+        return (None if s_x is None else self.c * s_x), self.c * s_g
+
+    def divergence_x(self, x, g):
+        return self.c * self.score.divergence_x(x, g)
+
+    def divergence_g(self, x, g):
+        return self.c * self.score.divergence_g(x, g)
+
+
+@pytest.mark.parametrize("eps", [0.5, 0.0])
+def test_the_implicit_loss_bound_is_tight_for_the_exact_score_and_below_it_otherwise(eps):
+    # −J_b(c s*) = (2c − c²) E|s*_b|², so the bound of c s* falls short of the EPR by (1 − c)² (ε F_x + γ F_g)
+    # per particle, F_b = d P_bb (P the per-dimension precision of (x, g)).
+    system = trapped(eps)
+    x, g = gaussian_samples(system, 400, seed=5)
+    exact = GaussianScore(system)
+    value, stderr = implicit_lower_bound(system, exact, x, g)
+    assert abs(value - gaussian_epr(system)) <= 4 * stderr
+    precision = np.linalg.inv(trapped_aoup_covariance(system))
+    fisher_x, fisher_g = 2 * precision[0, 0], 2 * precision[1, 1]
+    c = 0.7
+    shortfall = (1 - c) ** 2 * ((system.eps * fisher_x if eps > 0 else 0.0) + system.gamma * fisher_g)
+    scaled, scaled_stderr = implicit_lower_bound(system, Scaled(exact, c), x, g)
+    assert abs((value - scaled) - shortfall) <= 4 * (stderr + scaled_stderr) + 1e-9
+    assert scaled < value
+
+
+# -------------------------------------------------------------------------------------- the validation block
+def test_the_validation_flags_an_undertrained_score_and_survives_save_and_load(tmp_path):
+    system = trapped(0.5, n=32)
+    x, g = gaussian_samples(system, 100, seed=1)
+    with pytest.warns(UserWarning, match=r"inconsistent with the learning-free identity: learned/identity = "):
+        bad = train_score(
+            system,
+            (x, g),
+            train=TrainConfig(n_steps=3),
+            progress=False,
+            checkpoint=tmp_path / "run.ckpt",
+            checkpoint_every=2,
+        )
+    (report,) = bad.info["checkpoint_validations"]  # every checkpoint before the end is validated too
+    assert report["step"] == 2 and report["consistent"] is False and np.isfinite(report["ratio"])
+    assert bad.validation.consistent is False and bad.validation["frames"] == 10
+    assert abs(bad.validation.ratio()[0] - 1) > 0.05
+    bad.save(tmp_path / "bad.msgpack")
+    loaded = Score.load(tmp_path / "bad.msgpack")
+    assert loaded.validation.to_dict() == bad.validation.to_dict()
+    text = str(loaded.validation)
+    assert "held-out frames" in text and "INCONSISTENT" in text and "lower bound" in text
+
+
+def test_a_good_score_is_judged_consistent():
+    # The exact score on the held-out frames of exact samples passes the same test the validation block applies.
+    from activescore.learning.validation import epr_check
+
+    system = trapped(0.5, n=32)
+    x, g = gaussian_samples(system, 20, seed=4)
+    check = epr_check(system, GaussianScore(system), x, g)
+    assert check["consistent"] and abs(check["ratio"]["quadratic"][0] - 1) < 0.1
+    assert check["lower_bound"][0] == pytest.approx(check["epr"]["quadratic"][0], rel=0.1)
+
+
+def test_holdout_zero_turns_the_validation_off_and_early_stopping_rule():
+    system = trapped(0.5, n=8)
+    x, g = gaussian_samples(system, 6, seed=1)
+    score = train_score(system, (x, g), train=TrainConfig(n_steps=2, holdout=0.0), progress=False)
+    assert score.validation is None and score.info["heldout_frames"] == 0
+    assert not _stopped([(1, 3.0), (2, 2.0), (3, 2.5)], patience=2)  # the best came within the last two
+    assert _stopped([(1, 3.0), (2, 2.0), (3, 2.5), (4, 2.1)], patience=2)
+
+
+def test_the_keywords_of_earlier_versions_warn_and_forward():
+    system = trapped(0.5, n=8)
+    x, g = gaussian_samples(system, 6, seed=1)
+    with pytest.warns(DeprecationWarning, match="train=TrainConfig"):
+        old = train_score(system, (x, g), loss="dsm", sigma=0.05, n_steps=2, seed=4, progress=False)
+    assert old.info["training"]["sigmas"] == [0.05] and old.info["n_steps"] == 2 and old.info["seed"] == 4
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        train_score(system, (x, g), n_step=2, progress=False)
+
+
+# ------------------------------------------------------------------------------------- interacting soft disks
+def soft_disk_frames(v0, packing_fraction, dt, seed, duration, every):
+    """Stationary frames of 128 harmonic soft disks (ε = 0.1, γ = 1) every ``every`` time units after a burn-in
+    of 50 (≫ the overlap relaxation time 1/k and the persistence time 1/γ)."""
+    system = a.AOUP(128, packing_fraction=packing_fraction, v0=v0, gamma=1.0, eps=0.1, k=1.0, beta=None)
+    return system, a.simulate(
+        system,
+        int(round(duration / dt)),
+        dt,
+        seed=seed,
+        save_every=int(round(every / dt)),
+        burn_in=int(round(50 / dt)),
+        progress=False,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    reason="the defaults reach 3.5-3.9 % on s_x here (1800 steps at learning rate 3e-3 or 1e-2, "
+    "sigma 0.01 or 0.02), not yet the 2 % bar",
+    strict=False,
+)
+def test_equilibrium_soft_disks_through_the_defaults():
+    # v0 = 0: the exact score is s_x = k ΣF/ε, s_g = −g (physics.md §5). 1000 training frames.
+    system, train = soft_disk_frames(0.0, 0.4, 0.01, seed=1, duration=500, every=0.5)
+    _, test = soft_disk_frames(0.0, 0.4, 0.01, seed=2, duration=200, every=5)
+    score = train_score(system, train, progress=False)
+    s_x, s_g = score_on_frames(score, test.x, test.g)
+    exact_x = np.stack([a.forces(system, x) for x in test.x]) / system.eps
+    assert relative_fisher_error(s_x, exact_x) <= FISHER_BAR
+    assert relative_fisher_error(s_g, -test.g) <= FISHER_BAR
+
+
+@pytest.mark.slow
+def test_active_soft_disks_through_the_defaults_match_the_identity():
+    # v0 = 0.5 at φ = 0.5: interactions lower the EPR ≈ 15 % below the free 2 v0²/ε; dt = 0.005 keeps the
+    # identity's own time-step drift near 1.5 %. Bar 5 %; this run is ≈ −1.7 % on fresh frames (≈ +0.7 % on the
+    # held-out ones of its validation).
+    system, train = soft_disk_frames(0.5, 0.5, 0.005, seed=1, duration=500, every=0.5)
+    _, test = soft_disk_frames(0.5, 0.5, 0.005, seed=2, duration=200, every=1)
+    score = train_score(system, train, progress=False)
+    result = a.estimate(score, test, progress=False)
+    assert abs(result.ratio["quadratic"].value - 1) <= 0.05
+    assert score.validation.consistent and abs(score.validation.ratio()[0] - 1) <= 0.05
+    bound, stderr = score.validation["lower_bound"]
+    assert bound <= result.identity.per_particle.value + 3 * stderr
