@@ -243,7 +243,7 @@ _SECTION_CHECKS = {
         check.choice("train.loss", s["loss"], {"dsm", "implicit"}),
         check.choice("train.network", s["network"], {"small", "paper"}),
         *[check.real("train.sigma", v, low=0.0, low_open=True) for v in s["sigma"]],
-        check.integer("train.n_steps", s["n_steps"], low=1),
+        check.integer("train.n_steps", s["n_steps"], low=0),  # 0: from the data
         check.integer("train.batch_particles", s["batch_particles"], low=1),
         check.real("train.learning_rate", s["learning_rate"], low=0.0, low_open=True),
         check.integer("train.seed", s["seed"], low=0, high=2**32 - 1),
@@ -281,8 +281,8 @@ def validate(config: dict) -> None:
             checks(config[section])
         except ValueError as err:
             raise ValueError(f"config: {err}") from None
-    if "train" in config and config["train"]["loss"] == "dsm" and not config["train"]["sigma"]:
-        raise ValueError("config: train.sigma must hold at least one noise level > 0 for the dsm loss")
+    if "train" in config:
+        train_config(config["train"])  # and every check TrainConfig itself makes
     sim = config.get("simulation")
     if sim is not None and sim["n_steps"] % sim["save_every"]:
         raise ValueError(f"config: simulation.n_steps ({sim['n_steps']}) must be a multiple of "
