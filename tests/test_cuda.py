@@ -71,7 +71,7 @@ def trajectory_cases():
     )
     yield (
         "n12_small_box_abp_poly",
-        a.ABP(12, box_length=7.0, radius=_poly(2, 12, 0.5, 1.2), v0=0.3, rotational_diffusion=0.5, eps=0.01),
+        a.ABP(12, box_length=9.0, radius=_poly(2, 12, 0.5, 1.2), v0=0.3, rotational_diffusion=0.5, eps=0.01),
         0.02,
         "uniform",
     )

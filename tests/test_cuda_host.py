@@ -65,7 +65,7 @@ def _cases():
         0.01,
     )
     yield "trapped", a.AOUP(200, box_length=40.0, trap=0.1, eps=0.1, v0=0.5, gamma=0.5), 0.01
-    yield "one_cell_poly", a.AOUP(12, box_length=7.0, radius=_poly(2, 12, 0.5, 1.2), v0=0.3, gamma=0.5, eps=0.01), 0.02
+    yield "one_cell_poly", a.AOUP(12, box_length=9.0, radius=_poly(2, 12, 0.5, 1.2), v0=0.3, gamma=0.5, eps=0.01), 0.02
     yield "three_cells_abp", a.ABP(40, box_length=12.0, v0=0.5, rotational_diffusion=0.2), 0.05
     yield (
         "four_cells_poly",

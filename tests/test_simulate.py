@@ -52,7 +52,7 @@ def test_cpp_and_numba_agree(case):
         s, dt, init = small_mips(300, 0.5), 0.1, "cluster"
     elif case == "poly_small_box":
         radius = np.random.default_rng(0).uniform(0.5, 1.2, 12)
-        s, dt, init = a.AOUP(12, box_length=7.0, radius=radius, v0=0.3, gamma=0.5, eps=0.01), 0.02, "uniform"
+        s, dt, init = a.AOUP(12, box_length=9.0, radius=radius, v0=0.3, gamma=0.5, eps=0.01), 0.02, "uniform"
     elif case == "abp_harmonic_trap":
         s, dt, init = a.ABP(150, box_length=40.0, v0=0.5, rotational_diffusion=0.2, trap=0.05, beta=None), 0.05, "uniform"
     else:

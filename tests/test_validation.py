@@ -72,7 +72,7 @@ def test_simulate_rejects_non_system():
 
 def test_state_of_wrong_shape_is_rejected():
     s = a.mips(16)
-    other = a.mips(8)
+    other = a.mips(12)
     state = a.simulate(other, 1, 0.1, seed=0, progress=False).final_state
     with pytest.raises(ValueError, match="init"):
         a.simulate(s, 1, 0.1, init=state)
@@ -101,7 +101,7 @@ def test_drift_rejects_bad_propulsion():
 def test_systems_round_trip_through_dict():
     s = a.AOUP(5, box_length=9.0, radius=np.linspace(0.5, 1, 5), v0=0.3, gamma=2.0, eps=0.1, beta=None, trap=0.2)
     assert a.system_from_dict(s.to_dict()) == s
-    b = a.ABP(5, packing_fraction=0.3, rotational_diffusion=0.7)
+    b = a.ABP(8, packing_fraction=0.3, rotational_diffusion=0.7)
     assert a.system_from_dict(b.to_dict()) == b
     assert a.mips(100, 0.5).packing_fraction == pytest.approx(0.5)
 
@@ -112,3 +112,37 @@ def test_with_size_keeps_the_dynamics():
     assert other.n_particles == 400 and abs(other.packing_fraction - 0.25) < 1e-12
     assert {**other.to_dict(), "n_particles": 0, "box_length": 0} == {**system.to_dict(), "n_particles": 0,
                                                                        "box_length": 0}
+
+
+def test_box_smaller_than_twice_the_interaction_range_is_refused():
+    # L = 2.64 against r_c = 2R + ln(1/(tol ln 2))/beta = 3.89: the minimum image cannot count each pair once.
+    with pytest.raises(ValueError, match=r"packing_fraction=0.9 .* packing_fraction <= 0.10"):
+        a.AOUP(2, packing_fraction=0.9)
+    with pytest.raises(ValueError, match=r"box_length=3 .* box_length >= 7.78"):
+        a.ABP(4, box_length=3.0)
+    system = a.AOUP(2, box_length=2 * a.AOUP(2, box_length=100.0).interaction_range)  # exactly 2 r_c: allowed
+    assert system.box_length == pytest.approx(7.7819, abs=1e-3)
+    # Without a pair force (k = 0), or with one particle, any box is exact.
+    a.AOUP(2, box_length=3.0, k=0.0)
+    a.AOUP(1, box_length=3.0, trap=0.5)
+
+
+def test_minimum_image_force_in_a_box_under_two_cutoffs_would_jump():
+    """Why the box check exists: in a box with L < 2 r_c the minimum-image force on a particle flips sign as its
+    neighbour crosses the distance L/2, where the periodic sum over images is zero by symmetry; in an allowed box
+    the force there is exactly zero (beyond the cutoff)."""
+    allowed = a.AOUP(2, box_length=8.0)
+    too_small = a.AOUP(2, box_length=8.0)
+    object.__setattr__(too_small, "box_length", 2.64)  # bypass the check to show what it prevents
+
+    def force_at(system, dx):
+        half = system.box_length / 2
+        x = (np.array([[0.0, 0.0], [dx, 0.0]]) + half) % system.box_length - half
+        return a.forces(system, x)[0, 0]
+
+    for system in (allowed, too_small):
+        below, above = force_at(system, system.box_length / 2 - 1e-3), force_at(system, system.box_length / 2 + 1e-3)
+        if system is allowed:
+            assert below == 0.0 and above == 0.0
+        else:
+            assert below < -0.5 and above > 0.5 and below == pytest.approx(-above)

@@ -1,5 +1,8 @@
 """activescore: simulate active matter, learn its score, and measure its probability currents and entropy
-production (Boffi & Vanden-Eijnden, PNAS 2024)."""
+production (Boffi & Vanden-Eijnden, PNAS 2024).
+
+The models, units and conventions ("physics.md §n" in summaries and docstrings) ship with the package:
+``activescore.physics_reference()`` is the path of physics.md, ``python -m activescore physics`` prints it."""
 
 import os as _os
 
@@ -17,6 +20,7 @@ if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
 from . import exact
 from .estimation import EPRResult, Estimate, LearningFreeEPR, estimate, learning_free_epr, local_epr
 from .observables import drift, drift_divergence, forces
+from .reference import physics_reference
 from .simulation.simulate import SimulationError, simulate
 from .simulation.trajectory import State, Trajectory, load_state, load_trajectory
 from .systems import ABP, AOUP, MIPS_DT, MIPS_PARAMETERS, mips, system_from_dict
@@ -42,5 +46,6 @@ __all__ = [
     *_LEARNING, *_SWEEPS,
     "EPRResult", "Estimate", "LearningFreeEPR", "estimate", "exact", "learning_free_epr", "local_epr",
     "ABP", "AOUP", "MIPS_DT", "MIPS_PARAMETERS", "SimulationError", "State", "Trajectory", "drift",
-    "drift_divergence", "forces", "load_state", "load_trajectory", "mips", "simulate", "system_from_dict",
+    "drift_divergence", "forces", "load_state", "load_trajectory", "mips", "physics_reference", "simulate",
+    "system_from_dict",
 ]

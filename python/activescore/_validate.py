@@ -14,14 +14,14 @@ def real(name: str, value, *, low: float = -math.inf, high: float = math.inf, lo
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a real number, got {value!r}")
     v = float(value)
+    lo = "(" if low_open or low == -math.inf else "["
+    hi = ")" if high_open or high == math.inf else "]"
     if math.isnan(v) or (math.isinf(v) and not allow_inf):
-        raise ValueError(f"{name} must be finite, got {value!r}")
+        raise ValueError(f"{name} must be a finite number in {lo}{low:g}, {high:g}{hi}, got {value!r}")
     below = v <= low if low_open else v < low
     above = v >= high if high_open else v > high
     if below or above:
-        lo = "(" if low_open else "["
-        hi = ")" if high_open else "]"
-        raise ValueError(f"{name} must be in {lo}{low}, {high}{hi}, got {value!r}")
+        raise ValueError(f"{name} must be in {lo}{low:g}, {high:g}{hi}, got {value!r}")
     return v
 
 

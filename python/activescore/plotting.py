@@ -1,8 +1,20 @@
-"""Pictures of configurations and fields (matplotlib, saved as PNG by the callers)."""
+"""Pictures of configurations and fields (matplotlib, saved as PNG by the callers).
+
+Units: lengths in the simulation's unit, which is the particle radius R for the default R = 1 (axes read
+"x / R"); time in the simulation's unit (1/γ of the propulsion is ``1/system.gamma`` of them); EPR in k_B per
+unit time. Every axis, colour bar and arrow key says what it shows and in which unit; titles describe the system
+by its parameters (model, N, φ, v0, γ or D_r, ε), not by a phase.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
 import numpy as np
+
+#: Particle-snapshots per map cell, on average, that :func:`bins_for` aims at: fewer make maps of noise.
+PARTICLES_PER_BIN = 20
 
 
 def _pyplot():
@@ -18,12 +30,128 @@ def _pyplot():
     return plt
 
 
+def bins_for(n_particles: int, n_frames: int = 1, *, per_bin: int = PARTICLES_PER_BIN, most: int = 64) -> int:
+    """Cells per side of a square map with about ``per_bin`` particle-snapshots per cell on average.
+
+    ``n_particles`` particles in each of ``n_frames`` snapshots spread over bins² cells give N·F/bins² per cell,
+    so bins = ⌊√(N F / per_bin)⌋. Example: N = 256 on 8 snapshots gives 10 × 10 cells (20.5 per cell), where a
+    fixed 48 × 48 grid would hold under one.
+
+    Parameters
+    ----------
+    n_particles, n_frames : int
+        Particles per snapshot and snapshots binned.
+    per_bin : int
+        Particle-snapshots wanted per cell, on average.
+    most : int
+        Largest number of cells per side returned.
+
+    Returns
+    -------
+    int
+        Cells per side, in [1, most].
+    """
+    n = int(n_particles) * int(n_frames)
+    if n < 1 or per_bin < 1:
+        raise ValueError(f"need n_particles * n_frames >= 1 and per_bin >= 1, got {n_particles}, {n_frames}, "
+                         f"{per_bin}")
+    return max(1, min(int(most), math.isqrt(n // int(per_bin))))
+
+
+def coarsen_map(field_map, per_bin: int = PARTICLES_PER_BIN):
+    """The same map on a coarser grid, with about ``per_bin`` particle-snapshots per cell on average.
+
+    Blocks of f × f cells are merged, f the smallest divisor of the cells per side that reaches :func:`bins_for`'s
+    grid. Sums, counts and areas add, so every mean, density and integral of the coarse map is that of the
+    particles in its larger cells.
+
+    Parameters
+    ----------
+    field_map : activescore.estimation.SpatialMap
+        A map of bins × bins cells (``result.map``).
+    per_bin : int
+        Particle-snapshots wanted per cell, on average.
+
+    Returns
+    -------
+    SpatialMap
+        A map of (bins/f) × (bins/f) cells; ``field_map`` itself when it is already that coarse.
+    """
+    bins = len(field_map.edges) - 1
+    total = int(np.sum(field_map.count))
+    target = bins_for(max(total, 1), 1, per_bin=per_bin, most=bins)
+    factor = next(f for f in range(1, bins + 1) if bins % f == 0 and bins // f <= target)
+    if factor == 1:
+        return field_map
+    coarse = bins // factor
+
+    def merge(values):
+        return values.reshape(coarse, factor, coarse, factor, *values.shape[2:]).sum(axis=(1, 3))
+
+    return dataclasses.replace(field_map, measure=merge(field_map.measure), count=merge(field_map.count),
+                               sums={k: merge(v) for k, v in field_map.sums.items()},
+                               sumsq={k: merge(v) for k, v in field_map.sumsq.items()},
+                               edges=field_map.edges[::factor])
+
+
+def length_unit(system) -> str:
+    """The unit of the axes: "R" when every radius is 1 (lengths are then in particle radii), else the
+    simulation's length unit."""
+    radius = np.asarray(system.radius)
+    return "R" if np.all(radius == 1.0) else "length unit"
+
+
+def _axis_labels(ax, system) -> None:
+    unit = length_unit(system)
+    if unit == "R":
+        ax.set_xlabel("x / R")
+        ax.set_ylabel("y / R")
+    else:
+        ax.set_xlabel(f"x [{unit}]")
+        ax.set_ylabel(f"y [{unit}]")
+
+
+def system_title(system, *, t: float | None = None, two_lines: bool = False) -> str:
+    """A title describing a system by its parameters, not by a phase.
+
+    Parameters
+    ----------
+    system : AOUP or ABP
+        The model: its name, N, φ, v0, propulsion rate (γ or D_r), persistence length v0/rate and ε are given
+        (and the trap stiffness A when there is a trap).
+    t : float, optional
+        The time of the snapshot shown.
+    two_lines : bool
+        Model, N and φ on a first line, the rest on a second (for a single panel).
+
+    Returns
+    -------
+    str
+        For example ``"AOUP  N = 256, φ = 0.5, v0 = 0.025, γ = 0.0001, v0/γ = 250, ε = 0"``.
+    """
+    rate_name = system.propulsion_rate_symbol
+    rate = system.propulsion_rate
+    parts = [f"{system.model.upper()}  N = {system.n_particles}", f"φ = {system.packing_fraction:.3g}",
+             f"v0 = {system.v0:.3g}", f"{rate_name} = {rate:.3g}"]
+    if rate > 0 and system.v0 > 0:
+        parts.append(f"v0/{rate_name} = {system.v0 / rate:.3g}")
+    parts.append(f"ε = {system.eps:.3g}")
+    if system.trap > 0:
+        parts.append(f"trap A = {system.trap:.3g}")
+    if t is not None:
+        parts.append(f"t = {t:g}")
+    if two_lines:
+        return ", ".join(parts[:2]) + "\n" + ", ".join(parts[2:])
+    return ", ".join(parts)
+
+
 def plot_configuration(system, x, *, color=None, ax=None, cmap="viridis", label=None, title=None, colorbar=True,
                        arrows=None):
-    """Draw the particles as disks of their true radius in the periodic box.
+    """Draw the particles as disks of their true radius in the periodic box, with labelled axes (x / R, y / R).
 
-    ``color``: per-particle values (e.g. local EPR) mapped through ``cmap`` with a colour bar; default: one colour.
-    ``arrows``: optional (N, 2) vectors (e.g. the propulsion g) drawn from each centre.
+    ``color``: per-particle values (N,) (e.g. local EPR) mapped through ``cmap`` with a colour bar labelled
+    ``label``; default: one colour. ``arrows``: optional (N, 2) vectors (e.g. the propulsion g) drawn from each
+    centre, one unit of the vector as one radius. ``title``: default :func:`system_title`.
     Returns the matplotlib Axes.
     """
     from matplotlib.collections import EllipseCollection
@@ -49,12 +177,10 @@ def plot_configuration(system, x, *, color=None, ax=None, cmap="viridis", label=
     ax.set_xlim(-half, half)
     ax.set_ylim(-half, half)
     ax.set_aspect("equal")
-    ax.set_xticks([])
-    ax.set_yticks([])
-    if title:
-        ax.set_title(title)
+    _axis_labels(ax, system)
+    ax.set_title(system_title(system, two_lines=True) if title is None else title, fontsize="medium")
     if color is not None and colorbar:
-        ax.figure.colorbar(disks, ax=ax, shrink=0.8, label=label)
+        _colorbar(ax, disks, label or "")
     return ax
 
 
@@ -70,11 +196,28 @@ def save(fig_or_ax, path) -> None:
 
 # ------------------------------------------------------------------ entropy production (activescore.estimate)
 _EPR_LABELS = {
-    "quadratic": "local EPR e_i (quadratic form)",
-    "divergence": "local EPR c_i (divergence form)",
-    "quadratic_x": "|v_x|²/ε", "quadratic_g": "|v_g|²/γ",
-    "divergence_x": "v_x·b_x/ε + ∇_x·v_x", "divergence_g": "∇_g·v_g",
+    "quadratic": "EPR e_i (quadratic form)",
+    "divergence": "EPR c_i (divergence form)",
+    "quadratic_x": "x part of e_i, |v_x|²/ε", "quadratic_g": "g part of e_i, |v_g|²/γ",
+    "divergence_x": "x part of c_i, v_x·b_x/ε + ∇_x·v_x", "divergence_g": "g part of c_i, ∇_g·v_g",
 }
+
+#: Cells of a per-particle map with fewer particle-snapshots than this are left blank: a mean of a few is noise.
+MIN_PARTICLES_PER_CELL = 5
+
+
+def _epr_label(quantity: str, kind: str, unit: str, sigma=None) -> str:
+    """Colour-bar text: what the values are and their unit (EPR in k_B per unit time)."""
+    what = _EPR_LABELS.get(quantity, quantity)
+    if kind == "density_weighted":
+        return f"{what} per area [1/(time·{unit}²)]{_sigma_suffix(sigma)}"
+    return f"{what} per particle [1/time]{_sigma_suffix(sigma)}"
+
+
+def _colorbar(ax, mappable, label: str):
+    bar = ax.figure.colorbar(mappable, ax=ax, shrink=0.85)
+    bar.set_label(label, fontsize="small")
+    return bar
 
 
 def _sigma_suffix(sigma) -> str:
@@ -112,25 +255,30 @@ def plot_local_epr(system, x, values, *, form: str = "quadratic", sigma=None, ax
         ax.set_ylim(-half_width, half_width)
     disks = ax.collections[0]
     disks.set_clim(vmin, vmax)
-    ax.figure.colorbar(disks, ax=ax, shrink=0.8, label=_EPR_LABELS.get(form, form) + _sigma_suffix(sigma))
+    _colorbar(ax, disks, _epr_label(form, "per_particle", length_unit(system), sigma))
     return ax
 
 
 def plot_epr_map(field_map, quantity: str = "quadratic", kind: str = "density_weighted", *, ax=None, cmap=None,
-                 clip=(1, 99), title=None):
-    """A :class:`activescore.estimation.SpatialMap` as an image with a colour bar.
+                 clip=(1, 99), title=None, unit: str = "R", min_count: int = MIN_PARTICLES_PER_CELL):
+    """A :class:`activescore.estimation.SpatialMap` as an image with labelled axes and a colour bar saying what
+    it shows and in which unit.
 
-    ``kind``: "density_weighted" (EPR per unit area), "per_particle" (mean over the particles in a cell; empty
-    cells blank) or "density" (particles per unit area; ``quantity`` ignored)."""
+    ``kind``: "density_weighted" (EPR per unit area), "per_particle" (mean over the particles in a cell; cells
+    with fewer than ``min_count`` particle-snapshots blank) or "density" (particles per unit area; ``quantity``
+    ignored). ``unit``: the length unit of the axes (:func:`length_unit` of the system; "R" for the default
+    radius 1). Choose the map's ``bins`` with :func:`bins_for` so that cells hold enough particles."""
     plt = _pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 5), dpi=150)
     if kind == "density":
-        data, label = field_map.density(), "density (particles per unit area)"
+        data, label = field_map.density(), f"particle density [1/{unit}²]"
     elif kind == "density_weighted":
-        data, label = field_map.density_weighted(quantity), _EPR_LABELS.get(quantity, quantity) + " per unit area"
+        data = field_map.density_weighted(quantity)
+        label = _epr_label(quantity, kind, unit, field_map.sigma)
     elif kind == "per_particle":
-        data, label = field_map.per_particle(quantity), _EPR_LABELS.get(quantity, quantity) + " per particle"
+        data = np.where(field_map.count >= min_count, field_map.per_particle(quantity), np.nan)
+        label = _epr_label(quantity, kind, unit, field_map.sigma)
     else:
         raise ValueError(f"kind must be 'density_weighted', 'per_particle' or 'density', got {kind!r}")
     vmin, vmax, diverging = _color_limits(data, clip)
@@ -138,28 +286,50 @@ def plot_epr_map(field_map, quantity: str = "quadratic", kind: str = "density_we
     image = ax.imshow(np.asarray(data).T, origin="lower", extent=(-h, h, -h, h), vmin=vmin, vmax=vmax,
                       cmap=cmap or ("RdBu_r" if diverging else "magma"), interpolation="nearest")
     ax.set_aspect("equal")
+    ax.set_xlabel("x / R" if unit == "R" else f"x [{unit}]")
+    ax.set_ylabel("y / R" if unit == "R" else f"y [{unit}]")
     if title:
-        ax.set_title(title)
-    ax.figure.colorbar(image, ax=ax, shrink=0.8, label=label if kind == "density" else
-                       label + _sigma_suffix(field_map.sigma))
+        ax.set_title(title, fontsize="medium")
+    _colorbar(ax, image, label)
     return ax
 
 
-def plot_current(field_map, *, ax=None, stride: int = 1, cmap="Greys", title=None):
-    """The position current ρ v_x of a :class:`SpatialMap` as arrows over the density (colour bar)."""
+def _round_scale(value: float) -> float:
+    """A round number (1, 2 or 5 × 10^k) not above ``value``, for an arrow key."""
+    if not np.isfinite(value) or value <= 0:
+        return 1.0
+    exponent = math.floor(math.log10(value))
+    mantissa = value / 10**exponent
+    return (5 if mantissa >= 5 else 2 if mantissa >= 2 else 1) * 10**exponent
+
+
+def plot_current(field_map, *, ax=None, stride: int = 1, cmap="Greys", title=None, unit: str = "R"):
+    """The position current j_x = ρ v_x of a :class:`SpatialMap` as arrows over the density (colour bar), with
+    a key giving the arrow scale in 1/(time·unit)."""
     plt = _pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 5), dpi=150)
-    plot_epr_map(field_map, kind="density", ax=ax, cmap=cmap, title=title)
+    plot_epr_map(field_map, kind="density", ax=ax, cmap=cmap, title=title, unit=unit)
     c = field_map.centers[::stride]
-    j = field_map.current()[::stride, ::stride]
+    # Cells with few particles give a current of noise: left without an arrow, as in the per-particle map.
+    current = np.where((field_map.count >= MIN_PARTICLES_PER_CELL)[..., None], field_map.current(), np.nan)
+    j = current[::stride, ::stride]
     xx, yy = np.meshgrid(c, c, indexing="ij")
-    ax.quiver(xx, yy, j[..., 0], j[..., 1], color="tab:red", angles="xy", pivot="middle")
+    arrows = ax.quiver(xx, yy, j[..., 0], j[..., 1], color="tab:red", angles="xy", pivot="middle")
+    magnitude = np.hypot(j[..., 0], j[..., 1])
+    magnitude = magnitude[np.isfinite(magnitude)]
+    key = _round_scale(float(np.percentile(magnitude, 90))) if magnitude.size else 1.0
+    # The key sits in a white box at the top left, readable over any background density.
+    arrow_key = ax.quiverkey(arrows, 0.06, 0.95, key, f"j = {key:g} [1/(time·{unit})]", labelpos="E",
+                             coordinates="axes", fontproperties={"size": "small"}, color="tab:red")
+    arrow_key.set_zorder(3)
+    ax.add_patch(_pyplot().Rectangle((0.01, 0.90), 0.52, 0.09, transform=ax.transAxes, facecolor="white",
+                                     edgecolor="0.5", linewidth=0.5, alpha=0.9, zorder=2.5))
     return ax
 
 
 def plot_radial_profile(profile, quantity: str = "quadratic", kind: str = "per_particle", *, exact=None, ax=None,
-                        title=None):
+                        title=None, unit: str = "R"):
     """A :class:`activescore.estimation.RadialProfile` against r = |x| (per-particle means with the naive
     standard error, or the density-weighted profile). ``exact``: optional callable r → values, drawn as a line."""
     plt = _pyplot()
@@ -170,53 +340,69 @@ def plot_radial_profile(profile, quantity: str = "quadratic", kind: str = "per_p
     if kind == "per_particle":
         err = profile.stderr(quantity) if quantity in ("quadratic", "divergence") else None
         ax.errorbar(r, profile.per_particle(quantity), yerr=err, fmt="o", ms=3, label="estimate")
-        ax.set_ylabel(label + " per particle")
+        ax.set_ylabel(label + " per particle [1/time]", fontsize="small")
     elif kind == "density_weighted":
         ax.plot(r, profile.density_weighted(quantity), "o-", ms=3, label="estimate")
-        ax.set_ylabel(label + " per unit area")
+        ax.set_ylabel(label + f" per area [1/(time·{unit}²)]", fontsize="small")
     else:
         raise ValueError(f"kind must be 'per_particle' or 'density_weighted', got {kind!r}")
     if exact is not None:
         rr = np.linspace(0.0, profile.edges[-1], 200)
         ax.plot(rr, exact(rr), "k-", lw=1, label="exact")
         ax.legend()
-    ax.set_xlabel("distance from the trap centre |x|")
+    ax.set_xlabel(f"distance from the trap centre |x| / {unit}" if unit == "R" else
+                  f"distance from the trap centre |x| [{unit}]")
     if title:
-        ax.set_title(title)
+        ax.set_title(title, fontsize="medium")
     return ax
 
 
-def plot_epr_overview(result, path=None, *, index: int = -1, form: str = "quadratic"):
+def plot_epr_overview(result, path=None, *, index: int = -1, form: str = "quadratic",
+                      per_bin: int | None = PARTICLES_PER_BIN):
     """One figure from an :class:`activescore.estimation.EPRResult`: a configuration coloured by local EPR (if the
     per-particle fields were kept), the density-weighted and per-particle EPR maps, density with current and (for
-    trapped systems) the radial profile. Saved as PNG when ``path`` is given; returns the figure."""
+    trapped systems) the radial profile, titled with the system's parameters and the global numbers. Saved as PNG
+    when ``path`` is given; returns the figure.
+
+    ``per_bin``: the map is drawn on a grid coarsened (:func:`coarsen_map`) to about this many particle-snapshots
+    per cell, so that a map estimated on a fine grid at small N does not show noise; None draws it as estimated."""
     plt = _pyplot()
+    system = result.system
+    unit = length_unit(system)
     panels = ["config"] if result.local is not None else []
     panels += ["weighted", "per_particle", "current"] + (["radial"] if result.radial is not None else [])
     cols = 3 if len(panels) > 4 else 2
     rows = (len(panels) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.8 * rows), dpi=120, squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 5.2 * rows), dpi=120, squeeze=False,
+                             layout="constrained")  # room for every colour bar's label
     axes = axes.ravel()
     tag = f"{form} form{_sigma_suffix(result.sigma)}"
-    for ax, panel in zip(axes, panels):
+    field_map = result.map if per_bin is None else coarsen_map(result.map, per_bin)
+    bins = len(field_map.edges) - 1
+    per_cell = float(np.sum(field_map.count)) / bins**2
+    grid = f"{bins}×{bins} cells, {per_cell:.3g} particle-snapshots per cell"
+    for ax, panel in zip(axes, panels, strict=False):  # axes beyond the panels are hidden below
         if panel == "config":
-            plot_local_epr(result.system, result.positions(index), getattr(result.local, form)[index], form=form,
-                           sigma=result.sigma, ax=ax, title=f"snapshot {int(result.frames[index])}",
-                           half_width=result.map.half_width if result.system.trap > 0 else None)
+            plot_local_epr(system, result.positions(index), getattr(result.local, form)[index], form=form,
+                           sigma=result.sigma, ax=ax, title=f"one snapshot (frame {int(result.frames[index])})",
+                           half_width=field_map.half_width if system.trap > 0 else None)
         elif panel == "weighted":
-            plot_epr_map(result.map, form, "density_weighted", ax=ax, title=f"EPR density ({tag})")
+            plot_epr_map(field_map, form, "density_weighted", ax=ax, unit=unit,
+                         title=f"EPR density over {field_map.n_frames} snapshots\n({grid})")
         elif panel == "per_particle":
-            plot_epr_map(result.map, form, "per_particle", ax=ax, title=f"EPR per particle ({tag})")
+            plot_epr_map(field_map, form, "per_particle", ax=ax, unit=unit,
+                         title=f"EPR per particle, mean in each cell\n(blank: under {MIN_PARTICLES_PER_CELL} "
+                               "particle-snapshots)")
         elif panel == "current":
-            plot_current(result.map, ax=ax, stride=max(1, (len(result.map.edges) - 1) // 24),
-                         title="density and current ρ v_x")
+            plot_current(field_map, ax=ax, stride=max(1, bins // 24), unit=unit,
+                         title="density and probability current j_x = ρ v_x")
         else:
-            plot_radial_profile(result.radial, form, ax=ax, title=f"radial profile ({tag})")
+            plot_radial_profile(result.radial, form, ax=ax, title=f"radial profile ({tag})", unit=unit)
     for ax in axes[len(panels):]:
         ax.set_visible(False)
     ident = result.identity.per_particle
-    fig.suptitle(f"EPR per particle: {result.epr_per_particle[form]:.4g} ({tag});   learning-free identity: "
-                 f"{ident:.4g}")
+    fig.suptitle(f"{system_title(system)}\nEPR per particle: {result.epr_per_particle[form]:.4g} ({tag});   "
+                 f"learning-free identity: {ident:.4g}   [k_B per unit time]")
     if path is not None:
         save(fig, path)
     return fig

@@ -70,6 +70,8 @@ class ParticleSystem:
 
     model: ClassVar[str]
     propulsion_components: ClassVar[int]
+    #: The symbol of ``propulsion_rate`` in the equations and in plot titles.
+    propulsion_rate_symbol: ClassVar[str]
 
     def _set_common(self, n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius,
                     cutoff_tol) -> None:
@@ -86,6 +88,28 @@ class ParticleSystem:
         set_(self, "beta", _beta(beta))
         set_(self, "cutoff_tol", check.real("cutoff_tol", cutoff_tol, low=0.0, high=1.0, low_open=True,
                                             high_open=True))
+
+    def _check_box(self, packing_fraction) -> None:
+        """The pair force is evaluated under the minimum image, which counts each pair once: that is the periodic
+        system only when no particle reaches a second image of another, L >= 2 r_c. In a smaller box the force
+        on a particle jumps sign as a neighbour crosses the distance L/2 (a discontinuous drift, not the periodic
+        model), so such a box is refused rather than simulated wrongly."""
+        if self.k == 0 or self.n_particles == 1:
+            return  # no pair force (a particle's own images pull it equally both ways): any box is exact
+        reach = 2.0 * self.interaction_range
+        if self.box_length >= reach:
+            return
+        area = float(np.sum(np.pi * self.radius**2))
+        largest_phi = area / reach**2
+        if packing_fraction is not None:
+            raise ValueError(
+                f"packing_fraction={packing_fraction:g} gives a box of side L = {self.box_length:.4g} for "
+                f"{self.n_particles} particles, smaller than twice the interaction range (2 r_c = {reach:.4g}), "
+                f"which the minimum-image pair force needs to count each pair once: use packing_fraction <= "
+                f"{largest_phi:.4g} or more particles")
+        raise ValueError(
+            f"box_length={self.box_length:g} is smaller than twice the interaction range (2 r_c = {reach:.4g}), "
+            f"which the minimum-image pair force needs to count each pair once: use box_length >= {reach:.4g}")
 
     @property
     def packing_fraction(self) -> float:
@@ -166,12 +190,14 @@ class AOUP(ParticleSystem):
     gamma: float = 1e-4
     model: ClassVar[str] = "aoup"
     propulsion_components: ClassVar[int] = 2
+    propulsion_rate_symbol: ClassVar[str] = "γ"
 
     def __init__(self, n_particles: int, *, packing_fraction: float | None = None, box_length: float | None = None,
                  v0: float = 0.025, gamma: float = 1e-4, eps: float = 0.0, k: float = 1.0, trap: float = 0.0,
                  beta: float | None = 7.5, radius=1.0, cutoff_tol: float = 1e-6):
         self._set_common(n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius, cutoff_tol)
         object.__setattr__(self, "gamma", check.real("gamma", gamma, low=0.0, low_open=True))
+        self._check_box(packing_fraction)
 
     @property
     def propulsion_rate(self) -> float:
@@ -201,6 +227,7 @@ class ABP(ParticleSystem):
     rotational_diffusion: float = 1.0
     model: ClassVar[str] = "abp"
     propulsion_components: ClassVar[int] = 1
+    propulsion_rate_symbol: ClassVar[str] = "D_r"
 
     def __init__(self, n_particles: int, *, packing_fraction: float | None = None, box_length: float | None = None,
                  v0: float = 1.0, rotational_diffusion: float = 1.0, eps: float = 0.0, k: float = 1.0,
@@ -208,6 +235,7 @@ class ABP(ParticleSystem):
         self._set_common(n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius, cutoff_tol)
         object.__setattr__(self, "rotational_diffusion",
                            check.real("rotational_diffusion", rotational_diffusion, low=0.0))
+        self._check_box(packing_fraction)
 
     @property
     def propulsion_rate(self) -> float:

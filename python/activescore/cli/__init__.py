@@ -7,6 +7,7 @@
     activescore plot     (--gsd FILE | --data DIR) [--frame I] --out FILE.png
     activescore demo     [--out DIR]                                  all of it, small, on the CPU
     activescore config   [CONFIG] [--set ...]                         print the resolved configuration
+    activescore physics  [--path]                                     the physics reference (physics.md)
     activescore sweep    [CONFIG] --over phi=0.3,0.5 --seeds 4 --out DIR   a grid of points on Dask
 
 DATA is a data set folder (from ``dataset``) or a GSD trajectory (from ``simulate``). Each command reads the
@@ -14,21 +15,27 @@ embedded defaults, then CONFIG (TOML), then the ``--set`` overrides, rejects unk
 and bad values before any work, prints what it will do, and writes ``config.toml`` (the resolved configuration)
 and ``run.json`` (version, status, timings) beside its outputs. Interrupted commands resume when rerun with the
 same --out; finished stages are not redone.
+
+A mistake (a bad value, a missing or foreign file, a run that blows up) ends the command with one line,
+``activescore CMD: error: ...``, naming the key, file or value and what is allowed, and a non-zero exit status
+(2: nothing was done; 1: the run failed; 130: interrupted). ``run.json`` records ``"status"`` as ``"done"``,
+``"failed"`` (with the message) or ``"interrupted"``. ``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
 from pathlib import Path
 
 from .._version import __version__
-from ..io.files import atomic_write
+from ..io.files import atomic_write, existing_file
 from ..sweeps.cli import add_parser as add_sweep_parser
 from . import config as cfg
-from . import pipeline
+from . import errors, pipeline
 
 
 class Run:
@@ -36,6 +43,8 @@ class Run:
 
     def __init__(self, out: Path, command: str, config: dict):
         self.out = Path(out)
+        if self.out.exists() and not self.out.is_dir():
+            raise ValueError(f"--out {self.out}: is a file, expected a folder for the outputs")
         self.out.mkdir(parents=True, exist_ok=True)
         self.command, self.config = command, config
         self.record_path = self.out / "run.json"
@@ -44,8 +53,29 @@ class Run:
             raise ValueError(f"--out: {self.out} holds a {command} run with another configuration; choose another "
                              "folder or remove it")
         self.record = {"command": command, "activescore_version": __version__, "config": config,
-                       "status": previous.get("status", "started"), "stages": previous.get("stages", {})}
+                       "status": "started", "stages": previous.get("stages", {})}
+        self._start = time.perf_counter()
         atomic_write(self.out / "config.toml", cfg.dumps(config))
+        self.save()
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Record how the command ended: done, interrupted (Ctrl-C) or failed with the one-line message."""
+        if exc is None:
+            self.close("done")
+        elif isinstance(exc, KeyboardInterrupt):
+            self.close("interrupted")
+        else:
+            self.close("failed", errors.describe(exc)[0])
+
+    def close(self, status: str, message: str | None = None) -> None:
+        self.record["status"] = status
+        self.record.pop("error", None)
+        if message is not None:
+            self.record["error"] = message
+        self.record["seconds"] = round(time.perf_counter() - self._start, 2)
         self.save()
 
     def done(self, stage: str) -> bool:
@@ -66,7 +96,67 @@ def _say(text: str) -> None:
 # ---------------------------------------------------------------------------------------------------- commands
 
 def _resolve(args, sections):
-    return cfg.resolve(args.config, args.set or (), sections)
+    """The resolved configuration of the requested sections, every value checked before anything is created."""
+    config = cfg.resolve(args.config, args.set or (), sections)
+    cfg.validate(config)
+    return config
+
+
+@contextlib.contextmanager
+def _opening(option: str, path):
+    """Errors while reading an input name the option and the file: a foreign or corrupt file otherwise surfaces as
+    a bare KeyError or decoder message."""
+    try:
+        yield
+    except OSError:
+        raise  # carries its file name
+    except ValueError as err:
+        if str(path) in str(err):
+            raise
+        raise ValueError(f"{option} {path}: {err}") from err
+    except Exception as err:
+        detail = f"{type(err).__name__}: {err}"
+        raise ValueError(f"{option} {path}: cannot be read as an activescore file ({detail})") from err
+
+
+def _input_file(option: str, path, what: str) -> Path:
+    """An input file given on the command line, which must exist and be a file (``what``: its kind)."""
+    try:
+        return existing_file(path, what)
+    except ValueError as err:
+        raise ValueError(f"{option} {err}") from None
+
+
+def _input_samples(option: str, path):
+    """Check the samples given on the command line before any output is made: a data set folder is opened (its
+    manifest read; returns the data set), a GSD trajectory must exist (it is read whole by the stage; None)."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{option} {path}: no such file or folder")
+    if not path.is_dir():
+        return None
+    if not (path / "manifest.json").exists() and (path / "dataset" / "manifest.json").exists():
+        raise ValueError(f"{option} {path}: is the output folder of `activescore dataset`; the data set is "
+                         f"{path / 'dataset'}")
+    with _opening(option, path):
+        return pipeline.read_samples(path)[0]
+
+
+def _output_file(option: str, path) -> Path:
+    """An output file whose folder must exist (it is not created for a single file)."""
+    path = Path(path)
+    if not path.parent.is_dir():
+        raise ValueError(f"{option} {path}: the folder {path.parent} does not exist")
+    if path.is_dir():
+        raise ValueError(f"{option} {path}: is a folder, expected a file name")
+    return path
+
+
+def _frame_index(frame: int, n_frames: int, source) -> int:
+    if not -n_frames <= frame < n_frames:
+        raise ValueError(f"--frame {frame}: {source} has {n_frames} frames, so the index must be in "
+                         f"[0, {n_frames - 1}] (or [-{n_frames}, -1] counting from the end)")
+    return frame % n_frames
 
 
 def cmd_config(args) -> int:
@@ -77,47 +167,75 @@ def cmd_config(args) -> int:
 def cmd_simulate(args) -> int:
     c = _resolve(args, ("system", "simulation"))
     system = cfg.make_system(c["system"])
-    pipeline.simulate(Run(args.out, "simulate", c), system, c["simulation"])
+    with Run(args.out, "simulate", c) as run:
+        pipeline.simulate(run, system, c["simulation"])
     return 0
 
 
 def cmd_dataset(args) -> int:
     c = _resolve(args, ("system", "simulation", "dataset"))
     system = cfg.make_system(c["system"])
-    pipeline.build_dataset(Run(args.out, "dataset", c), system, c["simulation"], c["dataset"])
+    with Run(args.out, "dataset", c) as run:
+        pipeline.build_dataset(run, system, c["simulation"], c["dataset"])
     return 0
 
 
 def cmd_train(args) -> int:
     c = _resolve(args, ("train",))
-    pipeline.train(Run(args.out, "train", {**c, "data": str(args.data)}), Path(args.data), c["train"])
+    _input_samples("--data", args.data)
+    with Run(args.out, "train", {**c, "data": str(args.data)}) as run:
+        pipeline.train(run, Path(args.data), c["train"])
     return 0
 
 
 def cmd_estimate(args) -> int:
+    from ..learning import Score
+    from ..systems import AOUP
+
     c = _resolve(args, ("estimate",))
-    run = Run(args.out, "estimate", {**c, "score": str(args.score), "data": str(args.data)})
-    pipeline.estimate(run, Path(args.score), Path(args.data), c["estimate"])
+    score_path = _input_file("--score", args.score, "saved Score")
+    samples = _input_samples("--data", args.data)
+    if samples is not None and not isinstance(samples.system, AOUP):
+        raise ValueError(f"--data {args.data}: holds a {type(samples.system).__name__} data set; the estimators "
+                         "need an AOUP system (the ABP propulsion is an angle, not an Ornstein-Uhlenbeck variable)")
+    with _opening("--score", score_path):
+        Score.load(score_path)  # read once here, so that a foreign or corrupt file leaves no --out behind
+    with Run(args.out, "estimate", {**c, "score": str(args.score), "data": str(args.data)}) as run:
+        pipeline.estimate(run, score_path, Path(args.data), c["estimate"])
     return 0
 
 
 def cmd_plot(args) -> int:
     from .. import plotting
-    from ..io.dataset import SnapshotDataset
     from ..simulation.trajectory import load_trajectory
 
     if (args.gsd is None) == (args.data is None):
-        raise ValueError("plot: give exactly one of --gsd and --data")
+        raise ValueError("give exactly one of --gsd FILE and --data DIR")
+    out = _output_file("--out", args.out)
     if args.gsd is not None:
-        traj = load_trajectory(args.gsd)
-        system, x, g, t = traj.system, traj.x[args.frame], traj.g[args.frame], traj.t[args.frame]
+        with _opening("--gsd", args.gsd):
+            traj = load_trajectory(_input_file("--gsd", args.gsd, "GSD trajectory"))
+        k = _frame_index(args.frame, len(traj), args.gsd)
+        system, x, g, t = traj.system, traj.x[k], traj.g[k], traj.t[k]
     else:
-        ds = SnapshotDataset(args.data)
-        system, (x, g), t = ds.system, ds[args.frame], ds.step[args.frame] * ds.dt
-    ax = plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2, label="|g|²",
-                                     title=f"N={system.n_particles}, φ={system.packing_fraction:.3g}, t={t:g}")
-    plotting.save(ax, args.out)
-    _say(f"plot: wrote {args.out}")
+        ds = _input_samples("--data", args.data)
+        if ds is None:
+            raise ValueError(f"--data {args.data}: is a file; give a data set folder (or the file as --gsd)")
+        k = _frame_index(args.frame, len(ds), args.data)
+        system, (x, g), t = ds.system, ds[k], ds.step[k] * ds.dt
+    ax = plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2, label="|g|² (propulsion)",
+                                     title=plotting.system_title(system, t=t, two_lines=True))
+    plotting.save(ax, out)
+    _say(f"plot: wrote {out}")
+    return 0
+
+
+def cmd_physics(args) -> int:
+    """Print the physics reference (models, units, conventions) that summaries cite as "physics.md §n"."""
+    from ..reference import physics_reference
+
+    path = physics_reference()
+    print(path if args.path else path.read_text(encoding="utf-8"), end="\n" if args.path else "")
     return 0
 
 
@@ -126,23 +244,22 @@ def cmd_demo(args) -> int:
     the learning-free check: the whole pipeline on the CPU, with the embedded defaults and the demo's small values."""
     c = cfg.resolve(args.config, args.set or (), None, demo=True)
     system = cfg.make_system(c["system"])
-    run = Run(args.out, "demo", c)
-    _say(f"activescore {__version__} demo: simulate -> data set -> train -> estimate, outputs in {run.out}/")
-    start = time.perf_counter()
-    data = pipeline.build_dataset(run, system, c["simulation"], c["dataset"])
-    score = pipeline.train(run, data, c["train"])
-    from .. import plotting
-    from ..io.dataset import SnapshotDataset
+    with Run(args.out, "demo", c) as run:
+        _say(f"activescore {__version__} demo: simulate -> data set -> train -> estimate, outputs in {run.out}/")
+        start = time.perf_counter()
+        data = pipeline.build_dataset(run, system, c["simulation"], c["dataset"])
+        score = pipeline.train(run, data, c["train"])
+        from .. import plotting
+        from ..io.dataset import SnapshotDataset
 
-    ds = SnapshotDataset(data)
-    x, g = ds[-1]
-    plotting.save(plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2, label="|g|²",
-                                              title=f"MIPS, N={system.n_particles}, t={ds.step[-1] * ds.dt:g}"),
-                  run.out / "configuration.png")
-    pipeline.estimate(run, score, data, c["estimate"])
-    run.record["status"] = "done"
-    run.record["seconds"] = round(time.perf_counter() - start, 1)
-    run.save()
+        ds = SnapshotDataset(data)
+        x, g = ds[-1]
+        plotting.save(plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2,
+                                                  label="|g|² (propulsion)",
+                                                  title=plotting.system_title(system, t=ds.step[-1] * ds.dt,
+                                                                              two_lines=True)),
+                      run.out / "configuration.png")
+        pipeline.estimate(run, score, data, c["estimate"])
     _say(f"demo: done in {time.perf_counter() - start:.0f} s; see {run.out}/summary.txt, epr.png, configuration.png")
     return 0
 
@@ -152,9 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"activescore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", help="on an error, show the Python traceback")
 
     def command(name, func, help_text, out_default=None):
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         p.add_argument("config", nargs="?", default=None, help="TOML configuration file (optional)")
         p.add_argument("--set", action="append", metavar="KEY=VALUE",
                        help="override a configuration key, e.g. --set system.n_particles=1024")
@@ -175,7 +294,11 @@ def build_parser() -> argparse.ArgumentParser:
     command("demo", cmd_demo, cmd_demo.__doc__, out_default="demo_output")
     add_sweep_parser(sub)
 
-    plot = sub.add_parser("plot", help="draw a configuration")
+    physics = sub.add_parser("physics", help=cmd_physics.__doc__, parents=[common])
+    physics.add_argument("--path", action="store_true", help="print where physics.md is instead of its text")
+    physics.set_defaults(func=cmd_physics)
+
+    plot = sub.add_parser("plot", help="draw a configuration", parents=[common])
     plot.add_argument("--gsd", help="trajectory file")
     plot.add_argument("--data", help="data set folder")
     plot.add_argument("--frame", type=int, default=-1)
@@ -185,12 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
+    """Run one command; every error becomes one line on stderr and a non-zero exit status (see the module doc)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ValueError as err:  # bad configuration or parameters: a clear message, no traceback, no work done
-        print(f"activescore {args.command}: error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"activescore {args.command}: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    except (Exception, KeyboardInterrupt) as err:
+        if getattr(args, "debug", False) and not isinstance(err, KeyboardInterrupt):
+            raise
+        message, status = errors.describe(err)
+        print(errors.one_line(args.command, message), file=sys.stderr)
+        return status

@@ -11,6 +11,7 @@ import copy
 import sys
 from pathlib import Path
 
+from .. import _validate as check
 from ..io.files import describe_foreign
 from ..learning.settings import TrainConfig
 from ..systems import ABP, MODELS
@@ -55,7 +56,7 @@ _SECTIONS: dict = {
         "shard_frames": 16,
     },
     "estimate": {
-        "bins": 48,
+        "bins": 0,                  # map cells per side; 0 = about 20 particles per cell (plotting.bins_for)
         "frames": 0,                # 0 = all frames of the data set
     },
 }
@@ -215,7 +216,77 @@ def make_system(section: dict):
     try:
         return cls(n, **size, **s)
     except ValueError as err:
-        raise ValueError(f"config key system.{str(err).split()[0]}: {err}") from None
+        parameter = str(err).split()[0].split("=")[0]  # messages start with the parameter's name
+        raise ValueError(f"config key system.{parameter}: {err}") from None
+
+
+#: Checks of the values of each section, with the API's ranges; each raises a ValueError naming the config key.
+_SECTION_CHECKS = {
+    "simulation": lambda s: [
+        check.real("simulation.dt", s["dt"], low=0.0, low_open=True),
+        check.integer("simulation.n_steps", s["n_steps"], low=0),
+        check.integer("simulation.burn_in", s["burn_in"], low=0),
+        check.integer("simulation.save_every", s["save_every"], low=1),
+        check.integer("simulation.seed", s["seed"], low=0, high=2**64 - 1),
+        check.choice("simulation.init", s["init"], {"uniform", "cluster"}),
+        check.choice("simulation.backend", s["backend"], {"auto", "cpp", "cuda", "numba"}),
+        check.choice("simulation.dtype", s["dtype"], {"float64", "float32"}),
+        check.integer("simulation.n_threads", s["n_threads"], low=0),
+    ],
+    "dataset": lambda s: [
+        check.integer("dataset.burn_in", s["burn_in"], low=0),
+        check.integer("dataset.spacing", s["spacing"], low=1),
+        check.integer("dataset.n_frames", s["n_frames"], low=1),
+        check.integer("dataset.shard_frames", s["shard_frames"], low=1),
+    ],
+    "train": lambda s: [
+        check.choice("train.loss", s["loss"], {"dsm", "implicit"}),
+        check.choice("train.network", s["network"], {"small", "paper"}),
+        *[check.real("train.sigma", v, low=0.0, low_open=True) for v in s["sigma"]],
+        check.integer("train.n_steps", s["n_steps"], low=0),  # 0: from the data
+        check.integer("train.batch_particles", s["batch_particles"], low=1),
+        check.real("train.learning_rate", s["learning_rate"], low=0.0, low_open=True),
+        check.integer("train.seed", s["seed"], low=0, high=2**32 - 1),
+        check.integer("train.checkpoint_every", s["checkpoint_every"], low=1),
+    ],
+    "estimate": lambda s: [
+        check.integer("estimate.bins", s["bins"], low=0),
+        check.integer("estimate.frames", s["frames"], low=0),
+    ],
+}
+
+
+def validate(config: dict) -> None:
+    """Check every value of a resolved configuration with the ranges the Python API enforces.
+
+    Run before anything is created: the system is built (its parameters and box checked) and every other value
+    must lie in its range.
+
+    Parameters
+    ----------
+    config : dict
+        A resolved configuration (:func:`resolve`), all sections or any subset of them.
+
+    Raises
+    ------
+    ValueError
+        Naming the key and the allowed range, e.g. ``config: simulation.dt must be in (0, inf), got -1.0``.
+    """
+    if "system" in config:
+        make_system(config["system"])
+    for section, checks in _SECTION_CHECKS.items():
+        if section not in config:
+            continue
+        try:
+            checks(config[section])
+        except ValueError as err:
+            raise ValueError(f"config: {err}") from None
+    if "train" in config:
+        train_config(config["train"])  # and every check TrainConfig itself makes
+    sim = config.get("simulation")
+    if sim is not None and sim["n_steps"] % sim["save_every"]:
+        raise ValueError(f"config: simulation.n_steps ({sim['n_steps']}) must be a multiple of "
+                         f"simulation.save_every ({sim['save_every']}), the steps between saved frames")
 
 
 def dumps(config: dict) -> str:

@@ -109,6 +109,16 @@ def build_dataset(run, system, sim: dict, ds: dict) -> Path:
     return path
 
 
+def checkpoint_step(path: Path) -> int | None:
+    """The training step a checkpoint holds (None when it cannot be read: training then reports the file)."""
+    from ..learning.checkpoint import read_metadata_and_state
+
+    try:
+        return int(read_metadata_and_state(path)[1]["step"])
+    except Exception:
+        return None
+
+
 def train(run, data: Path, tr: dict) -> Path:
     """Train a score on the samples at ``data`` (a data set folder or a GSD trajectory) to ``score.msgpack``."""
     path = run.out / "score.msgpack"
@@ -131,7 +141,9 @@ def train(run, data: Path, tr: dict) -> Path:
     )
     checkpoint = run.out / "checkpoint.msgpack"
     if checkpoint.exists():
-        say(f"  resuming from {checkpoint}")
+        step = checkpoint_step(checkpoint)
+        say(f"  resuming from {checkpoint}" if step is None else
+            f"train: resuming from step {step} of {tr['n_steps']} ({checkpoint})")
     start = time.perf_counter()
     # The samples themselves, not their frames: a data set larger than memory is streamed from its shards. The
     # preset's heads, inputs and neighbours follow the system and the data (learning/defaults.py).
@@ -174,7 +186,8 @@ def estimate(run, score_path: Path, data: Path, est: dict) -> dict:
     start = time.perf_counter()
     x, g = samples.load(frames)
     # The estimators check the model themselves (they need an AOUP and say so).
-    result = estimate_epr(score, (x, g), system=system, bins=est["bins"], progress=True)  # type: ignore[arg-type]
+    bins = est["bins"] or plotting.bins_for(system.n_particles, len(frames))  # 0: about 20 particles per cell
+    result = estimate_epr(score, (x, g), system=system, bins=bins, progress=True)  # type: ignore[arg-type]
     summary = str(result)
     atomic_write(run.out / "summary.txt", summary + "\n")
     atomic_write(run.out / "summary.json", json.dumps(result.to_dict(), indent=2, default=float) + "\n")
