@@ -28,9 +28,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import common  # noqa: E402
-
 import activescore as a  # noqa: E402
+import common  # noqa: E402
 from activescore import exact  # noqa: E402
 from activescore.estimation import estimate, learning_free_epr  # noqa: E402
 
@@ -55,8 +54,9 @@ def workloads(n: int, n_frames: int, threads: int):
     eq_score = exact.EquilibriumScore(interacting, n_threads=threads)
     ga_score = exact.GaussianScore(gaussian)
     return {
-        "estimate/equilibrium": lambda: estimate(eq_score, (x, g), system=interacting, progress=False,
-                                                 n_threads=threads),
+        "estimate/equilibrium": lambda: estimate(
+            eq_score, (x, g), system=interacting, progress=False, n_threads=threads
+        ),
         "estimate/gaussian": lambda: estimate(ga_score, (xg, gg), system=gaussian, progress=False, n_threads=threads),
         "identity": lambda: learning_free_epr(interacting, (x, g), progress=False, n_threads=threads),
     }
@@ -79,7 +79,7 @@ def main(argv=None) -> None:
     info = common.machine()
     print(f"machine: {common.machine_label(info)}", flush=True)
     jobs = {n: workloads(n, args.frames, args.threads) for n in args.sizes}
-    for n, work in jobs.items():  # warm up (imports, first calls)
+    for work in jobs.values():  # warm up (imports, first calls)
         for fn in work.values():
             fn()
     times = {(n, name): [] for n, work in jobs.items() for name in work}
@@ -90,22 +90,37 @@ def main(argv=None) -> None:
                 fn()
                 per = (time.perf_counter() - start) / args.frames
                 times[(n, name)].append(per)
-                print(f"round {r}: N={n:>6} {name:<22} {per * 1e3:9.2f} ms/snapshot "
-                      f"({per / n * 1e9:7.1f} ns/particle)", flush=True)
+                print(
+                    f"round {r}: N={n:>6} {name:<22} {per * 1e3:9.2f} ms/snapshot ({per / n * 1e9:7.1f} ns/particle)",
+                    flush=True,
+                )
 
     rows = []
     for (n, name), ts in times.items():
         t = statistics.median(ts)
-        rows.append({"workload": name, "n_particles": n, "seconds_per_snapshot": t, "rounds": ts,
-                     "ns_per_particle": t / n * 1e9})
+        rows.append(
+            {
+                "workload": name,
+                "n_particles": n,
+                "seconds_per_snapshot": t,
+                "rounds": ts,
+                "ns_per_particle": t / n * 1e9,
+            }
+        )
     exponents = {}
     for name in next(iter(jobs.values())):
         pts = sorted((r["n_particles"], r["seconds_per_snapshot"]) for r in rows if r["workload"] == name)
         if len(pts) >= 2:
             exponents[name] = slope([p[0] for p in pts], [p[1] for p in pts])
-    payload = {"benchmark": "estimate", "machine": info, "frames_per_call": args.frames, "threads": args.threads,
-               "samples": "uniform positions at φ = 0.5 (interacting) / exact Gaussian (trapped), g ~ N(0, I)",
-               "results": rows, "exponent_t_vs_N": exponents}
+    payload = {
+        "benchmark": "estimate",
+        "machine": info,
+        "frames_per_call": args.frames,
+        "threads": args.threads,
+        "samples": "uniform positions at φ = 0.5 (interacting) / exact Gaussian (trapped), g ~ N(0, I)",
+        "results": rows,
+        "exponent_t_vs_N": exponents,
+    }
     path = common.write_json(args.name or f"estimate_{info['host']}", payload)
     print(markdown_table(rows, info, exponents, args.threads))
     print(f"wrote {path}")
@@ -115,12 +130,19 @@ def markdown_table(rows, info, exponents, threads) -> str:
     names = sorted({r["workload"] for r in rows})
     sizes = sorted({r["n_particles"] for r in rows})
     by = {(r["workload"], r["n_particles"]): r for r in rows}
-    lines = [f"Machine: {common.machine_label(info)}, {threads} kernel thread(s); {info['date']}.", "",
-             "| workload | " + " | ".join(f"N={n}" for n in sizes) + " | exponent |",
-             "|---|" + "---:|" * (len(sizes) + 1)]
+    lines = [
+        f"Machine: {common.machine_label(info)}, {threads} kernel thread(s); {info['date']}.",
+        "",
+        "| workload | " + " | ".join(f"N={n}" for n in sizes) + " | exponent |",
+        "|---|" + "---:|" * (len(sizes) + 1),
+    ]
     for name in names:
-        cells = [f"{by[(name, n)]['seconds_per_snapshot'] * 1e3:.2f} ms ({by[(name, n)]['ns_per_particle']:.0f} ns/p)"
-                 if (name, n) in by else "" for n in sizes]
+        cells = [
+            f"{by[(name, n)]['seconds_per_snapshot'] * 1e3:.2f} ms ({by[(name, n)]['ns_per_particle']:.0f} ns/p)"
+            if (name, n) in by
+            else ""
+            for n in sizes
+        ]
         exp = exponents.get(name, math.nan)
         lines.append(f"| {name} | " + " | ".join(cells) + f" | {exp:.2f} |")
     return "\n".join(lines)

@@ -86,8 +86,11 @@ def bench_inference(config, n_particles, repeats):
     out["divergence_particles_per_s"] = n / out["divergence_seconds"]
     # The network alone on device-resident tokens (what a fused EPR pipeline would pay).
     snapshots = jax.device_put(make_snapshots(x[:1], g[:1], box, config.k, config.jnp_dtype))
-    apply = jax.jit(lambda p, s: ScoreNet(config).apply(
-        p, gather_tokens(s, jnp.zeros(n, jnp.int32), jnp.arange(n), box, jnp.zeros(n))))
+    apply = jax.jit(
+        lambda p, s: ScoreNet(config).apply(
+            p, gather_tokens(s, jnp.zeros(n, jnp.int32), jnp.arange(n), box, jnp.zeros(n))
+        )
+    )
     seconds = best_time(lambda: apply(params, snapshots).block_until_ready(), repeats)
     out["network_only_particles_per_s"] = n / seconds
     return out
@@ -107,14 +110,24 @@ def main():
         "paper": (ScoreNetConfig.paper(), 1024 if on_accelerator else 32, 4096 if on_accelerator else 256),
     }
     results = {
-        "machine": socket.gethostname(), "platform": platform.platform(), "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(), "jax": jax.__version__, "backend": jax.default_backend(),
-        "devices": [str(d) for d in jax.devices()], "cases": {},
+        "machine": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu": cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "cases": {},
     }
     for name, (config, batch, n_infer) in cases.items():
         box, x, g = random_snapshots(1024, 4)
-        entry = {"parameters": count_params(init_params(config, jax.random.PRNGKey(0))), "k": config.k,
-                 "width": config.width, "depth": config.depth, "training": []}
+        entry = {
+            "parameters": count_params(init_params(config, jax.random.PRNGKey(0))),
+            "k": config.k,
+            "width": config.width,
+            "depth": config.depth,
+            "training": [],
+        }
         losses = ("dsm", "implicit") if name != "paper" or on_accelerator else ("dsm",)
         for loss in losses:
             entry["training"].append(bench_training(config, loss, batch, box, x, g, repeats))

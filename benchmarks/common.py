@@ -28,8 +28,12 @@ def gpu_model() -> str | None:
     try:
         import subprocess
 
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=20)
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name,memory.total", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+        )
         return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
     except (OSError, IndexError, subprocess.SubprocessError):
         return None
@@ -38,9 +42,16 @@ def gpu_model() -> str | None:
 def machine() -> dict:
     import numpy
 
-    info = {"cpu": cpu_model(), "cores": os.cpu_count(), "gpu": gpu_model(), "python": platform.python_version(),
-            "numpy": numpy.__version__, "platform": platform.platform(), "host": socket.gethostname(),
-            "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    info = {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "gpu": gpu_model(),
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    }
     from importlib import metadata
 
     for name, distribution in (("numba", "numba"), ("jax", "jax"), ("jax_md", "jax-md")):

@@ -43,8 +43,9 @@ def make_runner(system, state, dtype: str = "float64"):
     decay, kick = math.exp(-system.gamma * dt), math.sqrt(-math.expm1(-2.0 * system.gamma * dt))
 
     displacement, shift = space.periodic(box)  # JAX-MD's box is [0, L)
-    neighbor_fn = partition.neighbor_list(displacement, box, cutoff, dr_threshold=SKIN_FRACTION * cutoff,
-                                          format=partition.NeighborListFormat.Dense)
+    neighbor_fn = partition.neighbor_list(
+        displacement, box, cutoff, dr_threshold=SKIN_FRACTION * cutoff, format=partition.NeighborListFormat.Dense
+    )
     # x_i - x_j for each particle i and its listed neighbours j (written out: space.map_neighbor's order is j - i).
     neighbour_displacement = jax.vmap(jax.vmap(displacement, (None, 0)))
 

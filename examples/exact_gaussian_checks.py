@@ -19,5 +19,7 @@ system = a.AOUP(256, box_length=400.0, k=0.0, trap=1.0, eps=0.0, gamma=2.0, v0=1
 x, g = gaussian_samples(system, 300, seed=2)
 for sigma in (0.01, 0.1, 0.5):
     r = a.estimate(GaussianScore(system, sigma=sigma), (x, g), system=system)
-    print(f"sigma={sigma}: quadratic {r.epr_per_particle['quadratic'].value:.4g} per particle, exact (sigma->0) "
-          f"{gaussian_epr(system):.4g}, learning-free identity {r.identity.per_particle.value:.4g}")
+    print(
+        f"sigma={sigma}: quadratic {r.epr_per_particle['quadratic'].value:.4g} per particle, exact (sigma->0) "
+        f"{gaussian_epr(system):.4g}, learning-free identity {r.identity.per_particle.value:.4g}"
+    )

@@ -15,8 +15,9 @@ from activescore.learning import train_score
 
 out = Path("mips_maps")
 system = a.mips(1024, packing_fraction=0.5)
-data = build_dataset(system, DatasetPlan(n_frames=64, spacing=2_000, burn_in=300_000, dt=a.MIPS_DT, seed=1),
-                     out / "dataset")
+data = build_dataset(
+    system, DatasetPlan(n_frames=64, spacing=2_000, burn_in=300_000, dt=a.MIPS_DT, seed=1), out / "dataset"
+)
 score = train_score(system, data.load(), loss="dsm", sigma=0.01, n_steps=5_000, checkpoint=out / "checkpoint.msgpack")
 score.save(out / "score.msgpack")
 result = a.estimate(score, data.load(), system=system)

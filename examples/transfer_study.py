@@ -17,18 +17,23 @@ import platform
 import time
 from pathlib import Path
 
-import numpy as np
-
 import activescore as a
 from activescore import plotting
 from activescore.learning import train_score
 
 
-
 def stationary_frames(system, args, seed):
     start = time.perf_counter()
-    traj = a.simulate(system, (args.frames - 1) * args.spacing + 1, a.MIPS_DT, seed=seed, init=args.init,
-                      burn_in=args.burn_in, save_every=args.spacing, progress=False)
+    traj = a.simulate(
+        system,
+        (args.frames - 1) * args.spacing + 1,
+        a.MIPS_DT,
+        seed=seed,
+        init=args.init,
+        burn_in=args.burn_in,
+        save_every=args.spacing,
+        progress=False,
+    )
     return traj, time.perf_counter() - start
 
 
@@ -49,23 +54,43 @@ def main():
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    record = {"settings": vars(args), "machine": f"{platform.processor() or platform.machine()}, "
-              f"{__import__('os').cpu_count()} cores", "targets": []}
+    record = {
+        "settings": vars(args),
+        "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
+        "targets": [],
+    }
 
     train_system = a.mips(args.train_n, 0.5)
     start = time.perf_counter()
-    data = a.simulate(train_system, (args.train_frames - 1) * 2000 + 1, a.MIPS_DT, seed=1, init="cluster",
-                      burn_in=200_000, save_every=2000, progress=True)
+    data = a.simulate(
+        train_system,
+        (args.train_frames - 1) * 2000 + 1,
+        a.MIPS_DT,
+        seed=1,
+        init="cluster",
+        burn_in=200_000,
+        save_every=2000,
+        progress=True,
+    )
     record["train_simulate_s"] = time.perf_counter() - start
     start = time.perf_counter()
     # config None: the default small network, with the MIPS inputs (baseline, 1/√γ scale, forces; README)
-    score = train_score(train_system, data, None, loss="dsm", sigma=args.sigma,
-                        n_steps=args.train_steps, batch_particles=512, checkpoint=out / "checkpoint.msgpack")
+    score = train_score(
+        train_system,
+        data,
+        None,
+        loss="dsm",
+        sigma=args.sigma,
+        n_steps=args.train_steps,
+        batch_particles=512,
+        checkpoint=out / "checkpoint.msgpack",
+    )
     record["train_s"] = time.perf_counter() - start
     score.save(out / "score.msgpack")
 
-    targets = [(n, 0.5) for n in args.sizes] + [(args.phi_n, phi) for phi in args.phis if phi != 0.5 or
-                                                 args.phi_n not in args.sizes]
+    targets = [(n, 0.5) for n in args.sizes] + [
+        (args.phi_n, phi) for phi in args.phis if phi != 0.5 or args.phi_n not in args.sizes
+    ]
     examples = {}
     for i, (n, phi) in enumerate(targets):
         system = train_system.with_size(n, packing_fraction=phi)
@@ -73,13 +98,19 @@ def main():
         start = time.perf_counter()
         result = a.estimate(score, traj, transfer=True, keep_fields=True, progress=False)
         est_s = time.perf_counter() - start
-        row = {"n": n, "phi": phi, "simulate_s": sim_s, "estimate_s": est_s,
-               "estimate_s_per_snapshot": est_s / len(traj.x),
-               "learned_quadratic_pp": result.epr_per_particle["quadratic"].value,
-               "learned_quadratic_pp_err": result.epr_per_particle["quadratic"].stderr,
-               "learned_divergence_pp": result.epr_per_particle["divergence"].value,
-               "identity_pp": result.identity.per_particle.value, "identity_pp_err": result.identity.per_particle.stderr,
-               "ratio": result.ratio["quadratic"].value}
+        row = {
+            "n": n,
+            "phi": phi,
+            "simulate_s": sim_s,
+            "estimate_s": est_s,
+            "estimate_s_per_snapshot": est_s / len(traj.x),
+            "learned_quadratic_pp": result.epr_per_particle["quadratic"].value,
+            "learned_quadratic_pp_err": result.epr_per_particle["quadratic"].stderr,
+            "learned_divergence_pp": result.epr_per_particle["divergence"].value,
+            "identity_pp": result.identity.per_particle.value,
+            "identity_pp_err": result.identity.per_particle.stderr,
+            "ratio": result.ratio["quadratic"].value,
+        }
         record["targets"].append(row)
         print(json.dumps(row))
         if n == args.phi_n or n == max(args.sizes):
@@ -91,12 +122,17 @@ def main():
 
 
 def _table(record, path):
-    lines = ["| N | φ | learned EPR / particle (σ-smoothed, quadratic) | identity / particle | ratio | simulate s | "
-             "estimate s / snapshot |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| N | φ | learned EPR / particle (σ-smoothed, quadratic) | identity / particle | ratio | simulate s | "
+        "estimate s / snapshot |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for r in record["targets"]:
-        lines.append(f"| {r['n']} | {r['phi']} | {r['learned_quadratic_pp']:.4g} ± {r['learned_quadratic_pp_err']:.1g} "
-                     f"| {r['identity_pp']:.4g} ± {r['identity_pp_err']:.1g} | {r['ratio']:.3g} | "
-                     f"{r['simulate_s']:.0f} | {r['estimate_s_per_snapshot']:.2f} |")
+        lines.append(
+            f"| {r['n']} | {r['phi']} | {r['learned_quadratic_pp']:.4g} ± {r['learned_quadratic_pp_err']:.1g} "
+            f"| {r['identity_pp']:.4g} ± {r['identity_pp_err']:.1g} | {r['ratio']:.3g} | "
+            f"{r['simulate_s']:.0f} | {r['estimate_s_per_snapshot']:.2f} |"
+        )
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -107,21 +143,33 @@ def _figures(record, examples, out, sigma):
     columns = 3
     rows = -(-len(items) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.2 * rows), squeeze=False)
-    for ax in axes.flat[len(items):]:
+    for ax in axes.flat[len(items) :]:
         ax.set_axis_off()
-    for ax, ((n, phi), (system, x, local)) in zip(axes.flat, items):
+    for ax, ((n, phi), (system, x, local)) in zip(axes.flat, items, strict=False):
         plotting.plot_local_epr(system, x, local, sigma=sigma, ax=ax, title=f"N = {n}, φ = {phi}")
     plotting.save(fig, out / "transfer_maps.png")
 
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, key, select in ((left, "phi", lambda r: r["n"] == record["settings"]["phi_n"]),
-                            (right, "n", lambda r: r["phi"] == 0.5)):
+    for ax, key, select in (
+        (left, "phi", lambda r: r["n"] == record["settings"]["phi_n"]),
+        (right, "n", lambda r: r["phi"] == 0.5),
+    ):
         rows = sorted((r for r in record["targets"] if select(r)), key=lambda r: r[key])
         xs = [r[key] for r in rows]
-        ax.errorbar(xs, [r["identity_pp"] for r in rows], [r["identity_pp_err"] for r in rows], marker="o",
-                    label="learning-free identity")
-        ax.errorbar(xs, [r["learned_quadratic_pp"] for r in rows], [r["learned_quadratic_pp_err"] for r in rows],
-                    marker="s", label=f"learned, σ = {sigma}")
+        ax.errorbar(
+            xs,
+            [r["identity_pp"] for r in rows],
+            [r["identity_pp_err"] for r in rows],
+            marker="o",
+            label="learning-free identity",
+        )
+        ax.errorbar(
+            xs,
+            [r["learned_quadratic_pp"] for r in rows],
+            [r["learned_quadratic_pp_err"] for r in rows],
+            marker="s",
+            label=f"learned, σ = {sigma}",
+        )
         ax.set_yscale("log")
         ax.set_xlabel("packing fraction φ" if key == "phi" else "N")
         if key == "n":

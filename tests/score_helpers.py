@@ -46,6 +46,6 @@ def relative_fisher_error(learned, exact) -> float:
 
 def score_on_frames(score, x, g, **kwargs):
     """Stack the learned (s_x, s_g) over frames (s_x stays None without an x head)."""
-    outputs = [score(xf, gf, **kwargs) for xf, gf in zip(x, g)]
+    outputs = [score(xf, gf, **kwargs) for xf, gf in zip(x, g, strict=False)]
     s_x = None if outputs[0][0] is None else np.stack([o[0] for o in outputs])
     return s_x, np.stack([o[1] for o in outputs])

@@ -8,8 +8,18 @@ import pytest
 import activescore as a
 from activescore import cli
 
-TINY = ["--set", "system.n_particles=24", "--set", "system.packing_fraction=0.3", "--set", "system.gamma=0.5",
-        "--set", "system.v0=0.5", "--set", "simulation.n_threads=1"]
+TINY = [
+    "--set",
+    "system.n_particles=24",
+    "--set",
+    "system.packing_fraction=0.3",
+    "--set",
+    "system.gamma=0.5",
+    "--set",
+    "system.v0=0.5",
+    "--set",
+    "simulation.n_threads=1",
+]
 
 
 def run_cli(*args):
@@ -18,8 +28,10 @@ def run_cli(*args):
 
 def test_simulate_writes_trajectory_config_and_record(tmp_path):
     out = tmp_path / "sim"
-    assert run_cli("simulate", *TINY, "--set", "simulation.n_steps=200", "--set", "simulation.save_every=50",
-                   "--out", out) == 0
+    assert (
+        run_cli("simulate", *TINY, "--set", "simulation.n_steps=200", "--set", "simulation.save_every=50", "--out", out)
+        == 0
+    )
     traj = a.load_trajectory(out / "trajectory.gsd")
     assert len(traj) == 5 and traj.system.n_particles == 24
     record = json.loads((out / "run.json").read_text())
@@ -57,11 +69,19 @@ def test_interrupted_simulate_resumes_to_the_unbroken_result(tmp_path, monkeypat
     np.testing.assert_array_equal(cut.x, whole.x)
 
 
-@pytest.mark.parametrize("override, key", [("system.vv0=1", "system.vv0"), ("system.v0=-1", "system.v0"),
-                                           ("simulation.dt=0", "dt"), ("simulation.n_steps=ten", "simulation.n_steps"),
-                                           ("train.loss=3", "train.loss"), ("nosection.x=1", "nosection.x"),
-                                           ("train.frames_in_memory=1", "train.frames_in_memory"),
-                                           ("train.steps_per_window=-1", "train.steps_per_window")])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("system.vv0=1", "system.vv0"),
+        ("system.v0=-1", "system.v0"),
+        ("simulation.dt=0", "dt"),
+        ("simulation.n_steps=ten", "simulation.n_steps"),
+        ("train.loss=3", "train.loss"),
+        ("nosection.x=1", "nosection.x"),
+        ("train.frames_in_memory=1", "train.frames_in_memory"),
+        ("train.steps_per_window=-1", "train.steps_per_window"),
+    ],
+)
 def test_bad_config_is_rejected_before_any_work(tmp_path, capsys, override, key):
     out = tmp_path / "bad"
     assert run_cli("simulate", "--set", override, "--out", out) == 2
@@ -81,26 +101,85 @@ def test_bad_config_file(tmp_path, capsys):
 
 def test_dataset_train_estimate_plot_pipeline(tmp_path):
     """Every command that reads samples takes a data set or the GSD trajectory that simulate writes."""
-    ds_args = [*TINY, "--set", "system.eps=0.1", "--set", "dataset.burn_in=50", "--set", "dataset.spacing=10",
-               "--set", "dataset.n_frames=6", "--set", "simulation.dt=0.02"]
+    ds_args = [
+        *TINY,
+        "--set",
+        "system.eps=0.1",
+        "--set",
+        "dataset.burn_in=50",
+        "--set",
+        "dataset.spacing=10",
+        "--set",
+        "dataset.n_frames=6",
+        "--set",
+        "simulation.dt=0.02",
+    ]
     assert run_cli("dataset", *ds_args, "--out", tmp_path / "d") == 0
     data = tmp_path / "d" / "dataset"
-    assert run_cli("simulate", *ds_args, "--set", "simulation.n_steps=60", "--set", "simulation.save_every=10",
-                   "--out", tmp_path / "s") == 0
+    assert (
+        run_cli(
+            "simulate",
+            *ds_args,
+            "--set",
+            "simulation.n_steps=60",
+            "--set",
+            "simulation.save_every=10",
+            "--out",
+            tmp_path / "s",
+        )
+        == 0
+    )
     gsd = tmp_path / "s" / "trajectory.gsd"
-    train = ["train", "--set", "train.n_steps=20", "--set", "train.batch_particles=8", "--set",
-             "train.checkpoint_every=10", "--data", gsd, "--out", tmp_path / "t"]
+    train = [
+        "train",
+        "--set",
+        "train.n_steps=20",
+        "--set",
+        "train.batch_particles=8",
+        "--set",
+        "train.checkpoint_every=10",
+        "--data",
+        gsd,
+        "--out",
+        tmp_path / "t",
+    ]
     assert run_cli(*train) == 0
     from activescore.learning import Score
 
     info = Score.load(tmp_path / "t" / "score.msgpack").info
     assert info["n_frames"] + info["heldout_frames"] == 7  # the trajectory's frames (two held out for validation)
-    assert run_cli("estimate", "--set", "estimate.bins=8", "--score", tmp_path / "t" / "score.msgpack",
-                   "--data", data, "--out", tmp_path / "e") == 0
+    assert (
+        run_cli(
+            "estimate",
+            "--set",
+            "estimate.bins=8",
+            "--score",
+            tmp_path / "t" / "score.msgpack",
+            "--data",
+            data,
+            "--out",
+            tmp_path / "e",
+        )
+        == 0
+    )
     summary = (tmp_path / "e" / "summary.txt").read_text()
     assert "LEARNING-FREE CHECK" in summary and (tmp_path / "e" / "epr.png").stat().st_size > 0
-    assert run_cli("estimate", "--set", "estimate.bins=4", "--set", "estimate.frames=3", "--score",
-                   tmp_path / "t" / "score.msgpack", "--data", gsd, "--out", tmp_path / "eg") == 0
+    assert (
+        run_cli(
+            "estimate",
+            "--set",
+            "estimate.bins=4",
+            "--set",
+            "estimate.frames=3",
+            "--score",
+            tmp_path / "t" / "score.msgpack",
+            "--data",
+            gsd,
+            "--out",
+            tmp_path / "eg",
+        )
+        == 0
+    )
     assert json.loads((tmp_path / "eg" / "summary.json").read_text())["n_snapshots"] == 3
     assert run_cli("plot", "--data", data, "--out", tmp_path / "p.png") == 0
     # A finished stage is not redone.
@@ -114,10 +193,28 @@ def test_train_streams_a_data_set_with_more_frames_than_frames_in_memory(tmp_pat
     system = a.AOUP(24, packing_fraction=0.3, v0=0.5, gamma=0.5, eps=0.1)
     plan = DatasetPlan(n_frames=6, spacing=10, burn_in=50, dt=0.02, seed=1, shard_frames=4)
     build_dataset(system, plan, tmp_path / "ds", progress=False, n_threads=1)
-    assert run_cli("train", "--set", "train.n_steps=6", "--set", "train.batch_particles=8", "--set",
-                   "train.frames_in_memory=4", "--set", "train.steps_per_window=2", "--set",
-                   "train.checkpoint_every=3", "--set", "train.holdout=0", "--data", tmp_path / "ds", "--out",
-                   tmp_path / "t") == 0
+    assert (
+        run_cli(
+            "train",
+            "--set",
+            "train.n_steps=6",
+            "--set",
+            "train.batch_particles=8",
+            "--set",
+            "train.frames_in_memory=4",
+            "--set",
+            "train.steps_per_window=2",
+            "--set",
+            "train.checkpoint_every=3",
+            "--set",
+            "train.holdout=0",
+            "--data",
+            tmp_path / "ds",
+            "--out",
+            tmp_path / "t",
+        )
+        == 0
+    )
     windows = Score.load(tmp_path / "t" / "score.msgpack").info["windows"]
     assert windows["window_frames"] == 2 and windows["steps_per_window"] == 2 and windows["n_frames"] == 6
     assert json.loads((tmp_path / "t" / "run.json").read_text())["stages"]["train"]["windows"] == windows
@@ -130,10 +227,29 @@ def test_the_paper_network_trains_an_x_score_beyond_64_particles(tmp_path):
     from activescore.learning import Score
 
     system = a.AOUP(80, packing_fraction=0.3, v0=0.5, gamma=0.5, eps=0.1)
-    build_dataset(system, DatasetPlan(n_frames=6, spacing=10, burn_in=50, dt=0.02, seed=1), tmp_path / "ds",
-                  progress=False, n_threads=1)
-    assert run_cli("train", "--set", "train.network=paper", "--set", "train.n_steps=1", "--set",
-                   "train.batch_particles=8", "--data", tmp_path / "ds", "--out", tmp_path / "t") == 0
+    build_dataset(
+        system,
+        DatasetPlan(n_frames=6, spacing=10, burn_in=50, dt=0.02, seed=1),
+        tmp_path / "ds",
+        progress=False,
+        n_threads=1,
+    )
+    assert (
+        run_cli(
+            "train",
+            "--set",
+            "train.network=paper",
+            "--set",
+            "train.n_steps=1",
+            "--set",
+            "train.batch_particles=8",
+            "--data",
+            tmp_path / "ds",
+            "--out",
+            tmp_path / "t",
+        )
+        == 0
+    )
     config = Score.load(tmp_path / "t" / "score.msgpack").config
     assert config.width == 256 and config.predict_x and config.cutoff is not None and 1 < config.k < 80
 
@@ -183,6 +299,10 @@ def test_data_that_is_not_samples_is_one_line_naming_the_file(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("activescore train: error: --data: ") and "notes.txt is neither a GSD trajectory" in err
     assert "Traceback" not in err and not (tmp_path / "t" / "score.msgpack").exists()
-    assert run_cli("estimate", "--score", tmp_path / "none.msgpack", "--data", tmp_path / "notes.txt", "--out",
-                   tmp_path / "e") == 2
+    assert (
+        run_cli(
+            "estimate", "--score", tmp_path / "none.msgpack", "--data", tmp_path / "notes.txt", "--out", tmp_path / "e"
+        )
+        == 2
+    )
     assert "none.msgpack: no such saved Score" in capsys.readouterr().err

@@ -12,8 +12,18 @@ import activescore as a
 from activescore import cli
 from activescore.cli import config as cfg
 
-TINY = ["--set", "system.n_particles=24", "--set", "system.packing_fraction=0.3", "--set", "system.gamma=0.5",
-        "--set", "system.v0=0.5", "--set", "simulation.n_threads=1"]
+TINY = [
+    "--set",
+    "system.n_particles=24",
+    "--set",
+    "system.packing_fraction=0.3",
+    "--set",
+    "system.gamma=0.5",
+    "--set",
+    "system.v0=0.5",
+    "--set",
+    "simulation.n_threads=1",
+]
 
 
 def run_cli(capsys, *args):
@@ -38,15 +48,36 @@ def one_error(capsys, command, *args):
 def gsd_21(tmp_path_factory):
     """A 21-frame trajectory written by activescore."""
     path = tmp_path_factory.mktemp("traj") / "t.gsd"
-    a.simulate(a.AOUP(24, packing_fraction=0.3, v0=0.5, gamma=0.5), 200, 0.05, seed=1, save_every=10, out=path,
-               progress=False, n_threads=1)
+    a.simulate(
+        a.AOUP(24, packing_fraction=0.3, v0=0.5, gamma=0.5),
+        200,
+        0.05,
+        seed=1,
+        save_every=10,
+        out=path,
+        progress=False,
+        n_threads=1,
+    )
     return path
 
 
 def test_simulate_blow_up_is_one_line_and_recorded_as_failed(tmp_path, capsys):
     out = tmp_path / "blow"
-    status, line = one_error(capsys, "simulate", *TINY, "--set", "simulation.dt=50", "--set", "system.v0=5",
-                             "--set", "simulation.n_steps=200", "--set", "simulation.save_every=50", "--out", out)
+    status, line = one_error(
+        capsys,
+        "simulate",
+        *TINY,
+        "--set",
+        "simulation.dt=50",
+        "--set",
+        "system.v0=5",
+        "--set",
+        "simulation.n_steps=200",
+        "--set",
+        "simulation.save_every=50",
+        "--out",
+        out,
+    )
     assert status == 1 and "blow-up at step" in line and "simulation.dt" in line
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "failed" and "blow-up at step" in record["error"]
@@ -70,8 +101,18 @@ def test_successful_and_interrupted_runs_are_recorded(tmp_path, capsys, monkeypa
 
 
 def test_no_empty_progress_bar_without_burn_in(tmp_path, capsys):
-    cli.main(["simulate", *TINY, "--set", "simulation.n_steps=40", "--set", "simulation.save_every=20",
-              "--out", str(tmp_path / "o")])
+    cli.main(
+        [
+            "simulate",
+            *TINY,
+            "--set",
+            "simulation.n_steps=40",
+            "--set",
+            "simulation.save_every=20",
+            "--out",
+            str(tmp_path / "o"),
+        ]
+    )
     err = capsys.readouterr().err
     assert "0step" not in err and "simulate N=" not in err  # only the frame bar, which has work to show
 
@@ -109,8 +150,9 @@ def test_out_that_is_a_file(tmp_path, capsys):
 def test_estimate_with_a_missing_score_creates_nothing(tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
-    status, line = one_error(capsys, "estimate", "--score", tmp_path / "nope.msgpack", "--data", data,
-                             "--out", tmp_path / "e")
+    status, line = one_error(
+        capsys, "estimate", "--score", tmp_path / "nope.msgpack", "--data", data, "--out", tmp_path / "e"
+    )
     assert status == 2 and f"--score {tmp_path / 'nope.msgpack'}: no such saved Score" in line
     assert not (tmp_path / "e").exists()
 
@@ -118,11 +160,17 @@ def test_estimate_with_a_missing_score_creates_nothing(tmp_path, capsys):
 def test_estimate_of_an_abp_data_set_says_it_needs_aoup(tmp_path, capsys):
     from activescore.io.dataset import DatasetPlan, build_dataset
 
-    build_dataset(a.ABP(24, packing_fraction=0.3), DatasetPlan(n_frames=2, spacing=5, burn_in=5, dt=0.01, seed=1),
-                  tmp_path / "ds", progress=False, n_threads=1)
+    build_dataset(
+        a.ABP(24, packing_fraction=0.3),
+        DatasetPlan(n_frames=2, spacing=5, burn_in=5, dt=0.01, seed=1),
+        tmp_path / "ds",
+        progress=False,
+        n_threads=1,
+    )
     (tmp_path / "score.msgpack").write_bytes(b"")
-    status, line = one_error(capsys, "estimate", "--score", tmp_path / "score.msgpack", "--data", tmp_path / "ds",
-                             "--out", tmp_path / "e")
+    status, line = one_error(
+        capsys, "estimate", "--score", tmp_path / "score.msgpack", "--data", tmp_path / "ds", "--out", tmp_path / "e"
+    )
     assert status == 2 and "ABP data set" in line and "AOUP" in line
     assert not (tmp_path / "e").exists()
 
@@ -142,12 +190,16 @@ def test_foreign_and_corrupt_inputs_name_the_file(tmp_path, capsys):
 
     from activescore.io.dataset import DatasetPlan, build_dataset
 
-    build_dataset(a.AOUP(24, packing_fraction=0.3), DatasetPlan(n_frames=2, spacing=5, burn_in=5, dt=0.01, seed=1),
-                  tmp_path / "ds", progress=False, n_threads=1)
+    build_dataset(
+        a.AOUP(24, packing_fraction=0.3),
+        DatasetPlan(n_frames=2, spacing=5, burn_in=5, dt=0.01, seed=1),
+        tmp_path / "ds",
+        progress=False,
+        n_threads=1,
+    )
     garbage = tmp_path / "score.msgpack"
     garbage.write_bytes(b"\x93not a score at all" * 10)
-    status, line = one_error(capsys, "estimate", "--score", garbage, "--data", tmp_path / "ds", "--out",
-                             tmp_path / "e")
+    status, line = one_error(capsys, "estimate", "--score", garbage, "--data", tmp_path / "ds", "--out", tmp_path / "e")
     assert status == 2 and str(garbage) in line
     assert not (tmp_path / "e").exists() and not (tmp_path / "p.png").exists()
 
@@ -158,19 +210,22 @@ def test_train_with_a_missing_data_set_creates_nothing(tmp_path, capsys):
     assert not (tmp_path / "t").exists()
 
 
-@pytest.mark.parametrize("override, key, allowed", [
-    ("simulation.dt=nan", "simulation.dt", "finite number in (0, inf)"),
-    ("simulation.dt=-1", "simulation.dt", "(0, inf)"),
-    ("simulation.save_every=0", "simulation.save_every", "[1, inf]"),
-    ("simulation.n_steps=150", "simulation.n_steps", "multiple of simulation.save_every"),
-    ("train.loss=foo", "[train]: loss", "('dsm', 'implicit')"),
-    ("train.network=huge", "train.network", "'small' or 'paper'"),
-    ("train.sigma=[0.1, -1]", "[train]: dsm needs positive noise levels", "sigma=(0.1, -1.0)"),
-    ("system.model=xyz", "system.model", "['abp', 'aoup']"),
-    ("system.n_particles=2", "config key system.packing_fraction: ", "packing_fraction <="),
-    ("simulation.backend=gpu", "simulation.backend", "['auto', 'cpp', 'cuda', 'numba']"),
-    ("estimate.bins=-1", "estimate.bins", "[0, inf]"),
-])
+@pytest.mark.parametrize(
+    "override, key, allowed",
+    [
+        ("simulation.dt=nan", "simulation.dt", "finite number in (0, inf)"),
+        ("simulation.dt=-1", "simulation.dt", "(0, inf)"),
+        ("simulation.save_every=0", "simulation.save_every", "[1, inf]"),
+        ("simulation.n_steps=150", "simulation.n_steps", "multiple of simulation.save_every"),
+        ("train.loss=foo", "[train]: loss", "('dsm', 'implicit')"),
+        ("train.network=huge", "train.network", "'small' or 'paper'"),
+        ("train.sigma=[0.1, -1]", "[train]: dsm needs positive noise levels", "sigma=(0.1, -1.0)"),
+        ("system.model=xyz", "system.model", "['abp', 'aoup']"),
+        ("system.n_particles=2", "config key system.packing_fraction: ", "packing_fraction <="),
+        ("simulation.backend=gpu", "simulation.backend", "['auto', 'cpp', 'cuda', 'numba']"),
+        ("estimate.bins=-1", "estimate.bins", "[0, inf]"),
+    ],
+)
 def test_config_rejects_bad_values(capsys, override, key, allowed):
     status, line = one_error(capsys, "config", "--set", override)
     assert status == 2 and key in line and allowed in line
@@ -205,8 +260,21 @@ def test_debug_shows_the_traceback(tmp_path):
 
 def test_the_installed_entry_point_prints_one_line(tmp_path):
     """Through a real process: exit status and stderr as a user sees them."""
-    result = subprocess.run([sys.executable, "-m", "activescore", "plot", "--gsd", str(tmp_path / "nope.gsd"),
-                             "--out", str(tmp_path / "p.png")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "activescore",
+            "plot",
+            "--gsd",
+            str(tmp_path / "nope.gsd"),
+            "--out",
+            str(tmp_path / "p.png"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     expected = f"activescore plot: error: --gsd {tmp_path / 'nope.gsd'}: no such GSD trajectory"
     assert result.stderr.strip().splitlines() == [expected]
@@ -220,8 +288,13 @@ def test_train_says_when_it_resumes(tmp_path, capsys, monkeypatch):
     from activescore.learning.checkpoint import save_tree
     from activescore.learning.train import TrainState
 
-    build_dataset(a.AOUP(24, packing_fraction=0.3), DatasetPlan(n_frames=2, spacing=5, burn_in=5, dt=0.01, seed=1),
-                  tmp_path / "ds", progress=False, n_threads=1)
+    build_dataset(
+        a.AOUP(24, packing_fraction=0.3),
+        DatasetPlan(n_frames=2, spacing=5, burn_in=5, dt=0.01, seed=1),
+        tmp_path / "ds",
+        progress=False,
+        n_threads=1,
+    )
     # The step is where training keeps it in a checkpoint: the "step" entry of the TrainState.
     state = TrainState(step=np.array(7), params={}, opt_state=(), ema_params={})
     assert serialization.to_state_dict(state)["step"] == 7
@@ -232,10 +305,12 @@ def test_train_says_when_it_resumes(tmp_path, capsys, monkeypatch):
         raise KeyboardInterrupt  # stands in for the training itself, which the line must precede
 
     monkeypatch.setattr(learning, "train_score", killed)
-    status, _, out = run_cli(capsys, "train", "--set", "train.n_steps=20", "--data", tmp_path / "ds", "--out",
-                             tmp_path / "t")
+    status, _, out = run_cli(
+        capsys, "train", "--set", "train.n_steps=20", "--data", tmp_path / "ds", "--out", tmp_path / "t"
+    )
     assert status == 130 and f"train: resuming from step 7 of 20 ({tmp_path / 't' / 'checkpoint.msgpack'})" in out
     (tmp_path / "t" / "checkpoint.msgpack").unlink()
-    status, _, out = run_cli(capsys, "train", "--set", "train.n_steps=20", "--data", tmp_path / "ds", "--out",
-                             tmp_path / "t")
+    status, _, out = run_cli(
+        capsys, "train", "--set", "train.n_steps=20", "--data", tmp_path / "ds", "--out", tmp_path / "t"
+    )
     assert status == 130 and "resuming" not in out

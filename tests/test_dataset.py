@@ -34,6 +34,7 @@ def test_interrupted_build_resumes_exactly(tmp_path, monkeypatch):
     whole = build_dataset(s, plan, tmp_path / "whole", progress=False, n_threads=1)
 
     import activescore.io.dataset as dataset_module
+
     calls = {"n": 0}
     real_save = dataset_module._save_json
 
@@ -63,8 +64,15 @@ def test_other_settings_in_the_folder_are_refused(tmp_path):
         SnapshotDataset(tmp_path / "nothing")
 
 
-@pytest.mark.parametrize("kwargs, name", [(dict(n_frames=0), "n_frames"), (dict(spacing=0), "spacing"),
-                                          (dict(dt=-1.0), "dt"), (dict(burn_in=-1), "burn_in")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(n_frames=0), "n_frames"),
+        (dict(spacing=0), "spacing"),
+        (dict(dt=-1.0), "dt"),
+        (dict(burn_in=-1), "burn_in"),
+    ],
+)
 def test_plan_validation(kwargs, name):
     args = dict(n_frames=2, spacing=2, burn_in=0, dt=0.1, seed=0)
     args.update(kwargs)

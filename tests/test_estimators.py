@@ -57,8 +57,9 @@ def test_gaussian_reference_closed_forms():
         s = trapped(eps)
         cov = exact.trapped_aoup_covariance(s)
         A, v0, gam = s.trap, s.v0, s.gamma
-        np.testing.assert_allclose(cov, [[eps / A + v0**2 / (A * (A + gam)), v0 / (A + gam)], [v0 / (A + gam), 1.0]],
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            cov, [[eps / A + v0**2 / (A * (A + gam)), v0 / (A + gam)], [v0 / (A + gam), 1.0]], rtol=1e-12
+        )
         assert np.linalg.det(cov) > 0  # non-degenerate also for eps = 0
         want = D * v0**2 * gam / (eps * (A + gam)) if eps > 0 else D * A
         for form in ("quadratic", "divergence"):
@@ -233,7 +234,7 @@ def test_keep_fields_off_gives_same_totals_and_frames_select(gaussian):
     r2 = estimate(exact.GaussianScore(system), (x, g), system=system, keep_fields=False, progress=False, bins=24)
     assert r2.local is None
     with pytest.raises(ValueError, match="keep_fields"):
-        r2.quadratic
+        _ = r2.quadratic
     for form in ("quadratic", "divergence"):
         assert r2.epr[form].value == r.epr[form].value
     np.testing.assert_array_equal(r2.map.count, r.map.count)
@@ -409,8 +410,9 @@ def test_learned_score_totals_agree_with_identity(active_run):
     network trained briefly is not exact; the identity is the reference)."""
     learning = pytest.importorskip("activescore.learning")
     system, traj = active_run
-    score = learning.train_score(system, traj, loss="implicit", n_steps=1500, batch_particles=256, seed=0,
-                                 progress=False)
+    score = learning.train_score(
+        system, traj, loss="implicit", n_steps=1500, batch_particles=256, seed=0, progress=False
+    )
     r = estimate(score, traj, progress=False, n_threads=1)
     print(r)
     assert r.sigma == 0.0  # the implicit loss has no smoothing

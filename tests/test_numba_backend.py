@@ -155,7 +155,7 @@ def test_thread_count_does_not_change_results(model):
     x, q, radius = random_state(system, 120, seed=7)
     one = _run(system, RunSpec(0.01, 5, n_threads=1), x, q, radius, [40])
     two = _run(system, RunSpec(0.01, 5, n_threads=2), x, q, radius, [40])
-    for a, b in zip(one.read_state(), two.read_state()):
+    for a, b in zip(one.read_state(), two.read_state(), strict=False):
         np.testing.assert_array_equal(a, b)
 
 
@@ -175,7 +175,7 @@ def test_chunks_and_restarts_give_the_same_trajectory():
     restarted = _run(system, RunSpec(0.01, 3, step=first.step), *first.read_state(), radius, [50])
     for sim in (halves, restarted):
         assert sim.step == whole.step == 100
-        for a, b in zip(sim.read_state(), whole.read_state()):
+        for a, b in zip(sim.read_state(), whole.read_state(), strict=False):
             np.testing.assert_array_equal(a, b)
 
 
@@ -216,8 +216,17 @@ def test_blow_up_after_good_steps_stops_at_the_last_good_state():
     # Two particles 4 apart driven head-on at speed 10 (a persistent propulsion, γ = 1e-6) into a stiff harmonic
     # contact (range 2 R = 1): 0.1 a step until, overlapping by 0.2, the contact force kicks one by more than half
     # the range (step 16).
-    system = SystemSpec(model="aoup", box_length=40.0, v0=10.0, gamma=1e-6, rotational_diffusion=0.5, eps=0.0,
-                        k=1000.0, trap=0.0, beta=float("inf"))
+    system = SystemSpec(
+        model="aoup",
+        box_length=40.0,
+        v0=10.0,
+        gamma=1e-6,
+        rotational_diffusion=0.5,
+        eps=0.0,
+        k=1000.0,
+        trap=0.0,
+        beta=float("inf"),
+    )
     x = np.array([[-2.0, 0.0], [2.0, 0.0]])
     q = np.array([[1.0, 0.0], [-1.0, 0.0]])
     radius = np.full(2, 0.5)

@@ -3,9 +3,9 @@ float64 reference (tests/reference.py) and finite differences."""
 
 import numpy as np
 import pytest
-from reference import reference_drift_divergence, reference_forces
 
 import activescore as a
+from reference import reference_drift_divergence, reference_forces
 
 
 def configurations():
@@ -26,13 +26,19 @@ CASES = list(configurations())
 @pytest.mark.parametrize("name, system, x", CASES, ids=[c[0] for c in CASES])
 def test_forces_and_divergence_match_all_pairs(cpu_backend, name, system, x):
     if x is None:
-        x = a.simulate(system, 5, 0.1, seed=2, init="cluster" if "cluster" in name else "uniform",
-                       save_every=5, progress=False).final_state.x
+        x = a.simulate(
+            system, 5, 0.1, seed=2, init="cluster" if "cluster" in name else "uniform", save_every=5, progress=False
+        ).final_state.x
     spec = system.spec()
-    np.testing.assert_allclose(a.forces(system, x, backend=cpu_backend), reference_forces(spec, x, system.radius),
-                               rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(a.drift_divergence(system, x, backend=cpu_backend),
-                               reference_drift_divergence(spec, x, system.radius), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        a.forces(system, x, backend=cpu_backend), reference_forces(spec, x, system.radius), rtol=1e-10, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        a.drift_divergence(system, x, backend=cpu_backend),
+        reference_drift_divergence(spec, x, system.radius),
+        rtol=1e-10,
+        atol=1e-12,
+    )
 
 
 def test_drift_is_propulsion_plus_forces():
@@ -57,5 +63,7 @@ def test_forces_sum_to_zero_and_divergence_is_jacobian_trace(cpu_backend):
             plus, minus = x.copy(), x.copy()
             plus[i, d] += h
             minus[i, d] -= h
-            trace += (a.forces(s, plus, backend=cpu_backend)[i, d] - a.forces(s, minus, backend=cpu_backend)[i, d]) / (2 * h)
+            trace += (a.forces(s, plus, backend=cpu_backend)[i, d] - a.forces(s, minus, backend=cpu_backend)[i, d]) / (
+                2 * h
+            )
         assert trace == pytest.approx(div[i], rel=1e-6, abs=1e-7)

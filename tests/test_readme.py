@@ -20,16 +20,24 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 #: (literal text in the README, its small replacement): sizes only, never the calls.
 SMALL = [
     ("a.mips(4096, packing_fraction=0.5)", "a.mips(256, packing_fraction=0.5)"),
-    ("n_steps=20_000, dt=a.MIPS_DT, seed=1, save_every=1000,\n                  burn_in=10_000",
-     "n_steps=200, dt=a.MIPS_DT, seed=1, save_every=100,\n                  burn_in=100"),
-    ("a.simulate(system, 10_000, a.MIPS_DT, init=traj.final_state)",
-     "a.simulate(system, 100, a.MIPS_DT, init=traj.final_state)"),
-    ("a.simulate(system, 100_000, 0.005, seed=1, burn_in=20_000, save_every=200)",
-     "a.simulate(system, 800, 0.005, seed=1, burn_in=200, save_every=50)"),
+    (
+        "n_steps=20_000, dt=a.MIPS_DT, seed=1, save_every=1000,\n                  burn_in=10_000",
+        "n_steps=200, dt=a.MIPS_DT, seed=1, save_every=100,\n                  burn_in=100",
+    ),
+    (
+        "a.simulate(system, 10_000, a.MIPS_DT, init=traj.final_state)",
+        "a.simulate(system, 100, a.MIPS_DT, init=traj.final_state)",
+    ),
+    (
+        "a.simulate(system, 100_000, 0.005, seed=1, burn_in=20_000, save_every=200)",
+        "a.simulate(system, 800, 0.005, seed=1, burn_in=200, save_every=50)",
+    ),
     ("gaussian_samples(system, 300, seed=1)", "gaussian_samples(system, 20, seed=1)"),
-    ('over={"phi": [0.3, 0.5, 0.7], "v0": [0.0125, 0.025, 0.05]}, seeds=2,\n'
-     '                 n_steps=20_000, dt=a.MIPS_DT, burn_in=100_000, save_every=1000',
-     'over={"phi": [0.3, 0.5]}, seeds=1,\n                 n_steps=200, dt=a.MIPS_DT, burn_in=100, save_every=100'),
+    (
+        'over={"phi": [0.3, 0.5, 0.7], "v0": [0.0125, 0.025, 0.05]}, seeds=2,\n'
+        "                 n_steps=20_000, dt=a.MIPS_DT, burn_in=100_000, save_every=1000",
+        'over={"phi": [0.3, 0.5]}, seeds=1,\n                 n_steps=200, dt=a.MIPS_DT, burn_in=100, save_every=100',
+    ),
 ]
 
 

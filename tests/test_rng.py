@@ -79,8 +79,23 @@ def test_normals4_array_matches_scalar(seed, step, purpose):
 
 # Every extreme of the uniforms (u = 2^-33 and 1 - 2^-33) and the words where 4u crosses a quadrant or
 # m crosses sqrt(2), plus random words.
-EDGE_WORDS = [0, 1, 2, 2**29 - 1, 2**29, 2**30 - 1, 2**30, 2**31 - 1, 2**31, 3 * 2**30, 2**32 - 2, 2**32 - 1,
-              0x6A09E667, 0xB504F333, 0xB504F334]
+EDGE_WORDS = [
+    0,
+    1,
+    2,
+    2**29 - 1,
+    2**29,
+    2**30 - 1,
+    2**30,
+    2**31 - 1,
+    2**31,
+    3 * 2**30,
+    2**32 - 2,
+    2**32 - 1,
+    0x6A09E667,
+    0xB504F333,
+    0xB504F334,
+]
 
 
 def _extended_words(count):
@@ -93,8 +108,9 @@ def _extended(words):
     return (words.astype(np.longdouble) + np.longdouble(0.5)) * np.longdouble(2.0) ** -32
 
 
-needs_extended = pytest.mark.skipif(np.finfo(np.longdouble).nmant < 63,
-                                    reason="needs an 80-bit long double for the exact reference")
+needs_extended = pytest.mark.skipif(
+    np.finfo(np.longdouble).nmant < 63, reason="needs an 80-bit long double for the exact reference"
+)
 TWO_PI_EXTENDED = np.longdouble("6.28318530717958647692528676655900577")
 
 
@@ -104,7 +120,7 @@ def test_box_muller_within_two_ulps_of_the_radius():
     words = _extended_words(20_000)
     angle_words = words[::-1].copy()
     normals = numba.njit(box_muller_core)
-    ours = np.array([normals(a, b) for a, b in zip(words, angle_words)])
+    ours = np.array([normals(a, b) for a, b in zip(words, angle_words, strict=False)])
     radius = np.sqrt(-2 * np.log(_extended(words)))
     angle = TWO_PI_EXTENDED * _extended(angle_words)
     exact = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
@@ -114,8 +130,14 @@ def test_box_muller_within_two_ulps_of_the_radius():
 
 def test_streams_differ_by_every_input():
     base = normals4(5, 9, 3, STEP_NOISE)
-    for other in [(6, 9, 3, STEP_NOISE), (5, 10, 3, STEP_NOISE), (5, 9, 4, STEP_NOISE), (5, 9, 3, INITIAL_CONDITION),
-                  (5 + 2**32, 9, 3, STEP_NOISE), (5, 9 + 2**32, 3, STEP_NOISE)]:
+    for other in [
+        (6, 9, 3, STEP_NOISE),
+        (5, 10, 3, STEP_NOISE),
+        (5, 9, 4, STEP_NOISE),
+        (5, 9, 3, INITIAL_CONDITION),
+        (5 + 2**32, 9, 3, STEP_NOISE),
+        (5, 9 + 2**32, 3, STEP_NOISE),
+    ]:
         assert normals4(*other) != base
 
 
@@ -131,6 +153,7 @@ def test_normal_statistics():
 
 
 # ---------------------------------------------------------------- against the compiled core, when built
+
 
 @pytest.fixture(scope="module")
 def core():

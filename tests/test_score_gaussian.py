@@ -33,8 +33,9 @@ TOLERANCE = 0.02
 def test_lyapunov_solution_matches_closed_forms():
     for eps in (0.0, 0.3):
         s = trapped_aoup_covariance(TRAP, GAMMA, V0, eps)
-        expected = np.array([[eps / TRAP + V0**2 / (TRAP * (TRAP + GAMMA)), V0 / (TRAP + GAMMA)],
-                             [V0 / (TRAP + GAMMA), 1.0]])
+        expected = np.array(
+            [[eps / TRAP + V0**2 / (TRAP * (TRAP + GAMMA)), V0 / (TRAP + GAMMA)], [V0 / (TRAP + GAMMA), 1.0]]
+        )
         np.testing.assert_allclose(s, expected, rtol=1e-12)
         if eps == 0:  # non-degenerate even without translational noise when γ > 0 and A > 0
             assert np.linalg.det(s) == pytest.approx(V0**2 * GAMMA / (TRAP * (TRAP + GAMMA) ** 2), rel=1e-9)
@@ -53,8 +54,9 @@ def learn_and_compare(eps, loss, sigma, seed):
     rng = np.random.default_rng(seed)
     x, g = sample_trapped_aoups(rng, covariance, TRAIN_SAMPLES // N, N)
     config = ScoreNetConfig.small(k=N, predict_x=eps > 0, absolute_position=True, readout_skip=True)
-    training = TrainConfig(loss=loss, sigmas=sigma or (), n_steps=800, batch_particles=256, learning_rate=1e-2,
-                           seed=seed, holdout=0.0)
+    training = TrainConfig(
+        loss=loss, sigmas=sigma or (), n_steps=800, batch_particles=256, learning_rate=1e-2, seed=seed, holdout=0.0
+    )
     score = train_score(trapped_system(eps), (x, g), config, training, progress=False)
     x_test, g_test = sample_trapped_aoups(rng, covariance, 250, N)
     s_x, s_g = score_on_frames(score, x_test, g_test)

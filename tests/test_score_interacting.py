@@ -20,20 +20,29 @@ from score_helpers import relative_fisher_error, score_on_frames  # noqa: E402
 
 EPS, GAMMA, N = 0.1, 1.0, 128
 NETWORK = dict(predict_x=True, cutoff=2.5, cutoff_width=0.5, readout_skip=True)
-TRAINING = TrainConfig(loss="dsm", sigmas=(0.02,), n_steps=1500, batch_particles=256, learning_rate=1e-2, seed=0,
-                       holdout=0.0)
+TRAINING = TrainConfig(
+    loss="dsm", sigmas=(0.02,), n_steps=1500, batch_particles=256, learning_rate=1e-2, seed=0, holdout=0.0
+)
 
 
 def soft_disks(v0, packing_fraction):
-    return activescore.AOUP(N, packing_fraction=packing_fraction, v0=v0, gamma=GAMMA, eps=EPS, k=1.0, beta=None,
-                            radius=1.0)
+    return activescore.AOUP(
+        N, packing_fraction=packing_fraction, v0=v0, gamma=GAMMA, eps=EPS, k=1.0, beta=None, radius=1.0
+    )
 
 
 def stationary_frames(system, dt, duration, every, seed):
     """Frames every ``every`` time units over ``duration``, after a burn-in of 50 time units (≫ the relaxation
     time 1/k = 1 of an overlap and the persistence time 1/γ = 1)."""
-    return activescore.simulate(system, int(round(duration / dt)), dt, seed=seed, save_every=int(round(every / dt)),
-                                burn_in=int(round(50 / dt)), progress=False)
+    return activescore.simulate(
+        system,
+        int(round(duration / dt)),
+        dt,
+        seed=seed,
+        save_every=int(round(every / dt)),
+        burn_in=int(round(50 / dt)),
+        progress=False,
+    )
 
 
 def test_equilibrium_x_score_is_the_force_over_eps():
@@ -52,7 +61,7 @@ def test_equilibrium_x_score_is_the_force_over_eps():
 def epr_estimates(system, score, frames):
     """Per-frame totals: (learned EPR, learning-free identity, the naive s = (0, −g) estimate)."""
     learned, identity, naive = [], [], []
-    for x, g in zip(frames.x, frames.g):
+    for x, g in zip(frames.x, frames.g, strict=False):
         b_x, b_g = activescore.drift(system, x, g)
         s_x, s_g = score(x, g)
         learned.append(np.sum((b_x - EPS * s_x) ** 2) / EPS + np.sum((b_g - GAMMA * s_g) ** 2) / GAMMA)
@@ -87,7 +96,8 @@ def test_active_epr_from_the_learned_score_matches_the_identity(active_run):
 def test_active_epr_with_the_implicit_loss(active_run):
     # No smoothing at all; about 3× slower per step than DSM (four forward-mode passes through the network).
     system, train, test = active_run
-    score = train_score(system, train, ScoreNetConfig.small(k=12, **NETWORK), TRAINING.replace(loss="implicit"),
-                        progress=False)
+    score = train_score(
+        system, train, ScoreNetConfig.small(k=12, **NETWORK), TRAINING.replace(loss="implicit"), progress=False
+    )
     learned, identity, _ = epr_estimates(system, score, test)
     assert abs(learned.mean() / identity.mean() - 1) <= 0.03

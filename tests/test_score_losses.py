@@ -31,8 +31,13 @@ def test_self_divergence_matches_finite_differences_of_the_snapshot_function(pre
     # Differentiate s_i(X, G) through the real gather (minimum image, fixed neighbour set) by central
     # differences in x_i and g_i: an independent check that z_i enters exactly where perturb_self says.
     with jax.enable_x64(True):
-        config = ScoreNetConfig.small(predict_x=predict_x, cutoff=2.5 if predict_x else None, absolute_position=True,
-                                      readout_skip=True, dtype="float64")
+        config = ScoreNetConfig.small(
+            predict_x=predict_x,
+            cutoff=2.5 if predict_x else None,
+            absolute_position=True,
+            readout_skip=True,
+            dtype="float64",
+        )
         params = init_params(config, jax.random.PRNGKey(0))
         apply = jax.jit(ScoreNet(config).apply)
         x, g = snapshot(1)
@@ -72,7 +77,7 @@ def test_noisy_tokens_equal_the_tokens_of_the_noisy_snapshot():
         per_token = jnp.asarray(noise[neighbours])  # (N, k, 4): each token carries its particle's noise
         moved = perturb_all(tokens_of(x, g, neighbours), per_token, predict_x=True)
         direct = tokens_of(x + noise[:, :2], g + noise[:, 2:], neighbours)
-        for a, b in zip(moved[:3], direct[:3]):
+        for a, b in zip(moved[:3], direct[:3], strict=False):
             np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=0, atol=1e-12)
 
 
@@ -81,8 +86,12 @@ def gaussian_tokens(n, seed):
     rng = np.random.default_rng(seed)
     from activescore.learning.network import ParticleTokens
 
-    return ParticleTokens(jnp.zeros((n, 1, 2)), jnp.asarray(rng.normal(size=(n, 1, 2))),
-                          jnp.asarray(rng.normal(size=(n, 2))), jnp.zeros(n))
+    return ParticleTokens(
+        jnp.zeros((n, 1, 2)),
+        jnp.asarray(rng.normal(size=(n, 1, 2))),
+        jnp.asarray(rng.normal(size=(n, 2))),
+        jnp.zeros(n),
+    )
 
 
 def linear_score(c):

@@ -23,8 +23,9 @@ def snapshot_scores(config, params, x, g, box_length=BOX):
     k = min(config.k, len(x))
     snapshots = make_snapshots(x[None], g[None], box_length, k, np.float32)
     n = len(x)
-    tokens = gather_tokens(jax.tree_util.tree_map(jnp.asarray, snapshots), jnp.zeros(n, jnp.int32),
-                           jnp.arange(n), box_length, jnp.zeros(n))
+    tokens = gather_tokens(
+        jax.tree_util.tree_map(jnp.asarray, snapshots), jnp.zeros(n, jnp.int32), jnp.arange(n), box_length, jnp.zeros(n)
+    )
     return np.asarray(ScoreNet(config).apply(params, tokens))
 
 
@@ -48,8 +49,9 @@ def test_translation_invariance(name):
     shift = np.array([3.7, -5.1])
     shifted = (x + shift + BOX / 2) % BOX - BOX / 2
     # float32 network, displacements rounded differently after the shift: agreement to ~1e-5 relative.
-    np.testing.assert_allclose(snapshot_scores(config, params, shifted, g), snapshot_scores(config, params, x, g),
-                               rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        snapshot_scores(config, params, shifted, g), snapshot_scores(config, params, x, g), rtol=1e-4, atol=1e-4
+    )
 
 
 @pytest.mark.parametrize("name", CONFIGS)
@@ -58,8 +60,12 @@ def test_permutation_equivariance(name):
     params = init_params(config, jax.random.PRNGKey(3))
     x, g = random_snapshot(4)  # random positions: no distance ties, so the neighbour sets do not depend on labels
     order = np.random.default_rng(5).permutation(len(x))
-    np.testing.assert_allclose(snapshot_scores(config, params, x[order], g[order]),
-                               snapshot_scores(config, params, x, g)[order], rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+        snapshot_scores(config, params, x[order], g[order]),
+        snapshot_scores(config, params, x, g)[order],
+        rtol=1e-5,
+        atol=1e-5,
+    )
 
 
 def test_neighbour_order_does_not_matter():
@@ -69,8 +75,9 @@ def test_neighbour_order_does_not_matter():
     displacement = rng.normal(size=(5, 8, 2))
     displacement[:, 0] = 0.0
     g = rng.normal(size=(5, 8, 2))
-    tokens = ParticleTokens(jnp.asarray(displacement, jnp.float32), jnp.asarray(g, jnp.float32), jnp.zeros((5, 2)),
-                            jnp.zeros(5))
+    tokens = ParticleTokens(
+        jnp.asarray(displacement, jnp.float32), jnp.asarray(g, jnp.float32), jnp.zeros((5, 2)), jnp.zeros(5)
+    )
     order = np.r_[0, 1 + rng.permutation(7)]  # self stays first
     shuffled = tokens._replace(displacement=tokens.displacement[:, order], g=tokens.g[:, order])
     net = ScoreNet(config)
@@ -85,16 +92,22 @@ def test_a_token_beyond_the_cutoff_has_no_influence():
     displacement = rng.uniform(-1.2, 1.2, size=(3, 8, 2))
     displacement[:, 0] = 0.0
     g = rng.normal(size=(3, 8, 2))
-    base = ParticleTokens(jnp.asarray(displacement, jnp.float32), jnp.asarray(g, jnp.float32), jnp.zeros((3, 2)),
-                          jnp.zeros(3))
+    base = ParticleTokens(
+        jnp.asarray(displacement, jnp.float32), jnp.asarray(g, jnp.float32), jnp.zeros((3, 2)), jnp.zeros(3)
+    )
     outputs = []
     for far in ([2.0, 0.0], [0.0, -3.0], [5.0, 5.0]):  # the last token anywhere at distance >= cutoff
         d = displacement.copy()
         d[:, -1] = far
         gg = g.copy()
         gg[:, -1] = rng.normal(size=(3, 2)) * 10
-        outputs.append(np.asarray(ScoreNet(config).apply(params, base._replace(
-            displacement=jnp.asarray(d, jnp.float32), g=jnp.asarray(gg, jnp.float32)))))
+        outputs.append(
+            np.asarray(
+                ScoreNet(config).apply(
+                    params, base._replace(displacement=jnp.asarray(d, jnp.float32), g=jnp.asarray(gg, jnp.float32))
+                )
+            )
+        )
     np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(outputs[2], outputs[0], rtol=1e-6, atol=1e-6)
 
@@ -104,8 +117,9 @@ def test_absolute_position_breaks_translation_invariance_only_when_asked():
     params = init_params(config, jax.random.PRNGKey(10))
     x, g = random_snapshot(11)
     shifted = (x + np.array([2.0, 1.0]) + BOX / 2) % BOX - BOX / 2
-    assert not np.allclose(snapshot_scores(config, params, shifted, g), snapshot_scores(config, params, x, g),
-                           atol=1e-3)
+    assert not np.allclose(
+        snapshot_scores(config, params, shifted, g), snapshot_scores(config, params, x, g), atol=1e-3
+    )
 
 
 def test_config_validation_and_round_trip():
@@ -126,12 +140,14 @@ def test_force_tokens_carry_each_neighbours_compiled_force():
     x, g = random_snapshot(12)
     snapshots = make_snapshots(x[None], g[None], BOX, 8, np.float64, system=system)
     n = len(x)
-    tokens = gather_tokens(jax.tree_util.tree_map(jnp.asarray, snapshots), jnp.zeros(n, jnp.int32), jnp.arange(n),
-                           BOX, jnp.zeros(n))
+    tokens = gather_tokens(
+        jax.tree_util.tree_map(jnp.asarray, snapshots), jnp.zeros(n, jnp.int32), jnp.arange(n), BOX, jnp.zeros(n)
+    )
     force = a.forces(system, x)
     # JAX without x64 stores float32: equal to rounding.
-    np.testing.assert_allclose(np.asarray(tokens.force), force[np.asarray(snapshots.neighbours[0])], rtol=1e-6,
-                               atol=1e-7)
+    np.testing.assert_allclose(
+        np.asarray(tokens.force), force[np.asarray(snapshots.neighbours[0])], rtol=1e-6, atol=1e-7
+    )
 
 
 def test_force_input_of_another_size_uses_that_box():
@@ -147,15 +163,18 @@ def test_force_input_of_another_size_uses_that_box():
 
 def test_gaussian_baseline_and_output_scale():
     rng = np.random.default_rng(14)
-    tokens = ParticleTokens(jnp.asarray(rng.normal(size=(5, 8, 2)), jnp.float32),
-                            jnp.asarray(rng.normal(size=(5, 8, 2)), jnp.float32), jnp.zeros((5, 2)), jnp.zeros(5),
-                            jnp.asarray(rng.normal(size=(5, 8, 2)), jnp.float32))
+    tokens = ParticleTokens(
+        jnp.asarray(rng.normal(size=(5, 8, 2)), jnp.float32),
+        jnp.asarray(rng.normal(size=(5, 8, 2)), jnp.float32),
+        jnp.zeros((5, 2)),
+        jnp.zeros(5),
+        jnp.asarray(rng.normal(size=(5, 8, 2)), jnp.float32),
+    )
     plain = ScoreNetConfig.small(force_input=True)
     params = init_params(plain, jax.random.PRNGKey(15))
     correction = np.asarray(ScoreNet(plain).apply(params, tokens))
     scaled = ScoreNet(plain.replace(gaussian_baseline=True, output_scale=4.0)).apply(params, tokens)
-    np.testing.assert_allclose(np.asarray(scaled), 4.0 * correction - np.asarray(tokens.g[:, 0]), rtol=1e-5,
-                               atol=1e-5)
+    np.testing.assert_allclose(np.asarray(scaled), 4.0 * correction - np.asarray(tokens.g[:, 0]), rtol=1e-5, atol=1e-5)
     # The correction really depends on the force input.
     moved = ScoreNet(plain).apply(params, tokens._replace(force=tokens.force + 1.0))
     assert not np.allclose(np.asarray(moved), correction, atol=1e-3)
@@ -175,14 +194,19 @@ def test_default_network_gives_mips_its_hypoelliptic_inputs():
     from activescore.learning.defaults import default_network
 
     def frames(system):
-        return a.exact.gaussian_samples(system, 2, seed=0)[0] if system.k == 0 else \
-            np.random.default_rng(0).uniform(-system.box_length / 2, system.box_length / 2, (2, 64, 2))
+        return (
+            a.exact.gaussian_samples(system, 2, seed=0)[0]
+            if system.k == 0
+            else np.random.default_rng(0).uniform(-system.box_length / 2, system.box_length / 2, (2, 64, 2))
+        )
 
     mips = default_network(a.mips(64, 0.5), frames(a.mips(64, 0.5)))
     assert mips.force_input and mips.gaussian_baseline and mips.force_unit == 0.025
     assert abs(mips.output_scale - 100.0) < 1e-9  # 1/√γ
-    for other in (a.AOUP(64, box_length=40.0, k=0.0, trap=1.0, eps=0.0),      # no interactions: Gaussian
-                  a.AOUP(64, packing_fraction=0.3, eps=0.1),                    # translational noise
-                  a.ABP(64, packing_fraction=0.3, eps=0.1)):
+    for other in (
+        a.AOUP(64, box_length=40.0, k=0.0, trap=1.0, eps=0.0),  # no interactions: Gaussian
+        a.AOUP(64, packing_fraction=0.3, eps=0.1),  # translational noise
+        a.ABP(64, packing_fraction=0.3, eps=0.1),
+    ):
         config = default_network(other, frames(other))
         assert not (config.force_input or config.gaussian_baseline) and config.output_scale == 1.0

@@ -59,8 +59,9 @@ def test_streamed_training_runs_and_learns(dataset):
     score = fit(dataset, seed=0, n_steps=30, log_every=10)
     losses = [loss for _, loss in score.info["history"]]
     assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
-    assert score.info["windows"] == dict(n_frames=TRAINING_FRAMES, window_frames=BUDGET // 2, steps_per_window=3,
-                                         seed=0)
+    assert score.info["windows"] == dict(
+        n_frames=TRAINING_FRAMES, window_frames=BUDGET // 2, steps_per_window=3, seed=0
+    )
     assert score.info["n_frames"] == TRAINING_FRAMES and score.info["heldout_frames"] == FRAMES - TRAINING_FRAMES
 
 
@@ -139,9 +140,17 @@ def test_a_data_set_that_fits_trains_as_its_frames_in_memory(dataset):
     assert_same_params(whole, fit(dataset.load(), seed=2, **settings))
 
 
-@pytest.mark.parametrize("name, value", [("frames_in_memory", 1), ("frames_in_memory", 0), ("frames_in_memory", -4),
-                                         ("frames_in_memory", 2.5), ("frames_in_memory", True),
-                                         ("steps_per_window", 0)])
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("frames_in_memory", 1),
+        ("frames_in_memory", 0),
+        ("frames_in_memory", -4),
+        ("frames_in_memory", 2.5),
+        ("frames_in_memory", True),
+        ("steps_per_window", 0),
+    ],
+)
 def test_invalid_window_settings_are_refused(dataset, name, value):
     with pytest.raises(ValueError, match=name):
         fit(dataset, **{name: value})
@@ -150,6 +159,11 @@ def test_invalid_window_settings_are_refused(dataset, name, value):
 def test_data_set_fingerprint_reads_no_frame_and_follows_the_data(dataset, tmp_path):
     fingerprint = dataset.fingerprint()
     assert SnapshotDataset(dataset.path).fingerprint() == fingerprint
-    other = build_dataset(system(), DatasetPlan(n_frames=FRAMES, spacing=2, burn_in=10, dt=0.05, seed=2,
-                                                shard_frames=5), tmp_path / "other", progress=False, n_threads=1)
+    other = build_dataset(
+        system(),
+        DatasetPlan(n_frames=FRAMES, spacing=2, burn_in=10, dt=0.05, seed=2, shard_frames=5),
+        tmp_path / "other",
+        progress=False,
+        n_threads=1,
+    )
     assert other.fingerprint() != fingerprint

@@ -15,16 +15,34 @@ import activescore  # noqa: E402
 from activescore.learning import Score, ScoreNetConfig, TrainConfig, train_score  # noqa: E402
 
 N, FRAMES, BOX = 24, 6, 10.0
-TINY = ScoreNetConfig.small(k=8, width=16, depth=1, heads=2, ff_width=16, embed_hidden=16, readout_hidden=16,
-                            predict_x=True, cutoff=1.0, cutoff_width=0.3, readout_skip=True)
+TINY = ScoreNetConfig.small(
+    k=8,
+    width=16,
+    depth=1,
+    heads=2,
+    ff_width=16,
+    embed_hidden=16,
+    readout_hidden=16,
+    predict_x=True,
+    cutoff=1.0,
+    cutoff_width=0.3,
+    readout_skip=True,
+)
 TRAIN = TrainConfig(loss="dsm", sigmas=(0.05,), n_steps=6, batch_particles=32, learning_rate=3e-3)
 RUN = dict(progress=False, log_every=3, checkpoint_every=3)
 
 
 def fit(samples, network=None, *, seed=3, checkpoint=None, callback=None, **training):
     """``train_score`` on this module's system with TRAIN changed by ``training``."""
-    return train_score(system(), samples, TINY if network is None else network, TRAIN.replace(seed=seed, **training),
-                       checkpoint=checkpoint, callback=callback, **RUN)
+    return train_score(
+        system(),
+        samples,
+        TINY if network is None else network,
+        TRAIN.replace(seed=seed, **training),
+        checkpoint=checkpoint,
+        callback=callback,
+        **RUN,
+    )
 
 
 def system():
@@ -93,7 +111,7 @@ def test_save_load_round_trip(unbroken, tmp_path):
     assert loaded.system == unbroken.system and loaded.config == unbroken.config
     assert loaded.sigmas == unbroken.sigmas == (0.05,)
     x, g = samples(1)
-    for a, b in zip(loaded(x[0], g[0]), unbroken(x[0], g[0])):
+    for a, b in zip(loaded(x[0], g[0]), unbroken(x[0], g[0]), strict=False):
         np.testing.assert_array_equal(a, b)
 
 
@@ -101,7 +119,7 @@ def test_evaluation_is_chunked_and_accepts_any_particle_count(unbroken):
     x, g = samples(2)
     full = unbroken(x[0], g[0])
     chunked = Score(unbroken.system, unbroken.config, unbroken.params, chunk_size=5)(x[0], g[0])
-    for a, b in zip(full, chunked):
+    for a, b in zip(full, chunked, strict=False):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
     s_x, s_g = unbroken(x[0, :3], g[0, :3])  # fewer particles than k: all of them are tokens
     assert s_x.shape == s_g.shape == (3, 2)

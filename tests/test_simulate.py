@@ -13,6 +13,7 @@ def small_mips(n=200, phi=0.5, **kw):
 
 # ---------------------------------------------------------------- reproducibility and restarts
 
+
 def test_same_seed_same_trajectory_and_frames(cpu_backend):
     s = small_mips()
     t1 = a.simulate(s, 60, 0.1, seed=7, save_every=20, backend=cpu_backend, progress=False)
@@ -38,8 +39,9 @@ def test_restart_continues_exactly(cpu_backend):
 @pytest.mark.parametrize("model", ["aoup", "abp"])
 def test_thread_count_does_not_change_results(cpu_backend, model):
     s = small_mips(400, 0.6) if model == "aoup" else a.ABP(400, packing_fraction=0.6, v0=0.5, rotational_diffusion=0.1)
-    runs = [a.simulate(s, 50, 0.1, seed=11, save_every=50, backend=cpu_backend, n_threads=t, progress=False)
-            for t in (1, 2)]
+    runs = [
+        a.simulate(s, 50, 0.1, seed=11, save_every=50, backend=cpu_backend, n_threads=t, progress=False) for t in (1, 2)
+    ]
     np.testing.assert_array_equal(runs[0].final_state.x, runs[1].final_state.x)
     np.testing.assert_array_equal(runs[0].final_state.q, runs[1].final_state.q)
 
@@ -54,11 +56,17 @@ def test_cpp_and_numba_agree(case):
         radius = np.random.default_rng(0).uniform(0.5, 1.2, 12)
         s, dt, init = a.AOUP(12, box_length=9.0, radius=radius, v0=0.3, gamma=0.5, eps=0.01), 0.02, "uniform"
     elif case == "abp_harmonic_trap":
-        s, dt, init = a.ABP(150, box_length=40.0, v0=0.5, rotational_diffusion=0.2, trap=0.05, beta=None), 0.05, "uniform"
+        s, dt, init = (
+            a.ABP(150, box_length=40.0, v0=0.5, rotational_diffusion=0.2, trap=0.05, beta=None),
+            0.05,
+            "uniform",
+        )
     else:
         s, dt, init, dtype = small_mips(300, 0.5), 0.1, "cluster", "float32"
-    runs = {b: a.simulate(s, 300, dt, seed=5, init=init, save_every=300, backend=b, dtype=dtype, progress=False)
-            for b in ("cpp", "numba")}
+    runs = {
+        b: a.simulate(s, 300, dt, seed=5, init=init, save_every=300, backend=b, dtype=dtype, progress=False)
+        for b in ("cpp", "numba")
+    }
     tol = 1e-10 if dtype == "float64" else 2e-3
     dx = runs["cpp"].final_state.x - runs["numba"].final_state.x
     dx -= s.box_length * np.round(dx / s.box_length)
@@ -67,6 +75,7 @@ def test_cpp_and_numba_agree(case):
 
 
 # ---------------------------------------------------------------- statistics at finite dt (exact)
+
 
 def _unwrap(x, box_length):
     steps = np.diff(x, axis=0)
@@ -146,6 +155,7 @@ def test_propulsion_has_unit_stationary_variance(cpu_backend):
 
 # ---------------------------------------------------------------- files
 
+
 def test_gsd_roundtrip_and_resume(tmp_path, cpu_backend):
     import gsd.hoomd
 
@@ -181,6 +191,7 @@ def test_trajectory_save_opens_in_freud_conventions(tmp_path):
 
 
 # ---------------------------------------------------------------- blow-ups keep what was written
+
 
 def collision(backend, tmp_path=None, dtype="float64"):
     """Two particles driven into each other with a stiff harmonic repulsion: blows up once they overlap."""

@@ -8,31 +8,34 @@ import pytest
 import activescore as a
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(n_particles=0, packing_fraction=0.5), "n_particles"),
-    (dict(n_particles=2.5, packing_fraction=0.5), "n_particles"),
-    (dict(n_particles=True, packing_fraction=0.5), "n_particles"),
-    (dict(n_particles=10, packing_fraction=0.0), "packing_fraction"),
-    (dict(n_particles=10, packing_fraction=-0.1), "packing_fraction"),
-    (dict(n_particles=10, packing_fraction=math.nan), "packing_fraction"),
-    (dict(n_particles=10, box_length=-3.0), "box_length"),
-    (dict(n_particles=10, box_length=math.inf), "box_length"),
-    (dict(n_particles=10), "packing_fraction and box_length"),
-    (dict(n_particles=10, packing_fraction=0.5, box_length=10.0), "packing_fraction and box_length"),
-    (dict(n_particles=10, packing_fraction=0.5, v0=-1.0), "v0"),
-    (dict(n_particles=10, packing_fraction=0.5, gamma=0.0), "gamma"),
-    (dict(n_particles=10, packing_fraction=0.5, gamma=-1.0), "gamma"),
-    (dict(n_particles=10, packing_fraction=0.5, eps=-1e-3), "eps"),
-    (dict(n_particles=10, packing_fraction=0.5, eps=math.nan), "eps"),
-    (dict(n_particles=10, packing_fraction=0.5, k=-1.0), "k"),
-    (dict(n_particles=10, packing_fraction=0.5, trap=-1.0), "trap"),
-    (dict(n_particles=10, packing_fraction=0.5, beta=0.0), "beta"),
-    (dict(n_particles=10, packing_fraction=0.5, radius=0.0), "radius"),
-    (dict(n_particles=10, packing_fraction=0.5, radius=np.ones(9)), "radius"),
-    (dict(n_particles=10, packing_fraction=0.5, radius=np.r_[np.ones(9), -1.0]), "radius"),
-    (dict(n_particles=10, packing_fraction=0.5, v0="fast"), "v0"),
-    (dict(n_particles=10, packing_fraction=0.5, cutoff_tol=0.0), "cutoff_tol"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(n_particles=0, packing_fraction=0.5), "n_particles"),
+        (dict(n_particles=2.5, packing_fraction=0.5), "n_particles"),
+        (dict(n_particles=True, packing_fraction=0.5), "n_particles"),
+        (dict(n_particles=10, packing_fraction=0.0), "packing_fraction"),
+        (dict(n_particles=10, packing_fraction=-0.1), "packing_fraction"),
+        (dict(n_particles=10, packing_fraction=math.nan), "packing_fraction"),
+        (dict(n_particles=10, box_length=-3.0), "box_length"),
+        (dict(n_particles=10, box_length=math.inf), "box_length"),
+        (dict(n_particles=10), "packing_fraction and box_length"),
+        (dict(n_particles=10, packing_fraction=0.5, box_length=10.0), "packing_fraction and box_length"),
+        (dict(n_particles=10, packing_fraction=0.5, v0=-1.0), "v0"),
+        (dict(n_particles=10, packing_fraction=0.5, gamma=0.0), "gamma"),
+        (dict(n_particles=10, packing_fraction=0.5, gamma=-1.0), "gamma"),
+        (dict(n_particles=10, packing_fraction=0.5, eps=-1e-3), "eps"),
+        (dict(n_particles=10, packing_fraction=0.5, eps=math.nan), "eps"),
+        (dict(n_particles=10, packing_fraction=0.5, k=-1.0), "k"),
+        (dict(n_particles=10, packing_fraction=0.5, trap=-1.0), "trap"),
+        (dict(n_particles=10, packing_fraction=0.5, beta=0.0), "beta"),
+        (dict(n_particles=10, packing_fraction=0.5, radius=0.0), "radius"),
+        (dict(n_particles=10, packing_fraction=0.5, radius=np.ones(9)), "radius"),
+        (dict(n_particles=10, packing_fraction=0.5, radius=np.r_[np.ones(9), -1.0]), "radius"),
+        (dict(n_particles=10, packing_fraction=0.5, v0="fast"), "v0"),
+        (dict(n_particles=10, packing_fraction=0.5, cutoff_tol=0.0), "cutoff_tol"),
+    ],
+)
 def test_aoup_rejects(kwargs, name):
     with pytest.raises(ValueError, match=name):
         a.AOUP(**kwargs)
@@ -43,21 +46,24 @@ def test_abp_rejects_negative_rotational_diffusion():
         a.ABP(10, packing_fraction=0.5, rotational_diffusion=-1.0)
 
 
-@pytest.mark.parametrize("kwargs, name", [
-    (dict(n_steps=-1), "n_steps"),
-    (dict(n_steps=1.5), "n_steps"),
-    (dict(dt=0.0), "dt"),
-    (dict(dt=-0.1), "dt"),
-    (dict(dt=math.nan), "dt"),
-    (dict(seed=-1), "seed"),
-    (dict(seed=2**64), "seed"),
-    (dict(save_every=0), "save_every"),
-    (dict(burn_in=-5), "burn_in"),
-    (dict(init="lattice"), "init"),
-    (dict(backend="gpu"), "backend"),
-    (dict(dtype="float16"), "dtype"),
-    (dict(n_threads=-1), "n_threads"),
-])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        (dict(n_steps=-1), "n_steps"),
+        (dict(n_steps=1.5), "n_steps"),
+        (dict(dt=0.0), "dt"),
+        (dict(dt=-0.1), "dt"),
+        (dict(dt=math.nan), "dt"),
+        (dict(seed=-1), "seed"),
+        (dict(seed=2**64), "seed"),
+        (dict(save_every=0), "save_every"),
+        (dict(burn_in=-5), "burn_in"),
+        (dict(init="lattice"), "init"),
+        (dict(backend="gpu"), "backend"),
+        (dict(dtype="float16"), "dtype"),
+        (dict(n_threads=-1), "n_threads"),
+    ],
+)
 def test_simulate_rejects(kwargs, name):
     args = dict(n_steps=10, dt=0.1, seed=0)
     args.update(kwargs)
@@ -78,12 +84,15 @@ def test_state_of_wrong_shape_is_rejected():
         a.simulate(s, 1, 0.1, init=state)
 
 
-@pytest.mark.parametrize("x, name", [
-    (np.zeros((15, 2)), "x"),
-    (np.zeros((16, 3)), "x"),
-    (np.full((16, 2), np.nan), "x"),
-    (np.array([["a", "b"]] * 16), "x"),
-])
+@pytest.mark.parametrize(
+    "x, name",
+    [
+        (np.zeros((15, 2)), "x"),
+        (np.zeros((16, 3)), "x"),
+        (np.full((16, 2), np.nan), "x"),
+        (np.array([["a", "b"]] * 16), "x"),
+    ],
+)
 def test_observables_reject_bad_positions(x, name):
     s = a.mips(16)
     with pytest.raises(ValueError, match=name):
@@ -110,8 +119,11 @@ def test_with_size_keeps_the_dynamics():
     system = a.mips(100, 0.5, gamma=3e-3)
     other = system.with_size(400, packing_fraction=0.25)
     assert other.n_particles == 400 and abs(other.packing_fraction - 0.25) < 1e-12
-    assert {**other.to_dict(), "n_particles": 0, "box_length": 0} == {**system.to_dict(), "n_particles": 0,
-                                                                       "box_length": 0}
+    assert {**other.to_dict(), "n_particles": 0, "box_length": 0} == {
+        **system.to_dict(),
+        "n_particles": 0,
+        "box_length": 0,
+    }
 
 
 def test_box_smaller_than_twice_the_interaction_range_is_refused():

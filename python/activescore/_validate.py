@@ -8,8 +8,16 @@ import numbers
 import numpy as np
 
 
-def real(name: str, value, *, low: float = -math.inf, high: float = math.inf, low_open: bool = False,
-         high_open: bool = False, allow_inf: bool = False) -> float:
+def real(
+    name: str,
+    value,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+    allow_inf: bool = False,
+) -> float:
     """A finite real number in the given range (open or closed at each end)."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{name} must be a real number, got {value!r}")
@@ -31,8 +39,10 @@ def integer(name: str, value, *, low: int | None = None, high: int | None = None
         raise ValueError(f"{name} must be an integer, got {value!r}")
     v = int(value)
     if (low is not None and v < low) or (high is not None and v > high):
-        raise ValueError(f"{name} must be in [{low if low is not None else '-inf'}, "
-                         f"{high if high is not None else 'inf'}], got {value!r}")
+        raise ValueError(
+            f"{name} must be in [{low if low is not None else '-inf'}, "
+            f"{high if high is not None else 'inf'}], got {value!r}"
+        )
     return v
 
 
@@ -41,7 +51,7 @@ def array(name: str, value, shape: tuple, *, dtype=np.float64, finite: bool = Tr
     a = np.asarray(value)
     if a.dtype == object or not (np.issubdtype(a.dtype, np.floating) or np.issubdtype(a.dtype, np.integer)):
         raise ValueError(f"{name} must be a real array, got dtype {a.dtype}")
-    if a.ndim != len(shape) or any(s is not None and s != n for s, n in zip(shape, a.shape)):
+    if a.ndim != len(shape) or any(s is not None and s != n for s, n in zip(shape, a.shape, strict=False)):
         want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
         raise ValueError(f"{name} must have shape {want}, got {a.shape}")
     a = np.ascontiguousarray(a, dtype=dtype)

@@ -32,8 +32,13 @@ from .systems import AOUP
 D = 2  # spatial dimension
 
 __all__ = [
-    "EquilibriumScore", "GaussianScore", "gaussian_conditional_epr", "gaussian_epr", "gaussian_samples",
-    "lyapunov_covariance", "trapped_aoup_covariance",
+    "EquilibriumScore",
+    "GaussianScore",
+    "gaussian_conditional_epr",
+    "gaussian_epr",
+    "gaussian_samples",
+    "lyapunov_covariance",
+    "trapped_aoup_covariance",
 ]
 
 
@@ -92,8 +97,10 @@ def gaussian_samples(system, n_frames: int, *, seed=None) -> tuple[np.ndarray, n
     x, g = np.ascontiguousarray(z[..., 0]), np.ascontiguousarray(z[..., 1])
     half = system.box_length / 2
     if np.max(np.abs(x)) >= half:
-        raise ValueError(f"system: box_length={system.box_length:g} is too small for the trapped cloud "
-                         f"(width √S_xx = {math.sqrt(cov[0, 0]):.3g}); use a box at least ~20 widths wide")
+        raise ValueError(
+            f"system: box_length={system.box_length:g} is too small for the trapped cloud "
+            f"(width √S_xx = {math.sqrt(cov[0, 0]):.3g}); use a box at least ~20 widths wide"
+        )
     return x, g
 
 
@@ -204,8 +211,9 @@ class EquilibriumScore:
         if not isinstance(system, AOUP):
             raise ValueError(f"system must be an activescore.AOUP, got {type(system).__name__}")
         if system.v0 != 0 or not system.eps > 0:
-            raise ValueError(f"system: the equilibrium score needs v0 = 0 and eps > 0, got v0={system.v0}, "
-                             f"eps={system.eps}")
+            raise ValueError(
+                f"system: the equilibrium score needs v0 = 0 and eps > 0, got v0={system.v0}, eps={system.eps}"
+            )
         self.system = system
         self.sigma = 0.0
         self.n_threads = check.integer("n_threads", n_threads, low=0)

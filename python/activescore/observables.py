@@ -58,8 +58,7 @@ def drift(system: ParticleSystem, x: ArrayLike, g: ArrayLike) -> tuple[np.ndarra
     return b_x, -system.propulsion_rate * g
 
 
-def drift_divergence(system: ParticleSystem, x: ArrayLike, *, backend: str = "auto",
-                     n_threads: int = 0) -> np.ndarray:
+def drift_divergence(system: ParticleSystem, x: ArrayLike, *, backend: str = "auto", n_threads: int = 0) -> np.ndarray:
     """Per-particle divergence of the position drift, ∇_{x_i}·b_x,i = k Σ_j [f(ρ)(d−1)/ρ + f'(ρ)] − A d.
 
     Parameters
@@ -77,4 +76,3 @@ def drift_divergence(system: ParticleSystem, x: ArrayLike, *, backend: str = "au
     system = check_system(system)
     x = _positions(system, x)
     return backends.get(backend).drift_divergence(system.spec(), x, system.radius, n_threads)
-

@@ -53,8 +53,7 @@ def bins_for(n_particles: int, n_frames: int = 1, *, per_bin: int = PARTICLES_PE
     """
     n = int(n_particles) * int(n_frames)
     if n < 1 or per_bin < 1:
-        raise ValueError(f"need n_particles * n_frames >= 1 and per_bin >= 1, got {n_particles}, {n_frames}, "
-                         f"{per_bin}")
+        raise ValueError(f"need n_particles * n_frames >= 1 and per_bin >= 1, got {n_particles}, {n_frames}, {per_bin}")
     return max(1, min(int(most), math.isqrt(n // int(per_bin))))
 
 
@@ -88,10 +87,14 @@ def coarsen_map(field_map, per_bin: int = PARTICLES_PER_BIN):
     def merge(values):
         return values.reshape(coarse, factor, coarse, factor, *values.shape[2:]).sum(axis=(1, 3))
 
-    return dataclasses.replace(field_map, measure=merge(field_map.measure), count=merge(field_map.count),
-                               sums={k: merge(v) for k, v in field_map.sums.items()},
-                               sumsq={k: merge(v) for k, v in field_map.sumsq.items()},
-                               edges=field_map.edges[::factor])
+    return dataclasses.replace(
+        field_map,
+        measure=merge(field_map.measure),
+        count=merge(field_map.count),
+        sums={k: merge(v) for k, v in field_map.sums.items()},
+        sumsq={k: merge(v) for k, v in field_map.sumsq.items()},
+        edges=field_map.edges[::factor],
+    )
 
 
 def length_unit(system) -> str:
@@ -131,8 +134,12 @@ def system_title(system, *, t: float | None = None, two_lines: bool = False) -> 
     """
     rate_name = system.propulsion_rate_symbol
     rate = system.propulsion_rate
-    parts = [f"{system.model.upper()}  N = {system.n_particles}", f"φ = {system.packing_fraction:.3g}",
-             f"v0 = {system.v0:.3g}", f"{rate_name} = {rate:.3g}"]
+    parts = [
+        f"{system.model.upper()}  N = {system.n_particles}",
+        f"φ = {system.packing_fraction:.3g}",
+        f"v0 = {system.v0:.3g}",
+        f"{rate_name} = {rate:.3g}",
+    ]
     if rate > 0 and system.v0 > 0:
         parts.append(f"v0/{rate_name} = {system.v0 / rate:.3g}")
     parts.append(f"ε = {system.eps:.3g}")
@@ -145,8 +152,9 @@ def system_title(system, *, t: float | None = None, two_lines: bool = False) -> 
     return ", ".join(parts)
 
 
-def plot_configuration(system, x, *, color=None, ax=None, cmap="viridis", label=None, title=None, colorbar=True,
-                       arrows=None):
+def plot_configuration(
+    system, x, *, color=None, ax=None, cmap="viridis", label=None, title=None, colorbar=True, arrows=None
+):
     """Draw the particles as disks of their true radius in the periodic box, with labelled axes (x / R, y / R).
 
     ``color``: per-particle values (N,) (e.g. local EPR) mapped through ``cmap`` with a colour bar labelled
@@ -161,8 +169,9 @@ def plot_configuration(system, x, *, color=None, ax=None, cmap="viridis", label=
         _, ax = plt.subplots(figsize=(6, 6), dpi=150)
     x = np.asarray(x)
     d = 2.0 * np.asarray(system.radius)
-    disks = EllipseCollection(d, d, np.zeros_like(d), units="xy", offsets=x, offset_transform=ax.transData,
-                              linewidths=0.2, edgecolors="k")
+    disks = EllipseCollection(
+        d, d, np.zeros_like(d), units="xy", offsets=x, offset_transform=ax.transData, linewidths=0.2, edgecolors="k"
+    )
     if color is None:
         disks.set_facecolor("tab:orange")
     else:
@@ -171,8 +180,17 @@ def plot_configuration(system, x, *, color=None, ax=None, cmap="viridis", label=
     ax.add_collection(disks)
     if arrows is not None:
         arrows = np.asarray(arrows)
-        ax.quiver(x[:, 0], x[:, 1], arrows[:, 0], arrows[:, 1], angles="xy", scale_units="xy",
-                  scale=1.0 / np.mean(system.radius), width=0.002, color="k")
+        ax.quiver(
+            x[:, 0],
+            x[:, 1],
+            arrows[:, 0],
+            arrows[:, 1],
+            angles="xy",
+            scale_units="xy",
+            scale=1.0 / np.mean(system.radius),
+            width=0.002,
+            color="k",
+        )
     half = system.box_length / 2
     ax.set_xlim(-half, half)
     ax.set_ylim(-half, half)
@@ -198,8 +216,10 @@ def save(fig_or_ax, path) -> None:
 _EPR_LABELS = {
     "quadratic": "EPR e_i (quadratic form)",
     "divergence": "EPR c_i (divergence form)",
-    "quadratic_x": "x part of e_i, |v_x|²/ε", "quadratic_g": "g part of e_i, |v_g|²/γ",
-    "divergence_x": "x part of c_i, v_x·b_x/ε + ∇_x·v_x", "divergence_g": "g part of c_i, ∇_g·v_g",
+    "quadratic_x": "x part of e_i, |v_x|²/ε",
+    "quadratic_g": "g part of e_i, |v_g|²/γ",
+    "divergence_x": "x part of c_i, v_x·b_x/ε + ∇_x·v_x",
+    "divergence_g": "g part of c_i, ∇_g·v_g",
 }
 
 #: Cells of a per-particle map with fewer particle-snapshots than this are left blank: a mean of a few is noise.
@@ -241,8 +261,19 @@ def _color_limits(values, clip):
     return float(lo), float(hi), False
 
 
-def plot_local_epr(system, x, values, *, form: str = "quadratic", sigma=None, ax=None, cmap=None, clip=(1, 99),
-                   title=None, half_width=None):
+def plot_local_epr(
+    system,
+    x,
+    values,
+    *,
+    form: str = "quadratic",
+    sigma=None,
+    ax=None,
+    cmap=None,
+    clip=(1, 99),
+    title=None,
+    half_width=None,
+):
     """One configuration with every particle coloured by its local EPR (``values``, (N,), e.g.
     ``result.quadratic[k]`` at ``result.positions(k)``). Colour limits are the ``clip`` percentiles (None: full
     range), symmetric with a diverging map when values take both signs (the divergence form can).
@@ -259,8 +290,18 @@ def plot_local_epr(system, x, values, *, form: str = "quadratic", sigma=None, ax
     return ax
 
 
-def plot_epr_map(field_map, quantity: str = "quadratic", kind: str = "density_weighted", *, ax=None, cmap=None,
-                 clip=(1, 99), title=None, unit: str = "R", min_count: int = MIN_PARTICLES_PER_CELL):
+def plot_epr_map(
+    field_map,
+    quantity: str = "quadratic",
+    kind: str = "density_weighted",
+    *,
+    ax=None,
+    cmap=None,
+    clip=(1, 99),
+    title=None,
+    unit: str = "R",
+    min_count: int = MIN_PARTICLES_PER_CELL,
+):
     """A :class:`activescore.estimation.SpatialMap` as an image with labelled axes and a colour bar saying what
     it shows and in which unit.
 
@@ -283,8 +324,15 @@ def plot_epr_map(field_map, quantity: str = "quadratic", kind: str = "density_we
         raise ValueError(f"kind must be 'density_weighted', 'per_particle' or 'density', got {kind!r}")
     vmin, vmax, diverging = _color_limits(data, clip)
     h = field_map.half_width
-    image = ax.imshow(np.asarray(data).T, origin="lower", extent=(-h, h, -h, h), vmin=vmin, vmax=vmax,
-                      cmap=cmap or ("RdBu_r" if diverging else "magma"), interpolation="nearest")
+    image = ax.imshow(
+        np.asarray(data).T,
+        origin="lower",
+        extent=(-h, h, -h, h),
+        vmin=vmin,
+        vmax=vmax,
+        cmap=cmap or ("RdBu_r" if diverging else "magma"),
+        interpolation="nearest",
+    )
     ax.set_aspect("equal")
     ax.set_xlabel("x / R" if unit == "R" else f"x [{unit}]")
     ax.set_ylabel("y / R" if unit == "R" else f"y [{unit}]")
@@ -320,16 +368,44 @@ def plot_current(field_map, *, ax=None, stride: int = 1, cmap="Greys", title=Non
     magnitude = magnitude[np.isfinite(magnitude)]
     key = _round_scale(float(np.percentile(magnitude, 90))) if magnitude.size else 1.0
     # The key sits in a white box at the top left, readable over any background density.
-    arrow_key = ax.quiverkey(arrows, 0.06, 0.95, key, f"j = {key:g} [1/(time·{unit})]", labelpos="E",
-                             coordinates="axes", fontproperties={"size": "small"}, color="tab:red")
+    arrow_key = ax.quiverkey(
+        arrows,
+        0.06,
+        0.95,
+        key,
+        f"j = {key:g} [1/(time·{unit})]",
+        labelpos="E",
+        coordinates="axes",
+        fontproperties={"size": "small"},
+        color="tab:red",
+    )
     arrow_key.set_zorder(3)
-    ax.add_patch(_pyplot().Rectangle((0.01, 0.90), 0.52, 0.09, transform=ax.transAxes, facecolor="white",
-                                     edgecolor="0.5", linewidth=0.5, alpha=0.9, zorder=2.5))
+    ax.add_patch(
+        _pyplot().Rectangle(
+            (0.01, 0.90),
+            0.52,
+            0.09,
+            transform=ax.transAxes,
+            facecolor="white",
+            edgecolor="0.5",
+            linewidth=0.5,
+            alpha=0.9,
+            zorder=2.5,
+        )
+    )
     return ax
 
 
-def plot_radial_profile(profile, quantity: str = "quadratic", kind: str = "per_particle", *, exact=None, ax=None,
-                        title=None, unit: str = "R"):
+def plot_radial_profile(
+    profile,
+    quantity: str = "quadratic",
+    kind: str = "per_particle",
+    *,
+    exact=None,
+    ax=None,
+    title=None,
+    unit: str = "R",
+):
     """A :class:`activescore.estimation.RadialProfile` against r = |x| (per-particle means with the naive
     standard error, or the density-weighted profile). ``exact``: optional callable r → values, drawn as a line."""
     plt = _pyplot()
@@ -350,15 +426,17 @@ def plot_radial_profile(profile, quantity: str = "quadratic", kind: str = "per_p
         rr = np.linspace(0.0, profile.edges[-1], 200)
         ax.plot(rr, exact(rr), "k-", lw=1, label="exact")
         ax.legend()
-    ax.set_xlabel(f"distance from the trap centre |x| / {unit}" if unit == "R" else
-                  f"distance from the trap centre |x| [{unit}]")
+    ax.set_xlabel(
+        f"distance from the trap centre |x| / {unit}" if unit == "R" else f"distance from the trap centre |x| [{unit}]"
+    )
     if title:
         ax.set_title(title, fontsize="medium")
     return ax
 
 
-def plot_epr_overview(result, path=None, *, index: int = -1, form: str = "quadratic",
-                      per_bin: int | None = PARTICLES_PER_BIN):
+def plot_epr_overview(
+    result, path=None, *, index: int = -1, form: str = "quadratic", per_bin: int | None = PARTICLES_PER_BIN
+):
     """One figure from an :class:`activescore.estimation.EPRResult`: a configuration coloured by local EPR (if the
     per-particle fields were kept), the density-weighted and per-particle EPR maps, density with current and (for
     trapped systems) the radial profile, titled with the system's parameters and the global numbers. Saved as PNG
@@ -373,8 +451,9 @@ def plot_epr_overview(result, path=None, *, index: int = -1, form: str = "quadra
     panels += ["weighted", "per_particle", "current"] + (["radial"] if result.radial is not None else [])
     cols = 3 if len(panels) > 4 else 2
     rows = (len(panels) + cols - 1) // cols
-    fig, axes = plt.subplots(rows, cols, figsize=(6.0 * cols, 5.2 * rows), dpi=120, squeeze=False,
-                             layout="constrained")  # room for every colour bar's label
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(6.0 * cols, 5.2 * rows), dpi=120, squeeze=False, layout="constrained"
+    )  # room for every colour bar's label
     axes = axes.ravel()
     tag = f"{form} form{_sigma_suffix(result.sigma)}"
     field_map = result.map if per_bin is None else coarsen_map(result.map, per_bin)
@@ -383,26 +462,52 @@ def plot_epr_overview(result, path=None, *, index: int = -1, form: str = "quadra
     grid = f"{bins}×{bins} cells, {per_cell:.3g} particle-snapshots per cell"
     for ax, panel in zip(axes, panels, strict=False):  # axes beyond the panels are hidden below
         if panel == "config":
-            plot_local_epr(system, result.positions(index), getattr(result.local, form)[index], form=form,
-                           sigma=result.sigma, ax=ax, title=f"one snapshot (frame {int(result.frames[index])})",
-                           half_width=field_map.half_width if system.trap > 0 else None)
+            plot_local_epr(
+                system,
+                result.positions(index),
+                getattr(result.local, form)[index],
+                form=form,
+                sigma=result.sigma,
+                ax=ax,
+                title=f"one snapshot (frame {int(result.frames[index])})",
+                half_width=field_map.half_width if system.trap > 0 else None,
+            )
         elif panel == "weighted":
-            plot_epr_map(field_map, form, "density_weighted", ax=ax, unit=unit,
-                         title=f"EPR density over {field_map.n_frames} snapshots\n({grid})")
+            plot_epr_map(
+                field_map,
+                form,
+                "density_weighted",
+                ax=ax,
+                unit=unit,
+                title=f"EPR density over {field_map.n_frames} snapshots\n({grid})",
+            )
         elif panel == "per_particle":
-            plot_epr_map(field_map, form, "per_particle", ax=ax, unit=unit,
-                         title=f"EPR per particle, mean in each cell\n(blank: under {MIN_PARTICLES_PER_CELL} "
-                               "particle-snapshots)")
+            plot_epr_map(
+                field_map,
+                form,
+                "per_particle",
+                ax=ax,
+                unit=unit,
+                title=f"EPR per particle, mean in each cell\n(blank: under {MIN_PARTICLES_PER_CELL} "
+                "particle-snapshots)",
+            )
         elif panel == "current":
-            plot_current(field_map, ax=ax, stride=max(1, bins // 24), unit=unit,
-                         title="density and probability current j_x = ρ v_x")
+            plot_current(
+                field_map,
+                ax=ax,
+                stride=max(1, bins // 24),
+                unit=unit,
+                title="density and probability current j_x = ρ v_x",
+            )
         else:
             plot_radial_profile(result.radial, form, ax=ax, title=f"radial profile ({tag})", unit=unit)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
     ident = result.identity.per_particle
-    fig.suptitle(f"{system_title(system)}\nEPR per particle: {result.epr_per_particle[form]:.4g} ({tag});   "
-                 f"learning-free identity: {ident:.4g}   [k_B per unit time]")
+    fig.suptitle(
+        f"{system_title(system)}\nEPR per particle: {result.epr_per_particle[form]:.4g} ({tag});   "
+        f"learning-free identity: {ident:.4g}   [k_B per unit time]"
+    )
     if path is not None:
         save(fig, path)
     return fig

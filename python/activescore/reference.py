@@ -16,5 +16,6 @@ def physics_reference() -> Path:
     for path in _CANDIDATES:
         if path.is_file():
             return path
-    raise FileNotFoundError("physics.md is not installed with this copy of activescore; it is docs/physics.md in "
-                            "the source repository")
+    raise FileNotFoundError(
+        "physics.md is not installed with this copy of activescore; it is docs/physics.md in the source repository"
+    )

@@ -73,8 +73,9 @@ class ParticleSystem:
     #: The symbol of ``propulsion_rate`` in the equations and in plot titles.
     propulsion_rate_symbol: ClassVar[str]
 
-    def _set_common(self, n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius,
-                    cutoff_tol) -> None:
+    def _set_common(
+        self, n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius, cutoff_tol
+    ) -> None:
         n = check.integer("n_particles", n_particles, low=1, high=2**31 - 1)
         r = _radii(n, radius)
         set_ = object.__setattr__
@@ -86,8 +87,7 @@ class ParticleSystem:
         set_(self, "k", check.real("k", k, low=0.0))
         set_(self, "trap", check.real("trap", trap, low=0.0))
         set_(self, "beta", _beta(beta))
-        set_(self, "cutoff_tol", check.real("cutoff_tol", cutoff_tol, low=0.0, high=1.0, low_open=True,
-                                            high_open=True))
+        set_(self, "cutoff_tol", check.real("cutoff_tol", cutoff_tol, low=0.0, high=1.0, low_open=True, high_open=True))
 
     def _check_box(self, packing_fraction) -> None:
         """The pair force is evaluated under the minimum image, which counts each pair once: that is the periodic
@@ -106,10 +106,12 @@ class ParticleSystem:
                 f"packing_fraction={packing_fraction:g} gives a box of side L = {self.box_length:.4g} for "
                 f"{self.n_particles} particles, smaller than twice the interaction range (2 r_c = {reach:.4g}), "
                 f"which the minimum-image pair force needs to count each pair once: use packing_fraction <= "
-                f"{largest_phi:.4g} or more particles")
+                f"{largest_phi:.4g} or more particles"
+            )
         raise ValueError(
             f"box_length={self.box_length:g} is smaller than twice the interaction range (2 r_c = {reach:.4g}), "
-            f"which the minimum-image pair force needs to count each pair once: use box_length >= {reach:.4g}")
+            f"which the minimum-image pair force needs to count each pair once: use box_length >= {reach:.4g}"
+        )
 
     @property
     def packing_fraction(self) -> float:
@@ -162,8 +164,10 @@ class ParticleSystem:
         for key in ("n_particles", "box_length", "radius", "cutoff_tol", "model"):
             d.pop(key)
         params = ", ".join(f"{key}={value}" for key, value in d.items())
-        return (f"{type(self).__name__}(n_particles={self.n_particles}, packing_fraction={self.packing_fraction:.4g}, "
-                f"box_length={self.box_length:.6g}, {params})")
+        return (
+            f"{type(self).__name__}(n_particles={self.n_particles}, packing_fraction={self.packing_fraction:.4g}, "
+            f"box_length={self.box_length:.6g}, {params})"
+        )
 
     def with_size(self, n_particles: int, *, packing_fraction: float | None = None) -> ParticleSystem:
         """The same system with another particle count (and packing fraction), e.g. for transfer studies."""
@@ -192,9 +196,21 @@ class AOUP(ParticleSystem):
     propulsion_components: ClassVar[int] = 2
     propulsion_rate_symbol: ClassVar[str] = "γ"
 
-    def __init__(self, n_particles: int, *, packing_fraction: float | None = None, box_length: float | None = None,
-                 v0: float = 0.025, gamma: float = 1e-4, eps: float = 0.0, k: float = 1.0, trap: float = 0.0,
-                 beta: float | None = 7.5, radius=1.0, cutoff_tol: float = 1e-6):
+    def __init__(
+        self,
+        n_particles: int,
+        *,
+        packing_fraction: float | None = None,
+        box_length: float | None = None,
+        v0: float = 0.025,
+        gamma: float = 1e-4,
+        eps: float = 0.0,
+        k: float = 1.0,
+        trap: float = 0.0,
+        beta: float | None = 7.5,
+        radius=1.0,
+        cutoff_tol: float = 1e-6,
+    ):
         self._set_common(n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius, cutoff_tol)
         object.__setattr__(self, "gamma", check.real("gamma", gamma, low=0.0, low_open=True))
         self._check_box(packing_fraction)
@@ -214,8 +230,9 @@ class AOUP(ParticleSystem):
         return self.gamma * (np.einsum("ij,ij->i", g, g) - g.shape[-1])
 
     def spec(self) -> SystemSpec:
-        return SystemSpec("aoup", self.box_length, self.v0, self.gamma, 0.0, self.eps, self.k, self.trap,
-                          self.beta, self.cutoff_tol)
+        return SystemSpec(
+            "aoup", self.box_length, self.v0, self.gamma, 0.0, self.eps, self.k, self.trap, self.beta, self.cutoff_tol
+        )
 
 
 @dataclass(frozen=True, eq=False, repr=False)
@@ -229,12 +246,25 @@ class ABP(ParticleSystem):
     propulsion_components: ClassVar[int] = 1
     propulsion_rate_symbol: ClassVar[str] = "D_r"
 
-    def __init__(self, n_particles: int, *, packing_fraction: float | None = None, box_length: float | None = None,
-                 v0: float = 1.0, rotational_diffusion: float = 1.0, eps: float = 0.0, k: float = 1.0,
-                 trap: float = 0.0, beta: float | None = 7.5, radius=1.0, cutoff_tol: float = 1e-6):
+    def __init__(
+        self,
+        n_particles: int,
+        *,
+        packing_fraction: float | None = None,
+        box_length: float | None = None,
+        v0: float = 1.0,
+        rotational_diffusion: float = 1.0,
+        eps: float = 0.0,
+        k: float = 1.0,
+        trap: float = 0.0,
+        beta: float | None = 7.5,
+        radius=1.0,
+        cutoff_tol: float = 1e-6,
+    ):
         self._set_common(n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius, cutoff_tol)
-        object.__setattr__(self, "rotational_diffusion",
-                           check.real("rotational_diffusion", rotational_diffusion, low=0.0))
+        object.__setattr__(
+            self, "rotational_diffusion", check.real("rotational_diffusion", rotational_diffusion, low=0.0)
+        )
         self._check_box(packing_fraction)
 
     @property
@@ -254,8 +284,18 @@ class ABP(ParticleSystem):
         return np.zeros(len(g))
 
     def spec(self) -> SystemSpec:
-        return SystemSpec("abp", self.box_length, self.v0, 0.0, self.rotational_diffusion, self.eps, self.k,
-                          self.trap, self.beta, self.cutoff_tol)
+        return SystemSpec(
+            "abp",
+            self.box_length,
+            self.v0,
+            0.0,
+            self.rotational_diffusion,
+            self.eps,
+            self.k,
+            self.trap,
+            self.beta,
+            self.cutoff_tol,
+        )
 
 
 MODELS: dict[str, type[ParticleSystem]] = {cls.model: cls for cls in (AOUP, ABP)}

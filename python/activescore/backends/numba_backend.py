@@ -450,10 +450,10 @@ class NumbaSimulator:
         dx = float(self._x_new[i, 0]) - float(self._x[i, 0])
         dy = float(self._x_new[i, 1]) - float(self._x[i, 1])
         if self._system.k == 0.0:  # nothing to protect but finiteness (the compiled core's message alike)
-            return "blow-up at step %d: particle %d moved by (%g, %g) in one step, non-finite" % (self._step, i, dx, dy)
+            return f"blow-up at step {self._step}: particle {i} moved by ({dx:g}, {dy:g}) in one step, non-finite"
         return (
-            "blow-up at step %d: particle %d moved by (%g, %g) in one step, non-finite or more than half the "
-            "interaction range (%g)" % (self._step, i, dx, dy, 0.5 * float(self._min_width))
+            f"blow-up at step {self._step}: particle {i} moved by ({dx:g}, {dy:g}) in one step, non-finite or more "
+            f"than half the interaction range ({0.5 * float(self._min_width):g})"
         )
 
     def read_state(self) -> tuple[np.ndarray, np.ndarray]:

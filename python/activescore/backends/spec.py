@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 # Numbers holding a particle's propulsion state q: AOUP g (2), ABP θ (1).
 _PROPULSION_COMPONENTS = {"aoup": 2, "abp": 1}
 

@@ -50,10 +50,17 @@ class Run:
         self.record_path = self.out / "run.json"
         previous = json.loads(self.record_path.read_text()) if self.record_path.exists() else {}
         if previous and previous.get("config") != config and previous.get("command") == command:
-            raise ValueError(f"--out: {self.out} holds a {command} run with another configuration; choose another "
-                             "folder or remove it")
-        self.record = {"command": command, "activescore_version": __version__, "config": config,
-                       "status": "started", "stages": previous.get("stages", {})}
+            raise ValueError(
+                f"--out: {self.out} holds a {command} run with another configuration; choose another "
+                "folder or remove it"
+            )
+        self.record = {
+            "command": command,
+            "activescore_version": __version__,
+            "config": config,
+            "status": "started",
+            "stages": previous.get("stages", {}),
+        }
         self._start = time.perf_counter()
         atomic_write(self.out / "config.toml", cfg.dumps(config))
         self.save()
@@ -94,6 +101,7 @@ def _say(text: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- commands
+
 
 def _resolve(args, sections):
     """The resolved configuration of the requested sections, every value checked before anything is created."""
@@ -136,8 +144,9 @@ def _input_samples(option: str, path):
     if not path.is_dir():
         return None
     if not (path / "manifest.json").exists() and (path / "dataset" / "manifest.json").exists():
-        raise ValueError(f"{option} {path}: is the output folder of `activescore dataset`; the data set is "
-                         f"{path / 'dataset'}")
+        raise ValueError(
+            f"{option} {path}: is the output folder of `activescore dataset`; the data set is {path / 'dataset'}"
+        )
     with _opening(option, path):
         return pipeline.read_samples(path)[0]
 
@@ -154,8 +163,10 @@ def _output_file(option: str, path) -> Path:
 
 def _frame_index(frame: int, n_frames: int, source) -> int:
     if not -n_frames <= frame < n_frames:
-        raise ValueError(f"--frame {frame}: {source} has {n_frames} frames, so the index must be in "
-                         f"[0, {n_frames - 1}] (or [-{n_frames}, -1] counting from the end)")
+        raise ValueError(
+            f"--frame {frame}: {source} has {n_frames} frames, so the index must be in "
+            f"[0, {n_frames - 1}] (or [-{n_frames}, -1] counting from the end)"
+        )
     return frame % n_frames
 
 
@@ -196,8 +207,10 @@ def cmd_estimate(args) -> int:
     score_path = _input_file("--score", args.score, "saved Score")
     samples = _input_samples("--data", args.data)
     if samples is not None and not isinstance(samples.system, AOUP):
-        raise ValueError(f"--data {args.data}: holds a {type(samples.system).__name__} data set; the estimators "
-                         "need an AOUP system (the ABP propulsion is an angle, not an Ornstein-Uhlenbeck variable)")
+        raise ValueError(
+            f"--data {args.data}: holds a {type(samples.system).__name__} data set; the estimators "
+            "need an AOUP system (the ABP propulsion is an angle, not an Ornstein-Uhlenbeck variable)"
+        )
     with _opening("--score", score_path):
         Score.load(score_path)  # read once here, so that a foreign or corrupt file leaves no --out behind
     with Run(args.out, "estimate", {**c, "score": str(args.score), "data": str(args.data)}) as run:
@@ -223,8 +236,13 @@ def cmd_plot(args) -> int:
             raise ValueError(f"--data {args.data}: is a file; give a data set folder (or the file as --gsd)")
         k = _frame_index(args.frame, len(ds), args.data)
         system, (x, g), t = ds.system, ds[k], ds.step[k] * ds.dt
-    ax = plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2, label="|g|² (propulsion)",
-                                     title=plotting.system_title(system, t=t, two_lines=True))
+    ax = plotting.plot_configuration(
+        system,
+        x,
+        color=g[:, 0] ** 2 + g[:, 1] ** 2,
+        label="|g|² (propulsion)",
+        title=plotting.system_title(system, t=t, two_lines=True),
+    )
     plotting.save(ax, out)
     _say(f"plot: wrote {out}")
     return 0
@@ -254,19 +272,25 @@ def cmd_demo(args) -> int:
 
         ds = SnapshotDataset(data)
         x, g = ds[-1]
-        plotting.save(plotting.plot_configuration(system, x, color=g[:, 0] ** 2 + g[:, 1] ** 2,
-                                                  label="|g|² (propulsion)",
-                                                  title=plotting.system_title(system, t=ds.step[-1] * ds.dt,
-                                                                              two_lines=True)),
-                      run.out / "configuration.png")
+        plotting.save(
+            plotting.plot_configuration(
+                system,
+                x,
+                color=g[:, 0] ** 2 + g[:, 1] ** 2,
+                label="|g|² (propulsion)",
+                title=plotting.system_title(system, t=ds.step[-1] * ds.dt, two_lines=True),
+            ),
+            run.out / "configuration.png",
+        )
         pipeline.estimate(run, score, data, c["estimate"])
     _say(f"demo: done in {time.perf_counter() - start:.0f} s; see {run.out}/summary.txt, epr.png, configuration.png")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="activescore", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="activescore", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--version", action="version", version=f"activescore {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
@@ -275,8 +299,12 @@ def build_parser() -> argparse.ArgumentParser:
     def command(name, func, help_text, out_default=None):
         p = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
         p.add_argument("config", nargs="?", default=None, help="TOML configuration file (optional)")
-        p.add_argument("--set", action="append", metavar="KEY=VALUE",
-                       help="override a configuration key, e.g. --set system.n_particles=1024")
+        p.add_argument(
+            "--set",
+            action="append",
+            metavar="KEY=VALUE",
+            help="override a configuration key, e.g. --set system.n_particles=1024",
+        )
         if out_default is not False:
             p.add_argument("--out", required=out_default is None, default=out_default, help="output folder")
         p.set_defaults(func=func)
@@ -286,8 +314,11 @@ def build_parser() -> argparse.ArgumentParser:
     command("simulate", cmd_simulate, "simulate a system to a GSD trajectory")
     command("dataset", cmd_dataset, "build a data set of stationary snapshots")
     p = command("train", cmd_train, "train a score network on a data set")
-    p.add_argument("--data", required=True, help="data set folder (from `activescore dataset`) or GSD trajectory "
-                   "(from `activescore simulate`)")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="data set folder (from `activescore dataset`) or GSD trajectory (from `activescore simulate`)",
+    )
     p = command("estimate", cmd_estimate, "estimate EPR, velocities and currents with a trained score")
     p.add_argument("--score", required=True, help="score file (from `activescore train`)")
     p.add_argument("--data", required=True, help="data set folder or GSD trajectory")

@@ -25,17 +25,17 @@ else:  # pragma: no cover
 #: on a laptop CPU. ``[train]`` is generated from :class:`activescore.learning.TrainConfig` (:func:`train_defaults`).
 _SECTIONS: dict = {
     "system": {
-        "model": "aoup",            # "aoup" or "abp"
+        "model": "aoup",  # "aoup" or "abp"
         "n_particles": 512,
-        "packing_fraction": 0.5,    # used unless box_length > 0
+        "packing_fraction": 0.5,  # used unless box_length > 0
         "box_length": 0.0,
         "v0": 0.025,
-        "gamma": 1e-4,              # AOUP propulsion relaxation rate
+        "gamma": 1e-4,  # AOUP propulsion relaxation rate
         "rotational_diffusion": 1.0,  # ABP only
         "eps": 0.0,
         "k": 1.0,
         "trap": 0.0,
-        "beta": 7.5,                # inf = harmonic soft disks (TOML: beta = inf)
+        "beta": 7.5,  # inf = harmonic soft disks (TOML: beta = inf)
         "radius": 1.0,
     },
     "simulation": {
@@ -44,20 +44,20 @@ _SECTIONS: dict = {
         "burn_in": 0,
         "save_every": 1000,
         "seed": 1,
-        "init": "uniform",          # "uniform" or "cluster"
+        "init": "uniform",  # "uniform" or "cluster"
         "backend": "auto",
         "dtype": "float64",
         "n_threads": 0,
     },
     "dataset": {
-        "burn_in": 200000,          # steps before the first snapshot (MIPS clusters need ~1/gamma time units)
-        "spacing": 2000,            # steps between snapshots (decorrelation)
+        "burn_in": 200000,  # steps before the first snapshot (MIPS clusters need ~1/gamma time units)
+        "spacing": 2000,  # steps between snapshots (decorrelation)
         "n_frames": 64,
         "shard_frames": 16,
     },
     "estimate": {
-        "bins": 0,                  # map cells per side; 0 = about 20 particles per cell (plotting.bins_for)
-        "frames": 0,                # 0 = all frames of the data set
+        "bins": 0,  # map cells per side; 0 = about 20 particles per cell (plotting.bins_for)
+        "frames": 0,  # 0 = all frames of the data set
     },
 }
 
@@ -285,8 +285,10 @@ def validate(config: dict) -> None:
         train_config(config["train"])  # and every check TrainConfig itself makes
     sim = config.get("simulation")
     if sim is not None and sim["n_steps"] % sim["save_every"]:
-        raise ValueError(f"config: simulation.n_steps ({sim['n_steps']}) must be a multiple of "
-                         f"simulation.save_every ({sim['save_every']}), the steps between saved frames")
+        raise ValueError(
+            f"config: simulation.n_steps ({sim['n_steps']}) must be a multiple of "
+            f"simulation.save_every ({sim['save_every']}), the steps between saved frames"
+        )
 
 
 def dumps(config: dict) -> str:

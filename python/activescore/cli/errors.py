@@ -42,8 +42,11 @@ def describe(err: BaseException) -> tuple[str, int]:
     if isinstance(err, KeyboardInterrupt):
         return "interrupted; rerun the same command with the same --out to resume", INTERRUPTED
     if isinstance(err, SimulationError):
-        return (f"{err} (the frames saved before it are kept; a smaller simulation.dt, or a smaller "
-                "system.v0 or system.k, keeps particles from jumping)", FAILED)
+        return (
+            f"{err} (the frames saved before it are kept; a smaller simulation.dt, or a smaller "
+            "system.v0 or system.k, keeps particles from jumping)",
+            FAILED,
+        )
     if isinstance(err, ValueError):
         return str(err), USAGE
     if isinstance(err, OSError):

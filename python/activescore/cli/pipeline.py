@@ -142,8 +142,11 @@ def train(run, data: Path, tr: dict) -> Path:
     checkpoint = run.out / "checkpoint.msgpack"
     if checkpoint.exists():
         step = checkpoint_step(checkpoint)
-        say(f"  resuming from {checkpoint}" if step is None else
-            f"train: resuming from step {step} of {tr['n_steps']} ({checkpoint})")
+        say(
+            f"  resuming from {checkpoint}"
+            if step is None
+            else f"train: resuming from step {step} of {tr['n_steps']} ({checkpoint})"
+        )
     start = time.perf_counter()
     # The samples themselves, not their frames: a data set larger than memory is streamed from its shards. The
     # preset's heads, inputs and neighbours follow the system and the data (learning/defaults.py).

@@ -28,6 +28,16 @@ from .score_protocol import ScoreProtocol
 from .statistics import FORMS, Estimate
 
 __all__ = [
-    "FORMS", "BinnedField", "EPRResult", "Estimate", "LearningFreeEPR", "LocalEPR", "RadialProfile",
-    "ScoreProtocol", "SpatialMap", "estimate", "learning_free_epr", "local_epr",
+    "FORMS",
+    "BinnedField",
+    "EPRResult",
+    "Estimate",
+    "LearningFreeEPR",
+    "LocalEPR",
+    "RadialProfile",
+    "ScoreProtocol",
+    "SpatialMap",
+    "estimate",
+    "learning_free_epr",
+    "local_epr",
 ]

@@ -37,8 +37,9 @@ class BinnedField:
         if quantity in ("quadratic", "divergence"):
             return self.sums[quantity + "_x"] + self.sums[quantity + "_g"]
         if quantity not in self.sums:
-            raise ValueError(f"quantity must be one of {sorted(set(self.sums) | {'quadratic', 'divergence'})}, "
-                             f"got {quantity!r}")
+            raise ValueError(
+                f"quantity must be one of {sorted(set(self.sums) | {'quadratic', 'divergence'})}, got {quantity!r}"
+            )
         return self.sums[quantity]
 
     def per_particle(self, quantity: str = "quadratic") -> np.ndarray:
@@ -112,9 +113,17 @@ class SpatialMap(BinnedField):
         edges = np.linspace(-half_width, half_width, bins + 1)
         cell = (2 * half_width / bins) ** 2
         names = ("quadratic_x", "quadratic_g", "divergence_x", "divergence_g", "j_x", "j_y")
-        return cls(np.full((bins, bins), cell), n_frames, np.zeros((bins, bins), dtype=np.int64),
-                   empty_sums((bins, bins), names), empty_sums((bins, bins), ("quadratic", "divergence")), 0,
-                   sigma, edges, half_width)
+        return cls(
+            np.full((bins, bins), cell),
+            n_frames,
+            np.zeros((bins, bins), dtype=np.int64),
+            empty_sums((bins, bins), names),
+            empty_sums((bins, bins), ("quadratic", "divergence")),
+            0,
+            sigma,
+            edges,
+            half_width,
+        )
 
     def add(self, x: np.ndarray, local: LocalEPR) -> None:
         bins = len(self.edges) - 1
@@ -122,8 +131,7 @@ class SpatialMap(BinnedField):
         ij = np.floor((x + h) * (bins / (2 * h))).astype(np.int64)
         inside = np.all((x >= -h) & (x <= h), axis=1)
         ij = np.clip(ij, 0, bins - 1)
-        self._accumulate(ij[:, 0] * bins + ij[:, 1], inside, local,
-                         {"j_x": local.v_x[:, 0], "j_y": local.v_x[:, 1]})
+        self._accumulate(ij[:, 0] * bins + ij[:, 1], inside, local, {"j_x": local.v_x[:, 0], "j_y": local.v_x[:, 1]})
 
 
 @dataclass(eq=False)
@@ -141,8 +149,16 @@ class RadialProfile(BinnedField):
         edges = np.linspace(0.0, r_max, bins + 1)
         area = np.pi * np.diff(edges**2)
         names = ("quadratic_x", "quadratic_g", "divergence_x", "divergence_g", "r2")
-        return cls(area, n_frames, np.zeros(bins, dtype=np.int64), empty_sums(bins, names),
-                   empty_sums(bins, ("quadratic", "divergence")), 0, sigma, edges)
+        return cls(
+            area,
+            n_frames,
+            np.zeros(bins, dtype=np.int64),
+            empty_sums(bins, names),
+            empty_sums(bins, ("quadratic", "divergence")),
+            0,
+            sigma,
+            edges,
+        )
 
     def mean_r2(self) -> np.ndarray:
         """Mean of |x|² over the particles in each bin (to compare with a quadratic exact profile)."""

@@ -19,10 +19,23 @@ from .statistics import FORMS, n_batches_for, ratio_estimate, series_estimate
 KEEP_FIELDS_LIMIT = 1 << 22
 
 
-def estimate(score: ScoreProtocol, samples, *, system: AOUP | None = None, frames=None, n_batches: int | None = None,
-             keep_fields: bool | None = None, bins: int = 64, extent: float | None = None,
-             radial_bins: int | None = None, r_max: float | None = None, score_kwargs: dict | None = None,
-             transfer: bool = False, progress: bool | None = None, n_threads: int = 0) -> EPRResult:
+def estimate(
+    score: ScoreProtocol,
+    samples,
+    *,
+    system: AOUP | None = None,
+    frames=None,
+    n_batches: int | None = None,
+    keep_fields: bool | None = None,
+    bins: int = 64,
+    extent: float | None = None,
+    radial_bins: int | None = None,
+    r_max: float | None = None,
+    score_kwargs: dict | None = None,
+    transfer: bool = False,
+    progress: bool | None = None,
+    n_threads: int = 0,
+) -> EPRResult:
     """Velocities, local and total entropy production from ``score`` on stationary ``samples`` (physics.md §4),
     and the learning-free identity on the same snapshots.
 
@@ -64,8 +77,10 @@ def estimate(score: ScoreProtocol, samples, *, system: AOUP | None = None, frame
     EPRResult
         ``print(result)`` shows the totals beside the learning-free identity.
     """
-    system, x, g = sample_arrays(samples, system if system is not None else
-                            (None if hasattr(samples, "system") else getattr(score, "system", None)))
+    system, x, g = sample_arrays(
+        samples,
+        system if system is not None else (None if hasattr(samples, "system") else getattr(score, "system", None)),
+    )
     bound = BoundScore(score, system, score_kwargs, transfer)
     idx = frame_indices(frames, len(x))
     n_threads = check.integer("n_threads", n_threads, low=0)
@@ -95,12 +110,21 @@ def estimate(score: ScoreProtocol, samples, *, system: AOUP | None = None, frame
     work = np.empty(n_frames) if system.eps > 0 else None
     kept = None
     if keep_fields:
+
         def zeros():
             return np.zeros((n_frames, n))
 
-        kept = LocalEPR(v_x=np.empty((n_frames, n, 2)), v_g=np.empty((n_frames, n, 2)), quadratic_x=zeros(),
-                        quadratic_g=zeros(), divergence_x=zeros(), divergence_g=zeros(), identity=zeros(),
-                        active_work=zeros() if work is not None else None, sigma=sigma)
+        kept = LocalEPR(
+            v_x=np.empty((n_frames, n, 2)),
+            v_g=np.empty((n_frames, n, 2)),
+            quadratic_x=zeros(),
+            quadratic_g=zeros(),
+            divergence_x=zeros(),
+            divergence_g=zeros(),
+            identity=zeros(),
+            active_work=zeros() if work is not None else None,
+            sigma=sigma,
+        )
 
     show = progress if progress is not None else n_frames * n >= PROGRESS_LIMIT
     with progress_bar(show, n_frames, desc=f"estimate N={n}", unit="snapshot") as bar:

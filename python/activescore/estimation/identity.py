@@ -56,11 +56,14 @@ class LearningFreeEPR:
 
     def __str__(self) -> str:
         n = self.system.n_particles
-        lines = [f"learning-free EPR of {self.system!r} over {self.total.n_snapshots} snapshots:",
-                 f"  identity     total {self.total:.6g}   per particle {self.per_particle:.6g}"]
+        lines = [
+            f"learning-free EPR of {self.system!r} over {self.total.n_snapshots} snapshots:",
+            f"  identity     total {self.total:.6g}   per particle {self.per_particle:.6g}",
+        ]
         if self.active_work is not None:
-            lines.append(f"  active work  total {self.active_work:.6g}   "
-                         f"per particle {self.active_work_per_particle:.6g}")
+            lines.append(
+                f"  active work  total {self.active_work:.6g}   per particle {self.active_work_per_particle:.6g}"
+            )
         lines.append(f"  (N = {n}; standard errors by batch means over {self.n_batches} batches)")
         return "\n".join(lines)
 
@@ -76,8 +79,15 @@ def identity_from_series(system, ident, work, n_batches) -> LearningFreeEPR:
     return LearningFreeEPR(system, total, per, aw, awp, ident, work, n_batches)
 
 
-def learning_free_epr(system: ParticleSystem, samples, *, frames=None, n_batches: int | None = None,
-                      progress: bool | None = None, n_threads: int = 0) -> LearningFreeEPR:
+def learning_free_epr(
+    system: ParticleSystem,
+    samples,
+    *,
+    frames=None,
+    n_batches: int | None = None,
+    progress: bool | None = None,
+    n_threads: int = 0,
+) -> LearningFreeEPR:
     """The EPR from the drift and stationary samples alone (physics.md §4), with a batch-means standard error.
 
     The identity fixes the total EPR, not its local split; it needs stationary samples (and converges slowly

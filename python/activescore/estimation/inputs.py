@@ -10,8 +10,10 @@ from ..systems import ABP, AOUP, ParticleSystem, check_system
 
 def check_aoup(system, name: str = "system"):
     if isinstance(system, ABP):
-        raise ValueError(f"{name}: the estimators need an activescore.AOUP (the ABP propulsion is an angle on a "
-                         "circle, not an Ornstein–Uhlenbeck variable)")
+        raise ValueError(
+            f"{name}: the estimators need an activescore.AOUP (the ABP propulsion is an angle on a "
+            "circle, not an Ornstein–Uhlenbeck variable)"
+        )
     if not isinstance(system, AOUP):
         raise ValueError(f"{name} must be an activescore.AOUP, got {type(system).__name__}")
     return system
@@ -42,8 +44,10 @@ def _arrays(samples, system, name: str, check_model):
     half = system.box_length / 2
     reach = float(np.max(np.abs(x)))
     if reach > half * (1 + 1e-9):
-        raise ValueError(f"{name}.x: positions must lie in the box [-L/2, L/2]² with L={system.box_length:g} "
-                         f"(wrapped; the trap pulls toward the origin), found a coordinate {reach:g}")
+        raise ValueError(
+            f"{name}.x: positions must lie in the box [-L/2, L/2]² with L={system.box_length:g} "
+            f"(wrapped; the trap pulls toward the origin), found a coordinate {reach:g}"
+        )
     return system, x, g
 
 

@@ -92,8 +92,9 @@ def local_fields(system, bound: BoundScore, x, g, n_threads: int) -> LocalEPR:
     return LocalEPR(v_x, v_g, q_x, q_g, c_x, c_g, ident, work, bound.sigma)
 
 
-def local_epr(score, x, g, *, system=None, score_kwargs: dict | None = None, transfer: bool = False,
-              n_threads: int = 0) -> LocalEPR:
+def local_epr(
+    score, x, g, *, system=None, score_kwargs: dict | None = None, transfer: bool = False, n_threads: int = 0
+) -> LocalEPR:
     """Per-particle velocity and local EPR (both forms, x/g parts) of one snapshot ``x``, ``g`` (N, 2)."""
     system = check_aoup(system if system is not None else getattr(score, "system", None), "system")
     _, xs, gs = sample_arrays((x, g), system, "x, g")

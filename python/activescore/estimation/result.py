@@ -105,16 +105,20 @@ class EPRResult:
 
     def to_dict(self) -> dict:
         """The numbers (no arrays) as plain Python values, e.g. for JSON."""
+
         def est(e):
             return None if e is None else {"value": e.value, "stderr": e.stderr, "form": e.form, "sigma": e.sigma}
 
         return {
-            "system": self.system.to_dict(), "sigma": self.sigma, "n_snapshots": self.n_snapshots,
+            "system": self.system.to_dict(),
+            "sigma": self.sigma,
+            "n_snapshots": self.n_snapshots,
             "n_batches": self.n_batches,
             "epr": {f: est(self.epr[f]) for f in FORMS},
             "epr_per_particle": {f: est(self.epr_per_particle[f]) for f in FORMS},
             "split": {f: {k: est(v) for k, v in self.split[f].items()} for f in FORMS},
-            "identity": est(self.identity.total), "identity_per_particle": est(self.identity.per_particle),
+            "identity": est(self.identity.total),
+            "identity_per_particle": est(self.identity.per_particle),
             "active_work": est(self.identity.active_work),
             "ratio": {f: est(self.ratio[f]) for f in FORMS},
             "difference_per_particle": {f: est(self.difference[f]) for f in FORMS},
@@ -132,8 +136,9 @@ class EPRResult:
             f"  {'form':<12}{'EPR per particle':>28}{'total EPR':>30}",
         ]
         for form in FORMS:
-            lines.append(f"  {form:<12}{format(self.epr_per_particle[form], '.5g'):>28}"
-                         f"{format(self.epr[form], '.5g'):>30}")
+            lines.append(
+                f"  {form:<12}{format(self.epr_per_particle[form], '.5g'):>28}{format(self.epr[form], '.5g'):>30}"
+            )
             parts = self.split[form]
             tot = self.epr_per_particle[form].value
             err = self.epr_per_particle[form].stderr
@@ -142,17 +147,24 @@ class EPRResult:
             def share(v: float, tot: float = tot, nonzero: bool = nonzero) -> str:
                 return f"{100 * v / tot:.1f}%" if nonzero else "-"
 
-            x_part = (f"x: {format(parts['x'], '.4g')} ({share(parts['x'].value)})" if sys_.eps > 0
-                      else "x: - (eps = 0, no x noise)")
+            x_part = (
+                f"x: {format(parts['x'], '.4g')} ({share(parts['x'].value)})"
+                if sys_.eps > 0
+                else "x: - (eps = 0, no x noise)"
+            )
             lines.append(f"  {'':<12}  {x_part}   g: {format(parts['g'], '.4g')} ({share(parts['g'].value)})")
         ident = self.identity
         lines += ["", rule, "  LEARNING-FREE CHECK (no score; physics.md §4)", rule]
         what = "E[b·D⁻¹b] + E[∇·b]" if sys_.eps > 0 else "−E[Σ ∇·b_x]"
-        lines.append(f"  identity {what:<22}{format(ident.per_particle, '.5g'):>22} per particle"
-                     f"   {format(ident.total, '.5g')} total")
+        lines.append(
+            f"  identity {what:<22}{format(ident.per_particle, '.5g'):>22} per particle"
+            f"   {format(ident.total, '.5g')} total"
+        )
         if ident.active_work is not None:
-            lines.append(f"  active work (1/ε)Σ v0 g·b_x    {format(ident.active_work_per_particle, '.5g'):>22} per "
-                         f"particle   {format(ident.active_work, '.5g')} total")
+            lines.append(
+                f"  active work (1/ε)Σ v0 g·b_x    {format(ident.active_work_per_particle, '.5g'):>22} per "
+                f"particle   {format(ident.active_work, '.5g')} total"
+            )
         for form in FORMS:
             r = self.ratio[form]
             z = self.consistency(form)
@@ -166,8 +178,9 @@ class EPRResult:
             ratio = "n/a (identity ~ 0)" if zero or not np.isfinite(r.value) else f"{r:.4g}"
             lines.append(f"  learned/identity, {form:<10} {ratio:>24}   {verdict}")
         if self.sigma:
-            lines.append(f"  note: the score is σ-smoothed ({sig}); a bias of the learned EPR is expected "
-                         "(physics.md §6)")
+            lines.append(
+                f"  note: the score is σ-smoothed ({sig}); a bias of the learned EPR is expected (physics.md §6)"
+            )
         lines.append(rule)
         return "\n".join(lines)
 

@@ -67,8 +67,10 @@ class BoundScore:
             if type(own) is not type(system) or dynamics(own) != dynamics(system):
                 raise ValueError(f"score: it is the score of {own!r}, but the samples are of {system!r}")
             if not transfer:
-                raise ValueError(f"score: it was learned at another size ({own!r}) than the samples "
-                                 f"({system!r}); pass transfer=True to apply a size-transferable score")
+                raise ValueError(
+                    f"score: it was learned at another size ({own!r}) than the samples "
+                    f"({system!r}); pass transfer=True to apply a size-transferable score"
+                )
             if not accepts(score.__call__, "box_length"):
                 raise ValueError("score: transfer=True needs a score that accepts box_length=")
             kwargs.setdefault("box_length", system.box_length)

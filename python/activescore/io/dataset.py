@@ -60,17 +60,24 @@ def read_manifest(path) -> dict:
         metadata = json.loads(manifest.read_text())
     except (ValueError, UnicodeDecodeError) as err:  # JSONDecodeError is a ValueError
         raise ValueError(f"{manifest} is corrupt (not JSON: {err}); rebuild the data set") from None
-    required: dict[str, type | tuple[type, ...]] = {"format": int, "system": dict, "dt": (int, float), "seed": int,
-                                                     "shards": int, "n_frames": int}
+    required: dict[str, type | tuple[type, ...]] = {
+        "format": int,
+        "system": dict,
+        "dt": (int, float),
+        "seed": int,
+        "shards": int,
+        "n_frames": int,
+    }
     if not isinstance(metadata, dict):
         metadata = {}
     wrong = [k for k, kind in required.items() if not isinstance(metadata.get(k), kind)]
     if wrong:
-        raise ValueError(f"{manifest} is not an activescore data set manifest (missing or invalid: "
-                         f"{', '.join(wrong)})")
+        raise ValueError(f"{manifest} is not an activescore data set manifest (missing or invalid: {', '.join(wrong)})")
     if metadata["format"] != FORMAT_VERSION:
-        raise ValueError(f"{manifest}: data set format {metadata['format']} is not supported (this version reads "
-                         f"format {FORMAT_VERSION})")
+        raise ValueError(
+            f"{manifest}: data set format {metadata['format']} is not supported (this version reads "
+            f"format {FORMAT_VERSION})"
+        )
     return metadata
 
 
@@ -106,18 +113,23 @@ class SnapshotDataset:
         self._x, self._q, steps = [], [], []
         for k in range(shards):
             names = _shard_names(k)
-            x, q, step = (_load_shard(self.path / name, kind, shards, mmap)
-                          for name, kind, mmap in zip(names, ("x", "q", "step"), (True, True, False), strict=True))
+            x, q, step = (
+                _load_shard(self.path / name, kind, shards, mmap)
+                for name, kind, mmap in zip(names, ("x", "q", "step"), (True, True, False), strict=True)
+            )
             if x.shape[1:] != (n, 2) or q.shape[1:] != (n, c) or step.ndim != 1 or not len(x) == len(q) == len(step):
-                raise ValueError(f"{self.path}: shard {k} has shapes x {x.shape}, q {q.shape}, step {step.shape}; "
-                                 f"expected (F, {n}, 2), (F, {n}, {c}), (F,)")
+                raise ValueError(
+                    f"{self.path}: shard {k} has shapes x {x.shape}, q {q.shape}, step {step.shape}; "
+                    f"expected (F, {n}, 2), (F, {n}, {c}), (F,)"
+                )
             self._x.append(x)
             self._q.append(q)
             steps.append(step)
         self.step = np.concatenate(steps) if shards else np.zeros(0, dtype=np.int64)
         if len(self.step) != self.metadata["n_frames"]:
-            raise ValueError(f"{self.path}: the shards hold {len(self.step)} frames, the manifest says "
-                             f"{self.metadata['n_frames']}")
+            raise ValueError(
+                f"{self.path}: the shards hold {len(self.step)} frames, the manifest says {self.metadata['n_frames']}"
+            )
         self._offsets = np.cumsum([0] + [len(a) for a in self._x])
         self.x = _FrameView(self, "x")
         self.g = _FrameView(self, "g")
@@ -175,8 +187,11 @@ class SnapshotDataset:
         n, c = self.system.n_particles, self.system.propulsion_components
         if not self._x:
             return np.empty((0, n, 2)), np.empty((0, n, c)), self.step.copy()
-        return (np.concatenate([np.asarray(a) for a in self._x]), np.concatenate([np.asarray(a) for a in self._q]),
-                self.step.copy())
+        return (
+            np.concatenate([np.asarray(a) for a in self._x]),
+            np.concatenate([np.asarray(a) for a in self._q]),
+            self.step.copy(),
+        )
 
 
 class _FrameView:
@@ -238,27 +253,40 @@ class ShardSink:
         return f"ShardSink({str(self.path)!r}, shard_frames={self.shard_frames})"
 
     def _plan(self, header: FrameHeader) -> dict:
-        return {"format": FORMAT_VERSION, "version": __version__, "system": header.system, "dt": header.dt,
-                "seed": header.seed, "burn_in": header.burn_in, "spacing": header.save_every,
-                "n_frames_planned": header.n_frames, "shard_frames": self.shard_frames, "init": header.init}
+        return {
+            "format": FORMAT_VERSION,
+            "version": __version__,
+            "system": header.system,
+            "dt": header.dt,
+            "seed": header.seed,
+            "burn_in": header.burn_in,
+            "spacing": header.save_every,
+            "n_frames_planned": header.n_frames,
+            "shard_frames": self.shard_frames,
+            "init": header.init,
+        }
 
     def open(self, header: FrameHeader, *, resume: bool = False, overwrite: bool = False) -> SavedFrames | None:
         plan = self._plan(header)
         self._buffer = []
         if (self.path / MANIFEST).exists() and not overwrite:
             if not resume:
-                raise ValueError(f"path: {self.path} holds a data set; pass overwrite=True to replace it (or resume "
-                                 "it)")
+                raise ValueError(
+                    f"path: {self.path} holds a data set; pass overwrite=True to replace it (or resume it)"
+                )
             manifest = read_manifest(self.path)
             if any(manifest.get(k) != plan[k] for k in _PLAN_KEYS):
-                raise ValueError(f"path: {self.path} holds a data set built with other settings; choose another "
-                                 "folder")
+                raise ValueError(f"path: {self.path} holds a data set built with other settings; choose another folder")
             self.manifest = manifest
             state = manifest["state"]
             if manifest["n_frames"] == 0 or state is None:
                 return None
-            return SavedFrames(manifest["n_frames"], np.asarray(state["x"], dtype=np.float64),
-                               np.asarray(state["q"], dtype=np.float64), int(state["step"]))
+            return SavedFrames(
+                manifest["n_frames"],
+                np.asarray(state["x"], dtype=np.float64),
+                np.asarray(state["q"], dtype=np.float64),
+                int(state["step"]),
+            )
         self.path.mkdir(parents=True, exist_ok=True)
         if overwrite:
             for old in [self.path / MANIFEST, *self.path.glob("[xq]_*.npy"), *self.path.glob("step_*.npy")]:
@@ -280,8 +308,11 @@ class ShardSink:
         for name, array in zip(_shard_names(k), (x, q, steps), strict=True):
             _save_npy(self.path / name, np.ascontiguousarray(array))
         last_x, last_q, last_step = self._buffer[-1]
-        manifest.update(shards=k + 1, n_frames=manifest["n_frames"] + len(x),
-                        state={"x": np.asarray(last_x).tolist(), "q": np.asarray(last_q).tolist(), "step": last_step})
+        manifest.update(
+            shards=k + 1,
+            n_frames=manifest["n_frames"] + len(x),
+            state={"x": np.asarray(last_x).tolist(), "q": np.asarray(last_q).tolist(), "step": last_step},
+        )
         _save_json(self.path / MANIFEST, manifest)  # the shard counts only once the manifest names it
         self._buffer = []
 
@@ -292,15 +323,36 @@ class ShardSink:
         return SnapshotDataset(self.path).read()
 
 
-def build_dataset(system, plan: DatasetPlan, path, *, init="uniform", backend="auto", n_threads=0,
-                  progress=True, overwrite: bool = False) -> SnapshotDataset:
+def build_dataset(
+    system,
+    plan: DatasetPlan,
+    path,
+    *,
+    init="uniform",
+    backend="auto",
+    n_threads=0,
+    progress=True,
+    overwrite: bool = False,
+) -> SnapshotDataset:
     """Simulate ``system`` and write a snapshot data set to the folder ``path``: :func:`simulate_into` a
     :class:`ShardSink`. A folder holding a partial data set built with the same system and plan is resumed (an
     interrupted build continues exactly where it stopped); ``overwrite=True`` starts afresh instead."""
     from ..simulation.simulate import simulate_into
 
-    simulate_into([ShardSink(path, plan.shard_frames)], system, (plan.n_frames - 1) * plan.spacing, plan.dt,
-                  seed=plan.seed, save_every=plan.spacing, burn_in=plan.burn_in, init=init, backend=backend,
-                  n_threads=n_threads, progress=progress, resume=not overwrite, overwrite=overwrite,
-                  desc="data set")
+    simulate_into(
+        [ShardSink(path, plan.shard_frames)],
+        system,
+        (plan.n_frames - 1) * plan.spacing,
+        plan.dt,
+        seed=plan.seed,
+        save_every=plan.spacing,
+        burn_in=plan.burn_in,
+        init=init,
+        backend=backend,
+        n_threads=n_threads,
+        progress=progress,
+        resume=not overwrite,
+        overwrite=overwrite,
+        desc="data set",
+    )
     return SnapshotDataset(path)

@@ -45,14 +45,21 @@ class GSDWriter:
     takes its final name when the writer closes (normally, on a blow-up or on Ctrl-C alike), so a finished file is
     never half-written and an interrupted run keeps the frames it had."""
 
-    def __init__(self, path, system, *, dt: float, seed: int, backend: str = "", append: bool = False,
-                 run: dict | None = None):
+    def __init__(
+        self, path, system, *, dt: float, seed: int, backend: str = "", append: bool = False, run: dict | None = None
+    ):
         self.path = Path(path)
         self.partial = partial_path(self.path)
         self.system = system
         # run: the rest of the run's FrameHeader (burn-in, save_every, ...), so that a resume can be checked.
-        self._metadata = {**(run or {}), "version": __version__, "system": system.to_dict(), "dt": dt,
-                          "seed": seed, "backend": backend}
+        self._metadata = {
+            **(run or {}),
+            "version": __version__,
+            "system": system.to_dict(),
+            "dt": dt,
+            "seed": seed,
+            "backend": backend,
+        }
         # append=True continues the frames an interrupted writer left in path.partial.
         resume = append and self.partial.exists()
         self._file = _gsd_hoomd().open(str(self.partial), "a" if resume else "w")
@@ -117,12 +124,15 @@ class GSDSink:
             if found == self.path:
                 os.replace(self.path, partial)  # frames published by an interrupted run: continue them
         elif self.path.exists() and not overwrite:
-            raise ValueError(f"out: {self.path} exists; pass overwrite=True to replace it (or resume=True to continue "
-                             "the run it holds)")
+            raise ValueError(
+                f"out: {self.path} exists; pass overwrite=True to replace it (or resume=True to continue "
+                "the run it holds)"
+            )
         system = system_from_dict(header.system)
         run = {k: v for k, v in header.to_dict().items() if k not in ("system", "dt", "seed", "backend")}
-        self._writer = GSDWriter(self.path, system, dt=header.dt, seed=header.seed, backend=header.backend,
-                                 append=saved is not None, run=run)
+        self._writer = GSDWriter(
+            self.path, system, dt=header.dt, seed=header.seed, backend=header.backend, append=saved is not None, run=run
+        )
         return saved
 
     def append(self, x: np.ndarray, q: np.ndarray, step: int) -> None:
@@ -148,8 +158,10 @@ def _saved_frames(path: Path, header: FrameHeader) -> SavedFrames | None:
         stored = {**meta, "system": system.to_dict()}
         different = header.differences(stored)
         if different:
-            raise ValueError(f"out: {path} holds a run with other settings ({', '.join(different)} differ); choose "
-                             "another file or pass overwrite=True")
+            raise ValueError(
+                f"out: {path} holds a run with other settings ({', '.join(different)} differ); choose "
+                "another file or pass overwrite=True"
+            )
         x, q, step = _frame_state(f[len(f) - 1], system)
         return SavedFrames(len(f), x, q, step)
 

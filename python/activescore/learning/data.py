@@ -7,9 +7,8 @@ host. Evaluation uses the same gather on a single snapshot, so a network sees id
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-import jax.numpy as jnp
 import numpy as np
 
 from .neighbours import knn, minimum_image
@@ -20,10 +19,11 @@ class Snapshots(NamedTuple):
     """Frames of one system: ``x``, ``g`` (F, N, 2), ``neighbours`` (F, N, k) int32 (self first) and, for networks
     with ``force_input``, the interaction forces ``force`` (F, N, 2) (else None)."""
 
-    x: jnp.ndarray
-    g: jnp.ndarray
-    neighbours: jnp.ndarray
-    force: jnp.ndarray | None = None
+    # Host (NumPy) arrays until placed on a device, JAX arrays after.
+    x: Any
+    g: Any
+    neighbours: Any
+    force: Any = None
 
 
 def neighbour_lists(x: np.ndarray, box_length: float, k: int) -> np.ndarray:
@@ -57,5 +57,10 @@ def gather_tokens(snapshots: Snapshots, frames, particles, box_length: float, lo
     neighbour_x = snapshots.x[frames[:, None], neighbours]  # (B, k, 2)
     displacement = minimum_image(position[:, None, :] - neighbour_x, box_length)
     force = None if snapshots.force is None else snapshots.force[frames[:, None], neighbours]
-    return ParticleTokens(displacement=displacement, g=snapshots.g[frames[:, None], neighbours],
-                          position=position, log_sigma=log_sigma, force=force)
+    return ParticleTokens(
+        displacement=displacement,
+        g=snapshots.g[frames[:, None], neighbours],
+        position=position,
+        log_sigma=log_sigma,
+        force=force,
+    )

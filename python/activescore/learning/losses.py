@@ -15,7 +15,8 @@ from the perturbed positions. For σ much smaller than the spacing between the k
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -23,7 +24,7 @@ import jax.numpy as jnp
 from .network import ParticleTokens
 
 #: ``apply(params, tokens) -> (B, output_dim)``, e.g. ``ScoreNet(config).apply``.
-ApplyFn = Callable[[object, ParticleTokens], jax.Array]
+ApplyFn = Callable[..., Any]  # apply(params, tokens) -> scores (N, 2 or 4)
 
 
 def perturb_self(tokens: ParticleTokens, delta: jax.Array, predict_x: bool) -> ParticleTokens:
@@ -65,12 +66,12 @@ def self_divergence(apply: ApplyFn, params, tokens: ParticleTokens, predict_x: b
         return apply(params, perturb_self(tokens, delta, predict_x))
 
     zero = jnp.zeros((batch, dim), dtype)
-    diagonal = []
+    columns = []
     for a in range(dim):
         tangent = zero.at[:, a].set(1)
         _, column = jax.jvp(score_at, (zero,), (tangent,))
-        diagonal.append(column[:, a])
-    diagonal = jnp.stack(diagonal, axis=1)
+        columns.append(column[:, a])
+    diagonal = jnp.stack(columns, axis=1)
     return diagonal.reshape(batch, dim // 2, 2).sum(-1)
 
 
@@ -85,8 +86,9 @@ def implicit_loss(apply: ApplyFn, params, tokens: ParticleTokens, predict_x: boo
     return jnp.mean(jnp.sum(score**2, axis=-1) + 2.0 * jnp.sum(divergence, axis=-1))
 
 
-def dsm_loss(apply: ApplyFn, params, tokens: ParticleTokens, key: jax.Array, sigma: jax.Array,
-             predict_x: bool) -> jax.Array:
+def dsm_loss(
+    apply: ApplyFn, params, tokens: ParticleTokens, key: jax.Array, sigma: jax.Array, predict_x: bool
+) -> jax.Array:
     """Antithetic denoising score matching per particle, averaged over the batch (physics.md §6):
 
         Σ_± |s_i(Z ± σζ)|² ± (2/σ) s_i(Z ± σζ)·ζ_i,    ζ ~ N(0, I) on every noisy coordinate.

@@ -110,28 +110,46 @@ class ScoreNetConfig:
             raise ValueError(f"need 0 < cutoff_width <= cutoff, got {self.cutoff_width} and {self.cutoff}")
 
     @classmethod
-    def paper(cls, **overrides) -> "ScoreNetConfig":
+    def paper(cls, **overrides) -> ScoreNetConfig:
         """The paper's network (Boffi & Vanden-Eijnden 2024): k = 64, width 256, 4 blocks of 4 heads, MLPs of
         4 × 256 GELU layers; ≈ 2.31 M parameters with the s_g head alone."""
-        base = dict(k=64, width=256, depth=4, heads=4, ff_width=256, embed_hidden=256, embed_layers=4,
-                    readout_hidden=256, readout_layers=4)
+        base = dict(
+            k=64,
+            width=256,
+            depth=4,
+            heads=4,
+            ff_width=256,
+            embed_hidden=256,
+            embed_layers=4,
+            readout_hidden=256,
+            readout_layers=4,
+        )
         return cls(**{**base, **overrides})
 
     @classmethod
-    def small(cls, **overrides) -> "ScoreNetConfig":
+    def small(cls, **overrides) -> ScoreNetConfig:
         """A network for CPU tests and small systems (≈ 27 k parameters with the s_g head alone)."""
-        base = dict(k=8, width=32, depth=2, heads=2, ff_width=64, embed_hidden=32, embed_layers=2,
-                    readout_hidden=64, readout_layers=2)
+        base = dict(
+            k=8,
+            width=32,
+            depth=2,
+            heads=2,
+            ff_width=64,
+            embed_hidden=32,
+            embed_layers=2,
+            readout_hidden=64,
+            readout_layers=2,
+        )
         return cls(**{**base, **overrides})
 
-    def replace(self, **changes) -> "ScoreNetConfig":
+    def replace(self, **changes) -> ScoreNetConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "ScoreNetConfig":
+    def from_dict(cls, d: dict) -> ScoreNetConfig:
         return cls(**d)
 
     def to_json(self) -> str:
@@ -213,8 +231,7 @@ class Attention(nn.Module):
             unnormalised = weight * jnp.exp(jnp.where(weight > 0, logits - shift, -jnp.inf))
             attention = unnormalised / jnp.sum(unnormalised, axis=-1, keepdims=True)
         mixed = jnp.einsum("...hqk,...khd->...qhd", attention, v)
-        return nn.DenseGeneral(self.width, axis=(-2, -1), dtype=self.dtype, param_dtype=self.dtype,
-                               name="out")(mixed)
+        return nn.DenseGeneral(self.width, axis=(-2, -1), dtype=self.dtype, param_dtype=self.dtype, name="out")(mixed)
 
 
 class EncoderBlock(nn.Module):
@@ -236,8 +253,13 @@ class EncoderBlock(nn.Module):
     def __call__(self, h, key_weight=None):
         layer_norm = partial(nn.LayerNorm, dtype=self.dtype, param_dtype=self.dtype)
         attention = Attention(self.width, self.heads, self.dtype)
-        feed = nn.Sequential([nn.Dense(self.ff_width, dtype=self.dtype, param_dtype=self.dtype), nn.gelu,
-                              nn.Dense(self.width, dtype=self.dtype, param_dtype=self.dtype)])
+        feed = nn.Sequential(
+            [
+                nn.Dense(self.ff_width, dtype=self.dtype, param_dtype=self.dtype),
+                nn.gelu,
+                nn.Dense(self.width, dtype=self.dtype, param_dtype=self.dtype),
+            ]
+        )
         if self.norm == "post":
             query = h[..., :1, :] if self.self_only else h
             h = layer_norm()(query + attention(query, h, key_weight))
@@ -264,9 +286,16 @@ class ScoreNet(nn.Module):
         displacement = tokens.displacement.astype(dt) / c.length_scale
         propulsion = tokens.g.astype(dt)
         if c.force_input:
+            if tokens.force is None:
+                raise ValueError("tokens: a network with force_input needs the tokens' forces")
             propulsion = jnp.concatenate([propulsion, tokens.force.astype(dt) / c.force_unit], axis=-1)
-        h = jnp.concatenate([MLP(c.embed_hidden, c.embed_layers, half, dt, name="embed_g")(propulsion),
-                             MLP(c.embed_hidden, c.embed_layers, half, dt, name="embed_x")(displacement)], axis=-1)
+        h = jnp.concatenate(
+            [
+                MLP(c.embed_hidden, c.embed_layers, half, dt, name="embed_g")(propulsion),
+                MLP(c.embed_hidden, c.embed_layers, half, dt, name="embed_x")(displacement),
+            ],
+            axis=-1,
+        )
         if c.absolute_position:
             position = tokens.position.astype(dt) / c.length_scale
             h = h + MLP(c.embed_hidden, c.embed_layers, c.width, dt, name="embed_position")(position)[..., None, :]
@@ -279,8 +308,9 @@ class ScoreNet(nn.Module):
             distance = jnp.sqrt(jnp.sum(tokens.displacement.astype(dt) ** 2, axis=-1) + 1e-30)  # smooth at 0
             key_weight = cutoff_envelope(distance, c.cutoff, c.cutoff_width)
         for block in range(c.depth):
-            h = EncoderBlock(c.width, c.heads, c.ff_width, dt, c.norm, self_only=block == c.depth - 1,
-                             name=f"block_{block}")(h, key_weight)
+            h = EncoderBlock(
+                c.width, c.heads, c.ff_width, dt, c.norm, self_only=block == c.depth - 1, name=f"block_{block}"
+            )(h, key_weight)
         self_token = h[..., 0, :]
         if c.readout_skip:
             neighbour_weight = jnp.ones(embedded.shape[:-1], dt) if key_weight is None else key_weight
@@ -299,8 +329,13 @@ def init_params(config: ScoreNetConfig, key: jax.Array):
     """Fresh parameters for ``config``."""
     k = config.k
     dt = config.jnp_dtype
-    dummy = ParticleTokens(jnp.zeros((1, k, 2), dt), jnp.zeros((1, k, 2), dt), jnp.zeros((1, 2), dt),
-                           jnp.zeros((1,), dt), jnp.zeros((1, k, 2), dt) if config.force_input else None)
+    dummy = ParticleTokens(
+        jnp.zeros((1, k, 2), dt),
+        jnp.zeros((1, k, 2), dt),
+        jnp.zeros((1, 2), dt),
+        jnp.zeros((1,), dt),
+        jnp.zeros((1, k, 2), dt) if config.force_input else None,
+    )
     return ScoreNet(config).init(key, dummy)
 
 

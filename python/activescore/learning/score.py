@@ -39,8 +39,9 @@ class _LastSnapshot:
         if self._entry is None:
             return None
         cached_key, cached_x, cached_g, value = self._entry
-        same = cached_key == key and all(c.shape == np.shape(v) and np.array_equal(c, v)
-                                         for c, v in ((cached_x, x), (cached_g, g)))
+        same = cached_key == key and all(
+            c.shape == np.shape(v) and np.array_equal(c, v) for c, v in ((cached_x, x), (cached_g, g))
+        )
         return value if same else None
 
     def put(self, key, x, g, value):
@@ -83,8 +84,9 @@ class Score:
         info: training record (loss name, steps, seed, loss history, held-out losses, the validation, ...).
     """
 
-    def __init__(self, system, config: ScoreNetConfig, params, *, sigmas=(), info: dict | None = None,
-                 chunk_size: int = 4096):
+    def __init__(
+        self, system, config: ScoreNetConfig, params, *, sigmas=(), info: dict | None = None, chunk_size: int = 4096
+    ):
         self.system = system
         self.config = config
         self.params = jax.tree_util.tree_map(jnp.asarray, params)
@@ -176,8 +178,9 @@ class Score:
         key = (box_length, k, dtype)
         snapshots = self._last_snapshot.get(key, x, g)
         if snapshots is None:
-            host = make_snapshots(x[None], g[None], box_length, k, dtype,
-                                  system=self.system if self.config.force_input else None)
+            host = make_snapshots(
+                x[None], g[None], box_length, k, dtype, system=self.system if self.config.force_input else None
+            )
             snapshots = jax.tree_util.tree_map(jnp.asarray, host)
             self._last_snapshot.put(key, x, g, snapshots)
         return snapshots

@@ -41,11 +41,18 @@ def make_optimizer(config: TrainConfig) -> optax.GradientTransformation:
     """Global-norm clipping, then RAdam or AdamW on a warm-up + cosine-decay schedule."""
     warmup = min(config.warmup_steps or 0, config.steps - 1)
     schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=config.learning_rate, warmup_steps=warmup, decay_steps=config.steps,
-        end_value=config.learning_rate * config.final_lr_fraction)
+        init_value=0.0,
+        peak_value=config.learning_rate,
+        warmup_steps=warmup,
+        decay_steps=config.steps,
+        end_value=config.learning_rate * config.final_lr_fraction,
+    )
     if config.optimizer == "radam":
-        inner = optax.chain(optax.scale_by_radam(), optax.add_decayed_weights(config.weight_decay),
-                            optax.scale_by_learning_rate(schedule))
+        inner = optax.chain(
+            optax.scale_by_radam(),
+            optax.add_decayed_weights(config.weight_decay),
+            optax.scale_by_learning_rate(schedule),
+        )
     else:
         inner = optax.adamw(schedule, weight_decay=config.weight_decay)
     return optax.chain(optax.clip_by_global_norm(config.grad_clip), inner)

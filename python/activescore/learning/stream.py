@@ -10,7 +10,7 @@ neighbour lists; every window has the same shape, so the compiled step is traced
 from __future__ import annotations
 
 import math
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -79,8 +79,14 @@ def frame_bytes(n_particles: int, k: int, dtype, force_input: bool = False) -> i
     return n_particles * (vectors * 2 * (8 + np.dtype(dtype).itemsize) + 4 * k)
 
 
-def plan_windows(n_frames: int, n_particles: int, frames_in_memory: int, steps_per_window: int | None,
-                 batch_particles: int, seed: int) -> WindowPlan | None:
+def plan_windows(
+    n_frames: int,
+    n_particles: int,
+    frames_in_memory: int,
+    steps_per_window: int | None,
+    batch_particles: int,
+    seed: int,
+) -> WindowPlan | None:
     """The window plan for a data set of ``n_frames``, or None when all of them fit in ``frames_in_memory``.
 
     A window is half the budget: the window being trained on and the next one being read are held together.
@@ -126,7 +132,7 @@ class WindowStream:
     def __init__(self, plan: WindowPlan, read, n_steps: int):
         self.plan, self._read, self._n_steps = plan, read, n_steps
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="activescore-window")
-        self._pending = None  # (window, future of its host snapshots)
+        self._pending: tuple[int, Future] | None = None  # (window, future of its host snapshots)
 
     def starts_window(self, step: int) -> bool:
         return step % self.plan.steps_per_window == 0

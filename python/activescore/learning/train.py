@@ -45,11 +45,16 @@ from .stream import (
 from .validation import validate
 
 
-def run_metadata(system, net_config: ScoreNetConfig, train_config: TrainConfig, data_hash: str,
-                 windows: dict | None = None) -> dict:
+def run_metadata(
+    system, net_config: ScoreNetConfig, train_config: TrainConfig, data_hash: str, windows: dict | None = None
+) -> dict:
     """What a checkpoint must match to be resumed (``windows``: the window plan of a streamed run)."""
-    metadata = {"system": system.to_dict(), "network": net_config.to_dict(), "training": train_config.to_dict(),
-                "data": data_hash}
+    metadata = {
+        "system": system.to_dict(),
+        "network": net_config.to_dict(),
+        "training": train_config.to_dict(),
+        "data": data_hash,
+    }
     if windows is not None:
         metadata["windows"] = windows
     return metadata
@@ -62,8 +67,7 @@ class HeldOut:
     #: Most (frame, particle) pairs evaluated (spread evenly over the held-out frames).
     MAX_PARTICLES = 4096
 
-    def __init__(self, snapshots: Snapshots, net_config: ScoreNetConfig, train_config: TrainConfig,
-                 box_length: float):
+    def __init__(self, snapshots: Snapshots, net_config: ScoreNetConfig, train_config: TrainConfig, box_length: float):
         n_frames, n_particles = snapshots.x.shape[:2]
         total = n_frames * n_particles
         pairs = np.linspace(0, total - 1, min(total, self.MAX_PARTICLES)).round().astype(np.int64)
@@ -71,8 +75,13 @@ class HeldOut:
         sigmas = np.asarray(train_config.sigmas or (1.0,), dtype=np.float64)
         log_sigma = np.log(sigmas[np.arange(len(pairs)) % len(sigmas)])
         dtype = net_config.jnp_dtype
-        self.tokens = gather_tokens(jax.tree_util.tree_map(jnp.asarray, snapshots), jnp.asarray(frames),
-                                    jnp.asarray(particles), box_length, jnp.asarray(log_sigma, dtype))
+        self.tokens = gather_tokens(
+            jax.tree_util.tree_map(jnp.asarray, snapshots),
+            jnp.asarray(frames),
+            jnp.asarray(particles),
+            box_length,
+            jnp.asarray(log_sigma, dtype),
+        )
         self.key = jax.random.PRNGKey(train_config.seed + 1)
         self.loss = jax.jit(make_loss(net_config, train_config))
         self.name = train_config.loss
@@ -89,10 +98,22 @@ def _stopped(heldout_history: list, patience: int) -> bool:
     return min(losses[-patience:]) >= min(losses[:-patience])
 
 
-def run_training(system, data: Snapshots | WindowStream, net_config: ScoreNetConfig, train_config: TrainConfig, *,
-          data_hash: str, checkpoint=None, checkpoint_every: int = 1000, log_every: int = 100,
-          progress: bool = True, devices=None, callback: Callable | None = None, heldout: HeldOut | None = None,
-          on_checkpoint: Callable | None = None):
+def run_training(
+    system,
+    data: Snapshots | WindowStream,
+    net_config: ScoreNetConfig,
+    train_config: TrainConfig,
+    *,
+    data_hash: str,
+    checkpoint=None,
+    checkpoint_every: int = 1000,
+    log_every: int = 100,
+    progress: bool = True,
+    devices=None,
+    callback: Callable | None = None,
+    heldout: HeldOut | None = None,
+    on_checkpoint: Callable | None = None,
+):
     """Run (or resume) training; returns ``(final TrainState, loss history [(step, mean loss)], held-out history
     [(step, held-out loss of the EMA weights)])``.
 
@@ -103,13 +124,15 @@ def run_training(system, data: Snapshots | WindowStream, net_config: ScoreNetCon
     improved for ``patience`` evaluations. ``on_checkpoint(state, heldout_history, last)`` runs after every
     checkpoint (``last``: the run ends there).
     """
-    data = ResidentFrames(data) if isinstance(data, Snapshots) else data
-    windows = None if data.plan is None else data.plan.to_dict()
+    frames: ResidentFrames | WindowStream = ResidentFrames(data) if isinstance(data, Snapshots) else data
+    windows = None if frames.plan is None else frames.plan.to_dict()
     mesh = device_mesh(devices)
     n_devices = mesh.devices.size
     if train_config.batch_particles % n_devices:
-        raise ValueError(f"batch_particles ({train_config.batch_particles}) must be a multiple of the number of "
-                         f"devices ({n_devices})")
+        raise ValueError(
+            f"batch_particles ({train_config.batch_particles}) must be a multiple of the number of "
+            f"devices ({n_devices})"
+        )
     metadata = json.loads(json.dumps(run_metadata(system, net_config, train_config, data_hash, windows)))
     state = init_state(net_config, train_config)
     history: list = []
@@ -120,8 +143,10 @@ def run_training(system, data: Snapshots | WindowStream, net_config: ScoreNetCon
         saved_heldout = saved.pop("heldout", [])
         saved.pop("validation", None)
         if saved != metadata:
-            raise ValueError(f"checkpoint {checkpoint} belongs to another run (different system, network, training "
-                             "settings or data); remove it or choose another path")
+            raise ValueError(
+                f"checkpoint {checkpoint} belongs to another run (different system, network, training "
+                "settings or data); remove it or choose another path"
+            )
         state = restore_tree(checkpoint, raw, state, "a training checkpoint")
         # Own copies: the step donates its state, which must not alias host memory owned by NumPy.
         state = TrainState(*(jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), s) for s in state))
@@ -139,8 +164,7 @@ def run_training(system, data: Snapshots | WindowStream, net_config: ScoreNetCon
                 on_checkpoint(state, heldout_history, int(state.step) == train_config.steps or stopped())
 
     def stopped() -> bool:
-        return heldout is not None and train_config.early_stopping and _stopped(heldout_history,
-                                                                                train_config.patience)
+        return heldout is not None and train_config.early_stopping and _stopped(heldout_history, train_config.patience)
 
     start = int(state.step)
     bar = progress_bar(progress, train_config.steps, initial=start, desc="score training", unit="step")
@@ -150,14 +174,13 @@ def run_training(system, data: Snapshots | WindowStream, net_config: ScoreNetCon
         for step in range(start, train_config.steps):
             if stopped():
                 break
-            if snapshots is None or data.starts_window(step):
+            if snapshots is None or frames.starts_window(step):
                 snapshots = None  # drop the finished window first: only it and the next one being read are held
-                snapshots = data.window_at(step, lambda tree: jax.device_put(tree, replicated))
+                snapshots = frames.window_at(step, lambda tree: jax.device_put(tree, replicated))
             state, loss = step_fn(state, snapshots)
             losses.append(loss)
             done = step + 1
-            evaluate = heldout is not None and (done % train_config.validate_every == 0 or
-                                                done == train_config.steps)
+            evaluate = heldout is not None and (done % train_config.validate_every == 0 or done == train_config.steps)
             if evaluate and heldout is not None:
                 heldout_history.append((done, heldout(state.ema_params)))
             last = done == train_config.steps or (evaluate and stopped())
@@ -182,8 +205,20 @@ def run_training(system, data: Snapshots | WindowStream, net_config: ScoreNetCon
 
 
 #: ``train_score`` keywords of earlier versions that are now fields of :class:`TrainConfig`.
-_LEGACY_TRAINING = ("loss", "sigma", "n_steps", "batch_particles", "learning_rate", "seed", "warmup_steps",
-                    "final_lr_fraction", "optimizer", "weight_decay", "grad_clip", "ema_decay")
+_LEGACY_TRAINING = (
+    "loss",
+    "sigma",
+    "n_steps",
+    "batch_particles",
+    "learning_rate",
+    "seed",
+    "warmup_steps",
+    "final_lr_fraction",
+    "optimizer",
+    "weight_decay",
+    "grad_clip",
+    "ema_decay",
+)
 
 
 def _legacy_training(train_config: TrainConfig | None, legacy: dict) -> TrainConfig:
@@ -193,8 +228,12 @@ def _legacy_training(train_config: TrainConfig | None, legacy: dict) -> TrainCon
     train_config = TrainConfig() if train_config is None else train_config
     if not legacy:
         return train_config
-    warnings.warn(f"train_score({', '.join(f'{k}=' for k in legacy)}...) is deprecated: pass "
-                  "train=TrainConfig(...) (sigma is TrainConfig(sigmas=...))", DeprecationWarning, stacklevel=3)
+    warnings.warn(
+        f"train_score({', '.join(f'{k}=' for k in legacy)}...) is deprecated: pass "
+        "train=TrainConfig(...) (sigma is TrainConfig(sigmas=...))",
+        DeprecationWarning,
+        stacklevel=3,
+    )
     changes = dict(legacy)
     if "sigma" in changes:
         sigma = changes.pop("sigma")
@@ -206,11 +245,15 @@ def _check_samples_system(system, samples, n_particles: int) -> None:
     """Samples of another system are refused (their own system, when they carry one, must be ``system``)."""
     own = getattr(samples, "system", None)
     if own is not None and own.to_dict() != system.to_dict():
-        raise ValueError(f"samples: they belong to {own!r}, not to the system {system!r}; train with their own "
-                         "system (samples.system)")
+        raise ValueError(
+            f"samples: they belong to {own!r}, not to the system {system!r}; train with their own "
+            "system (samples.system)"
+        )
     if n_particles != system.n_particles:
-        raise ValueError(f"samples: frames of {n_particles} particles, but the system has {system.n_particles}; "
-                         "pass the samples' own system")
+        raise ValueError(
+            f"samples: frames of {n_particles} particles, but the system has {system.n_particles}; "
+            "pass the samples' own system"
+        )
 
 
 def _split_frames(n_frames: int, holdout: float) -> int:
@@ -224,10 +267,22 @@ def _split_frames(n_frames: int, holdout: float) -> int:
     return n_frames - held
 
 
-def train_score(system, samples, network: ScoreNetConfig | str | None = None, train: TrainConfig | None = None, *,
-                checkpoint=None, checkpoint_every: int = 1000, progress: bool = True, log_every: int = 100,
-                devices=None, callback: Callable | None = None, frames_in_memory: int | None = None,
-                steps_per_window: int | None = None, **legacy) -> Score:
+def train_score(
+    system,
+    samples,
+    network: ScoreNetConfig | str | None = None,
+    train: TrainConfig | None = None,
+    *,
+    checkpoint=None,
+    checkpoint_every: int = 1000,
+    progress: bool = True,
+    log_every: int = 100,
+    devices=None,
+    callback: Callable | None = None,
+    frames_in_memory: int | None = None,
+    steps_per_window: int | None = None,
+    **legacy,
+) -> Score:
     """Learn the per-particle score of ``system`` from stationary ``samples`` and validate it on held-out frames.
 
     Args:
@@ -272,8 +327,7 @@ def train_score(system, samples, network: ScoreNetConfig | str | None = None, tr
     picks = np.unique(np.linspace(0, n_train - 1, min(n_train, NEIGHBOUR_SAMPLE_FRAMES)).round().astype(int))
     x_sample = samples.load(picks)[0]
     if network is None or isinstance(network, str):
-        config = default_network(system, x_sample, preset=network or "small", loss=train_config.loss,
-                                 sigmas=sigmas)
+        config = default_network(system, x_sample, preset=network or "small", loss=train_config.loss, sigmas=sigmas)
     else:
         config = network
     check_network(system, config, loss=train_config.loss, sigmas=sigmas, x=x_sample)
@@ -286,15 +340,17 @@ def train_score(system, samples, network: ScoreNetConfig | str | None = None, tr
     if not samples.in_memory:
         per_frame = frame_bytes(n_particles, k, config.jnp_dtype, config.force_input)
         budget = frames_in_memory or max(2, DEFAULT_MEMORY_BYTES // per_frame)
-        plan = plan_windows(n_train, n_particles, budget, steps_per_window, train_config.batch_particles,
-                            train_config.seed)
+        plan = plan_windows(
+            n_train, n_particles, budget, steps_per_window, train_config.batch_particles, train_config.seed
+        )
     data: Snapshots | WindowStream
     if plan is None:
         x, g = samples.load()
         data = make_snapshots(x[:n_train], g[:n_train], box_length, k, config.jnp_dtype, system=force_system)
     else:
-        read = functools.partial(read_window, samples, box_length=box_length, k=k, dtype=config.jnp_dtype,
-                                 system=force_system)
+        read = functools.partial(
+            read_window, samples, box_length=box_length, k=k, dtype=config.jnp_dtype, system=force_system
+        )
         data = WindowStream(plan, read, train_config.steps)
     heldout: HeldOut | None = None
     x_held = g_held = None
@@ -303,28 +359,44 @@ def train_score(system, samples, network: ScoreNetConfig | str | None = None, tr
             x_held, g_held = x[n_train:], g[n_train:]
         else:
             x_held, g_held = check_frames(*samples.load(range(n_train, n_frames)))
-        heldout = HeldOut(make_snapshots(x_held, g_held, box_length, k, config.jnp_dtype, system=force_system),
-                          config, train_config, box_length)
+        heldout = HeldOut(
+            make_snapshots(x_held, g_held, box_length, k, config.jnp_dtype, system=force_system),
+            config,
+            train_config,
+            box_length,
+        )
     data_hash = samples.fingerprint()  # a data set's hash reads no frame
 
     def info(history, heldout_history, steps) -> dict:
-        record = {"loss": train_config.loss, "n_steps": steps, "seed": train_config.seed,
-                  "batch_particles": train_config.batch_particles, "n_frames": int(n_train),
-                  "heldout_frames": int(n_frames - n_train), "n_particles": int(n_particles), "history": history,
-                  "heldout_history": heldout_history, "training": train_config.to_dict()}
+        record = {
+            "loss": train_config.loss,
+            "n_steps": steps,
+            "seed": train_config.seed,
+            "batch_particles": train_config.batch_particles,
+            "n_frames": int(n_train),
+            "heldout_frames": int(n_frames - n_train),
+            "n_particles": int(n_particles),
+            "history": history,
+            "heldout_history": heldout_history,
+            "training": train_config.to_dict(),
+        }
         if plan is not None:
             record["windows"] = plan.to_dict()
         return record
 
     def validation_of(params, history, heldout_history, steps, quiet=False, final=True):
-        score = Score(system, config, jax.device_get(params), sigmas=sigmas,
-                      info=info(history, heldout_history, steps))
+        score = Score(system, config, jax.device_get(params), sigmas=sigmas, info=info(history, heldout_history, steps))
         if heldout is None:
             return score
         best_step, best_loss = min(heldout_history, key=lambda h: h[1])
-        loss = {"loss_name": train_config.loss, "loss": heldout_history[-1][1], "best_loss": best_loss,
-                "best_step": int(best_step), "steps": int(steps),
-                "stopped_early": final and steps < train_config.steps}
+        loss = {
+            "loss_name": train_config.loss,
+            "loss": heldout_history[-1][1],
+            "best_loss": best_loss,
+            "best_step": int(best_step),
+            "steps": int(steps),
+            "stopped_early": final and steps < train_config.steps,
+        }
         if quiet:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -358,9 +430,20 @@ def train_score(system, samples, network: ScoreNetConfig | str | None = None, tr
 
     try:
         state, history, heldout_history = run_training(
-            system, data, config, train_config, data_hash=data_hash, checkpoint=checkpoint,
-            checkpoint_every=checkpoint_every, log_every=log_every, progress=progress, devices=devices,
-            callback=callback, heldout=heldout, on_checkpoint=report_checkpoint)
+            system,
+            data,
+            config,
+            train_config,
+            data_hash=data_hash,
+            checkpoint=checkpoint,
+            checkpoint_every=checkpoint_every,
+            log_every=log_every,
+            progress=progress,
+            devices=devices,
+            callback=callback,
+            heldout=heldout,
+            on_checkpoint=report_checkpoint,
+        )
     finally:
         if isinstance(data, WindowStream):
             data.close()

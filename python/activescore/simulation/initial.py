@@ -24,8 +24,9 @@ def propulsion(system, z: np.ndarray) -> np.ndarray:
 def uniform_positions(system, z: np.ndarray) -> np.ndarray:
     """Positions uniform in the box. The Box–Muller pair (n0, n1) = r (cos 2πu1, sin 2πu1), r² = −2 ln u0 gives
     back its two independent uniforms, so positions and propulsion (n2, n3) come from one draw."""
-    u = np.stack([np.exp(-0.5 * (z[:, 0] ** 2 + z[:, 1] ** 2)),
-                  np.mod(np.arctan2(z[:, 1], z[:, 0]) / (2 * np.pi), 1.0)], axis=-1)
+    u = np.stack(
+        [np.exp(-0.5 * (z[:, 0] ** 2 + z[:, 1] ** 2)), np.mod(np.arctan2(z[:, 1], z[:, 0]) / (2 * np.pi), 1.0)], axis=-1
+    )
     L = system.box_length
     x = (u - 0.5) * L
     return np.where(x >= 0.5 * L, x - L, x)

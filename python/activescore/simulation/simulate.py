@@ -43,8 +43,10 @@ def _initial_state(system, init, seed: int):
     n = system.n_particles
     if isinstance(init, State):
         if type(init.system) is not type(system) or init.system.n_particles != n:
-            raise ValueError(f"init: the saved state is a {init.system.model.upper()} state of "
-                             f"{init.system.n_particles} particles, the system a {system.model.upper()} of {n}")
+            raise ValueError(
+                f"init: the saved state is a {init.system.model.upper()} state of "
+                f"{init.system.n_particles} particles, the system a {system.model.upper()} of {n}"
+            )
         x = check.array("init.x", init.x, (n, 2))
         q = check.array("init.q", init.q, (n, system.propulsion_components))
         return x, q, int(init.step)
@@ -87,15 +89,21 @@ def _resume_point(sinks, saved: list, header: FrameHeader, log) -> SavedFrames |
     where = _label(source)
     for sink, s in held[1:]:
         if (s.n_frames, s.step) != (point.n_frames, point.step):
-            raise ValueError(f"out: {where} and {_label(sink)} hold different frames ({point.n_frames} and "
-                             f"{s.n_frames}); resume them separately")
+            raise ValueError(
+                f"out: {where} and {_label(sink)} hold different frames ({point.n_frames} and "
+                f"{s.n_frames}); resume them separately"
+            )
     if point.n_frames > header.n_frames:
-        raise ValueError(f"out: {where} holds {point.n_frames} frames, more than the {header.n_frames} this run "
-                         "saves; raise n_steps or choose another output")
+        raise ValueError(
+            f"out: {where} holds {point.n_frames} frames, more than the {header.n_frames} this run "
+            "saves; raise n_steps or choose another output"
+        )
     expected = header.step_of(point.n_frames - 1)
     if point.step != expected:
-        raise ValueError(f"out: {where} holds frames up to step {point.step}, but frame {point.n_frames - 1} of "
-                         f"this run is at step {expected} (other burn_in, save_every or init?)")
+        raise ValueError(
+            f"out: {where} holds frames up to step {point.step}, but frame {point.n_frames - 1} of "
+            f"this run is at step {expected} (other burn_in, save_every or init?)"
+        )
     for sink, s in zip(sinks, saved, strict=True):
         if s is None:
             if not hasattr(sink, "extend"):
@@ -103,16 +111,32 @@ def _resume_point(sinks, saved: list, header: FrameHeader, log) -> SavedFrames |
             sink.extend(*source.read())
     if log is not None:
         held_frames = "frame 0" if point.n_frames == 1 else f"frames 0-{point.n_frames - 1}"
-        log(f"resuming {where}: {held_frames} on disk (up to step {point.step}), "
-            f"{header.n_frames - point.n_frames} to go")
+        log(
+            f"resuming {where}: {held_frames} on disk (up to step {point.step}), "
+            f"{header.n_frames - point.n_frames} to go"
+        )
     return point
 
 
-def simulate_into(sinks: Sequence[FrameSink | str | os.PathLike], system: ParticleSystem, n_steps: int, dt: float,
-                  *, seed: int | None = None, save_every: int | None = None, burn_in: int = 0, init="uniform",
-                  backend: str = "auto", dtype: str = "float64", progress: bool | None = None, n_threads: int = 0,
-                  resume: bool = False, overwrite: bool = False, desc: str | None = None,
-                  log: Callable[[str], None] | None = None) -> State:
+def simulate_into(
+    sinks: Sequence[FrameSink | str | os.PathLike],
+    system: ParticleSystem,
+    n_steps: int,
+    dt: float,
+    *,
+    seed: int | None = None,
+    save_every: int | None = None,
+    burn_in: int = 0,
+    init="uniform",
+    backend: str = "auto",
+    dtype: str = "float64",
+    progress: bool | None = None,
+    n_threads: int = 0,
+    resume: bool = False,
+    overwrite: bool = False,
+    desc: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> State:
     """Run :func:`simulate` and hand every saved frame to each of ``sinks``, without keeping them in memory.
 
     Parameters
@@ -148,17 +172,28 @@ def simulate_into(sinks: Sequence[FrameSink | str | os.PathLike], system: Partic
         seed = init.seed if isinstance(init, State) else secrets.randbits(63)
     seed = check.integer("seed", seed, low=0, high=2**64 - 1)
     if system.trap * dt >= 2.0:  # the explicit trap step x <- (1 - A dt) x diverges from A dt = 2 on
-        raise ValueError(f"dt: the explicit step is unstable in the trap when trap·dt >= 2 (trap = {system.trap:g}, "
-                         f"dt = {dt:g}); use dt < {2.0 / system.trap:g}")
+        raise ValueError(
+            f"dt: the explicit step is unstable in the trap when trap·dt >= 2 (trap = {system.trap:g}, "
+            f"dt = {dt:g}); use dt < {2.0 / system.trap:g}"
+        )
     backend = backends.resolve(backend)
     if resume and overwrite:
         raise ValueError("resume and overwrite: pass at most one (resume continues an output, overwrite replaces it)")
     targets = [as_sink(sink) for sink in sinks]
 
     x0, q0, step0 = _initial_state(system, init, seed)
-    header = FrameHeader(system=json.loads(json.dumps(system.to_dict())), dt=dt, seed=seed, burn_in=burn_in,
-                         save_every=save_every, n_frames=n_steps // save_every + 1, first_step=step0, init=str(init),
-                         dtype=dtype, backend=backend)
+    header = FrameHeader(
+        system=json.loads(json.dumps(system.to_dict())),
+        dt=dt,
+        seed=seed,
+        burn_in=burn_in,
+        save_every=save_every,
+        n_frames=n_steps // save_every + 1,
+        first_step=step0,
+        init=str(init),
+        dtype=dtype,
+        backend=backend,
+    )
     memory = next((sink for sink in targets if isinstance(sink, MemorySink)), None)
     opened = []
     try:
@@ -169,8 +204,9 @@ def simulate_into(sinks: Sequence[FrameSink | str | os.PathLike], system: Partic
         point = _resume_point(targets, saved, header, log)
         if point is not None:
             x0, q0, step0 = point.x, point.q, point.step
-        sim = backends.get(backend).make_simulator(system.spec(), RunSpec(dt, seed, step0, n_threads),
-                                                   dtype == "float64", x0, q0, system.radius)
+        sim = backends.get(backend).make_simulator(
+            system.spec(), RunSpec(dt, seed, step0, n_threads), dtype == "float64", x0, q0, system.radius
+        )
 
         def state() -> State:
             x, q = sim.read_state()
@@ -197,8 +233,9 @@ def simulate_into(sinks: Sequence[FrameSink | str | os.PathLike], system: Partic
         total = burn_in + n_steps
         show = progress if progress is not None else total * system.n_particles >= 5e7
         done_steps = step0 - header.first_step
-        with progress_bar(show, total, initial=done_steps, unit="step",
-                          desc=desc or f"simulate N={system.n_particles}") as bar:
+        with progress_bar(
+            show, total, initial=done_steps, unit="step", desc=desc or f"simulate N={system.n_particles}"
+        ) as bar:
             if point is None:
                 advance(burn_in, bar)
                 save()
@@ -212,10 +249,23 @@ def simulate_into(sinks: Sequence[FrameSink | str | os.PathLike], system: Partic
             sink.close()
 
 
-def simulate(system, n_steps: int, dt: float, *, seed: int | None = None, save_every: int | None = None,
-             burn_in: int = 0, init="uniform", backend: str = "auto", dtype: str = "float64",
-             progress: bool | None = None, out=None, overwrite: bool = False, resume: bool = False,
-             n_threads: int = 0) -> Trajectory:
+def simulate(
+    system,
+    n_steps: int,
+    dt: float,
+    *,
+    seed: int | None = None,
+    save_every: int | None = None,
+    burn_in: int = 0,
+    init="uniform",
+    backend: str = "auto",
+    dtype: str = "float64",
+    progress: bool | None = None,
+    out=None,
+    overwrite: bool = False,
+    resume: bool = False,
+    n_threads: int = 0,
+) -> Trajectory:
     """Simulate ``system`` for ``burn_in + n_steps`` steps of size ``dt`` and return the saved frames.
 
     Frames are saved after the burn-in and then every ``save_every`` steps (default: about 100 frames).
@@ -232,7 +282,20 @@ def simulate(system, n_steps: int, dt: float, *, seed: int | None = None, save_e
     """
     memory = MemorySink()
     sinks: list[FrameSink | str | os.PathLike] = [memory] + ([] if out is None else [out])
-    final = simulate_into(sinks, system, n_steps, dt, seed=seed, save_every=save_every, burn_in=burn_in, init=init,
-                          backend=backend, dtype=dtype, progress=progress, n_threads=n_threads, resume=resume,
-                          overwrite=overwrite)
+    final = simulate_into(
+        sinks,
+        system,
+        n_steps,
+        dt,
+        seed=seed,
+        save_every=save_every,
+        burn_in=burn_in,
+        init=init,
+        backend=backend,
+        dtype=dtype,
+        progress=progress,
+        n_threads=n_threads,
+        resume=resume,
+        overwrite=overwrite,
+    )
     return _trajectory(final.system, memory, memory.header, final)
