@@ -27,12 +27,12 @@ from jax.sharding import NamedSharding, PartitionSpec
 from ..io.progress import progress_bar
 from ..samples import as_samples, check_frames
 from .checkpoint import read_metadata_and_state, restore_tree, save_tree
-from .data import Snapshots, gather_tokens, make_snapshots
+from .data import Snapshots, make_snapshots
 from .defaults import NEIGHBOUR_SAMPLE_FRAMES, check_network, default_network
 from .network import ScoreNetConfig
 from .score import Score
 from .settings import TrainConfig
-from .step import TrainState, device_mesh, init_state, make_loss, make_train_step
+from .step import TrainState, device_mesh, init_state, make_train_step
 from .stream import (
     DEFAULT_MEMORY_BYTES,
     ResidentFrames,
@@ -42,7 +42,7 @@ from .stream import (
     plan_windows,
     read_window,
 )
-from .validation import validate
+from .validation import HeldOut, _stopped, validate
 
 
 def run_metadata(
@@ -58,44 +58,6 @@ def run_metadata(
     if windows is not None:
         metadata["windows"] = windows
     return metadata
-
-
-class HeldOut:
-    """The loss on frames held out of training, at fixed particles and a fixed noise draw, so that evaluations of
-    different weights are paired and a change of the loss is a change of the weights."""
-
-    #: Most (frame, particle) pairs evaluated (spread evenly over the held-out frames).
-    MAX_PARTICLES = 4096
-
-    def __init__(self, snapshots: Snapshots, net_config: ScoreNetConfig, train_config: TrainConfig, box_length: float):
-        n_frames, n_particles = snapshots.x.shape[:2]
-        total = n_frames * n_particles
-        pairs = np.linspace(0, total - 1, min(total, self.MAX_PARTICLES)).round().astype(np.int64)
-        frames, particles = np.divmod(pairs, n_particles)
-        sigmas = np.asarray(train_config.sigmas or (1.0,), dtype=np.float64)
-        log_sigma = np.log(sigmas[np.arange(len(pairs)) % len(sigmas)])
-        dtype = net_config.jnp_dtype
-        self.tokens = gather_tokens(
-            jax.tree_util.tree_map(jnp.asarray, snapshots),
-            jnp.asarray(frames),
-            jnp.asarray(particles),
-            box_length,
-            jnp.asarray(log_sigma, dtype),
-        )
-        self.key = jax.random.PRNGKey(train_config.seed + 1)
-        self.loss = jax.jit(make_loss(net_config, train_config))
-        self.name = train_config.loss
-
-    def __call__(self, params) -> float:
-        return float(self.loss(params, self.tokens, self.key))
-
-
-def _stopped(heldout_history: list, patience: int) -> bool:
-    """True when the last ``patience`` held-out evaluations found no loss below the best before them."""
-    if len(heldout_history) <= patience:
-        return False
-    losses = [loss for _, loss in heldout_history]
-    return min(losses[-patience:]) >= min(losses[:-patience])
 
 
 def run_training(

@@ -20,11 +20,17 @@ from __future__ import annotations
 import math
 import warnings
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
-from .. import estimate
+from ..estimation import estimate
 from ..observables import drift, drift_divergence
 from ..systems import AOUP
+from .data import Snapshots, gather_tokens
+from .network import ScoreNetConfig
+from .settings import TrainConfig
+from .step import make_loss
 
 #: The learned EPR is consistent with the identity when it differs by at most 3 standard errors or this fraction
 #: of the EPR, whichever is larger: the identity itself moves with the simulator's time step (O(dt), ≈ 1.5 % at
@@ -166,3 +172,41 @@ def validate(system, score, x: np.ndarray, g: np.ndarray, loss: dict) -> Validat
                 stacklevel=4,
             )
     return Validation(record)
+
+
+class HeldOut:
+    """The loss on frames held out of training, at fixed particles and a fixed noise draw, so that evaluations of
+    different weights are paired and a change of the loss is a change of the weights."""
+
+    #: Most (frame, particle) pairs evaluated (spread evenly over the held-out frames).
+    MAX_PARTICLES = 4096
+
+    def __init__(self, snapshots: Snapshots, net_config: ScoreNetConfig, train_config: TrainConfig, box_length: float):
+        n_frames, n_particles = snapshots.x.shape[:2]
+        total = n_frames * n_particles
+        pairs = np.linspace(0, total - 1, min(total, self.MAX_PARTICLES)).round().astype(np.int64)
+        frames, particles = np.divmod(pairs, n_particles)
+        sigmas = np.asarray(train_config.sigmas or (1.0,), dtype=np.float64)
+        log_sigma = np.log(sigmas[np.arange(len(pairs)) % len(sigmas)])
+        dtype = net_config.jnp_dtype
+        self.tokens = gather_tokens(
+            jax.tree_util.tree_map(jnp.asarray, snapshots),
+            jnp.asarray(frames),
+            jnp.asarray(particles),
+            box_length,
+            jnp.asarray(log_sigma, dtype),
+        )
+        self.key = jax.random.PRNGKey(train_config.seed + 1)
+        self.loss = jax.jit(make_loss(net_config, train_config))
+        self.name = train_config.loss
+
+    def __call__(self, params) -> float:
+        return float(self.loss(params, self.tokens, self.key))
+
+
+def _stopped(heldout_history: list, patience: int) -> bool:
+    """True when the last ``patience`` held-out evaluations found no loss below the best before them."""
+    if len(heldout_history) <= patience:
+        return False
+    losses = [loss for _, loss in heldout_history]
+    return min(losses[-patience:]) >= min(losses[:-patience])
