@@ -21,8 +21,8 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 SMALL = [
     ("a.mips(4096, packing_fraction=0.5)", "a.mips(256, packing_fraction=0.5)"),
     (
-        "n_steps=20_000, dt=a.MIPS_DT, seed=1, save_every=1000,\n                  burn_in=10_000",
-        "n_steps=200, dt=a.MIPS_DT, seed=1, save_every=100,\n                  burn_in=100",
+        "n_steps=20_000, dt=a.MIPS_DT, seed=1, save_every=1000, burn_in=10_000",
+        "n_steps=200, dt=a.MIPS_DT, seed=1, save_every=100, burn_in=100",
     ),
     (
         "a.simulate(system, 10_000, a.MIPS_DT, init=traj.final_state)",
@@ -34,9 +34,10 @@ SMALL = [
     ),
     ("gaussian_samples(system, 300, seed=1)", "gaussian_samples(system, 20, seed=1)"),
     (
-        'over={"phi": [0.3, 0.5, 0.7], "v0": [0.0125, 0.025, 0.05]}, seeds=2,\n'
-        "                 n_steps=20_000, dt=a.MIPS_DT, burn_in=100_000, save_every=1000",
-        'over={"phi": [0.3, 0.5]}, seeds=1,\n                 n_steps=200, dt=a.MIPS_DT, burn_in=100, save_every=100',
+        'over={"phi": [0.3, 0.5, 0.7], "v0": [0.0125, 0.025, 0.05]},\n    seeds=2,\n    n_steps=20_000,\n'
+        "    dt=a.MIPS_DT,\n    burn_in=100_000,\n    save_every=1000,",
+        'over={"phi": [0.3, 0.5]},\n    seeds=1,\n    n_steps=200,\n    dt=a.MIPS_DT,\n    burn_in=100,\n'
+        "    save_every=100,",
     ),
 ]
 
