@@ -14,7 +14,8 @@ from pathlib import Path
 
 from .. import plotting
 from ..estimation import estimate as estimate_epr
-from ..io.dataset import DatasetPlan, ShardSink
+from ..io.dataset import DatasetPlan
+from ..io.dataset import build_dataset as write_dataset
 from ..io.files import atomic_write
 from ..io.gsd import GSDSink
 from ..samples import Samples, as_samples
@@ -89,20 +90,13 @@ def build_dataset(run, system, sim: dict, ds: dict) -> Path:
         f"apart (dt={plan.dt}, seed {plan.seed}): {steps * system.n_particles:.3g} particle-steps -> {path}"
     )
     start = time.perf_counter()
-    simulate_into(
-        [ShardSink(path, plan.shard_frames)],
+    write_dataset(
         system,
-        (plan.n_frames - 1) * plan.spacing,
-        plan.dt,
-        seed=plan.seed,
-        save_every=plan.spacing,
-        burn_in=plan.burn_in,
+        plan,
+        path,
         init=sim["init"],
         backend=sim["backend"],
         n_threads=sim["n_threads"],
-        progress=True,
-        resume=True,
-        desc="data set",
         log=lambda text: say(f"  {text}"),
     )
     run.finish("dataset", time.perf_counter() - start, frames=plan.n_frames)

@@ -333,10 +333,12 @@ def build_dataset(
     n_threads=0,
     progress=True,
     overwrite: bool = False,
+    log=None,
 ) -> SnapshotDataset:
     """Simulate ``system`` and write a snapshot data set to the folder ``path``: :func:`simulate_into` a
     :class:`ShardSink`. A folder holding a partial data set built with the same system and plan is resumed (an
-    interrupted build continues exactly where it stopped); ``overwrite=True`` starts afresh instead."""
+    interrupted build continues exactly where it stopped); ``overwrite=True`` starts afresh instead. ``log``
+    receives the resume line, if any."""
     from ..simulation.simulate import simulate_into
 
     simulate_into(
@@ -354,5 +356,6 @@ def build_dataset(
         resume=not overwrite,
         overwrite=overwrite,
         desc="data set",
+        log=log,
     )
     return SnapshotDataset(path)
