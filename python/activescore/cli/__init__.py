@@ -323,7 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--score", required=True, help="score file (from `activescore train`)")
     p.add_argument("--data", required=True, help="data set folder or GSD trajectory")
     command("demo", cmd_demo, cmd_demo.__doc__, out_default="demo_output")
-    add_sweep_parser(sub)
+    add_sweep_parser(sub, parents=[common])
 
     physics = sub.add_parser("physics", help=cmd_physics.__doc__, parents=[common])
     physics.add_argument("--path", action="store_true", help="print where physics.md is instead of its text")

@@ -31,13 +31,14 @@ SWEEP_KEYS = {
 }
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
-    """Register ``sweep`` on the CLI's subparsers."""
+def add_parser(subparsers, parents=()) -> argparse.ArgumentParser:
+    """Register ``sweep`` on the CLI's subparsers (``parents``: the options every command shares)."""
     p = subparsers.add_parser(
         "sweep",
         help="run a grid of state points x seeds on Dask: EPR, clusters, figures",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        parents=list(parents),
     )
     p.add_argument("config", nargs="?", default=None, help="TOML configuration file (optional)")
     p.add_argument(
