@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import activescore
+
 
 def lyapunov_covariance(drift: np.ndarray, diffusion: np.ndarray) -> np.ndarray:
     """Stationary covariance S of dz = B z dt + sqrt(2D) dW: the solution of B S + S Bᵀ + 2D = 0."""
@@ -49,3 +51,17 @@ def score_on_frames(score, x, g, **kwargs):
     outputs = [score(xf, gf, **kwargs) for xf, gf in zip(x, g, strict=False)]
     s_x = None if outputs[0][0] is None else np.stack([o[0] for o in outputs])
     return s_x, np.stack([o[1] for o in outputs])
+
+
+def stationary_frames(system, dt, duration, every, seed):
+    """Frames every ``every`` time units over ``duration``, after a burn-in of 50 time units (≫ the relaxation
+    time 1/k = 1 of an overlap and the persistence time 1/γ = 1 of the soft-disk tests)."""
+    return activescore.simulate(
+        system,
+        int(round(duration / dt)),
+        dt,
+        seed=seed,
+        save_every=int(round(every / dt)),
+        burn_in=int(round(50 / dt)),
+        progress=False,
+    )

@@ -22,7 +22,7 @@ from activescore.learning.defaults import default_network, most_within  # noqa: 
 from activescore.learning.settings import default_steps  # noqa: E402
 from activescore.learning.train import _stopped  # noqa: E402
 from activescore.learning.validation import implicit_lower_bound  # noqa: E402
-from score_helpers import relative_fisher_error, score_on_frames  # noqa: E402
+from score_helpers import relative_fisher_error, score_on_frames, stationary_frames  # noqa: E402
 
 FISHER_BAR, EPR_BAR = 0.02, 0.03
 
@@ -266,15 +266,7 @@ def soft_disk_frames(v0, packing_fraction, dt, seed, duration, every):
     """Stationary frames of 128 harmonic soft disks (ε = 0.1, γ = 1) every ``every`` time units after a burn-in
     of 50 (≫ the overlap relaxation time 1/k and the persistence time 1/γ)."""
     system = a.AOUP(128, packing_fraction=packing_fraction, v0=v0, gamma=1.0, eps=0.1, k=1.0, beta=None)
-    return system, a.simulate(
-        system,
-        int(round(duration / dt)),
-        dt,
-        seed=seed,
-        save_every=int(round(every / dt)),
-        burn_in=int(round(50 / dt)),
-        progress=False,
-    )
+    return system, stationary_frames(system, dt, duration, every, seed)
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ pytest.importorskip("activescore._core", reason="the compiled core is not built"
 
 import activescore  # noqa: E402
 from activescore.learning import ScoreNetConfig, TrainConfig, train_score  # noqa: E402
-from score_helpers import relative_fisher_error, score_on_frames  # noqa: E402
+from score_helpers import relative_fisher_error, score_on_frames, stationary_frames  # noqa: E402
 
 EPS, GAMMA, N = 0.1, 1.0, 128
 NETWORK = dict(predict_x=True, cutoff=2.5, cutoff_width=0.5, readout_skip=True)
@@ -28,20 +28,6 @@ TRAINING = TrainConfig(
 def soft_disks(v0, packing_fraction):
     return activescore.AOUP(
         N, packing_fraction=packing_fraction, v0=v0, gamma=GAMMA, eps=EPS, k=1.0, beta=None, radius=1.0
-    )
-
-
-def stationary_frames(system, dt, duration, every, seed):
-    """Frames every ``every`` time units over ``duration``, after a burn-in of 50 time units (≫ the relaxation
-    time 1/k = 1 of an overlap and the persistence time 1/γ = 1)."""
-    return activescore.simulate(
-        system,
-        int(round(duration / dt)),
-        dt,
-        seed=seed,
-        save_every=int(round(every / dt)),
-        burn_in=int(round(50 / dt)),
-        progress=False,
     )
 
 
