@@ -11,8 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 
 LOSSES = ("dsm", "implicit")
-#: Default steps: about this many draws of every training sample, between the bounds below.
-DRAWS_PER_SAMPLE = 4
+#: Default steps: about this many draws of every training sample, between the bounds below. On interacting
+#: equilibrium soft disks (128 particles, 900 training frames) the relative Fisher error of s_x falls from 3.7 %
+#: at 4 draws to 1.7-1.8 % at 15 (tests/test_score_defaults.py).
+DRAWS_PER_SAMPLE = 15
 MIN_STEPS, MAX_STEPS = 1_000, 50_000
 
 
@@ -35,8 +37,12 @@ class TrainConfig:
     ``min(ema_decay, (1 + t)/(10 + t))`` so that short runs are not dominated by the initial weights.
 
     ``holdout``: the fraction of frames (the last ones, at least two) held out of training for the score's
-    validation; 0 turns it off. ``early_stopping``: stop when the held-out loss has not improved for
-    ``patience`` evaluations (one every ``n_steps // 50`` steps, at least 50).
+    validation; 0 turns it off. ``heldout_loss``: the loss evaluated on the held-out frames, reported in the
+    validation and watched by early stopping. The default "implicit" (Hyvärinen) loss draws no noise: on
+    interacting soft disks at σ = 0.01 it is 10-20× less noisy than a denoising loss at one fixed noise draw,
+    which late in a run rises while the true error still falls, and so stops runs too early. "dsm" (the training
+    loss at its noise levels, one fixed draw) needs ``loss="dsm"``. ``early_stopping``: stop when the held-out loss
+    has not improved for ``patience`` evaluations (one every ``n_steps // 50`` steps, at least 50).
     """
 
     loss: str = "dsm"
@@ -52,6 +58,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     seed: int = 0
     holdout: float = 0.1
+    heldout_loss: str = "implicit"
     early_stopping: bool = True
     patience: int = 10
 
@@ -71,6 +78,10 @@ class TrainConfig:
             raise ValueError("need learning_rate > 0, 0 <= ema_decay < 1 and grad_clip > 0")
         if not 0 <= self.holdout < 1:
             raise ValueError(f"holdout must be in [0, 1) (0: no validation), got {self.holdout}")
+        if self.heldout_loss not in LOSSES:
+            raise ValueError(f"heldout_loss must be one of {LOSSES}, got {self.heldout_loss!r}")
+        if self.heldout_loss == "dsm" and self.loss != "dsm":
+            raise ValueError("heldout_loss='dsm' needs loss='dsm' (its noise levels); use heldout_loss='implicit'")
         if self.patience < 1:
             raise ValueError(f"patience must be >= 1, got {self.patience}")
 

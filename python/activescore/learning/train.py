@@ -352,7 +352,7 @@ def train_score(
             return score
         best_step, best_loss = min(heldout_history, key=lambda h: h[1])
         loss = {
-            "loss_name": train_config.loss,
+            "loss_name": train_config.heldout_loss,
             "loss": heldout_history[-1][1],
             "best_loss": best_loss,
             "best_step": int(best_step),
@@ -379,7 +379,7 @@ def train_score(
             losses.append((step, heldout(state.ema_params)))
         validation = validation_of(state.ema_params, [], losses, step, quiet=True, final=False).validation
         line = {"step": step, "loss": validation["loss"]}
-        text = f"checkpoint at step {step}: held-out {train_config.loss} loss {validation['loss']:.5g}"
+        text = f"checkpoint at step {step}: held-out {train_config.heldout_loss} loss {validation['loss']:.5g}"
         if "ratio" in validation.record:
             ratio, se = validation.ratio("quadratic")
             line.update(ratio=ratio, ratio_stderr=se, consistent=validation.consistent)

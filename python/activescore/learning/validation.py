@@ -175,8 +175,10 @@ def validate(system, score, x: np.ndarray, g: np.ndarray, loss: dict) -> Validat
 
 
 class HeldOut:
-    """The loss on frames held out of training, at fixed particles and a fixed noise draw, so that evaluations of
-    different weights are paired and a change of the loss is a change of the weights."""
+    """The held-out loss (``TrainConfig.heldout_loss``) on frames held out of training, at fixed particles (and, for
+    a denoising loss, a fixed noise draw), so that evaluations of different weights are paired and a change of the
+    loss is a change of the weights. The implicit loss is evaluated at the smallest trained σ of a σ-conditioned
+    network (the level a Score uses by default)."""
 
     #: Most (frame, particle) pairs evaluated (spread evenly over the held-out frames).
     MAX_PARTICLES = 4096
@@ -186,7 +188,10 @@ class HeldOut:
         total = n_frames * n_particles
         pairs = np.linspace(0, total - 1, min(total, self.MAX_PARTICLES)).round().astype(np.int64)
         frames, particles = np.divmod(pairs, n_particles)
+        self.name = train_config.heldout_loss
         sigmas = np.asarray(train_config.sigmas or (1.0,), dtype=np.float64)
+        if self.name == "implicit":
+            sigmas = sigmas[[np.argmin(sigmas)]]
         log_sigma = np.log(sigmas[np.arange(len(pairs)) % len(sigmas)])
         dtype = net_config.jnp_dtype
         self.tokens = gather_tokens(
@@ -197,8 +202,7 @@ class HeldOut:
             jnp.asarray(log_sigma, dtype),
         )
         self.key = jax.random.PRNGKey(train_config.seed + 1)
-        self.loss = jax.jit(make_loss(net_config, train_config))
-        self.name = train_config.loss
+        self.loss = jax.jit(make_loss(net_config, train_config.replace(loss=self.name)))
 
     def __call__(self, params) -> float:
         return float(self.loss(params, self.tokens, self.key))
