@@ -4,6 +4,8 @@
   ≤ 2 % against the exact score and the learned EPR within 3 % of the exact one.
 - The implicit-loss lower bound on the EPR, against the exact Gaussian case.
 - The validation block: an undertrained score is flagged, a good one is not; it survives save/load.
+- Interacting soft disks: at equilibrium s_x against b_x/ε within 2 % (slow; a fast version on less data with a
+  looser bar); active ones with ε > 0, the learned EPR within 5 % of the learning-free identity (slow).
 - Refusals: every set-up that cannot learn the requested score is a ValueError saying what to change.
 - The network defaults: self-only tokens without interactions, a cutoff and a measured neighbour count with them.
 """
@@ -64,7 +66,8 @@ def check_gaussian_through_the_defaults(system, frames=1000):
 
 @pytest.mark.parametrize("eps", [0.5, 0.0])
 def test_trapped_gaussian_through_the_defaults(eps):
-    check_gaussian_through_the_defaults(trapped(eps))
+    # 500 frames (1688 default steps) keep this in the default run; the slow versions below take 1000.
+    check_gaussian_through_the_defaults(trapped(eps), frames=500)
 
 
 @pytest.mark.slow
@@ -109,7 +112,7 @@ def test_with_interactions_the_neighbour_count_is_measured_on_the_data():
 
 def test_default_steps_grow_with_the_data():
     assert default_steps(1_000, 256) == 1_000
-    assert default_steps(640_000, 256) == 10_000 > default_steps(320_000, 256) == 5_000
+    assert default_steps(256_000, 256) == 15_000 > default_steps(128_000, 256) == 7_500  # 15 draws of each sample
     assert default_steps(10**9, 256) == 50_000
 
 
@@ -223,6 +226,7 @@ def test_the_validation_flags_an_undertrained_score_and_survives_save_and_load(t
     (report,) = bad.info["checkpoint_validations"]  # every checkpoint before the end is validated too
     assert report["step"] == 2 and report["consistent"] is False and np.isfinite(report["ratio"])
     assert bad.validation.consistent is False and bad.validation["frames"] == 10
+    assert bad.validation["loss_name"] == "implicit"  # the default held-out loss draws no noise
     assert abs(bad.validation.ratio()[0] - 1) > 0.05
     bad.save(tmp_path / "bad.msgpack")
     loaded = Score.load(tmp_path / "bad.msgpack")
@@ -248,6 +252,10 @@ def test_holdout_zero_turns_the_validation_off_and_early_stopping_rule():
     score = train_score(system, (x, g), train=TrainConfig(n_steps=2, holdout=0.0), progress=False)
     assert score.validation is None and score.info["heldout_frames"] == 0
     assert not _stopped([(1, 3.0), (2, 2.0), (3, 2.5)], patience=2)  # the best came within the last two
+    with pytest.raises(ValueError, match="heldout_loss='dsm' needs loss='dsm'"):
+        TrainConfig(loss="implicit", heldout_loss="dsm")
+    with pytest.raises(ValueError, match="heldout_loss must be one of"):
+        TrainConfig(heldout_loss="mse")
     assert _stopped([(1, 3.0), (2, 2.0), (3, 2.5), (4, 2.1)], patience=2)
 
 
@@ -262,28 +270,39 @@ def test_the_keywords_of_earlier_versions_warn_and_forward():
 
 
 # ------------------------------------------------------------------------------------- interacting soft disks
-def soft_disk_frames(v0, packing_fraction, dt, seed, duration, every):
-    """Stationary frames of 128 harmonic soft disks (ε = 0.1, γ = 1) every ``every`` time units after a burn-in
+def soft_disk_frames(v0, packing_fraction, dt, seed, duration, every, n=128):
+    """Stationary frames of ``n`` harmonic soft disks (ε = 0.1, γ = 1) every ``every`` time units after a burn-in
     of 50 (≫ the overlap relaxation time 1/k and the persistence time 1/γ)."""
-    system = a.AOUP(128, packing_fraction=packing_fraction, v0=v0, gamma=1.0, eps=0.1, k=1.0, beta=None)
+    system = a.AOUP(n, packing_fraction=packing_fraction, v0=v0, gamma=1.0, eps=0.1, k=1.0, beta=None)
     return system, stationary_frames(system, dt, duration, every, seed)
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(
-    reason="the defaults reach 3.5-3.9 % on s_x here (1800 steps at learning rate 3e-3 or 1e-2, "
-    "sigma 0.01 or 0.02), not yet the 2 % bar",
-    strict=False,
-)
-def test_equilibrium_soft_disks_through_the_defaults():
-    # v0 = 0: the exact score is s_x = k ΣF/ε, s_g = −g (physics.md §5). 1000 training frames.
-    system, train = soft_disk_frames(0.0, 0.4, 0.01, seed=1, duration=500, every=0.5)
-    _, test = soft_disk_frames(0.0, 0.4, 0.01, seed=2, duration=200, every=5)
+def equilibrium_fisher_errors(n, duration):
+    """Relative Fisher errors of (s_x, s_g) learned through the defaults from ``duration / 0.5`` frames of ``n``
+    equilibrium soft disks at φ = 0.4, on fresh frames. v0 = 0: the exact score is s_x = k ΣF/ε, s_g = −g
+    (physics.md §5)."""
+    system, train = soft_disk_frames(0.0, 0.4, 0.01, seed=1, duration=duration, every=0.5, n=n)
+    _, test = soft_disk_frames(0.0, 0.4, 0.01, seed=2, duration=200, every=5, n=n)
     score = train_score(system, train, progress=False)
     s_x, s_g = score_on_frames(score, test.x, test.g)
     exact_x = np.stack([a.forces(system, x) for x in test.x]) / system.eps
-    assert relative_fisher_error(s_x, exact_x) <= FISHER_BAR
-    assert relative_fisher_error(s_g, -test.g) <= FISHER_BAR
+    return relative_fisher_error(s_x, exact_x), relative_fisher_error(s_g, -test.g)
+
+
+@pytest.mark.slow
+def test_equilibrium_soft_disks_through_the_defaults():
+    # 128 disks, 900 training frames, 6750 default steps: s_x ≈ 1.7 %, s_g ≈ 0.3 % (seed 1 of the training:
+    # 1.8 %, 0.4 %).
+    error_x, error_g = equilibrium_fisher_errors(128, 500)
+    assert error_x <= FISHER_BAR and error_g <= FISHER_BAR, (error_x, error_g)
+
+
+def test_equilibrium_soft_disks_through_the_defaults_fast():
+    # The same on 180 training frames of 64 disks (1000 default steps, the minimum): 14 times fewer samples, so
+    # s_x ≈ 18 % and s_g ≈ 3.7 %. The bars (25 %, 6 %) leave room for other platforms' rounding and still fail a
+    # score that misses the interactions (s_x = 0 is 100 %).
+    error_x, error_g = equilibrium_fisher_errors(64, 100)
+    assert error_x <= 0.25 and error_g <= 0.06, (error_x, error_g)
 
 
 @pytest.mark.slow

@@ -39,7 +39,7 @@ class TrainConfig:
     ``holdout``: the fraction of frames (the last ones, at least two) held out of training for the score's
     validation; 0 turns it off. ``heldout_loss``: the loss evaluated on the held-out frames, reported in the
     validation and watched by early stopping. The default "implicit" (Hyvärinen) loss draws no noise: on
-    interacting soft disks at σ = 0.01 it is 10-20× less noisy than a denoising loss at one fixed noise draw,
+    interacting soft disks at σ = 0.01 it is about 10× less noisy than a denoising loss at one fixed noise draw,
     which late in a run rises while the true error still falls, and so stops runs too early. "dsm" (the training
     loss at its noise levels, one fixed draw) needs ``loss="dsm"``. ``early_stopping``: stop when the held-out loss
     has not improved for ``patience`` evaluations (one every ``n_steps // 50`` steps, at least 50).
