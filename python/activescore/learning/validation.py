@@ -25,18 +25,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..estimation import estimate
+from ..estimation.result import N_STANDARD_ERRORS, RELATIVE_TOLERANCE
 from ..observables import drift, drift_divergence
 from ..systems import AOUP
 from .data import Snapshots, gather_tokens
 from .network import ScoreNetConfig
 from .settings import TrainConfig
 from .step import make_loss
-
-#: The learned EPR is consistent with the identity when it differs by at most 3 standard errors or this fraction
-#: of the EPR, whichever is larger: the identity itself moves with the simulator's time step (O(dt), ≈ 1.5 % at
-#: dt = 0.005 for soft disks) and a denoising score is that of the σ-smoothed density.
-RELATIVE_TOLERANCE = 0.05
-N_STANDARD_ERRORS = 3.0
 
 
 def _mean_stderr(series: np.ndarray) -> tuple[float, float]:
