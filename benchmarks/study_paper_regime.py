@@ -5,7 +5,7 @@ receptive field, the data volume and the function class.
                                             [--orders 1 2 3 4] [--network-steps 0]
 
 For each γ (AOUP, φ = 0.5, the paper's other parameters, dt = 0.1) it simulates to stationarity (4/γ time units)
-and records ``frames`` snapshots, the last quarter held out. On them it fits the drift-response score
+and records ``frames`` snapshots 0.1/γ time units apart (at most 200), the last quarter held out. On them it fits the drift-response score
 (:mod:`activescore.learning.linear`) of each order m: features M^j b_x up to j = m, so m is the receptive field in
 contact hops. The fit is the implicit loss's exact minimiser in that class, so learned/identity is what the class can
 capture, free of optimisation error. It also refits the order-3 score on 1/8, 1/4 and 1/2 of the fit frames
@@ -33,7 +33,7 @@ def stationary_snapshots(n, gamma, n_frames, seed):
     system = a.mips(n, 0.5, gamma=gamma)
     dt = a.MIPS_DT
     burn_in = int(round(4.0 / gamma / dt))
-    spacing = int(max(200, round(0.1 / gamma / dt)))
+    spacing = int(min(2000, max(200, round(0.1 / gamma / dt))))  # 0.1/γ time units, at most 200
     start = time.perf_counter()
     traj = a.simulate(system, n_frames * spacing, dt, seed=seed, save_every=spacing, burn_in=burn_in, progress=True)
     x, g = np.asarray(traj.x)[1:], np.asarray(traj.g)[1:]  # frame 0 is the end of the burn-in
@@ -75,6 +75,13 @@ def network_row(system, x, g, n_held, steps) -> dict:
     return dict(steps=steps, seconds=time.perf_counter() - start, **held_out_row(score))
 
 
+def save(results, args) -> Path:
+    if args.out is None:
+        return write_json(f"paper_regime_n{args.n}", results)
+    args.out.write_text(json.dumps(results, indent=1))
+    return args.out
+
+
 def fmt(pair) -> str:
     value, se = pair
     return f"{value:.3f} ± {se:.3f}" if math.isfinite(se) else f"{value:.3f}"
@@ -107,12 +114,9 @@ def main(argv=None) -> int:
         if args.network_steps:
             point["network"] = network_row(system, x, g, n_held, args.network_steps)
         results["points"].append(point)
+        save(results, args)  # after every point: a long run keeps what it measured
 
-    if args.out is None:
-        out = write_json(f"paper_regime_n{args.n}", results)
-    else:
-        out = args.out
-        out.write_text(json.dumps(results, indent=1))
+    out = save(results, args)
     label = machine_label(results["machine"])
     print(f"\nN = {args.n}, φ = 0.5, {args.frames} snapshots per γ (last quarter held out); {label}")
     print("| γ | model | fit particle samples | quadratic / identity | divergence / identity | fit time |")
