@@ -326,3 +326,29 @@ def test_the_demo_reports_the_paper_regime_beside_its_trained_regime(tmp_path, c
     with Run(tmp_path, "demo", {}) as run:
         assert pipeline.paper_regime(run, small, paper["simulation"], dataset, n_frames=12) == record
     assert "already done" in capsys.readouterr().out
+
+
+def test_train_with_the_linear_network_fits_the_drift_response_score_and_estimate_reads_it(tmp_path, capsys):
+    ds_args = [
+        *TINY,
+        "--set",
+        "system.gamma=0.05",
+        "--set",
+        "system.packing_fraction=0.5",
+        "--set",
+        "dataset.burn_in=400",
+        "--set",
+        "dataset.spacing=50",
+        "--set",
+        "dataset.n_frames=12",
+    ]
+    assert run_cli("dataset", *ds_args, "--out", tmp_path / "d") == 0
+    data = tmp_path / "d" / "dataset"
+    assert run_cli("train", "--set", "train.network=linear", "--data", data, "--out", tmp_path / "t") == 0
+    score = tmp_path / "t" / "score.json"
+    assert score.exists() and "Score validation" in capsys.readouterr().out
+    assert run_cli("estimate", "--score", score, "--data", data, "--out", tmp_path / "e") == 0
+    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert summary["identity_per_particle"]["value"] > 0 and summary["sigma"] is None
+    assert run_cli("train", "--set", "train.network=huge", "--data", data, "--out", tmp_path / "u") == 2
+    assert "'small', 'paper' or 'linear'" in capsys.readouterr().err

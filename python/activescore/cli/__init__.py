@@ -200,7 +200,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from ..learning import Score
+    from ..learning import load_score
     from ..systems import AOUP
 
     c = _resolve(args, ("estimate",))
@@ -212,7 +212,7 @@ def cmd_estimate(args) -> int:
             "need an AOUP system (the ABP propulsion is an angle, not an Ornstein-Uhlenbeck variable)"
         )
     with _opening("--score", score_path):
-        Score.load(score_path)  # read once here, so that a foreign or corrupt file leaves no --out behind
+        load_score(score_path)  # read once here, so that a foreign or corrupt file leaves no --out behind
     with Run(args.out, "estimate", {**c, "score": str(args.score), "data": str(args.data)}) as run:
         pipeline.estimate(run, score_path, Path(args.data), c["estimate"])
     return 0

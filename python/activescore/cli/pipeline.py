@@ -160,12 +160,15 @@ def checkpoint_step(path: Path) -> int | None:
 
 
 def train(run, data: Path, tr: dict) -> Path:
-    """Train a score on the samples at ``data`` (a data set folder or a GSD trajectory) to ``score.msgpack``."""
-    path = run.out / "score.msgpack"
+    """Train a score on the samples at ``data`` (a data set folder or a GSD trajectory) to ``score.msgpack``, or
+    with ``network = "linear"`` fit the drift-response score to ``score.json``."""
+    path = run.out / ("score.json" if tr["network"] == "linear" else "score.msgpack")
     if run.done("train") and path.exists():
         say(f"train: already done ({path})")
         return path
     samples, system = read_samples(data)  # before importing JAX: a bad --data is reported at once
+    if tr["network"] == "linear":
+        return fit_linear(run, samples, system, tr, path)
     from ..learning import train_score
 
     training = cfg.train_config(tr)
@@ -217,12 +220,32 @@ def train(run, data: Path, tr: dict) -> Path:
     return path
 
 
+def fit_linear(run, samples, system, tr: dict, path: Path) -> Path:
+    """The drift-response score of ``system`` fitted to ``samples`` in closed form (no steps, no checkpoints)."""
+    from ..learning.linear import fit_linear_score
+
+    say(f"train: drift-response score (closed form) on {len(samples)} snapshots of {system.n_particles} -> {path}")
+    start = time.perf_counter()
+    score = fit_linear_score(system, samples, holdout=tr["holdout"])
+    score.save(path)
+    validation = score.validation
+    run.finish(
+        "train",
+        time.perf_counter() - start,
+        file=path.name,
+        validation=None if validation is None else validation.to_dict(),
+    )
+    if validation is not None:
+        say(str(validation))
+    return path
+
+
 def estimate(run, score_path: Path, data: Path, est: dict) -> dict:
     """EPR summary (``summary.txt``, ``summary.json``) and maps (``epr.png``) of a score on the samples at
     ``data`` (a data set folder or a GSD trajectory)."""
-    from ..learning import Score
+    from ..learning import load_score
 
-    score = Score.load(score_path)
+    score = load_score(score_path)
     samples, system = read_samples(data)
     frames = range(len(samples)) if est["frames"] <= 0 else range(min(est["frames"], len(samples)))
     say(f"estimate: score {score_path} on {len(frames)} snapshots of {data} -> {run.out}")
