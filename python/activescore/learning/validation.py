@@ -165,6 +165,10 @@ def validate(system, score, x: np.ndarray, g: np.ndarray, loss: dict, advice: st
         record.update(epr_check(system, score, x, g))
         if not record["consistent"]:
             ratio, se = record["ratio"]["quadratic"]
+            if advice == TRAINING_ADVICE and system.eps == 0:
+                advice += (
+                    "; with eps = 0 the closed-form activescore.learning.fit_linear_score captures more at small gamma"
+                )
             warnings.warn(
                 f"score validation: on {len(x)} held-out frames the learned EPR is inconsistent with the "
                 f"learning-free identity: learned/identity = {ratio:.3f} ± {se:.2g} (quadratic form); {advice}",
