@@ -89,6 +89,13 @@ def test_bad_config_is_rejected_before_any_work(tmp_path, capsys, override, key)
     assert not (out / "trajectory.gsd").exists()
 
 
+def test_bad_training_values_are_named():
+    from activescore.cli import config as cfg
+
+    with pytest.raises(ValueError, match=r"\[train\]: heldout_loss must be one of"):
+        cfg.resolve(overrides=["train.heldout_loss=mse"], sections=("train",))
+
+
 def test_bad_config_file(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("[system]\nn_particles = 'many'\n")

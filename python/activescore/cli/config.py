@@ -252,6 +252,7 @@ _SECTION_CHECKS = {
     ],
     "train": lambda s: [
         check.choice("train.loss", s["loss"], {"dsm", "implicit"}),
+        check.choice("train.heldout_loss", s["heldout_loss"], {"dsm", "implicit"}),
         check.choice("train.network", s["network"], set(NETWORKS)),
         *[check.real("train.sigma", v, low=0.0, low_open=True) for v in s["sigma"]],
         check.integer("train.n_steps", s["n_steps"], low=0),  # 0: from the data
