@@ -20,7 +20,7 @@ MIN_STEPS, MAX_STEPS = 1_000, 50_000
 
 def default_steps(n_samples: int, batch_particles: int) -> int:
     """Steps for ``n_samples`` training (frame, particle) pairs: about :data:`DRAWS_PER_SAMPLE` draws of each,
-    within [MIN_STEPS, MAX_STEPS] (early stopping ends a run sooner when the held-out loss stops improving)."""
+    within [MIN_STEPS, MAX_STEPS] (early stopping ends a run sooner when the held-out loss clearly rises)."""
     steps = math.ceil(DRAWS_PER_SAMPLE * n_samples / batch_particles)
     return int(min(MAX_STEPS, max(MIN_STEPS, steps)))
 
@@ -42,7 +42,8 @@ class TrainConfig:
     interacting soft disks at σ = 0.01 it is about 10× less noisy than a denoising loss at one fixed noise draw,
     which late in a run rises while the true error still falls, and so stops runs too early. "dsm" (the training
     loss at its noise levels, one fixed draw) needs ``loss="dsm"``. ``early_stopping``: stop when the held-out loss
-    has not improved for ``patience`` evaluations (one every ``n_steps // 50`` steps, at least 50).
+    has stayed clearly above its best (by more than twice its noise, estimated from the history) for ``patience``
+    evaluations (one every ``n_steps // 50`` steps, at least 50); a plateau does not stop a run.
     """
 
     loss: str = "dsm"

@@ -82,8 +82,8 @@ def run_training(
     ``data``: host snapshots of all frames, or a :class:`WindowStream` of a data set's windows; ``train_config``
     resolved (:meth:`TrainConfig.resolved`). ``callback(step, loss)`` is called at every logging point (after the
     checkpoint of that step, if any). With ``heldout`` the EMA weights are evaluated every
-    ``train_config.validate_every`` steps and, with ``early_stopping``, the run ends once the held-out loss has not
-    improved for ``patience`` evaluations. ``on_checkpoint(state, heldout_history, last)`` runs after every
+    ``train_config.validate_every`` steps and, with ``early_stopping``, the run ends once the held-out loss has stayed
+    clearly above its best for ``patience`` evaluations (:func:`validation._stopped`). ``on_checkpoint(state, heldout_history, last)`` runs after every
     checkpoint (``last``: the run ends there).
     """
     frames: ResidentFrames | WindowStream = ResidentFrames(data) if isinstance(data, Snapshots) else data
