@@ -201,18 +201,17 @@ def cmd_train(args) -> int:
 
 def cmd_estimate(args) -> int:
     from ..learning import Score
-    from ..systems import AOUP
 
     c = _resolve(args, ("estimate",))
     score_path = _input_file("--score", args.score, "saved Score")
     samples = _input_samples("--data", args.data)
-    if samples is not None and not isinstance(samples.system, AOUP):
-        raise ValueError(
-            f"--data {args.data}: holds a {type(samples.system).__name__} data set; the estimators "
-            "need an AOUP system (the ABP propulsion is an angle, not an Ornstein-Uhlenbeck variable)"
-        )
     with _opening("--score", score_path):
-        Score.load(score_path)  # read once here, so that a foreign or corrupt file leaves no --out behind
+        score = Score.load(score_path)  # read once here, so that a foreign or corrupt file leaves no --out behind
+    if samples is not None and type(samples.system) is not type(score.system):
+        raise ValueError(
+            f"--score {args.score}: is the score of an {type(score.system).__name__} system, but --data "
+            f"{args.data} holds an {type(samples.system).__name__} data set (train a score on this data set)"
+        )
     with Run(args.out, "estimate", {**c, "score": str(args.score), "data": str(args.data)}) as run:
         pipeline.estimate(run, score_path, Path(args.data), c["estimate"])
     return 0
