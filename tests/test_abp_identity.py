@@ -40,4 +40,3 @@ def test_interacting_abps_identity_agrees_with_active_work_form():
     # Arrays (x, g = (cos θ, sin θ)) give the same numbers as the trajectory.
     again = a.learning_free_epr(system, (traj.x, traj.g))
     np.testing.assert_array_equal(again.per_snapshot, result.per_snapshot)
-

@@ -215,3 +215,32 @@ def test_interacting_active_abps_without_translational_noise_match_the_identity(
     ident = result.identity.per_particle.value
     for form in ("quadratic", "divergence"):
         assert result.epr_per_particle[form].value == pytest.approx(ident, rel=0.15)
+
+
+def test_the_estimate_command_takes_an_abp_data_set_and_score(tmp_path):
+    from activescore import cli
+    from activescore.io.dataset import DatasetPlan, build_dataset
+    from activescore.learning import Score
+    from activescore.learning.defaults import default_network
+
+    system = a.ABP(24, packing_fraction=0.3, v0=1.0, eps=0.2)
+    build_dataset(
+        system, DatasetPlan(n_frames=3, spacing=5, burn_in=5, dt=0.01, seed=1), tmp_path / "ds", progress=False
+    )
+    x, _ = free_abp_samples(system, 2, seed=0)
+    config = default_network(system, x)
+    Score(system, config, init_params(config, jax.random.PRNGKey(0))).save(tmp_path / "score.msgpack")
+    status = cli.main(
+        [
+            "estimate",
+            "--score",
+            str(tmp_path / "score.msgpack"),
+            "--data",
+            str(tmp_path / "ds"),
+            "--out",
+            str(tmp_path / "e"),
+        ]
+    )
+    assert status == 0
+    summary = (tmp_path / "e" / "summary.txt").read_text()
+    assert "θ:" in summary and "LEARNING-FREE CHECK" in summary and (tmp_path / "e" / "epr.png").exists()
