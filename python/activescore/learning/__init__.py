@@ -25,6 +25,8 @@ _LAZY = {
     "init_params": ".network",
     "Score": ".score",
     "train_score": ".train",
+    "LinearScore": ".linear",
+    "fit_linear_score": ".linear",
 }
 
 
@@ -35,6 +37,7 @@ def __getattr__(name):
 
 
 __all__ = [
+    "LinearScore",
     "ParticleTokens",
     "Score",
     "ScoreNet",
@@ -42,6 +45,7 @@ __all__ = [
     "TrainConfig",
     "count_params",
     "dsm_loss",
+    "fit_linear_score",
     "implicit_loss",
     "init_params",
     "knn",

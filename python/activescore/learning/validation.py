@@ -112,7 +112,8 @@ class Validation:
         r = self.record
         lines = [f"Score validation on {r['frames']} held-out frames"]
         stop = f", stopped early (best at step {r['best_step']})" if r.get("stopped_early") else ""
-        lines.append(f"  held-out {r['loss_name']} loss   {r['loss']:.5g}   ({r['steps']} steps{stop})")
+        trained = f"{r['steps']} steps{stop}" if r["steps"] else "no training"
+        lines.append(f"  held-out {r['loss_name']} loss   {r['loss']:.5g}   ({trained})")
         if "epr" in r:
             ident = r["identity"]
             lines.append(f"  EPR per particle      identity {ident[0]:.5g} ± {ident[1]:.2g}")
@@ -159,9 +160,13 @@ def epr_check(system, score, x: np.ndarray, g: np.ndarray) -> dict:
     }
 
 
-def validate(system, score, x: np.ndarray, g: np.ndarray, loss: dict) -> Validation:
+TRAINING_ADVICE = "train longer or on more frames, or check sigma (see score.validation)"
+
+
+def validate(system, score, x: np.ndarray, g: np.ndarray, loss: dict, advice: str = TRAINING_ADVICE) -> Validation:
     """The validation block of ``score`` on held-out frames ``x``, ``g`` (F, N, 2); ``loss``: the held-out loss
-    record (``loss``, ``loss_name``, ``best_step``, ``steps``, ``stopped_early``). Warns when inconsistent."""
+    record (``loss``, ``loss_name``, ``best_step``, ``steps``, ``stopped_early``). Warns when inconsistent, with
+    ``advice`` on what to change."""
     record = {"frames": int(len(x)), **loss}
     if system.propulsion_rate > 0:  # an EPR is defined (an ABP with D_r = 0 has no propulsion noise)
         record.update(epr_check(system, score, x, g))
@@ -169,8 +174,7 @@ def validate(system, score, x: np.ndarray, g: np.ndarray, loss: dict) -> Validat
             ratio, se = record["ratio"]["quadratic"]
             warnings.warn(
                 f"score validation: on {len(x)} held-out frames the learned EPR is inconsistent with the "
-                f"learning-free identity: learned/identity = {ratio:.3f} ± {se:.2g} (quadratic form); "
-                "train longer or on more frames, or check sigma (see score.validation)",
+                f"learning-free identity: learned/identity = {ratio:.3f} ± {se:.2g} (quadratic form); {advice}",
                 stacklevel=4,
             )
     return Validation(record)
