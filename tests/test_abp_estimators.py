@@ -121,6 +121,50 @@ def test_local_epr_of_one_abp_snapshot_matches_estimate(equilibrium_abps):
     np.testing.assert_allclose(one.divergence, r.divergence[0])
 
 
+class TorqueScore:
+    """s_θ = c e⊥(θ)·F (F the interaction force on the particle, e⊥ = (−sin θ, cos θ)), ∂_θ s_θ = −c e(θ)·F:
+    a one-feature family of θ-scores for ε = 0."""
+
+    sigma = 0.0
+
+    def __init__(self, system, c):
+        self.system, self.c = system, c
+
+    def feature(self, x, g):
+        forces = a.forces(self.system, x, n_threads=1)
+        return np.einsum("ij,ij->i", np.stack([-g[:, 1], g[:, 0]], axis=-1), forces), np.einsum("ij,ij->i", g, forces)
+
+    def __call__(self, x, g):
+        perpendicular, _ = self.feature(x, g)
+        return None, self.c * perpendicular[:, None]
+
+    def divergence_g(self, x, g):
+        return -self.c * self.feature(x, g)[1]
+
+
+def test_interacting_abps_without_translational_noise_implicit_optimum_of_a_family_obeys_the_identity():
+    """For ε = 0 there is no closed form; what holds exactly (physics.md §4, §6): at the minimiser of the implicit
+    loss over a linear family of θ-scores the two forms have the same mean (the optimality condition
+    E[s_θ²] = −E[∂_θ s_θ]), and both are ≤ the EPR, which the learning-free identity gives (Cauchy–Schwarz:
+    D_r E[s s*]²/E[s²] ≤ D_r E[s*²]). Fitted on half the frames, checked on the other half."""
+    system = a.ABP(64, packing_fraction=0.4, v0=1.0, rotational_diffusion=1.0, eps=0.0, beta=None)
+    traj = a.simulate(system, 40_000, 0.002, seed=11, burn_in=5_000, save_every=100, progress=False, n_threads=1)
+    probe = TorqueScore(system, 1.0)
+    fit = [probe.feature(x, g) for x, g in zip(traj.x[::2], traj.g[::2], strict=True)]
+    # J(c) = c² E[f²] + 2 c E[∂_θ f] with ∂_θ f = −e·F: minimised at c = E[e·F] / E[f²].
+    c = np.mean([np.sum(along) for _, along in fit]) / np.mean([np.sum(perp**2) for perp, _ in fit])
+    r = a.estimate(TorqueScore(system, c), traj, frames=slice(1, None, 2), progress=False, n_threads=1)
+    quadratic, divergence = r.epr_per_particle["quadratic"], r.epr_per_particle["divergence"]
+    assert quadratic.value > 10 * quadratic.stderr  # the family captures a clear part of the EPR
+    paired = r.totals["quadratic"] - r.totals["divergence"]
+    batches = np.array([chunk.mean() for chunk in np.array_split(paired, 10)]) / system.n_particles
+    assert abs(batches.mean()) <= N_SE * batches.std(ddof=1) / np.sqrt(len(batches))
+    ident = r.identity.per_particle
+    for est in (quadratic, divergence):
+        assert est.value <= ident.value + N_SE * np.hypot(est.stderr, ident.stderr)
+    assert np.all(r.local.quadratic_x == 0) and r.split["quadratic"]["x"].value == 0.0  # ε = 0: θ only
+
+
 def test_bad_abp_input_is_rejected_naming_the_parameter():
     system = free(0.3, n=16)
     x, g = free_abp_samples(system, 3, seed=1)
