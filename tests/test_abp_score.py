@@ -266,3 +266,11 @@ def test_the_estimate_command_takes_an_abp_data_set_and_score(tmp_path):
     assert status == 0
     summary = (tmp_path / "e" / "summary.txt").read_text()
     assert "θ:" in summary and "LEARNING-FREE CHECK" in summary and (tmp_path / "e" / "epr.png").exists()
+
+
+def test_the_linear_drift_response_score_refuses_abps():
+    from activescore.learning.linear import fit_linear_score
+
+    system = a.ABP(16, packing_fraction=0.2, eps=0.0)
+    with pytest.raises(ValueError, match="^system must be an activescore.AOUP, got ABP"):
+        fit_linear_score(system, free_abp_samples(system, 4, seed=0))

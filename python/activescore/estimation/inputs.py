@@ -5,7 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from ..samples import as_samples
-from ..systems import ParticleSystem, check_system
+from ..systems import AOUP, ParticleSystem, check_system
+
+
+def check_aoup(system, name: str = "system") -> AOUP:
+    """``system`` if it is an AOUP (for what is built on the Ornstein–Uhlenbeck propulsion, e.g. the linear
+    drift-response score), else a ValueError naming ``name``."""
+    if not isinstance(system, AOUP):
+        raise ValueError(f"{name} must be an activescore.AOUP, got {type(system).__name__}")
+    return system
 
 
 def check_estimable(system, name: str = "system") -> ParticleSystem:
