@@ -82,6 +82,19 @@ def test_the_fit_recovers_the_exact_gaussian_score_through_the_defaults(v0, gamm
     assert score.validation.consistent
 
 
+@pytest.mark.parametrize("v0,gamma,trap", [(0.5, 0.3, 0.7), (0.025, 1e-4, 1.0)])
+def test_the_linear_aoup_score_is_the_closure_with_coefficients_0_minus1_1(v0, gamma, trap):
+    # physics.md §6: for ẋ = −A x + v0 g, s_g = (M − γ) b_x/(γ v0) = −g − φ_1 + φ_2 exactly.
+    system = a.AOUP(50, packing_fraction=0.01, v0=v0, gamma=gamma, eps=0.0, k=0.0, trap=trap)
+    x, g = exact.gaussian_samples(system, 2, seed=3)
+    closure = LinearScore(system, [0.0, -1.0, 1.0], order=1)
+    truth = exact.GaussianScore(system)
+    for xf, gf in zip(x, g, strict=True):
+        expected = truth(xf, gf)[1]
+        np.testing.assert_allclose(closure(xf, gf)[1], expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
+        np.testing.assert_allclose(closure.divergence_g(xf, gf), truth.divergence_g(xf, gf), rtol=1e-12)
+
+
 def test_the_fit_is_the_minimiser_of_the_implicit_loss():
     system = SYSTEMS[0]
     traj = a.simulate(system, 2000, 0.1, seed=2, save_every=200, burn_in=2000, progress=False)

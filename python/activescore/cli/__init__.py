@@ -200,13 +200,13 @@ def cmd_train(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from ..learning import Score
+    from ..learning import load_score
 
     c = _resolve(args, ("estimate",))
     score_path = _input_file("--score", args.score, "saved Score")
     samples = _input_samples("--data", args.data)
     with _opening("--score", score_path):
-        score = Score.load(score_path)  # read once here, so that a foreign or corrupt file leaves no --out behind
+        score = load_score(score_path)  # read once here, so that a foreign or corrupt file leaves no --out behind
     if samples is not None and type(samples.system) is not type(score.system):
         raise ValueError(
             f"--score {args.score}: is the score of an {type(score.system).__name__} system, but --data "
@@ -257,10 +257,12 @@ def cmd_physics(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Simulate a small MIPS system, train a small score, estimate the EPR, and write the maps and a summary with
-    the learning-free check: the whole pipeline on the CPU, with the embedded defaults and the demo's small values."""
+    """Simulate active soft disks, train a score through the defaults, estimate its EPR beside the learning-free
+    check and write the maps; then report the paper's MIPS regime beside it (identity and what the closed-form
+    drift-response score captures there). The whole pipeline on the CPU, with the embedded defaults."""
     c = cfg.resolve(args.config, args.set or (), None, demo=True)
     system = cfg.make_system(c["system"])
+    paper = cfg.defaults()
     with Run(args.out, "demo", c) as run:
         _say(f"activescore {__version__} demo: simulate -> data set -> train -> estimate, outputs in {run.out}/")
         start = time.perf_counter()
@@ -282,7 +284,11 @@ def cmd_demo(args) -> int:
             run.out / "configuration.png",
         )
         pipeline.estimate(run, score, data, c["estimate"])
-    _say(f"demo: done in {time.perf_counter() - start:.0f} s; see {run.out}/summary.txt, epr.png, configuration.png")
+        pipeline.paper_regime(run, cfg.make_system(paper["system"]), paper["simulation"], paper["dataset"])
+    _say(
+        f"demo: done in {time.perf_counter() - start:.0f} s; see {run.out}/summary.txt (the trained score), "
+        "paper_regime.txt, epr.png, configuration.png"
+    )
     return 0
 
 

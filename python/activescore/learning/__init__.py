@@ -30,6 +30,18 @@ _LAZY = {
 }
 
 
+def load_score(path):
+    """A saved score, whichever kind the file holds: a network (:class:`Score`, msgpack) or a drift-response score
+    (:class:`LinearScore`, JSON)."""
+    from pathlib import Path
+
+    with open(Path(path), "rb") as f:
+        head = f.read(64).lstrip()
+    if head.startswith(b"{"):
+        return import_module(".linear", __name__).LinearScore.load(path)
+    return import_module(".score", __name__).Score.load(path)
+
+
 def __getattr__(name):
     if name in _LAZY:
         return getattr(import_module(_LAZY[name], __name__), name)
@@ -49,6 +61,7 @@ __all__ = [
     "implicit_loss",
     "init_params",
     "knn",
+    "load_score",
     "self_divergence",
     "train_score",
 ]
