@@ -228,7 +228,7 @@ def test_train_with_a_missing_data_set_creates_nothing(tmp_path, capsys):
         ("simulation.save_every=0", "simulation.save_every", "[1, inf]"),
         ("simulation.n_steps=150", "simulation.n_steps", "multiple of simulation.save_every"),
         ("train.loss=foo", "[train]: loss", "('dsm', 'implicit')"),
-        ("train.network=huge", "train.network", "'small' or 'paper'"),
+        ("train.network=huge", "train.network", "'small', 'paper' or 'linear'"),
         ("train.sigma=[0.1, -1]", "[train]: dsm needs positive noise levels", "sigma=(0.1, -1.0)"),
         ("system.model=xyz", "system.model", "['abp', 'aoup']"),
         ("system.n_particles=2", "config key system.packing_fraction: ", "packing_fraction <="),
