@@ -52,37 +52,41 @@ def perturb_all(tokens: ParticleTokens, noise: jax.Array, predict_x: bool) -> Pa
     return tokens._replace(g=g, displacement=displacement, position=tokens.position + noise_x[:, 0, :])
 
 
-def self_divergence(apply: ApplyFn, params, tokens: ParticleTokens, predict_x: bool) -> jax.Array:
-    """Exact ∇_{z_i}·s_i per particle and per block: (B, 2) columns (∇_x·s_x, ∇_g·s_g), or (B, 1) (∇_g·s_g).
+def score_and_self_divergence(
+    apply: ApplyFn, params, tokens: ParticleTokens, predict_x: bool
+) -> tuple[jax.Array, jax.Array]:
+    """The scores (B, output_dim) and :func:`self_divergence` (B, 2) or (B, 1), from one pass of the network.
 
-    One forward-mode pass per coordinate of z_i (4 or 2); the particles of the batch are independent, so one
-    tangent shared by the whole batch yields every particle's own Jacobian column at once.
+    The network is linearised once at the unperturbed tokens (:func:`jax.linearize`: one primal pass that keeps
+    what the derivatives need); each coordinate of z_i then costs one pass of the linear map alone. The particles
+    of the batch are independent, so one tangent shared by the whole batch yields every particle's own Jacobian
+    column at once.
     """
     batch = tokens.g.shape[0]
     dim = 4 if predict_x else 2
-    dtype = tokens.g.dtype
+    zero = jnp.zeros((batch, dim), tokens.g.dtype)
+    score, linear = jax.linearize(lambda delta: apply(params, perturb_self(tokens, delta, predict_x)), zero)
+    diagonal = jnp.stack([linear(zero.at[:, a].set(1))[:, a] for a in range(dim)], axis=1)
+    return score, diagonal.reshape(batch, dim // 2, 2).sum(-1)
 
-    def score_at(delta):
-        return apply(params, perturb_self(tokens, delta, predict_x))
 
-    zero = jnp.zeros((batch, dim), dtype)
-    columns = []
-    for a in range(dim):
-        tangent = zero.at[:, a].set(1)
-        _, column = jax.jvp(score_at, (zero,), (tangent,))
-        columns.append(column[:, a])
-    diagonal = jnp.stack(columns, axis=1)
-    return diagonal.reshape(batch, dim // 2, 2).sum(-1)
+def self_divergence(apply: ApplyFn, params, tokens: ParticleTokens, predict_x: bool) -> jax.Array:
+    """Exact ∇_{z_i}·s_i per particle and per block: (B, 2) columns (∇_x·s_x, ∇_g·s_g), or (B, 1) (∇_g·s_g).
+
+    One forward-mode pass per coordinate of z_i (4 or 2) through the linearised network
+    (:func:`score_and_self_divergence`).
+    """
+    return score_and_self_divergence(apply, params, tokens, predict_x)[1]
 
 
 def implicit_loss(apply: ApplyFn, params, tokens: ParticleTokens, predict_x: bool) -> jax.Array:
     """Hyvärinen score matching per particle, |s_i|² + 2 ∇_{z_i}·s_i, averaged over the batch.
 
     Its minimiser is the score itself (no smoothing). z_i = (x_i, g_i) with ``predict_x``, else g_i (ε = 0: the
-    Fisher divergence in g alone, which is all the EPR needs).
+    Fisher divergence in g alone, which is all the EPR needs). The scores come from the divergence's own primal
+    pass (:func:`score_and_self_divergence`), so the network runs forward once.
     """
-    score = apply(params, tokens)
-    divergence = self_divergence(apply, params, tokens, predict_x)
+    score, divergence = score_and_self_divergence(apply, params, tokens, predict_x)
     return jnp.mean(jnp.sum(score**2, axis=-1) + 2.0 * jnp.sum(divergence, axis=-1))
 
 
