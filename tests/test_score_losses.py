@@ -137,7 +137,8 @@ def test_implicit_loss_gradient_equals_the_gradient_of_the_brute_force_loss():
 
         gradient = jax.jit(jax.grad(lambda p: implicit_loss(apply, p, tokens, False)))(params)
         expected_gradient = jax.jit(jax.grad(brute_force_loss))(params)
-        for got, want in zip(jax.tree_util.tree_leaves(gradient), jax.tree_util.tree_leaves(expected_gradient)):
+        leaves, expected_leaves = jax.tree_util.tree_leaves(gradient), jax.tree_util.tree_leaves(expected_gradient)
+        for got, want in zip(leaves, expected_leaves, strict=True):
             np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
