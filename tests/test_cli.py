@@ -306,3 +306,49 @@ def test_data_that_is_not_samples_is_one_line_naming_the_file(tmp_path, capsys):
         == 2
     )
     assert "none.msgpack: no such saved Score" in capsys.readouterr().err
+
+
+def test_the_demo_reports_the_paper_regime_beside_its_trained_regime(tmp_path, capsys):
+    from activescore.cli import Run, pipeline
+    from activescore.cli import config as cfg
+
+    paper = cfg.defaults()
+    assert cfg.make_system(paper["system"]) == a.mips(512, 0.5)  # the paper's parameters
+    demo = cfg.make_system(cfg.resolve(demo=True)["system"])
+    assert demo.eps > 0 and demo.harmonic  # the trained regime: thermal active soft disks
+    small = a.mips(96, 0.5, gamma=1e-2)
+    dataset = dict(burn_in=4000, spacing=200)
+    with Run(tmp_path, "demo", {}) as run:
+        record = pipeline.paper_regime(run, small, paper["simulation"], dataset, n_frames=12)
+    text = (tmp_path / "paper_regime.txt").read_text()
+    assert "identity" in text and "lower bound" in text
+    assert 0.3 < record["ratio"]["divergence"][0] < 1.2 and record["identity"][0] > 0
+    with Run(tmp_path, "demo", {}) as run:
+        assert pipeline.paper_regime(run, small, paper["simulation"], dataset, n_frames=12) == record
+    assert "already done" in capsys.readouterr().out
+
+
+def test_train_with_the_linear_network_fits_the_drift_response_score_and_estimate_reads_it(tmp_path, capsys):
+    ds_args = [
+        *TINY,
+        "--set",
+        "system.gamma=0.05",
+        "--set",
+        "system.packing_fraction=0.5",
+        "--set",
+        "dataset.burn_in=400",
+        "--set",
+        "dataset.spacing=50",
+        "--set",
+        "dataset.n_frames=12",
+    ]
+    assert run_cli("dataset", *ds_args, "--out", tmp_path / "d") == 0
+    data = tmp_path / "d" / "dataset"
+    assert run_cli("train", "--set", "train.network=linear", "--data", data, "--out", tmp_path / "t") == 0
+    score = tmp_path / "t" / "score.json"
+    assert score.exists() and "Score validation" in capsys.readouterr().out
+    assert run_cli("estimate", "--score", score, "--data", data, "--out", tmp_path / "e") == 0
+    summary = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert summary["identity_per_particle"]["value"] > 0 and not summary["sigma"]
+    assert run_cli("train", "--set", "train.network=huge", "--data", data, "--out", tmp_path / "u") == 2
+    assert "'small', 'paper' or 'linear'" in capsys.readouterr().err

@@ -200,7 +200,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_estimate(args) -> int:
-    from ..learning import Score
+    from ..learning import load_score
     from ..systems import AOUP
 
     c = _resolve(args, ("estimate",))
@@ -212,7 +212,7 @@ def cmd_estimate(args) -> int:
             "need an AOUP system (the ABP propulsion is an angle, not an Ornstein-Uhlenbeck variable)"
         )
     with _opening("--score", score_path):
-        Score.load(score_path)  # read once here, so that a foreign or corrupt file leaves no --out behind
+        load_score(score_path)  # read once here, so that a foreign or corrupt file leaves no --out behind
     with Run(args.out, "estimate", {**c, "score": str(args.score), "data": str(args.data)}) as run:
         pipeline.estimate(run, score_path, Path(args.data), c["estimate"])
     return 0
@@ -258,10 +258,12 @@ def cmd_physics(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    """Simulate a small MIPS system, train a small score, estimate the EPR, and write the maps and a summary with
-    the learning-free check: the whole pipeline on the CPU, with the embedded defaults and the demo's small values."""
+    """Simulate active soft disks, train a score through the defaults, estimate its EPR beside the learning-free
+    check and write the maps; then report the paper's MIPS regime beside it (identity and what the closed-form
+    drift-response score captures there). The whole pipeline on the CPU, with the embedded defaults."""
     c = cfg.resolve(args.config, args.set or (), None, demo=True)
     system = cfg.make_system(c["system"])
+    paper = cfg.defaults()
     with Run(args.out, "demo", c) as run:
         _say(f"activescore {__version__} demo: simulate -> data set -> train -> estimate, outputs in {run.out}/")
         start = time.perf_counter()
@@ -283,7 +285,11 @@ def cmd_demo(args) -> int:
             run.out / "configuration.png",
         )
         pipeline.estimate(run, score, data, c["estimate"])
-    _say(f"demo: done in {time.perf_counter() - start:.0f} s; see {run.out}/summary.txt, epr.png, configuration.png")
+        pipeline.paper_regime(run, cfg.make_system(paper["system"]), paper["simulation"], paper["dataset"])
+    _say(
+        f"demo: done in {time.perf_counter() - start:.0f} s; see {run.out}/summary.txt (the trained score), "
+        "paper_regime.txt, epr.png, configuration.png"
+    )
     return 0
 
 

@@ -8,6 +8,7 @@ it reproduces the result.
 from __future__ import annotations
 
 import copy
+import math
 import sys
 from pathlib import Path
 
@@ -62,9 +63,12 @@ _SECTIONS: dict = {
 }
 
 
+#: Values of ``train.network``: the network sizes, or the closed-form drift-response score.
+NETWORKS = ("small", "paper", "linear")
 #: Keys of ``[train]`` that say how the command runs, not what it learns (the rest are TrainConfig's fields).
 _TRAIN_RUN = {
-    "network": "small",  # "small" or "paper": the size; heads, inputs and neighbours follow the system and data
+    "network": "small",  # "small" or "paper": the size; heads, inputs and neighbours follow the system and data;
+    # "linear": the drift-response score fitted in closed form (AOUPs with eps = 0; learning/linear.py)
     "checkpoint_every": 1000,
     "frames_in_memory": 0,  # most frames held at once; a larger data set is streamed in windows of half as many
     # frames (0 = load it whole when it fits 1 GiB, else stream)
@@ -72,8 +76,15 @@ _TRAIN_RUN = {
 }
 #: TrainConfig fields left to the data (None) and the number that stands for "automatic" in a TOML file.
 _AUTOMATIC = {"n_steps": 0, "warmup_steps": -1}
-#: The demo's small values, layered on the defaults: the whole pipeline in minutes on a laptop CPU.
-DEMO = {"train": {"n_steps": 2000, "batch_particles": 128, "checkpoint_every": 200}}
+#: The demo's values, layered on the defaults: the whole pipeline in minutes on a laptop CPU, in a regime where a
+#: score trained through the defaults matches the identity (active soft disks with thermal noise: v0 = 0.5, γ = 1,
+#: ε = 0.1, φ = 0.5). The paper's regime (the embedded defaults) is reported beside it (``cli.pipeline.paper_regime``).
+DEMO = {
+    "system": {"n_particles": 128, "v0": 0.5, "gamma": 1.0, "eps": 0.1, "beta": math.inf},
+    "simulation": {"dt": 0.005},
+    "dataset": {"burn_in": 10_000, "spacing": 100, "n_frames": 1000, "shard_frames": 250},
+    "train": {"checkpoint_every": 500},
+}
 
 
 def train_defaults() -> dict:
@@ -115,7 +126,7 @@ DEFAULTS: dict = defaults()
 _VALUE_CHECKS = {
     "train.n_steps": (lambda v: v >= 0, "0 (from the data) or a positive integer"),
     "train.warmup_steps": (lambda v: v >= -1, "-1 (automatic) or a non-negative integer"),
-    "train.network": (lambda v: v in ("small", "paper"), "'small' or 'paper'"),
+    "train.network": (lambda v: v in NETWORKS, "'small', 'paper' or 'linear'"),
     "train.holdout": (lambda v: 0 <= v < 1, "a fraction in [0, 1) (0: no validation)"),
     "train.frames_in_memory": (lambda v: v == 0 or v >= 2, "0 (automatic) or an integer >= 2"),
     "train.steps_per_window": (lambda v: v >= 0, "0 (automatic) or a positive integer"),
@@ -241,7 +252,7 @@ _SECTION_CHECKS = {
     ],
     "train": lambda s: [
         check.choice("train.loss", s["loss"], {"dsm", "implicit"}),
-        check.choice("train.network", s["network"], {"small", "paper"}),
+        check.choice("train.network", s["network"], set(NETWORKS)),
         *[check.real("train.sigma", v, low=0.0, low_open=True) for v in s["sigma"]],
         check.integer("train.n_steps", s["n_steps"], low=0),  # 0: from the data
         check.integer("train.batch_particles", s["batch_particles"], low=1),

@@ -25,7 +25,21 @@ _LAZY = {
     "init_params": ".network",
     "Score": ".score",
     "train_score": ".train",
+    "LinearScore": ".linear",
+    "fit_linear_score": ".linear",
 }
+
+
+def load_score(path):
+    """A saved score, whichever kind the file holds: a network (:class:`Score`, msgpack) or a drift-response score
+    (:class:`LinearScore`, JSON)."""
+    from pathlib import Path
+
+    with open(Path(path), "rb") as f:
+        head = f.read(64).lstrip()
+    if head.startswith(b"{"):
+        return import_module(".linear", __name__).LinearScore.load(path)
+    return import_module(".score", __name__).Score.load(path)
 
 
 def __getattr__(name):
@@ -35,6 +49,7 @@ def __getattr__(name):
 
 
 __all__ = [
+    "LinearScore",
     "ParticleTokens",
     "Score",
     "ScoreNet",
@@ -42,9 +57,11 @@ __all__ = [
     "TrainConfig",
     "count_params",
     "dsm_loss",
+    "fit_linear_score",
     "implicit_loss",
     "init_params",
     "knn",
+    "load_score",
     "self_divergence",
     "train_score",
 ]

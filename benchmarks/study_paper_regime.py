@@ -1,0 +1,182 @@
+"""What limits the learned EPR in the paper's regime: learned/identity on held-out snapshots against γ, the
+receptive field, the data volume and the function class.
+
+    python benchmarks/study_paper_regime.py [--n 4096] [--gammas 1e-2 1e-3 1e-4] [--frames 160]
+                                            [--orders 1 2 3 4] [--network-steps 0]
+
+For each γ (AOUP, φ = 0.5, the paper's other parameters, dt = 0.1) it simulates to stationarity (4/γ time units)
+and records ``frames`` snapshots 0.1/γ time units apart (at most 200), the last quarter held out. On them it fits the drift-response score
+(:mod:`activescore.learning.linear`) of each order m: features M^j b_x up to j = m, so m is the receptive field in
+contact hops. The fit is the implicit loss's exact minimiser in that class, so learned/identity is what the class can
+capture, free of optimisation error. It also refits the order-3 score on 1/8, 1/4 and 1/2 of the fit frames
+(data volume), and with ``--network-steps S`` trains the default network for S steps on the same frames and
+refits the order-3 features together with that network's correction as one more feature (stacked).
+Writes benchmarks/results/paper_regime_n<N>.json and prints a Markdown table with the hardware and times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+import activescore as a
+from activescore.learning.linear import fit_linear_score
+from common import machine, machine_label, write_json
+
+
+def stationary_snapshots(n, gamma, n_frames, seed):
+    system = a.mips(n, 0.5, gamma=gamma)
+    dt = a.MIPS_DT
+    burn_in = int(round(4.0 / gamma / dt))
+    spacing = int(min(2000, max(200, round(0.1 / gamma / dt))))  # 0.1/γ time units, at most 200
+    start = time.perf_counter()
+    traj = a.simulate(system, n_frames * spacing, dt, seed=seed, save_every=spacing, burn_in=burn_in, progress=True)
+    x, g = np.asarray(traj.x)[1:], np.asarray(traj.g)[1:]  # frame 0 is the end of the burn-in
+    return system, x, g, dict(burn_in=burn_in, spacing=spacing, seconds=time.perf_counter() - start)
+
+
+def held_out_row(score) -> dict:
+    v = score.validation
+    return dict(
+        quadratic=v.ratio("quadratic"),
+        divergence=v.ratio("divergence"),
+        identity=v["identity"],
+        lower_bound=v["lower_bound"],
+    )
+
+
+def fit_row(system, x, g, order, n_held, fit_frames=None) -> dict:
+    """Fit on ``fit_frames`` frames before the held-out block (all of them when None); validate on the block."""
+    fit_end = len(x) - n_held
+    first = 0 if fit_frames is None else fit_end - fit_frames
+    frames = np.r_[first:fit_end, fit_end : len(x)]
+    holdout = n_held / len(frames)
+    start = time.perf_counter()
+    score = fit_linear_score(system, (x[frames], g[frames]), order=order, holdout=holdout)
+    row = dict(
+        order=order,
+        fit_frames=fit_end - first,
+        particle_samples=(fit_end - first) * system.n_particles,
+        seconds=time.perf_counter() - start,
+    )
+    return {**row, **held_out_row(score)}
+
+
+def network_row(system, x, g, n_held, steps) -> tuple[dict, object]:
+    from activescore.learning import TrainConfig, train_score
+
+    start = time.perf_counter()
+    score = train_score(system, (x, g), train=TrainConfig(n_steps=steps, holdout=n_held / len(x)), progress=True)
+    return dict(steps=steps, seconds=time.perf_counter() - start, **held_out_row(score)), score
+
+
+def stacked_row(system, x, g, n_held, order, network) -> dict:
+    """The drift-response features plus the trained network's correction s_net + g as one more feature, all
+    coefficients refitted in closed form: what the two capture together (the network's exact divergence is
+    known, so the implicit loss stays quadratic)."""
+    from activescore.learning.linear import response_features, solve
+
+    def pieces(frames):
+        size = order + 3
+        gram, rhs, identity = np.zeros((size, size)), np.zeros(size), []
+        for xf, gf in zip(x[frames], g[frames], strict=True):
+            phi, divergence = response_features(system, xf, gf, order)
+            phi = np.concatenate([phi, (network(xf, gf)[1] + gf)[None]])
+            divergence = np.concatenate([divergence, (network.divergence_g(xf, gf) + 2.0)[None]])
+            flat = phi.reshape(size, -1)
+            gram += flat @ flat.T
+            rhs += flat @ gf.ravel() - divergence.sum(axis=1)
+            identity.append(-a.drift_divergence(system, xf).sum())
+        return gram / len(frames), rhs / len(frames), float(np.mean(identity))
+
+    start = time.perf_counter()
+    fit = np.arange(len(x) - n_held)
+    gram, rhs, _ = pieces(fit)
+    c = solve(gram, rhs)
+    held_gram, held_rhs, identity = pieces(np.arange(len(x) - n_held, len(x)))
+    gamma = system.gamma
+    return dict(
+        order=order,
+        quadratic=(float(gamma * c @ held_gram @ c / identity), math.nan),
+        divergence=(float(gamma * c @ held_rhs / identity), math.nan),
+        coefficients=c.tolist(),
+        seconds=time.perf_counter() - start,
+    )
+
+
+def save(results, args) -> Path:
+    if args.out is None:
+        return write_json(f"paper_regime_n{args.n}", results)
+    args.out.write_text(json.dumps(results, indent=1))
+    return args.out
+
+
+def fmt(pair) -> str:
+    value, se = pair
+    return f"{value:.3f} ± {se:.3f}" if math.isfinite(se) else f"{value:.3f}"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n", type=int, default=4096)
+    p.add_argument("--gammas", type=float, nargs="+", default=[1e-2, 1e-3, 1e-4])
+    p.add_argument("--frames", type=int, default=160)
+    p.add_argument("--orders", type=int, nargs="+", default=[1, 2, 3, 4])
+    p.add_argument("--network-steps", type=int, default=0, help="also train the default network (0: skip)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    warnings.filterwarnings("ignore", message="score validation")  # the table reports every ratio
+
+    results = dict(machine=machine(), n_particles=args.n, frames=args.frames, points=[])
+    for gamma in args.gammas:
+        system, x, g, sim = stationary_snapshots(args.n, gamma, args.frames, args.seed)
+        n_held = max(2, len(x) // 4)
+        point = dict(gamma=gamma, simulation=sim, orders=[], data_volume=[], network=None)
+        for order in args.orders:
+            point["orders"].append(fit_row(system, x, g, order, n_held))
+            print(f"gamma={gamma:g} order={order}: {point['orders'][-1]}", flush=True)
+        n_fit = len(x) - n_held
+        for fraction in (8, 4, 2):
+            if n_fit // fraction >= 2:
+                point["data_volume"].append(fit_row(system, x, g, 3, n_held, fit_frames=n_fit // fraction))
+        if args.network_steps:
+            point["network"], network = network_row(system, x, g, n_held, args.network_steps)
+            point["stacked"] = stacked_row(system, x, g, n_held, 3, network)
+        results["points"].append(point)
+        save(results, args)  # after every point: a long run keeps what it measured
+
+    out = save(results, args)
+    label = machine_label(results["machine"])
+    print(f"\nN = {args.n}, φ = 0.5, {args.frames} snapshots per γ (last quarter held out); {label}")
+    print("| γ | model | fit particle samples | quadratic / identity | divergence / identity | fit time |")
+    print("|---|---|---|---|---|---|")
+    for point in results["points"]:
+        for row in point["orders"] + point["data_volume"]:
+            print(
+                f"| {point['gamma']:g} | linear, order {row['order']} | {row['particle_samples']} | "
+                f"{fmt(row['quadratic'])} | {fmt(row['divergence'])} | {row['seconds']:.0f} s |"
+            )
+        if point["network"]:
+            row = point["network"]
+            print(
+                f"| {point['gamma']:g} | default network, {row['steps']} steps | | {fmt(row['quadratic'])} | "
+                f"{fmt(row['divergence'])} | {row['seconds']:.0f} s |"
+            )
+            row = point["stacked"]
+            print(
+                f"| {point['gamma']:g} | linear order 3 + that network, refitted together | | "
+                f"{fmt(row['quadratic'])} | {fmt(row['divergence'])} | {row['seconds']:.0f} s |"
+            )
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
