@@ -40,10 +40,3 @@ def test_interacting_abps_identity_agrees_with_active_work_form():
     # Arrays (x, g = (cos θ, sin θ)) give the same numbers as the trajectory.
     again = a.learning_free_epr(system, (traj.x, traj.g))
     np.testing.assert_array_equal(again.per_snapshot, result.per_snapshot)
-
-
-def test_estimate_with_a_score_still_needs_an_aoup():
-    system = a.ABP(16, packing_fraction=0.3, eps=0.1)
-    traj = a.simulate(system, 10, 0.01, seed=1, save_every=10, progress=False)
-    with pytest.raises(ValueError, match="AOUP"):
-        a.estimate(a.exact.EquilibriumScore(a.AOUP(16, packing_fraction=0.3, v0=0.0, eps=0.1)), traj)

@@ -313,7 +313,7 @@ def test_the_demo_reports_the_paper_regime_beside_its_trained_regime(tmp_path, c
     from activescore.cli import config as cfg
 
     paper = cfg.defaults()
-    assert cfg.make_system(paper["system"]) == a.mips(512, 0.5)  # the paper's parameters
+    assert cfg.make_system({**paper["system"], "n_particles": cli.PAPER_N}) == a.mips(4096, 0.5)  # the paper's
     demo = cfg.make_system(cfg.resolve(demo=True)["system"])
     assert demo.eps > 0 and demo.harmonic  # the trained regime: thermal active soft disks
     small = a.mips(96, 0.5, gamma=1e-2)

@@ -159,8 +159,13 @@ def test_estimate_with_a_missing_score_creates_nothing(tmp_path, capsys):
     assert not (tmp_path / "e").exists()
 
 
-def test_estimate_of_an_abp_data_set_says_it_needs_aoup(tmp_path, capsys):
+def test_estimate_of_an_abp_data_set_with_an_aoup_score_names_both(tmp_path, capsys):
+    pytest.importorskip("jax")
+    import jax
+
     from activescore.io.dataset import DatasetPlan, build_dataset
+    from activescore.learning import Score, ScoreNetConfig
+    from activescore.learning.network import init_params
 
     build_dataset(
         a.ABP(24, packing_fraction=0.3),
@@ -169,11 +174,14 @@ def test_estimate_of_an_abp_data_set_says_it_needs_aoup(tmp_path, capsys):
         progress=False,
         n_threads=1,
     )
-    (tmp_path / "score.msgpack").write_bytes(b"")
+    config = ScoreNetConfig.small(k=1)
+    Score(a.AOUP(24, packing_fraction=0.3), config, init_params(config, jax.random.PRNGKey(0))).save(
+        tmp_path / "score.msgpack"
+    )
     status, line = one_error(
         capsys, "estimate", "--score", tmp_path / "score.msgpack", "--data", tmp_path / "ds", "--out", tmp_path / "e"
     )
-    assert status == 2 and "ABP data set" in line and "AOUP" in line
+    assert status == 2 and "score of an AOUP system" in line and "ABP data set" in line
     assert not (tmp_path / "e").exists()
 
 
@@ -220,7 +228,7 @@ def test_train_with_a_missing_data_set_creates_nothing(tmp_path, capsys):
         ("simulation.save_every=0", "simulation.save_every", "[1, inf]"),
         ("simulation.n_steps=150", "simulation.n_steps", "multiple of simulation.save_every"),
         ("train.loss=foo", "[train]: loss", "('dsm', 'implicit')"),
-        ("train.network=huge", "train.network", "'small' or 'paper'"),
+        ("train.network=huge", "train.network", "'small', 'paper' or 'linear'"),
         ("train.sigma=[0.1, -1]", "[train]: dsm needs positive noise levels", "sigma=(0.1, -1.0)"),
         ("system.model=xyz", "system.model", "['abp', 'aoup']"),
         ("system.n_particles=2", "config key system.packing_fraction: ", "packing_fraction <="),

@@ -330,7 +330,7 @@ def test_bad_input_is_rejected_naming_the_argument():
         estimate(exact.GaussianScore(bigger), (x, g), system=system)
     with pytest.raises(ValueError, match="^score:.*box_length"):
         estimate(exact.GaussianScore(bigger), (x, g), system=system, transfer=True)
-    with pytest.raises(ValueError, match="^system"):
+    with pytest.raises(ValueError, match=r"^samples\.g: ABP propulsion vectors must be unit vectors"):
         estimate(score, (x, g), system=a.ABP(16, box_length=400.0))
     with pytest.raises(ValueError, match="^system"):
         learning_free_epr("not a system", (x, g))

@@ -9,7 +9,11 @@ what a σ-smoothed score (the minimiser of denoising score matching) does to the
   the score is −S⁻¹ z. With ``sigma > 0`` it is the score of the smoothed density ρ * N(0, σ² I) (covariance
   S + σ² I, noise on x and g alike), i.e. what a perfectly trained DSM network at noise level σ returns.
 * :class:`EquilibriumScore`: v0 = 0, ε > 0, any interactions: ρ ∝ exp(−U/ε) N(g; 0, I), so s_x = b_x/ε and
-  s_g = −g, and the probability-flow velocity vanishes identically.
+  s_g = −g, and the probability-flow velocity vanishes identically. For ABPs θ is uniform and independent of x:
+  s_θ = 0.
+* :class:`FreeScore`: non-interacting, untrapped particles (k = 0, trap = 0) in the periodic box, AOUPs or ABPs:
+  ρ is uniform in x times the stationary propulsion marginal (N(0, I) for g, uniform for θ), so s_x = 0 and s_g = −g
+  (AOUP) or s_θ = 0 (ABP); the EPR is d v0²/ε (AOUP) or v0²/ε (ABP) per particle for ε > 0, and 0 for ε = 0.
 
 Example::
 
@@ -27,12 +31,13 @@ import numpy as np
 
 from . import _validate as check
 from .observables import drift_divergence, forces
-from .systems import AOUP
+from .systems import AOUP, check_system
 
 D = 2  # spatial dimension
 
 __all__ = [
     "EquilibriumScore",
+    "FreeScore",
     "GaussianScore",
     "gaussian_conditional_epr",
     "gaussian_epr",
@@ -204,12 +209,12 @@ class GaussianScore:
 
 
 class EquilibriumScore:
-    """Exact score of an equilibrium AOUP system (v0 = 0, ε > 0, any interactions and trap):
-    ρ ∝ exp(−U(x)/ε) Π_i N(g_i; 0, I), so s_x = b_x/ε = forces/ε, s_g = −g, and v = b − D s = 0."""
+    """Exact score of an equilibrium system (v0 = 0, ε > 0, any interactions and trap), AOUP or ABP:
+    ρ ∝ exp(−U(x)/ε) × the stationary propulsion marginal, so s_x = b_x/ε = forces/ε, s_g = −g (AOUP) or s_θ = 0
+    (ABP), and v = b − D s = 0."""
 
     def __init__(self, system, *, n_threads: int = 0):
-        if not isinstance(system, AOUP):
-            raise ValueError(f"system must be an activescore.AOUP, got {type(system).__name__}")
+        system = check_system(system)
         if system.v0 != 0 or not system.eps > 0:
             raise ValueError(
                 f"system: the equilibrium score needs v0 = 0 and eps > 0, got v0={system.v0}, eps={system.eps}"
@@ -220,10 +225,11 @@ class EquilibriumScore:
 
     def __call__(self, x, g):
         x, g = _snapshot(self.system, x, g)
-        return forces(self.system, x, n_threads=self.n_threads) / self.system.eps, -g
+        s_x = forces(self.system, x, n_threads=self.n_threads) / self.system.eps
+        return s_x, self.system.stationary_propulsion_score(g)
 
     def divergence_g(self, x, g) -> np.ndarray:
-        return np.full(self.system.n_particles, -float(D))
+        return np.full(self.system.n_particles, float(self.system.stationary_propulsion_score_divergence))
 
     def divergence_x(self, x, g) -> np.ndarray:
         x, _ = _snapshot(self.system, x, g)
@@ -231,3 +237,35 @@ class EquilibriumScore:
 
     def __repr__(self) -> str:
         return f"EquilibriumScore({self.system!r})"
+
+
+class FreeScore:
+    """Exact score of non-interacting, untrapped particles (k = 0, trap = 0) in the periodic box, AOUP or ABP.
+
+    Each particle is independent, its position uniform in the box and its propulsion at its stationary marginal,
+    independent of the position (the propulsion drift v0 g has no x dependence to correlate them): s_x = 0 and
+    s_g = −g (AOUP) or s_θ = 0 (ABP). Then v_x = b_x = v0 g and the EPR per particle is E|v0 g|²/ε: d v0²/ε for
+    AOUPs, v0²/ε for ABPs (ε > 0), and 0 when ε = 0 (physics.md §4)."""
+
+    def __init__(self, system):
+        system = check_system(system)
+        if system.k != 0 or system.trap != 0:
+            raise ValueError(
+                f"system: the free-particle score needs k = 0 and trap = 0, got k={system.k}, trap={system.trap}"
+            )
+        self.system = system
+        self.sigma = 0.0
+
+    def __call__(self, x, g):
+        x, g = _snapshot(self.system, x, g)
+        s_x = np.zeros_like(x) if self.system.eps > 0 else None
+        return s_x, self.system.stationary_propulsion_score(g)
+
+    def divergence_g(self, x, g) -> np.ndarray:
+        return np.full(self.system.n_particles, float(self.system.stationary_propulsion_score_divergence))
+
+    def divergence_x(self, x, g) -> np.ndarray:
+        return np.zeros(self.system.n_particles)
+
+    def __repr__(self) -> str:
+        return f"FreeScore({self.system!r})"

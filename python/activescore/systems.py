@@ -70,6 +70,12 @@ class ParticleSystem:
 
     model: ClassVar[str]
     propulsion_components: ClassVar[int]
+    #: The propulsion coordinates q the score is taken in: "vector" (q = g, AOUP) or "angle" (q = θ, ABP).
+    propulsion_coordinate: ClassVar[str]
+    #: The constructor argument holding ``propulsion_rate`` (named in error messages).
+    propulsion_rate_name: ClassVar[str]
+    #: The symbol of the propulsion coordinates in reports: "g" (AOUP) or "θ" (ABP).
+    propulsion_symbol: ClassVar[str]
     #: The symbol of ``propulsion_rate`` in the equations and in plot titles.
     propulsion_rate_symbol: ClassVar[str]
 
@@ -143,10 +149,42 @@ class ParticleSystem:
         """The plain description every backend consumes."""
         raise NotImplementedError
 
+    def propulsion_drift(self, g: np.ndarray) -> np.ndarray:
+        """The drift b_q (N, propulsion_components) of the propulsion coordinates q from the propulsion vectors
+        g (N, 2): the coordinates whose noise is √(2 · propulsion_rate) dB (physics.md §4)."""
+        raise NotImplementedError
+
+    @property
+    def propulsion_drift_divergence(self) -> float:
+        """∇_{q_i}·b_q,i, the same for every particle: −d γ for AOUP, 0 for ABP."""
+        raise NotImplementedError
+
+    def stationary_propulsion_score(self, g: np.ndarray) -> np.ndarray:
+        """∇_q log of the stationary one-particle marginal of q (N, propulsion_components) at g (N, 2): the whole
+        propulsion score when the propulsion is independent of the positions (no interactions and no trap, or
+        v0 = 0)."""
+        raise NotImplementedError
+
+    #: ∇_q·(stationary_propulsion_score) per particle: −d for AOUP (N(0, I)), 0 for ABP (uniform θ).
+    stationary_propulsion_score_divergence: ClassVar[float]
+
     def propulsion_identity_terms(self, g: np.ndarray) -> np.ndarray:
         """Per particle, the propulsion block of the learning-free identity with ε > 0 (physics.md §4),
         b_q·D_q⁻¹b_q + ∇_q·b_q, from the propulsion vectors g (N, 2); shape (N,)."""
-        raise NotImplementedError
+        b_q = self.propulsion_drift(g)
+        return np.einsum("ij,ij->i", b_q, b_q) / self.propulsion_rate + self.propulsion_drift_divergence
+
+    def propulsion_velocity(self, g: np.ndarray, s_q: np.ndarray) -> np.ndarray:
+        """The probability-flow velocity of the propulsion coordinates, v_q = b_q − D_q s_q (N, components),
+        from g (N, 2) and the propulsion score s_q (N, components)."""
+        return self.propulsion_drift(g) - self.propulsion_rate * s_q
+
+    def propulsion_velocity_divergence(self, divergence_s_q: np.ndarray) -> np.ndarray:
+        """∇_{q_i}·v_q,i = ∇_q·b_q − D_q ∇_{q_i}·s_q,i per particle (N,), from the score's divergence (N,)."""
+        return self.propulsion_drift_divergence - self.propulsion_rate * divergence_s_q
+
+    def check_propulsion_vectors(self, g: np.ndarray, name: str) -> None:
+        """Refuse propulsion vectors (..., 2) this model cannot produce (a ValueError naming ``name``)."""
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -194,6 +232,9 @@ class AOUP(ParticleSystem):
     gamma: float = 1e-4
     model: ClassVar[str] = "aoup"
     propulsion_components: ClassVar[int] = 2
+    propulsion_coordinate: ClassVar[str] = "vector"
+    propulsion_rate_name: ClassVar[str] = "gamma"
+    propulsion_symbol: ClassVar[str] = "g"
     propulsion_rate_symbol: ClassVar[str] = "γ"
 
     def __init__(
@@ -225,8 +266,20 @@ class AOUP(ParticleSystem):
     def stationary_propulsion(self, z: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(z[:, :2])  # g_i ~ N(0, I)
 
+    def propulsion_drift(self, g: np.ndarray) -> np.ndarray:
+        return -self.gamma * g
+
+    @property
+    def propulsion_drift_divergence(self) -> float:
+        return -2.0 * self.gamma  # ∇_g·(−γ g) = −d γ, d = 2
+
+    def stationary_propulsion_score(self, g: np.ndarray) -> np.ndarray:
+        return -np.asarray(g, dtype=np.float64)  # g ~ N(0, I)
+
+    stationary_propulsion_score_divergence: ClassVar[float] = -2.0
+
     def propulsion_identity_terms(self, g: np.ndarray) -> np.ndarray:
-        # b_g = −γ g, D_g = γ I: |b_g|²/γ + ∇_g·b_g = γ |g|² − d γ.
+        # b_g = −γ g, D_g = γ I: |b_g|²/γ + ∇_g·b_g = γ (|g|² − d), in this order so that it is exactly 0 at |g|² = d.
         return self.gamma * (np.einsum("ij,ij->i", g, g) - g.shape[-1])
 
     def spec(self) -> SystemSpec:
@@ -244,6 +297,9 @@ class ABP(ParticleSystem):
     rotational_diffusion: float = 1.0
     model: ClassVar[str] = "abp"
     propulsion_components: ClassVar[int] = 1
+    propulsion_coordinate: ClassVar[str] = "angle"
+    propulsion_rate_name: ClassVar[str] = "rotational_diffusion"
+    propulsion_symbol: ClassVar[str] = "θ"
     propulsion_rate_symbol: ClassVar[str] = "D_r"
 
     def __init__(
@@ -279,9 +335,30 @@ class ABP(ParticleSystem):
         # The angle of a standard normal pair is uniform on the circle.
         return np.ascontiguousarray(np.mod(np.arctan2(z[:, 1], z[:, 0]), 2 * np.pi)[:, None])
 
-    def propulsion_identity_terms(self, g: np.ndarray) -> np.ndarray:
-        # θ has no drift (b_θ = 0): the propulsion block contributes nothing (physics.md §4, ABPs).
-        return np.zeros(len(g))
+    def propulsion_drift(self, g: np.ndarray) -> np.ndarray:
+        # θ has no drift (b_θ = 0): the propulsion block of the identity contributes nothing (physics.md §4).
+        return np.zeros((len(g), 1))
+
+    @property
+    def propulsion_drift_divergence(self) -> float:
+        return 0.0
+
+    def stationary_propulsion_score(self, g: np.ndarray) -> np.ndarray:
+        return np.zeros((len(g), 1))  # θ uniform on the circle
+
+    stationary_propulsion_score_divergence: ClassVar[float] = 0.0
+
+    #: How far |g| may be from 1 in ABP samples (float32 storage of θ gives ~1e-7).
+    UNIT_TOLERANCE: ClassVar[float] = 1e-5
+
+    def check_propulsion_vectors(self, g: np.ndarray, name: str) -> None:
+        norm = np.sqrt(np.einsum("...j,...j->...", g, g))
+        worst = float(np.max(np.abs(norm - 1.0))) if norm.size else 0.0
+        if worst > self.UNIT_TOLERANCE:
+            raise ValueError(
+                f"{name}: ABP propulsion vectors must be unit vectors g = (cos θ, sin θ) (as Trajectory.g gives "
+                f"them), found |g| off 1 by {worst:.3g}"
+            )
 
     def spec(self) -> SystemSpec:
         return SystemSpec(

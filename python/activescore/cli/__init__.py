@@ -201,18 +201,17 @@ def cmd_train(args) -> int:
 
 def cmd_estimate(args) -> int:
     from ..learning import load_score
-    from ..systems import AOUP
 
     c = _resolve(args, ("estimate",))
     score_path = _input_file("--score", args.score, "saved Score")
     samples = _input_samples("--data", args.data)
-    if samples is not None and not isinstance(samples.system, AOUP):
-        raise ValueError(
-            f"--data {args.data}: holds a {type(samples.system).__name__} data set; the estimators "
-            "need an AOUP system (the ABP propulsion is an angle, not an Ornstein-Uhlenbeck variable)"
-        )
     with _opening("--score", score_path):
-        load_score(score_path)  # read once here, so that a foreign or corrupt file leaves no --out behind
+        score = load_score(score_path)  # read once here, so that a foreign or corrupt file leaves no --out behind
+    if samples is not None and type(samples.system) is not type(score.system):
+        raise ValueError(
+            f"--score {args.score}: is the score of an {type(score.system).__name__} system, but --data "
+            f"{args.data} holds an {type(samples.system).__name__} data set (train a score on this data set)"
+        )
     with Run(args.out, "estimate", {**c, "score": str(args.score), "data": str(args.data)}) as run:
         pipeline.estimate(run, score_path, Path(args.data), c["estimate"])
     return 0
@@ -257,6 +256,10 @@ def cmd_physics(args) -> int:
     return 0
 
 
+#: The demo's paper-regime system size: the paper's training size.
+PAPER_N = 4096
+
+
 def cmd_demo(args) -> int:
     """Simulate active soft disks, train a score through the defaults, estimate its EPR beside the learning-free
     check and write the maps; then report the paper's MIPS regime beside it (identity and what the closed-form
@@ -285,7 +288,9 @@ def cmd_demo(args) -> int:
             run.out / "configuration.png",
         )
         pipeline.estimate(run, score, data, c["estimate"])
-        pipeline.paper_regime(run, cfg.make_system(paper["system"]), paper["simulation"], paper["dataset"])
+        # At the paper's training size, 4096, where MIPS clusters form (README, The paper's regime).
+        paper_system = cfg.make_system({**paper["system"], "n_particles": PAPER_N})
+        pipeline.paper_regime(run, paper_system, paper["simulation"], paper["dataset"])
     _say(
         f"demo: done in {time.perf_counter() - start:.0f} s; see {run.out}/summary.txt (the trained score), "
         "paper_regime.txt, epr.png, configuration.png"

@@ -251,9 +251,8 @@ def estimate(run, score_path: Path, data: Path, est: dict) -> dict:
     say(f"estimate: score {score_path} on {len(frames)} snapshots of {data} -> {run.out}")
     start = time.perf_counter()
     x, g = samples.load(frames)
-    # The estimators check the model themselves (they need an AOUP and say so).
     bins = est["bins"] or plotting.bins_for(system.n_particles, len(frames))  # 0: about 20 particles per cell
-    result = estimate_epr(score, (x, g), system=system, bins=bins, progress=True)  # type: ignore[arg-type]
+    result = estimate_epr(score, (x, g), system=system, bins=bins, progress=True)
     summary = str(result)
     atomic_write(run.out / "summary.txt", summary + "\n")
     atomic_write(run.out / "summary.json", json.dumps(result.to_dict(), indent=2, default=float) + "\n")

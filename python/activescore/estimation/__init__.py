@@ -5,7 +5,8 @@ One front door, :func:`estimate`, takes a score and stationary samples and retur
 
 * per snapshot and particle (kept when they fit in memory): v_x, v_g and the local EPR in both forms,
   the quadratic e_i = |v_x,i|²/ε + |v_g,i|²/γ and the divergence c_i = ∇_{g_i}·v_g,i + v_x,i·b_x,i/ε + ∇_{x_i}·v_x,i
-  (x terms dropped when ε = 0), split into the x and g degrees of freedom;
+  (x terms dropped when ε = 0), split into the x and g degrees of freedom (for ABPs the angle θ takes g's place:
+  v_θ = −D_r s_θ, e_θ = v_θ²/D_r, c_θ = ∂_θ v_θ);
 * the totals (EPR per particle and for the whole system) in both forms with batch-means standard errors;
 * the learning-free identity (:func:`learning_free_epr`) on the same samples, the ratio learned/identity and the
   difference, printed prominently by :meth:`EPRResult.summary`;

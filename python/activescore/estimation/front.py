@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import _validate as check
 from ..io.progress import progress_bar
-from ..systems import AOUP
+from ..systems import ParticleSystem
 from .binned import RadialProfile, SpatialMap
 from .identity import PROGRESS_LIMIT, identity_from_series
 from .inputs import frame_indices, sample_arrays
@@ -23,7 +23,7 @@ def estimate(
     score: ScoreProtocol,
     samples,
     *,
-    system: AOUP | None = None,
+    system: ParticleSystem | None = None,
     frames=None,
     n_batches: int | None = None,
     keep_fields: bool | None = None,
@@ -39,13 +39,17 @@ def estimate(
     """Velocities, local and total entropy production from ``score`` on stationary ``samples`` (physics.md §4),
     and the learning-free identity on the same snapshots.
 
+    AOUPs and ABPs alike: for ABPs the propulsion degree of freedom is the angle θ, the score's propulsion block is
+    s_θ (N, 1), v_θ = −D_r s_θ, and the "g" parts of the split are θ's (physics.md §4).
+
     Parameters
     ----------
     score : ScoreProtocol
         E.g. a trained :class:`activescore.Score` or :class:`activescore.exact.GaussianScore`.
     samples : Trajectory or tuple of array_like
-        A :class:`~activescore.Trajectory` or ``(x, g)`` with x, g of shape (F, N, 2) (wrapped positions).
-    system : AOUP, optional
+        A :class:`~activescore.Trajectory` or ``(x, g)`` with x, g of shape (F, N, 2) (wrapped positions; for ABPs
+        g = (cos θ, sin θ), as ``Trajectory.g`` gives it).
+    system : AOUP or ABP, optional
         The samples' system (default: the trajectory's, else the score's). The score must belong to it.
     frames : slice or sequence of int, optional
         The snapshots to use (e.g. ``slice(100, None)`` to drop a burn-in).
@@ -116,7 +120,7 @@ def estimate(
 
         kept = LocalEPR(
             v_x=np.empty((n_frames, n, 2)),
-            v_g=np.empty((n_frames, n, 2)),
+            v_g=np.empty((n_frames, n, system.propulsion_components)),
             quadratic_x=zeros(),
             quadratic_g=zeros(),
             divergence_x=zeros(),

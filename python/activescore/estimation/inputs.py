@@ -5,29 +5,39 @@ from __future__ import annotations
 import numpy as np
 
 from ..samples import as_samples
-from ..systems import ABP, AOUP, ParticleSystem, check_system
+from ..systems import AOUP, ParticleSystem, check_system
 
 
-def check_aoup(system, name: str = "system"):
-    if isinstance(system, ABP):
-        raise ValueError(
-            f"{name}: the estimators need an activescore.AOUP (the ABP propulsion is an angle on a "
-            "circle, not an Ornstein–Uhlenbeck variable)"
-        )
+def check_aoup(system, name: str = "system") -> AOUP:
+    """``system`` if it is an AOUP (for what is built on the Ornstein–Uhlenbeck propulsion, e.g. the linear
+    drift-response score), else a ValueError naming ``name``."""
     if not isinstance(system, AOUP):
         raise ValueError(f"{name} must be an activescore.AOUP, got {type(system).__name__}")
     return system
 
 
-def sample_arrays(samples, system, name: str = "samples") -> tuple[AOUP, np.ndarray, np.ndarray]:
+def check_estimable(system, name: str = "system") -> ParticleSystem:
+    """``system`` if a score-based EPR is defined for it: an activescore model whose propulsion carries noise."""
+    system = check_system(system, name)
+    if not system.propulsion_rate > 0:
+        raise ValueError(
+            f"{name}: {system.propulsion_rate_name} must be > 0 for the entropy production "
+            f"(got {system.propulsion_rate:g}: without propulsion noise the propulsion block of v·D⁻¹v is undefined)"
+        )
+    return system
+
+
+def sample_arrays(samples, system, name: str = "samples") -> tuple[ParticleSystem, np.ndarray, np.ndarray]:
     """(system, x, g), x and g of shape (F, N, 2) float64, from anything :func:`activescore.samples.as_samples`
-    accepts, checked to belong to ``system`` (default: the samples' own) and to lie in its box."""
-    return _arrays(samples, system, name, check_aoup)
+    accepts, checked to belong to ``system`` (default: the samples' own), to lie in its box and (ABPs) to hold unit
+    propulsion vectors g = (cos θ, sin θ), as ``Trajectory.g`` gives them. For a score-based estimate; the
+    learning-free identity uses :func:`model_sample_arrays`."""
+    return _arrays(samples, system, name, check_estimable)
 
 
 def model_sample_arrays(samples, system, name: str = "samples") -> tuple[ParticleSystem, np.ndarray, np.ndarray]:
-    """As :func:`sample_arrays` for every model (what needs no score: the learning-free identity); for ABPs g is
-    (cos θ, sin θ), as ``Trajectory.g`` gives it."""
+    """As :func:`sample_arrays` for every model, also without propulsion noise (what needs no score: the
+    learning-free identity)."""
     return _arrays(samples, system, name, check_system)
 
 
@@ -48,6 +58,7 @@ def _arrays(samples, system, name: str, check_model):
             f"{name}.x: positions must lie in the box [-L/2, L/2]² with L={system.box_length:g} "
             f"(wrapped; the trap pulls toward the origin), found a coordinate {reach:g}"
         )
+    system.check_propulsion_vectors(g, f"{name}.g")
     return system, x, g
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from .. import _validate as check
 from ..observables import drift_divergence
 from ..observables import forces as pair_forces
-from .inputs import check_aoup, sample_arrays
+from .inputs import check_estimable, sample_arrays
 from .score_protocol import BoundScore
 
 D = 2  # spatial dimension
@@ -44,9 +44,10 @@ class LocalEPR:
     """Per-particle fields of one snapshot ((N, ...)), or of many (leading snapshot axis) in ``EPRResult.local``.
 
     ``v_x``: probability-flow velocity of the positions, b_x − ε s_x (ε = 0: v_x = b_x, the x noise is absent);
-    ``v_g`` = −γ (g + s_g); ``quadratic_x`` = |v_x|²/ε, ``quadratic_g`` = |v_g|²/γ; ``divergence_g`` = ∇_g·v_g,
+    ``v_g``: that of the propulsion coordinates, −γ (g + s_g) (N, 2) for AOUPs, v_θ = −D_r s_θ (N, 1) for ABPs;
+    ``quadratic_x`` = |v_x|²/ε, ``quadratic_g`` = |v_g|²/γ (v_θ²/D_r); ``divergence_g`` = ∇_g·v_g (∂_θ v_θ),
     ``divergence_x`` = v_x·b_x/ε + ∇_x·v_x (both x parts zero when ε = 0); ``quadratic`` and ``divergence`` are the
-    sums e_i and c_i. ``identity`` / ``active_work``: the integrands of the learning-free identity (their sums
+    sums e_i and c_i. The "g" parts are the propulsion degree of freedom: θ for ABPs. ``identity`` / ``active_work``: the integrands of the learning-free identity (their sums
     have the EPR as expectation; they are not local EPRs). ``sigma``: the score's noise level."""
 
     v_x: np.ndarray
@@ -74,12 +75,14 @@ class LocalEPR:
 
 
 def local_fields(system, bound: BoundScore, x, g, n_threads: int) -> LocalEPR:
-    eps, gamma = system.eps, system.gamma
+    eps = system.eps
     b_x, div_bx = drift_terms(system, x, g, n_threads)
     s_x, s_g, div_sx, div_sg = bound(x, g)
-    v_g = -gamma * (g + s_g)
-    q_g = np.einsum("ij,ij->i", v_g, v_g) / gamma
-    c_g = -gamma * (D + div_sg)
+    # The propulsion block in the system's coordinates q (g for AOUPs, θ for ABPs), D_q = rate · I:
+    # v_q = b_q − D_q s_q, e_q = |v_q|²/rate, c_q = ∇_q·v_q (physics.md §4).
+    v_g = system.propulsion_velocity(g, s_g)
+    q_g = np.einsum("ij,ij->i", v_g, v_g) / system.propulsion_rate
+    c_g = system.propulsion_velocity_divergence(div_sg)
     if eps > 0:
         v_x = b_x - eps * s_x
         q_x = np.einsum("ij,ij->i", v_x, v_x) / eps
@@ -95,8 +98,9 @@ def local_fields(system, bound: BoundScore, x, g, n_threads: int) -> LocalEPR:
 def local_epr(
     score, x, g, *, system=None, score_kwargs: dict | None = None, transfer: bool = False, n_threads: int = 0
 ) -> LocalEPR:
-    """Per-particle velocity and local EPR (both forms, x/g parts) of one snapshot ``x``, ``g`` (N, 2)."""
-    system = check_aoup(system if system is not None else getattr(score, "system", None), "system")
+    """Per-particle velocity and local EPR (both forms, x/g parts) of one snapshot ``x``, ``g`` (N, 2) (ABPs:
+    g = (cos θ, sin θ))."""
+    system = check_estimable(system if system is not None else getattr(score, "system", None), "system")
     _, xs, gs = sample_arrays((x, g), system, "x, g")
     bound = BoundScore(score, system, score_kwargs, transfer)
     return local_fields(system, bound, xs[0], gs[0], check.integer("n_threads", n_threads, low=0))

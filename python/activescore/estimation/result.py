@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import _validate as check
-from ..systems import AOUP
+from ..systems import ParticleSystem
 from .binned import RadialProfile, SpatialMap
 from .identity import LearningFreeEPR
 from .local import LocalEPR
@@ -31,7 +31,8 @@ class EPRResult:
         totals: per-snapshot totals over particles, arrays (F,) keyed "quadratic", "quadratic_x", "quadratic_g",
             "divergence", "divergence_x", "divergence_g", "identity" and (ε > 0) "active_work".
         epr, epr_per_particle: form → :class:`Estimate` of the total EPR and the EPR per particle.
-        split: form → {"x": Estimate, "g": Estimate} (per particle): each degree of freedom's share.
+        split: form → {"x": Estimate, "g": Estimate} (per particle): each degree of freedom's share ("g": the
+            propulsion, θ for ABPs).
         identity: the :class:`LearningFreeEPR` on the same snapshots.
         ratio: form → learned / identity (delta-method error from paired batch means).
         difference: form → learned − identity per particle (paired; meaningful also when the EPR is 0).
@@ -41,7 +42,7 @@ class EPRResult:
         map: :class:`SpatialMap`; radial: :class:`RadialProfile` or None.
     """
 
-    system: AOUP
+    system: ParticleSystem
     sigma: float | None
     frames: np.ndarray = field(repr=False)
     n_batches: int
@@ -158,7 +159,8 @@ class EPRResult:
                 if sys_.eps > 0
                 else "x: - (eps = 0, no x noise)"
             )
-            lines.append(f"  {'':<12}  {x_part}   g: {format(parts['g'], '.4g')} ({share(parts['g'].value)})")
+            q = sys_.propulsion_symbol
+            lines.append(f"  {'':<12}  {x_part}   {q}: {format(parts['g'], '.4g')} ({share(parts['g'].value)})")
         ident = self.identity
         lines += ["", rule, "  LEARNING-FREE CHECK (no score; physics.md §4)", rule]
         what = "E[b·D⁻¹b] + E[∇·b]" if sys_.eps > 0 else "−E[Σ ∇·b_x]"

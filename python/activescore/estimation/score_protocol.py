@@ -1,9 +1,13 @@
 """The score protocol the estimators consume, and a score bound to the system it is applied to.
 
-A score is anything with ``score(x, g) -> (s_x or None, s_g)`` for one snapshot ((N, 2) arrays),
+A score is anything with ``score(x, g) -> (s_x or None, s_g)`` for one snapshot (x, g: (N, 2) arrays),
 ``score.divergence_g(x, g)`` and, when ε > 0, ``score.divergence_x(x, g)`` → (N,), ``score.system`` (the system it
 was learned for) and ``score.sigma`` (or ``score.sigmas``): the denoising noise level (None or 0: unsmoothed).
-:class:`activescore.Score` and :class:`activescore.exact.GaussianScore` follow it.
+
+``s_g`` is the score in the system's propulsion coordinates q (``system.propulsion_coordinate``): for AOUPs q = g
+and ``s_g`` is (N, 2); for ABPs q = θ, the input g is (cos θ, sin θ) and ``s_g`` is s_θ = ∂_θ log ρ, shape (N, 1)
+(or (N,)), with ``divergence_g`` = ∂_{θ_i} s_θ,i. :class:`activescore.Score` and the scores of
+:mod:`activescore.exact` follow it.
 """
 
 from __future__ import annotations
@@ -83,7 +87,10 @@ class BoundScore:
         if not isinstance(out, (tuple, list)) or len(out) != 2:
             raise ValueError("score: must return a pair (s_x or None, s_g)")
         s_x, s_g = out
-        s_g = shaped("score s_g", s_g, (n, 2))
+        components = self.system.propulsion_components
+        if components == 1 and np.ndim(s_g) == 1:
+            s_g = np.asarray(s_g)[:, None]  # s_θ given as (N,)
+        s_g = shaped("score s_g", s_g, (n, components))
         if eps > 0:
             if s_x is None:
                 raise ValueError("score: returned s_x=None, but the system has eps > 0 (both blocks are needed)")

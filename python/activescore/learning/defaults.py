@@ -2,8 +2,10 @@
 
 Rules (README, "Learning the score"):
 
-- **Heads and inputs.** An x head (s_x) when ε > 0; the absolute position when the system is trapped; for an
-  interacting AOUP with ε = 0 the hypoelliptic inputs (Gaussian baseline −g, output scale 1/√γ, forces as input).
+- **Heads and inputs.** A propulsion head in the system's propulsion coordinates (s_g for AOUPs, s_θ for ABPs,
+  whose tokens carry g = (cos θ, sin θ)); an x head (s_x) when ε > 0; the absolute position when the system is
+  trapped; for interacting particles with ε = 0 the hypoelliptic inputs (output scale 1/√rate, forces as input,
+  and for AOUPs the Gaussian baseline −g).
 - **Neighbour set.** Without interactions (k = 0) the particles are independent and each token set is the particle
   alone (k = 1): neighbours carry no information there, and a truncated set of overlapping particles changes
   discontinuously with x and is exploited by both losses. With interactions the tokens are cut off smoothly at
@@ -21,7 +23,6 @@ import math
 
 import numpy as np
 
-from ..systems import AOUP
 from .network import ScoreNetConfig
 
 #: Network sizes; the system- and data-dependent fields are set by :func:`default_network`.
@@ -38,17 +39,21 @@ COVERAGE_TOLERANCE = 1e-3
 
 
 def hypoelliptic_inputs(system) -> dict:
-    """Network options for an interacting AOUP without translational noise (ε = 0, the paper's MIPS case): the
-    Gaussian baseline −g, outputs scaled by 1/√γ and every token's interaction force in units of v0. In the
-    README's MIPS study they raise the learned EPR 5-21× at equal training. Empty for other systems."""
-    if not isinstance(system, AOUP) or system.eps > 0 or system.k == 0:
+    """Network options for interacting particles without translational noise (ε = 0, the paper's MIPS case):
+    outputs scaled by 1/√rate (γ or D_r), every token's interaction force in units of v0 and, for AOUPs, the
+    Gaussian baseline −g (an ABP's θ is uniform: no baseline). In the README's AOUP MIPS study they raise the
+    learned EPR 5-21× at equal training; for ABPs the same slaving of x to the propulsion motivates them.
+    Empty for other systems."""
+    if system.eps > 0 or system.k == 0:
         return {}
-    return dict(
-        gaussian_baseline=True,
-        output_scale=1.0 / math.sqrt(system.gamma),
+    inputs = dict(
+        output_scale=1.0 / math.sqrt(system.propulsion_rate),
         force_input=True,
         force_unit=float(system.v0) if system.v0 > 0 else 1.0,
     )
+    if system.propulsion_coordinate == "vector":
+        inputs["gaussian_baseline"] = True
+    return inputs
 
 
 def interacting(system) -> bool:
@@ -113,6 +118,7 @@ def default_network(
     x = np.asarray(x, dtype=np.float64)
     predict_x = system.eps > 0
     fields = dict(
+        propulsion=system.propulsion_coordinate,
         predict_x=predict_x,
         absolute_position=system.trap > 0,
         sigma_conditioning=len(sigmas) > 1,
@@ -151,6 +157,12 @@ def check_network(system, config: ScoreNetConfig, *, loss: str, sigmas, x: np.nd
     what to change."""
     n = x.shape[1]
     truncated = config.k < n
+    if config.propulsion != system.propulsion_coordinate:
+        raise ValueError(
+            f"network: a {type(system).__name__}'s propulsion score is taken in the {system.propulsion_coordinate} "
+            f"(s_{system.propulsion_symbol}), but the network has propulsion={config.propulsion!r}; use "
+            f"propulsion={system.propulsion_coordinate!r}"
+        )
     if config.predict_x and not system.eps > 0:
         raise ValueError(
             "network: predict_x needs eps > 0: without translational noise the x-score is not "

@@ -210,7 +210,8 @@ def fit_linear_score(
     LinearScore, with ``.validation`` (learned EPR in both forms against the learning-free identity on the
     held-out frames) unless ``holdout == 0``.
     """
-    system, x, g = sample_arrays(samples, system)
+    given, x, g = sample_arrays(samples, system)
+    system = check_aoup(given)  # the features are built on the Ornstein–Uhlenbeck propulsion
     if system.eps > 0:
         raise ValueError(
             "system: the linear drift-response score models s_g for eps = 0 only (with eps > 0 the EPR needs s_x "

@@ -1,7 +1,8 @@
 """Score-matching losses and exact per-particle divergences (physics.md §6).
 
 Conventions shared by everything here. The per-particle score has ``config.output_dim`` columns: ``(s_x, s_g)``
-when the network predicts s_x (systems with ε > 0), else ``s_g``. A *self perturbation* ``δ`` with the same
+when the network predicts s_x (systems with ε > 0), else ``s_g``; for ABPs (``angle``) ``s_g`` is the one column
+s_θ and a perturbation of θ_i turns the token's g_i = (cos θ_i, sin θ_i). A *self perturbation* ``δ`` with the same
 columns moves particle i's own coordinates: ``g_i += δ_g`` enters only the self token, ``x_i += δ_x`` enters
 every displacement ``x_i - x_j`` of i's tokens (the self row stays 0) and the absolute position. The network
 output for particle i depends on z_i only through these inputs, so forward-mode derivatives along δ are the
@@ -27,10 +28,22 @@ from .network import ParticleTokens
 ApplyFn = Callable[..., Any]  # apply(params, tokens) -> scores (N, 2 or 4)
 
 
-def perturb_self(tokens: ParticleTokens, delta: jax.Array, predict_x: bool) -> ParticleTokens:
-    """Move each particle's own coordinates by ``delta`` (B, output_dim); see the module docstring."""
-    delta_g = delta[:, -2:]
-    g = tokens.g.at[:, 0, :].add(delta_g)
+def rotate(g: jax.Array, angle: jax.Array) -> jax.Array:
+    """The unit vectors ``g`` (..., 2) = (cos θ, sin θ) turned by ``angle`` (...): (cos(θ + angle), sin(θ + angle))."""
+    c, s = jnp.cos(angle), jnp.sin(angle)
+    return jnp.stack([g[..., 0] * c - g[..., 1] * s, g[..., 0] * s + g[..., 1] * c], axis=-1)
+
+
+def _move_propulsion(g: jax.Array, delta_q: jax.Array, angle: bool) -> jax.Array:
+    """``g`` (..., 2) moved by ``delta_q`` (..., 2) in g, or turned by ``delta_q`` (..., 1) in θ (ABPs)."""
+    return rotate(g, delta_q[..., 0]) if angle else g + delta_q
+
+
+def perturb_self(tokens: ParticleTokens, delta: jax.Array, predict_x: bool, angle: bool = False) -> ParticleTokens:
+    """Move each particle's own coordinates by ``delta`` (B, output_dim); see the module docstring. With ``angle``
+    the propulsion column is a turn of θ_i (g_i = (cos θ_i, sin θ_i) rotates)."""
+    delta_q = delta[:, 2:] if predict_x else delta
+    g = tokens.g.at[:, 0, :].set(_move_propulsion(tokens.g[:, 0, :], delta_q, angle))
     if not predict_x:
         return tokens._replace(g=g)
     delta_x = delta[:, :2]
@@ -39,12 +52,14 @@ def perturb_self(tokens: ParticleTokens, delta: jax.Array, predict_x: bool) -> P
     return tokens._replace(g=g, displacement=displacement, position=tokens.position + delta_x)
 
 
-def perturb_all(tokens: ParticleTokens, noise: jax.Array, predict_x: bool) -> ParticleTokens:
+def perturb_all(tokens: ParticleTokens, noise: jax.Array, predict_x: bool, angle: bool = False) -> ParticleTokens:
     """Add ``noise`` (B, k, output_dim), already scaled, to every token's particle: row 0 is the particle itself.
 
-    Displacements ``x_i - x_j`` move by ``noise_i - noise_j`` (zero on the self row).
+    Displacements ``x_i - x_j`` move by ``noise_i - noise_j`` (zero on the self row). With ``angle`` the propulsion
+    column turns each token's θ (its g rotates).
     """
-    g = tokens.g + noise[..., -2:]
+    noise_q = noise[..., 2:] if predict_x else noise
+    g = _move_propulsion(tokens.g, noise_q, angle)
     if not predict_x:
         return tokens._replace(g=g)
     noise_x = noise[..., :2]
@@ -53,45 +68,55 @@ def perturb_all(tokens: ParticleTokens, noise: jax.Array, predict_x: bool) -> Pa
 
 
 def score_and_self_divergence(
-    apply: ApplyFn, params, tokens: ParticleTokens, predict_x: bool
+    apply: ApplyFn, params, tokens: ParticleTokens, predict_x: bool, angle: bool = False
 ) -> tuple[jax.Array, jax.Array]:
     """The scores (B, output_dim) and :func:`self_divergence` (B, 2) or (B, 1), from one pass of the network.
 
     The network is linearised once at the unperturbed tokens (:func:`jax.linearize`: one primal pass that keeps
-    what the derivatives need); each coordinate of z_i then costs one pass of the linear map alone. The particles
-    of the batch are independent, so one tangent shared by the whole batch yields every particle's own Jacobian
-    column at once.
+    what the derivatives need); each coordinate of z_i (2 or 1 for the propulsion, 2 more for x) then costs one
+    pass of the linear map alone. The particles of the batch are independent, so one tangent shared by the whole
+    batch yields every particle's own Jacobian column at once.
     """
     batch = tokens.g.shape[0]
-    dim = 4 if predict_x else 2
+    dim = (2 if predict_x else 0) + (1 if angle else 2)
     zero = jnp.zeros((batch, dim), tokens.g.dtype)
-    score, linear = jax.linearize(lambda delta: apply(params, perturb_self(tokens, delta, predict_x)), zero)
+    score, linear = jax.linearize(lambda delta: apply(params, perturb_self(tokens, delta, predict_x, angle)), zero)
     diagonal = jnp.stack([linear(zero.at[:, a].set(1))[:, a] for a in range(dim)], axis=1)
-    return score, diagonal.reshape(batch, dim // 2, 2).sum(-1)
+    if not predict_x:
+        return score, jnp.sum(diagonal, axis=1, keepdims=True)
+    return score, jnp.stack([jnp.sum(diagonal[:, :2], axis=1), jnp.sum(diagonal[:, 2:], axis=1)], axis=1)
 
 
-def self_divergence(apply: ApplyFn, params, tokens: ParticleTokens, predict_x: bool) -> jax.Array:
-    """Exact ∇_{z_i}·s_i per particle and per block: (B, 2) columns (∇_x·s_x, ∇_g·s_g), or (B, 1) (∇_g·s_g).
+def self_divergence(apply: ApplyFn, params, tokens: ParticleTokens, predict_x: bool, angle: bool = False) -> jax.Array:
+    """Exact ∇_{z_i}·s_i per particle and per block: (B, 2) columns (∇_x·s_x, ∇_g·s_g), or (B, 1) (∇_g·s_g);
+    with ``angle`` the propulsion block is ∂_{θ_i} s_θ,i.
 
-    One forward-mode pass per coordinate of z_i (4 or 2) through the linearised network
+    One forward-mode pass per coordinate of z_i through the linearised network
     (:func:`score_and_self_divergence`).
     """
-    return score_and_self_divergence(apply, params, tokens, predict_x)[1]
+    return score_and_self_divergence(apply, params, tokens, predict_x, angle)[1]
 
 
-def implicit_loss(apply: ApplyFn, params, tokens: ParticleTokens, predict_x: bool) -> jax.Array:
+def implicit_loss(apply: ApplyFn, params, tokens: ParticleTokens, predict_x: bool, angle: bool = False) -> jax.Array:
     """Hyvärinen score matching per particle, |s_i|² + 2 ∇_{z_i}·s_i, averaged over the batch.
 
     Its minimiser is the score itself (no smoothing). z_i = (x_i, g_i) with ``predict_x``, else g_i (ε = 0: the
-    Fisher divergence in g alone, which is all the EPR needs). The scores come from the divergence's own primal
-    pass (:func:`score_and_self_divergence`), so the network runs forward once.
+    Fisher divergence in g alone, which is all the EPR needs); θ_i in place of g_i with ``angle`` (ABPs: the
+    integration by parts behind the loss has no boundary term on the circle). The scores come from the
+    divergence's own primal pass (:func:`score_and_self_divergence`), so the network runs forward once.
     """
-    score, divergence = score_and_self_divergence(apply, params, tokens, predict_x)
+    score, divergence = score_and_self_divergence(apply, params, tokens, predict_x, angle)
     return jnp.mean(jnp.sum(score**2, axis=-1) + 2.0 * jnp.sum(divergence, axis=-1))
 
 
 def dsm_loss(
-    apply: ApplyFn, params, tokens: ParticleTokens, key: jax.Array, sigma: jax.Array, predict_x: bool
+    apply: ApplyFn,
+    params,
+    tokens: ParticleTokens,
+    key: jax.Array,
+    sigma: jax.Array,
+    predict_x: bool,
+    angle: bool = False,
 ) -> jax.Array:
     """Antithetic denoising score matching per particle, averaged over the batch (physics.md §6):
 
@@ -101,13 +126,18 @@ def dsm_loss(
     the σ-smoothed density ρ * N(0, σ²I) plus a constant. Only particle i's loss term uses its tokens, so the
     noise of each token can be drawn independently: the expectation of every term is that of one shared
     snapshot-wide draw.
+
+    With ``angle`` (ABPs) the noise on the propulsion turns θ by σζ (unwrapped ζ; the network sees only
+    (cos, sin)). Convolving the periodic density with N(0, σ²) on the line is convolving it with the wrapped
+    Gaussian on the circle, so the minimiser is exactly the score of the density smoothed by the wrapped Gaussian:
+    no approximation in σ, which only sets the smoothing (σ ≪ 2π for a small bias, as on x).
     """
-    dim = 4 if predict_x else 2
+    dim = (2 if predict_x else 0) + (1 if angle else 2)
     batch, k = tokens.g.shape[:2]
     zeta = jax.random.normal(key, (batch, k, dim), tokens.g.dtype)
     scaled = sigma[:, None, None] * zeta
-    plus = apply(params, perturb_all(tokens, scaled, predict_x))
-    minus = apply(params, perturb_all(tokens, -scaled, predict_x))
+    plus = apply(params, perturb_all(tokens, scaled, predict_x, angle))
+    minus = apply(params, perturb_all(tokens, -scaled, predict_x, angle))
     zeta_self = zeta[:, 0, :]
     cross = jnp.sum((plus - minus) * zeta_self, axis=-1) * (2.0 / sigma)
     return jnp.mean(jnp.sum(plus**2, axis=-1) + jnp.sum(minus**2, axis=-1) + cross)

@@ -64,6 +64,9 @@ class ScoreNetConfig:
             1/√γ (≈ 100 for the paper's MIPS; physics.md §6), far beyond the O(1) outputs of a fresh network;
             scaling the output keeps the trained weights O(1).
         dtype: parameter and computation dtype, ``"float32"`` or ``"float64"`` (the latter needs JAX x64).
+        propulsion: the coordinates of the propulsion score: ``"vector"`` (s_g, 2 columns: AOUPs) or ``"angle"``
+            (s_θ, 1 column: ABPs). The tokens carry g = (cos θ, sin θ) in both cases, so that the network is
+            periodic in θ.
     """
 
     k: int = 16
@@ -88,8 +91,13 @@ class ScoreNetConfig:
     force_input: bool = False
     force_unit: float = 1.0
     dtype: str = "float32"
+    propulsion: str = "vector"
 
     def __post_init__(self):
+        if self.propulsion not in ("vector", "angle"):
+            raise ValueError(f"propulsion must be 'vector' (AOUP) or 'angle' (ABP), got {self.propulsion!r}")
+        if self.gaussian_baseline and self.propulsion == "angle":
+            raise ValueError("gaussian_baseline is the N(0, I) marginal of an AOUP's g; an ABP's θ is uniform")
         if self.k < 1 or self.depth < 0 or self.width < 2 or self.width % 2:
             raise ValueError(f"need k >= 1, depth >= 0 and an even width >= 2, got {self}")
         if self.width % self.heads:
@@ -156,9 +164,19 @@ class ScoreNetConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @property
+    def propulsion_dim(self) -> int:
+        """Components of the propulsion score: 2 (s_g) or 1 (s_θ)."""
+        return 1 if self.propulsion == "angle" else 2
+
+    @property
+    def angle(self) -> bool:
+        """Whether the propulsion score is taken in the angle θ (ABPs)."""
+        return self.propulsion == "angle"
+
+    @property
     def output_dim(self) -> int:
-        """Components of the per-particle score: (s_x, s_g) or s_g alone."""
-        return 4 if self.predict_x else 2
+        """Components of the per-particle score: (s_x, s_g) or s_g alone (s_θ, one column, for ABPs)."""
+        return (2 if self.predict_x else 0) + self.propulsion_dim
 
     @property
     def jnp_dtype(self):
@@ -271,7 +289,8 @@ class EncoderBlock(nn.Module):
 
 
 class ScoreNet(nn.Module):
-    """Per-particle score ``tokens -> (B, output_dim)``: columns ``(s_x, s_g)`` when ``predict_x`` else ``s_g``.
+    """Per-particle score ``tokens -> (B, output_dim)``: columns ``(s_x, s_g)`` when ``predict_x`` else ``s_g``
+    (``s_g`` is the single column s_θ when ``config.propulsion == "angle"``).
 
     Apply with ``ScoreNet(config).apply(params, tokens)`` where ``tokens`` is a :class:`ParticleTokens`.
     """
@@ -316,7 +335,9 @@ class ScoreNet(nn.Module):
             neighbour_weight = jnp.ones(embedded.shape[:-1], dt) if key_weight is None else key_weight
             neighbour_sum = jnp.sum(neighbour_weight[..., 1:, None] * embedded[..., 1:, :], axis=-2)
             self_token = jnp.concatenate([self_token, embedded[..., 0, :], neighbour_sum], axis=-1)
-        s_g = c.output_scale * MLP(c.readout_hidden, c.readout_layers, 2, dt, name="readout_g")(self_token)
+        s_g = c.output_scale * MLP(c.readout_hidden, c.readout_layers, c.propulsion_dim, dt, name="readout_g")(
+            self_token
+        )
         if c.gaussian_baseline:
             s_g = s_g - tokens.g[..., 0, :].astype(dt)
         if not c.predict_x:

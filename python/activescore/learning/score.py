@@ -62,7 +62,9 @@ def _compiled_evaluators(config: ScoreNetConfig):
 
     @partial(jax.jit, static_argnames=("box_length",))
     def divergence(params, snapshots, particles, log_sigma, box_length):
-        return self_divergence(apply, params, tokens(snapshots, particles, log_sigma, box_length), config.predict_x)
+        return self_divergence(
+            apply, params, tokens(snapshots, particles, log_sigma, box_length), config.predict_x, config.angle
+        )
 
     return evaluate, divergence
 
@@ -71,7 +73,7 @@ class Score:
     """A learned per-particle score s_i = (s_x,i, s_g,i) ≈ ∇_{z_i} log ρ of a system's stationary density.
 
     ``score(x, g)`` returns ``(s_x, s_g)`` for one snapshot, each (N, 2) (``s_x`` is None when the network has no
-    x head, i.e. ε = 0). A score learned by denoising at noise level σ approximates the score of the σ-smoothed
+    x head, i.e. ε = 0). For ABPs g is (cos θ, sin θ) and ``s_g`` is s_θ, (N, 1). A score learned by denoising at noise level σ approximates the score of the σ-smoothed
     density; ``score.sigmas`` records the levels (empty for the implicit loss, which has no smoothing).
 
     Particles are evaluated in chunks of ``chunk_size``, so memory stays bounded for any N.
@@ -109,7 +111,7 @@ class Score:
 
     # ----------------------------------------------------------------------------------------- evaluation
     def __call__(self, x, g, *, sigma: float | None = None, box_length: float | None = None):
-        """``(s_x or None, s_g)`` at one snapshot ``x``, ``g`` (N, 2), each (N, 2) float64.
+        """``(s_x or None, s_g)`` at one snapshot ``x``, ``g`` (N, 2), each (N, 2) float64 (s_g: (N, 1) s_θ for ABPs).
 
         ``sigma`` selects the noise level of a σ-conditioned network (default: the smallest trained);
         ``box_length`` overrides the system's (to apply the score to another box).
@@ -132,7 +134,7 @@ class Score:
         return None, out[:, 0]
 
     def divergence_g(self, x, g, **kwargs) -> np.ndarray:
-        """Per-particle ∇_{g_i}·s_g,i, shape (N,)."""
+        """Per-particle ∇_{g_i}·s_g,i (ABPs: ∂_{θ_i} s_θ,i), shape (N,)."""
         return self.divergence(x, g, **kwargs)[1]
 
     def divergence_x(self, x, g, **kwargs) -> np.ndarray:

@@ -70,10 +70,10 @@ def init_state(net_config: ScoreNetConfig, train_config: TrainConfig) -> TrainSt
 def make_loss(net_config: ScoreNetConfig, train_config: TrainConfig) -> Callable:
     """``loss(params, tokens, key) -> scalar`` for the configured loss (tokens carry log σ per particle)."""
     apply = ScoreNet(net_config).apply
-    predict_x = net_config.predict_x
+    predict_x, angle = net_config.predict_x, net_config.angle
     if train_config.loss == "implicit":
-        return lambda params, tokens, key: implicit_loss(apply, params, tokens, predict_x)
-    return lambda params, tokens, key: dsm_loss(apply, params, tokens, key, jnp.exp(tokens.log_sigma), predict_x)
+        return lambda params, tokens, key: implicit_loss(apply, params, tokens, predict_x, angle)
+    return lambda params, tokens, key: dsm_loss(apply, params, tokens, key, jnp.exp(tokens.log_sigma), predict_x, angle)
 
 
 @functools.lru_cache(maxsize=8)  # the same run settings compile once per process (resumes, repeated runs)

@@ -6,13 +6,15 @@ the implicit loss J_b(s) = E[|s_b|² + 2 ∇_b·s_b] equals E|s_b − s*_b|² �
 informations plus terms that need no score (physics.md §4, v = b − D s*):
 
     E|v_g|²/γ = γ E|g + s*_g|² = γ (E|s*_g|² − d)                  (g ~ N(0, I): E|g|² = d, E g·s*_g = −d)
+    E|v_θ|²/D_r = D_r E|s*_θ|²                                     (ABPs: b_θ = 0)
     E|v_x|²/ε = E|b_x|²/ε − 2 E b_x·s*_x + ε E|s*_x|² = E|b_x|²/ε + 2 E ∇_x·b_x + ε E|s*_x|²
 
 so replacing each E|s*_b|² by −J_b gives a lower bound on the EPR that holds for any network, however trained:
 
-    EPR ≥ Σ_i γ(−J_g,i − d) [+ |b_x,i|²/ε + 2 ∇_{x_i}·b_x,i − ε J_x,i  when ε > 0].
+    EPR ≥ Σ_i ∇_q·b_q − rate J_q,i [+ |b_x,i|²/ε + 2 ∇_{x_i}·b_x,i − ε J_x,i  when ε > 0],
 
-It is tight when the score is exact and loose by ε E|s_x − s*_x|² + γ E|s_g − s*_g|² otherwise.
+with ∇_q·b_q − rate J_q = γ(−J_g − d) for AOUPs and −D_r J_θ for ABPs. It is tight when the score is exact and
+loose by ε E|s_x − s*_x|² + rate E|s_q − s*_q|² otherwise.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ import numpy as np
 from ..estimation import estimate
 from ..estimation.result import N_STANDARD_ERRORS, RELATIVE_TOLERANCE
 from ..observables import drift, drift_divergence
-from ..systems import AOUP
 from .data import Snapshots, gather_tokens
 from .network import ScoreNetConfig
 from .settings import TrainConfig
@@ -49,12 +50,12 @@ def implicit_lower_bound(system, score, x: np.ndarray, g: np.ndarray) -> tuple[f
     (and ``divergence_x`` when ε > 0), per particle. ``x``, ``g``: stationary frames (F, N, 2).
     """
     x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
-    d = x.shape[-1]
     per_frame = []
     for xf, gf in zip(x, g, strict=True):
         s_x, s_g = score(xf, gf)
-        j_g = np.sum(s_g**2, axis=-1) + 2.0 * score.divergence_g(xf, gf)
-        bound = system.gamma * (-j_g - d)
+        j_g = np.sum(np.reshape(s_g, (len(xf), -1)) ** 2, axis=-1) + 2.0 * score.divergence_g(xf, gf)
+        # E[|b_q|²/rate + 2 ∇_q·b_q] = ∇_q·b_q for both models (AOUP: E|g|² = d; ABP: b_θ = 0).
+        bound = system.propulsion_drift_divergence - system.propulsion_rate * j_g
         if system.eps > 0:
             b_x, _ = drift(system, xf, gf)
             j_x = np.sum(s_x**2, axis=-1) + 2.0 * score.divergence_x(xf, gf)
@@ -67,8 +68,9 @@ def _drift_scale(system, x, g) -> float:
     """E[b·D⁻¹b] per particle: the size of the identity's terms, the scale for an EPR that is ≈ 0."""
     total = 0.0
     for xf, gf in zip(x, g, strict=True):
-        b_x, b_g = drift(system, xf, gf)
-        total += np.sum(b_g**2) / system.gamma + (np.sum(b_x**2) / system.eps if system.eps > 0 else 0.0)
+        b_x, _ = drift(system, xf, gf)
+        b_q = system.propulsion_drift(gf)
+        total += np.sum(b_q**2) / system.propulsion_rate + (np.sum(b_x**2) / system.eps if system.eps > 0 else 0.0)
     return total / (len(x) * x.shape[1])
 
 
@@ -76,7 +78,7 @@ class Validation:
     """A Score's report on frames held out of its training (a dict of plain numbers underneath, saved with it).
 
     Keys: ``frames`` (held-out frames), ``loss`` (held-out loss of the returned weights), ``loss_name``,
-    ``best_step``, ``steps`` (steps trained), ``stopped_early``; for AOUPs also ``epr`` (form → [value, stderr] per
+    ``best_step``, ``steps`` (steps trained), ``stopped_early``; and (AOUPs and ABPs) ``epr`` (form → [value, stderr] per
     particle), ``identity`` ([value, stderr] per particle), ``ratio`` (form → [learned/identity, stderr]),
     ``lower_bound`` ([value, stderr] per particle), ``scale`` and ``consistent`` (bool).
     """
@@ -161,11 +163,12 @@ def validate(system, score, x: np.ndarray, g: np.ndarray, loss: dict, advice: st
     record (``loss``, ``loss_name``, ``best_step``, ``steps``, ``stopped_early``). Warns when inconsistent, with
     ``advice`` on what to change."""
     record = {"frames": int(len(x)), **loss}
-    if isinstance(system, AOUP):
+    if system.propulsion_rate > 0:  # an EPR is defined (an ABP with D_r = 0 has no propulsion noise)
         record.update(epr_check(system, score, x, g))
         if not record["consistent"]:
             ratio, se = record["ratio"]["quadratic"]
-            if advice == TRAINING_ADVICE and system.eps == 0:
+            # The drift-response score is built on the Ornstein–Uhlenbeck propulsion g (AOUPs), not on an angle.
+            if advice == TRAINING_ADVICE and system.eps == 0 and system.propulsion_coordinate == "vector":
                 advice += (
                     "; with eps = 0 the closed-form activescore.learning.fit_linear_score captures more at small gamma"
                 )

@@ -22,9 +22,9 @@ _EPR_LABELS = {
     "quadratic": "EPR e_i (quadratic form)",
     "divergence": "EPR c_i (divergence form)",
     "quadratic_x": "x part of e_i, |v_x|²/ε",
-    "quadratic_g": "g part of e_i, |v_g|²/γ",
+    "quadratic_g": "propulsion part of e_i, |v_g|²/γ (ABP: v_θ²/D_r)",
     "divergence_x": "x part of c_i, v_x·b_x/ε + ∇_x·v_x",
-    "divergence_g": "g part of c_i, ∇_g·v_g",
+    "divergence_g": "propulsion part of c_i, ∇_g·v_g (ABP: ∂_θ v_θ)",
 }
 
 #: Cells of a per-particle map with fewer particle-snapshots than this are left blank: a mean of a few is noise.
