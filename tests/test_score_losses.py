@@ -9,7 +9,14 @@ pytest.importorskip("activescore._core", reason="the compiled core is not built"
 
 from activescore.learning import ScoreNet, ScoreNetConfig, init_params  # noqa: E402
 from activescore.learning.data import Snapshots, gather_tokens, neighbour_lists  # noqa: E402
-from activescore.learning.losses import dsm_loss, implicit_loss, perturb_all, self_divergence  # noqa: E402
+from activescore.learning.losses import (  # noqa: E402
+    dsm_loss,
+    implicit_loss,
+    perturb_all,
+    perturb_self,
+    score_and_self_divergence,
+    self_divergence,
+)
 
 BOX = 8.0
 
@@ -66,6 +73,73 @@ def test_self_divergence_matches_finite_differences_of_the_snapshot_function(pre
             np.testing.assert_allclose(divergence[i, -1], expected_g, rtol=1e-6, atol=1e-7)
             if predict_x:
                 np.testing.assert_allclose(divergence[i, 0], expected_x, rtol=1e-6, atol=1e-7)
+
+
+def brute_force_implicit_terms(apply, params, tokens, predict_x):
+    """Scores and self divergences particle by particle: the full Jacobian of s_i in z_i by jax.jacfwd of a
+    one-particle batch (vmapped over particles, so no particle sees another's tangent)."""
+    dim = 4 if predict_x else 2
+
+    def one_particle(own):
+        own = jax.tree_util.tree_map(lambda a: a[None], own)
+
+        def score_of_own_coordinates(delta):
+            return apply(params, perturb_self(own, delta[None], predict_x))[0]
+
+        zero = jnp.zeros(dim, own.g.dtype)
+        jacobian = jax.jacfwd(score_of_own_coordinates)(zero)  # (dim, dim)
+        return score_of_own_coordinates(zero), jnp.diagonal(jacobian).reshape(dim // 2, 2).sum(-1)
+
+    return jax.vmap(one_particle)(tokens)
+
+
+@pytest.mark.parametrize("predict_x", [False, True])
+def test_one_pass_scores_divergences_and_loss_equal_the_brute_force_ones(predict_x):
+    # The batched linearisation must give each particle exactly its own Jacobian diagonal (no leakage between
+    # particles of the batch), the plain forward scores and the same implicit loss.
+    with jax.enable_x64(True):
+        config = ScoreNetConfig.small(
+            k=5, predict_x=predict_x, cutoff=2.5 if predict_x else None, readout_skip=True, dtype="float64"
+        )
+        params = init_params(config, jax.random.PRNGKey(1))
+        apply = ScoreNet(config).apply
+        x, g = snapshot(4, n=9)
+        tokens = tokens_of(x, g, neighbour_lists(x[None], BOX, config.k)[0])
+
+        def one_pass(params):
+            score, divergence = score_and_self_divergence(apply, params, tokens, predict_x)
+            return score, divergence, apply(params, tokens), implicit_loss(apply, params, tokens, predict_x)
+
+        score, divergence, forward, loss = jax.jit(one_pass)(params)
+        expected_score, expected_divergence = jax.jit(brute_force_implicit_terms, static_argnums=(0, 3))(
+            apply, params, tokens, predict_x
+        )
+        np.testing.assert_allclose(score, forward, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(score, expected_score, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(divergence, expected_divergence, rtol=1e-10, atol=1e-12)
+        expected_loss = jnp.mean(jnp.sum(expected_score**2, -1) + 2.0 * jnp.sum(expected_divergence, -1))
+        assert float(loss) == pytest.approx(float(expected_loss), rel=1e-12)
+
+
+def test_implicit_loss_gradient_equals_the_gradient_of_the_brute_force_loss():
+    # The parameter gradient differentiates through the linearisation (second derivatives): the same as through
+    # the per-particle Jacobians.
+    with jax.enable_x64(True):
+        config = ScoreNetConfig.small(k=4, depth=1, dtype="float64")
+        params = init_params(config, jax.random.PRNGKey(2))
+        apply = ScoreNet(config).apply
+        x, g = snapshot(5, n=6)
+        tokens = tokens_of(x, g, neighbour_lists(x[None], BOX, config.k)[0])
+
+        def brute_force_loss(params):
+            score, divergence = brute_force_implicit_terms(apply, params, tokens, False)
+            return jnp.mean(jnp.sum(score**2, -1) + 2.0 * jnp.sum(divergence, -1))
+
+        gradient = jax.jit(jax.grad(lambda p: implicit_loss(apply, p, tokens, False)))(params)
+        expected_gradient = jax.jit(jax.grad(brute_force_loss))(params)
+        leaves, expected_leaves = jax.tree_util.tree_leaves(gradient), jax.tree_util.tree_leaves(expected_gradient)
+        for got, want in zip(leaves, expected_leaves, strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
 
 
 def test_noisy_tokens_equal_the_tokens_of_the_noisy_snapshot():

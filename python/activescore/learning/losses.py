@@ -67,31 +67,34 @@ def perturb_all(tokens: ParticleTokens, noise: jax.Array, predict_x: bool, angle
     return tokens._replace(g=g, displacement=displacement, position=tokens.position + noise_x[:, 0, :])
 
 
+def score_and_self_divergence(
+    apply: ApplyFn, params, tokens: ParticleTokens, predict_x: bool, angle: bool = False
+) -> tuple[jax.Array, jax.Array]:
+    """The scores (B, output_dim) and :func:`self_divergence` (B, 2) or (B, 1), from one pass of the network.
+
+    The network is linearised once at the unperturbed tokens (:func:`jax.linearize`: one primal pass that keeps
+    what the derivatives need); each coordinate of z_i (2 or 1 for the propulsion, 2 more for x) then costs one
+    pass of the linear map alone. The particles of the batch are independent, so one tangent shared by the whole
+    batch yields every particle's own Jacobian column at once.
+    """
+    batch = tokens.g.shape[0]
+    dim = (2 if predict_x else 0) + (1 if angle else 2)
+    zero = jnp.zeros((batch, dim), tokens.g.dtype)
+    score, linear = jax.linearize(lambda delta: apply(params, perturb_self(tokens, delta, predict_x, angle)), zero)
+    diagonal = jnp.stack([linear(zero.at[:, a].set(1))[:, a] for a in range(dim)], axis=1)
+    if not predict_x:
+        return score, jnp.sum(diagonal, axis=1, keepdims=True)
+    return score, jnp.stack([jnp.sum(diagonal[:, :2], axis=1), jnp.sum(diagonal[:, 2:], axis=1)], axis=1)
+
+
 def self_divergence(apply: ApplyFn, params, tokens: ParticleTokens, predict_x: bool, angle: bool = False) -> jax.Array:
     """Exact ∇_{z_i}·s_i per particle and per block: (B, 2) columns (∇_x·s_x, ∇_g·s_g), or (B, 1) (∇_g·s_g);
     with ``angle`` the propulsion block is ∂_{θ_i} s_θ,i.
 
-    One forward-mode pass per coordinate of z_i (2 or 1 for the propulsion, 2 more for x); the particles of the
-    batch are independent, so one tangent shared by the whole batch yields every particle's own Jacobian column
-    at once.
+    One forward-mode pass per coordinate of z_i through the linearised network
+    (:func:`score_and_self_divergence`).
     """
-    batch = tokens.g.shape[0]
-    dim = (2 if predict_x else 0) + (1 if angle else 2)
-    dtype = tokens.g.dtype
-
-    def score_at(delta):
-        return apply(params, perturb_self(tokens, delta, predict_x, angle))
-
-    zero = jnp.zeros((batch, dim), dtype)
-    columns = []
-    for a in range(dim):
-        tangent = zero.at[:, a].set(1)
-        _, column = jax.jvp(score_at, (zero,), (tangent,))
-        columns.append(column[:, a])
-    diagonal = jnp.stack(columns, axis=1)
-    if not predict_x:
-        return jnp.sum(diagonal, axis=1, keepdims=True)
-    return jnp.stack([jnp.sum(diagonal[:, :2], axis=1), jnp.sum(diagonal[:, 2:], axis=1)], axis=1)
+    return score_and_self_divergence(apply, params, tokens, predict_x, angle)[1]
 
 
 def implicit_loss(apply: ApplyFn, params, tokens: ParticleTokens, predict_x: bool, angle: bool = False) -> jax.Array:
@@ -99,10 +102,10 @@ def implicit_loss(apply: ApplyFn, params, tokens: ParticleTokens, predict_x: boo
 
     Its minimiser is the score itself (no smoothing). z_i = (x_i, g_i) with ``predict_x``, else g_i (ε = 0: the
     Fisher divergence in g alone, which is all the EPR needs); θ_i in place of g_i with ``angle`` (ABPs: the
-    integration by parts behind the loss has no boundary term on the circle).
+    integration by parts behind the loss has no boundary term on the circle). The scores come from the
+    divergence's own primal pass (:func:`score_and_self_divergence`), so the network runs forward once.
     """
-    score = apply(params, tokens)
-    divergence = self_divergence(apply, params, tokens, predict_x, angle)
+    score, divergence = score_and_self_divergence(apply, params, tokens, predict_x, angle)
     return jnp.mean(jnp.sum(score**2, axis=-1) + 2.0 * jnp.sum(divergence, axis=-1))
 
 
