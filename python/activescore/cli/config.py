@@ -82,7 +82,7 @@ _AUTOMATIC = {"n_steps": 0, "warmup_steps": -1}
 DEMO = {
     "system": {"n_particles": 128, "v0": 0.5, "gamma": 1.0, "eps": 0.1, "beta": math.inf},
     "simulation": {"dt": 0.005},
-    "dataset": {"burn_in": 10_000, "spacing": 100, "n_frames": 1000, "shard_frames": 250},
+    "dataset": {"burn_in": 10_000, "spacing": 100, "n_frames": 500, "shard_frames": 250},
     "train": {"checkpoint_every": 500},
 }
 
