@@ -11,7 +11,7 @@ contact hops. The fit is the implicit loss's exact minimiser in that class, so l
 capture, free of optimisation error. It also refits the order-3 score on 1/8, 1/4 and 1/2 of the fit frames
 (data volume), and with ``--network-steps S`` trains the default network for S steps on the same frames and
 refits the order-3 features together with that network's correction as one more feature (stacked).
-Writes benchmarks/results/paper_regime_n<N>.json and prints a Markdown table with the hardware and times.
+Writes benchmarks/results/paper_regime_n<N>.json (and .png: the captured fraction against the order) and prints a Markdown table with the hardware and times.
 """
 
 from __future__ import annotations
@@ -110,6 +110,28 @@ def stacked_row(system, x, g, n_held, order, network) -> dict:
     )
 
 
+def figure(results: dict, path: Path) -> None:
+    """Captured fraction against the receptive field (order = contact shells), one line per γ and form."""
+    from activescore import plotting
+
+    plt = plotting._pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for colour, point in enumerate(results["points"]):
+        orders = [row["order"] for row in point["orders"]]
+        for form, style in (("quadratic", "-o"), ("divergence", "--s")):
+            values = [row[form][0] for row in point["orders"]]
+            errors = [row[form][1] for row in point["orders"]]
+            label = f"γ = {point['gamma']:g}, {form}"
+            ax.errorbar(orders, values, errors, fmt=style, color=f"C{colour}", capsize=3, label=label)
+    ax.set_xlabel("order m (contact shells in the features M^m b_x)")
+    ax.set_ylabel("learned EPR / identity (held-out)")
+    ax.set_ylim(0, 1.05)
+    ax.set_xticks(sorted({row["order"] for point in results["points"] for row in point["orders"]}))
+    ax.set_title(f"drift-response score, N = {results['n_particles']}, φ = 0.5")
+    ax.legend(fontsize=7)
+    plotting.save(fig, path)
+
+
 def save(results, args) -> Path:
     if args.out is None:
         return write_json(f"paper_regime_n{args.n}", results)
@@ -153,6 +175,7 @@ def main(argv=None) -> int:
         save(results, args)  # after every point: a long run keeps what it measured
 
     out = save(results, args)
+    figure(results, out.with_suffix(".png"))
     label = machine_label(results["machine"])
     print(f"\nN = {args.n}, φ = 0.5, {args.frames} snapshots per γ (last quarter held out); {label}")
     print("| γ | model | fit particle samples | quadratic / identity | divergence / identity | fit time |")
