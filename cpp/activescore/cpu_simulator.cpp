@@ -113,6 +113,9 @@ class CpuSimulator final : public Simulator {
           my_stale = false;
           my_age = 0;
         }
+        // Read before the barrier below: a thread that is a step ahead may already be in the next rebuild, where
+        // adapt_skin changes skin_; deciding staleness on that value would split the team's control flow.
+        const Real skin = skin_;
         const Real* x = my_flipped ? x_new_.data() : x_.data();
         const Real* q = my_flipped ? q_new_.data() : q_.data();
         Real* x_next = my_flipped ? x_.data() : x_new_.data();
@@ -130,7 +133,7 @@ class CpuSimulator final : public Simulator {
         }
         if (my_bad != LLONG_MAX) break;
         my_flipped = !my_flipped;
-        my_stale = VerletList<Real>::stale(max_move_sq, skin_);
+        my_stale = VerletList<Real>::stale(max_move_sq, skin);
         ++my_age;
       }
       if (me == 0) {
