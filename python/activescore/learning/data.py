@@ -35,12 +35,19 @@ def interaction_forces(system, x: np.ndarray, box_length: float) -> np.ndarray:
     """(F, N, 2) float64 forces k Σ F − A x of every frame (the ``force_input`` of the network), from the compiled
     core, for ``system`` resized to the frames' particle count and box (a score applied to another size)."""
     from ..observables import forces
+
+    system = sized(system, x.shape[1], box_length)
+    return np.stack([forces(system, frame) for frame in x])
+
+
+def sized(system, n_particles: int, box_length: float):
+    """``system`` with ``n_particles`` in a box of side ``box_length`` (itself when it already is): a score
+    applied to frames of another size."""
     from ..systems import system_from_dict
 
-    n = x.shape[1]
-    if system.n_particles != n or system.box_length != box_length:
-        system = system_from_dict({**system.to_dict(), "n_particles": n, "box_length": box_length})
-    return np.stack([forces(system, frame) for frame in x])
+    if system.n_particles == n_particles and system.box_length == box_length:
+        return system
+    return system_from_dict({**system.to_dict(), "n_particles": n_particles, "box_length": box_length})
 
 
 def make_snapshots(x: np.ndarray, g: np.ndarray, box_length: float, k: int, dtype, *, system=None) -> Snapshots:

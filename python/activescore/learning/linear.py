@@ -36,6 +36,8 @@ from scipy.spatial import cKDTree
 from ..estimation.inputs import check_aoup, sample_arrays
 from ..io.files import atomic_write
 from ..systems import AOUP, system_from_dict
+from .data import sized
+from .score import LastSnapshot
 from .validation import Validation, validate
 
 #: Powers of the drift Jacobian used by default (measured on MIPS: the captured EPR saturates by 3-4).
@@ -143,28 +145,28 @@ class LinearScore:
         self.coefficients = np.asarray(coefficients, dtype=np.float64)
         self.order = int(order)
         self.validation = validation
+        self._last = LastSnapshot()
         if self.coefficients.shape != (self.order + 2,):
             raise ValueError(f"coefficients: expected {self.order + 2} values for order {order}")
 
     def __call__(self, x, g, box_length: float | None = None):
-        system = self._sized(x, box_length)
-        phi, _ = response_features(system, np.asarray(x, np.float64), np.asarray(g, np.float64), self.order)
+        phi, _ = self._features(x, g, box_length)
         return None, -np.asarray(g, np.float64) + np.tensordot(self.coefficients, phi, axes=1)
 
     def divergence_g(self, x, g, box_length: float | None = None) -> np.ndarray:
-        system = self._sized(x, box_length)
-        _, divergence = response_features(system, np.asarray(x, np.float64), np.asarray(g, np.float64), self.order)
+        _, divergence = self._features(x, g, box_length)
         return -2.0 + self.coefficients @ divergence
 
-    def _sized(self, x, box_length):
-        """The system at the snapshot's size (the features are local: the score transfers to other sizes)."""
-        n = len(x)
-        if n == self.system.n_particles and box_length in (None, self.system.box_length):
-            return self.system
-        d = self.system.to_dict()
-        d.update(n_particles=n, box_length=float(box_length if box_length is not None else self.system.box_length))
-        d.pop("packing_fraction", None)
-        return system_from_dict(d)
+    def _features(self, x, g, box_length):
+        """The snapshot's features and divergences, computed once for the score and its divergence (the
+        estimators ask for both); the features are local, so the score applies at any size."""
+        x, g = np.asarray(x, np.float64), np.asarray(g, np.float64)
+        length = self.system.box_length if box_length is None else float(box_length)
+        cached = self._last.get(length, x, g)
+        if cached is None:
+            cached = response_features(sized(self.system, len(x), length), x, g, self.order)
+            self._last.put(length, x, g, cached)
+        return cached
 
     def save(self, path) -> Path:
         record = {

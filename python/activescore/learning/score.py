@@ -26,7 +26,7 @@ def _system_from_dict(d: dict):
     return system_from_dict(d)
 
 
-class _LastSnapshot:
+class LastSnapshot:
     """Something computed from one snapshot (x, g) under a key, kept until another snapshot or key comes.
 
     Snapshots are compared by value on copies, so a caller changing its arrays in place is seen (NaN never matches).
@@ -98,8 +98,8 @@ class Score:
         self._evaluate, self._divergence = _compiled_evaluators(config)
         # The last snapshot's device arrays and divergences: estimate asks for the score and both divergences of
         # one snapshot in turn, and the kNN lists and forces (or the forward-mode pass) need computing only once.
-        self._last_snapshot = _LastSnapshot()
-        self._last_divergence = _LastSnapshot()
+        self._last_snapshot = LastSnapshot()
+        self._last_divergence = LastSnapshot()
 
     @property
     def validation(self) -> Validation | None:
