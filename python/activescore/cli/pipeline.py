@@ -170,6 +170,7 @@ def train(run, data: Path, tr: dict) -> Path:
     if tr["network"] == "linear":
         return fit_linear(run, samples, system, tr, path)
     from ..learning import train_score
+    from ..learning.defaults import stacked_recipe
 
     training = cfg.train_config(tr)
     frames_in_memory = tr["frames_in_memory"] or None  # 0: automatic
@@ -177,6 +178,7 @@ def train(run, data: Path, tr: dict) -> Path:
     say(
         f"train: {training.loss} loss"
         + (f", sigma={list(training.sigmas)}" if training.loss == "dsm" else "")
+        + (", then refitted with the drift-response features" if stacked_recipe(system) else "")
         + f", {tr['network']} network, {steps} of {training.batch_particles} particles, "
         f"on {len(samples)} snapshots of {system.n_particles} particles"
         + (f" (at most {frames_in_memory} in memory)" if frames_in_memory else "")

@@ -16,14 +16,16 @@ from .network import ParticleTokens
 
 
 class Snapshots(NamedTuple):
-    """Frames of one system: ``x``, ``g`` (F, N, 2), ``neighbours`` (F, N, k) int32 (self first) and, for networks
-    with ``force_input``, the interaction forces ``force`` (F, N, 2) (else None)."""
+    """Frames of one system: ``x``, ``g`` (F, N, 2), ``neighbours`` (F, N, k) int32 (self first), for networks
+    with ``force_input`` the interaction forces ``force`` (F, N, 2), and for a network trained on the residual of
+    a base score the base's values ``offset`` (F, N, output_dim) (else None)."""
 
     # Host (NumPy) arrays until placed on a device, JAX arrays after.
     x: Any
     g: Any
     neighbours: Any
     force: Any = None
+    offset: Any = None
 
 
 def neighbour_lists(x: np.ndarray, box_length: float, k: int) -> np.ndarray:
@@ -50,11 +52,26 @@ def sized(system, n_particles: int, box_length: float):
     return system_from_dict({**system.to_dict(), "n_particles": n_particles, "box_length": box_length})
 
 
-def make_snapshots(x: np.ndarray, g: np.ndarray, box_length: float, k: int, dtype, *, system=None) -> Snapshots:
-    """Host arrays for :func:`gather_tokens`: positions and propulsions in the network dtype plus neighbours, and
-    the interaction forces when ``system`` is given (networks with ``force_input``)."""
+def base_values(base, x: np.ndarray, g: np.ndarray, box_length: float) -> np.ndarray:
+    """(F, N, output_dim) float64 values of a base score (``base(x, g) -> (s_x or None, s_g)``) on every frame:
+    the fixed part a residual network adds to (columns (s_x, s_g), or s_g alone)."""
+    values = []
+    for xf, gf in zip(x, g, strict=True):
+        s_x, s_g = base(xf, gf, box_length=box_length)
+        values.append(s_g if s_x is None else np.concatenate([s_x, s_g], axis=-1))
+    return np.stack(values)
+
+
+def make_snapshots(
+    x: np.ndarray, g: np.ndarray, box_length: float, k: int, dtype, *, system=None, base=None
+) -> Snapshots:
+    """Host arrays for :func:`gather_tokens`: positions and propulsions in the network dtype plus neighbours, the
+    interaction forces when ``system`` is given (networks with ``force_input``) and the values of ``base`` (a
+    network trained on its residual)."""
     force = None if system is None else np.asarray(interaction_forces(system, x, box_length), dtype=dtype)
-    return Snapshots(np.asarray(x, dtype=dtype), np.asarray(g, dtype=dtype), neighbour_lists(x, box_length, k), force)
+    offset = None if base is None else np.asarray(base_values(base, x, g, box_length), dtype=dtype)
+    neighbours = neighbour_lists(x, box_length, k)
+    return Snapshots(np.asarray(x, dtype=dtype), np.asarray(g, dtype=dtype), neighbours, force, offset)
 
 
 def gather_tokens(snapshots: Snapshots, frames, particles, box_length: float, log_sigma) -> ParticleTokens:
@@ -64,10 +81,12 @@ def gather_tokens(snapshots: Snapshots, frames, particles, box_length: float, lo
     neighbour_x = snapshots.x[frames[:, None], neighbours]  # (B, k, 2)
     displacement = minimum_image(position[:, None, :] - neighbour_x, box_length)
     force = None if snapshots.force is None else snapshots.force[frames[:, None], neighbours]
+    offset = None if snapshots.offset is None else snapshots.offset[frames, particles]
     return ParticleTokens(
         displacement=displacement,
         g=snapshots.g[frames[:, None], neighbours],
         position=position,
         log_sigma=log_sigma,
         force=force,
+        offset=offset,
     )

@@ -12,6 +12,10 @@ Rules (README, "Learning the score"):
   the pair range plus an envelope (a quarter of the largest diameter), and the number of tokens is measured on the
   data: the most particles found within the cutoff plus the noise margin of denoising over a sample of frames,
   plus headroom, so that no particle's set is ever truncated inside the cutoff sphere.
+- **The stacked recipe (interacting AOUPs with ε = 0, the paper's MIPS case).** The network is trained on the
+  whole score as for any system, then refitted together with the closed-form drift-response features in one linear
+  solve (:mod:`activescore.learning.stacking`): the features capture most of the EPR where a network alone captures
+  little (README, *The paper's regime*), and the network adds part of what is nonlinear in the velocities.
 - **Refusals.** A set-up that cannot learn the requested score is a ``ValueError`` that says what to change.
 - **Training.** :class:`~activescore.learning.train.TrainConfig` holds the defaults; the number of steps left
   open grows with the number of training samples.
@@ -61,6 +65,18 @@ def interacting(system) -> bool:
     return float(system.k) > 0
 
 
+def stacked_recipe(system) -> bool:
+    """Whether the defaults refit the trained network together with the drift-response features: interacting AOUPs
+    without translational noise (module docstring)."""
+    return system.propulsion_coordinate == "vector" and system.eps == 0 and interacting(system)
+
+
+#: Training frames (spread evenly) on which the default refit of a network with the drift-response features is
+#: made: its handful of coefficients are fixed by far fewer (README, *The paper's regime*: an eighth of the frames
+#: changed the captured EPR by < 0.01).
+STACK_FIT_FRAMES = 64
+
+
 def neighbour_cutoff(system) -> tuple[float, float]:
     """``(cutoff, width)`` of the token envelope: attention weight 1 up to the pair range, 0 a quarter of the
     largest diameter beyond it."""
@@ -106,12 +122,20 @@ def measured_neighbours(x: np.ndarray, box_length: float, reach: float) -> tuple
 
 
 def default_network(
-    system, x: np.ndarray, *, preset: str = "small", loss: str = "dsm", sigmas=(0.01,), **overrides
+    system,
+    x: np.ndarray,
+    *,
+    preset: str = "small",
+    loss: str = "dsm",
+    sigmas=(0.01,),
+    residual: bool = False,
+    **overrides,
 ) -> ScoreNetConfig:
     """The network for ``system`` learned from frames ``x`` (F, N, 2) (positions; a sample suffices).
 
     ``preset`` ("small" or "paper") fixes the size; heads, inputs, neighbour set and scales follow the system and
-    the data (module docstring). ``overrides`` replace any field afterwards (checked by :func:`check_network`).
+    the data (module docstring). ``residual``: the network corrects a base score (which holds the Gaussian
+    baseline already). ``overrides`` replace any field afterwards (checked by :func:`check_network`).
     """
     if preset not in PRESETS:
         raise ValueError(f"network: expected one of {sorted(PRESETS)}, got {preset!r}")
@@ -125,6 +149,8 @@ def default_network(
         readout_skip=True,
         **hypoelliptic_inputs(system),
     )
+    if residual:
+        fields.update(gaussian_baseline=False, residual=True)
     if interacting(system):
         cutoff, width = neighbour_cutoff(system)
         reach = cutoff + noise_margin(predict_x, loss, sigmas)

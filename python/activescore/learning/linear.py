@@ -40,6 +40,7 @@ from .data import sized
 from .score import LastSnapshot
 from .validation import Validation, validate
 
+_KIND = "activescore.LinearScore"
 #: Powers of the drift Jacobian used by default (measured on MIPS: the captured EPR saturates by 3-4).
 DEFAULT_ORDER = 3
 
@@ -168,26 +169,35 @@ class LinearScore:
             self._last.put(length, x, g, cached)
         return cached
 
-    def save(self, path) -> Path:
-        record = {
-            "kind": "activescore.LinearScore",
+    def to_dict(self) -> dict:
+        """Everything that defines the score, as plain JSON values (also kept inside a residual network's file)."""
+        return {
+            "kind": _KIND,
             "system": self.system.to_dict(),
             "order": self.order,
             "coefficients": self.coefficients.tolist(),
             "validation": self.validation.to_dict() if self.validation is not None else None,
         }
+
+    @classmethod
+    def from_dict(cls, record: dict) -> LinearScore:
+        if record.get("kind") != _KIND:
+            raise ValueError("not a saved LinearScore")
+        validation = Validation(record["validation"]) if record.get("validation") else None
+        system = check_aoup(system_from_dict(record["system"]))
+        return cls(system, record["coefficients"], record["order"], validation)
+
+    def save(self, path) -> Path:
         path = Path(path)
-        atomic_write(path, json.dumps(record, indent=1).encode())
+        atomic_write(path, json.dumps(self.to_dict(), indent=1).encode())
         return path
 
     @classmethod
     def load(cls, path) -> LinearScore:
         record = json.loads(Path(path).read_text())
-        if record.get("kind") != "activescore.LinearScore":
+        if record.get("kind") != _KIND:
             raise ValueError(f"{path}: not a saved LinearScore")
-        validation = Validation(record["validation"]) if record.get("validation") else None
-        system = check_aoup(system_from_dict(record["system"]))
-        return cls(system, record["coefficients"], record["order"], validation)
+        return cls.from_dict(record)
 
     def __repr__(self) -> str:
         return f"LinearScore(order={self.order}, system={self.system!r})"
@@ -232,7 +242,8 @@ def fit_linear_score(
     if n_held:
         held_gram, held_rhs = normal_equations(system, x[-n_held:], g[-n_held:], order)
         c = score.coefficients
-        loss = float(c @ held_gram @ c - 2 * c @ held_rhs)  # the implicit loss, up to its constant E|g|² − 2d
+        # The implicit loss per particle, up to its constant E|g|² − 2d (the normal equations sum over particles).
+        loss = float(c @ held_gram @ c - 2 * c @ held_rhs) / x.shape[1]
         record = dict(loss=loss, loss_name="implicit (closed-form fit)", best_step=0, steps=0, stopped_early=False)
         advice = (
             "the features miss part of the score here (see README, The paper's regime): a higher order, or a "

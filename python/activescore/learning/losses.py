@@ -12,6 +12,11 @@ Denoising with noise on x keeps the clean configuration's neighbour index set an
 from the perturbed positions. For σ much smaller than the spacing between the k-th and (k+1)-th neighbour
 (σ ≲ 0.1 particle radius in practice) the set would rarely change, and where it does the network sees the
 (k+1)-th instead of the k-th neighbour, which hardly affects the self token's output.
+
+A *residual network* learns s − s_base for a fixed base score (the tokens' ``offset`` holds s_base at each
+particle). The implicit loss of the sum, |s_base + s_θ|² + 2 ∇·s_base + 2 ∇·s_θ, differs from what
+:func:`implicit_loss` returns by the constant 2 ∇·s_base, which no weight changes; denoising would need s_base at
+the perturbed configurations and is refused.
 """
 
 from __future__ import annotations
@@ -106,6 +111,8 @@ def implicit_loss(apply: ApplyFn, params, tokens: ParticleTokens, predict_x: boo
     divergence's own primal pass (:func:`score_and_self_divergence`), so the network runs forward once.
     """
     score, divergence = score_and_self_divergence(apply, params, tokens, predict_x, angle)
+    if tokens.offset is not None:  # the network is the residual of a fixed base score (module docstring)
+        score = score + tokens.offset
     return jnp.mean(jnp.sum(score**2, axis=-1) + 2.0 * jnp.sum(divergence, axis=-1))
 
 
@@ -132,6 +139,8 @@ def dsm_loss(
     Gaussian on the circle, so the minimiser is exactly the score of the density smoothed by the wrapped Gaussian:
     no approximation in σ, which only sets the smoothing (σ ≪ 2π for a small bias, as on x).
     """
+    if tokens.offset is not None:
+        raise ValueError("a network on the residual of a base score is trained by the implicit loss, not by denoising")
     dim = (2 if predict_x else 0) + (1 if angle else 2)
     batch, k = tokens.g.shape[:2]
     zeta = jax.random.normal(key, (batch, k, dim), tokens.g.dtype)

@@ -64,6 +64,9 @@ class ScoreNetConfig:
             1/√γ (≈ 100 for the paper's MIPS; physics.md §6), far beyond the O(1) outputs of a fresh network;
             scaling the output keeps the trained weights O(1).
         dtype: parameter and computation dtype, ``"float32"`` or ``"float64"`` (the latter needs JAX x64).
+        residual: the network is the correction to a fixed base score (``train_score(..., base=...)``): its
+            readouts start at exactly zero, so training starts from the base and moves away only where the loss
+            improves, and it holds no Gaussian baseline (the base does).
         propulsion: the coordinates of the propulsion score: ``"vector"`` (s_g, 2 columns: AOUPs) or ``"angle"``
             (s_θ, 1 column: ABPs). The tokens carry g = (cos θ, sin θ) in both cases, so that the network is
             periodic in θ.
@@ -92,10 +95,13 @@ class ScoreNetConfig:
     force_unit: float = 1.0
     dtype: str = "float32"
     propulsion: str = "vector"
+    residual: bool = False
 
     def __post_init__(self):
         if self.propulsion not in ("vector", "angle"):
             raise ValueError(f"propulsion must be 'vector' (AOUP) or 'angle' (ABP), got {self.propulsion!r}")
+        if self.residual and self.gaussian_baseline:
+            raise ValueError("a residual network has no gaussian_baseline: its base score holds the baseline")
         if self.gaussian_baseline and self.propulsion == "angle":
             raise ValueError("gaussian_baseline is the N(0, I) marginal of an AOUP's g; an ABP's θ is uniform")
         if self.k < 1 or self.depth < 0 or self.width < 2 or self.width % 2:
@@ -188,8 +194,10 @@ class ParticleTokens(NamedTuple):
 
     ``displacement`` (B, k, 2) is ``x_i - x_j`` under the minimum image, ``g`` (B, k, 2) the neighbours'
     propulsions, ``position`` (B, 2) the absolute ``x_i`` (used only with ``absolute_position``) and
-    ``log_sigma`` (B,) the noise level (used only with ``sigma_conditioning``) and ``force`` (B, k, 2) the
-    neighbours' interaction forces (used only with ``force_input``; None otherwise).
+    ``log_sigma`` (B,) the noise level (used only with ``sigma_conditioning``), ``force`` (B, k, 2) the
+    neighbours' interaction forces (used only with ``force_input``; None otherwise) and ``offset`` (B, output_dim)
+    the value of a fixed base score at each particle, which the losses add to the network's output when it is
+    trained on the base's residual (the network itself never reads it; None otherwise).
     """
 
     displacement: jax.Array
@@ -197,6 +205,7 @@ class ParticleTokens(NamedTuple):
     position: jax.Array
     log_sigma: jax.Array
     force: jax.Array | None = None
+    offset: jax.Array | None = None
 
 
 class MLP(nn.Module):
@@ -206,12 +215,14 @@ class MLP(nn.Module):
     layers: int
     out: int
     dtype: jnp.dtype
+    zero_output: bool = False  # the last layer starts at zero: the MLP outputs 0 until trained
 
     @nn.compact
     def __call__(self, h):
         for _ in range(self.layers):
             h = nn.gelu(nn.Dense(self.hidden, dtype=self.dtype, param_dtype=self.dtype)(h))
-        return nn.Dense(self.out, dtype=self.dtype, param_dtype=self.dtype)(h)
+        init = nn.initializers.zeros if self.zero_output else nn.linear.default_kernel_init
+        return nn.Dense(self.out, dtype=self.dtype, param_dtype=self.dtype, kernel_init=init)(h)
 
 
 def cutoff_envelope(distance, cutoff: float, width: float):
@@ -335,14 +346,14 @@ class ScoreNet(nn.Module):
             neighbour_weight = jnp.ones(embedded.shape[:-1], dt) if key_weight is None else key_weight
             neighbour_sum = jnp.sum(neighbour_weight[..., 1:, None] * embedded[..., 1:, :], axis=-2)
             self_token = jnp.concatenate([self_token, embedded[..., 0, :], neighbour_sum], axis=-1)
-        s_g = c.output_scale * MLP(c.readout_hidden, c.readout_layers, c.propulsion_dim, dt, name="readout_g")(
-            self_token
-        )
+        s_g = c.output_scale * MLP(
+            c.readout_hidden, c.readout_layers, c.propulsion_dim, dt, c.residual, name="readout_g"
+        )(self_token)
         if c.gaussian_baseline:
             s_g = s_g - tokens.g[..., 0, :].astype(dt)
         if not c.predict_x:
             return s_g
-        s_x = c.output_scale * MLP(c.readout_hidden, c.readout_layers, 2, dt, name="readout_x")(self_token)
+        s_x = c.output_scale * MLP(c.readout_hidden, c.readout_layers, 2, dt, c.residual, name="readout_x")(self_token)
         return jnp.concatenate([s_x, s_g], axis=-1)
 
 

@@ -26,6 +26,12 @@ def _system_from_dict(d: dict):
     return system_from_dict(d)
 
 
+def _base_from_dict(record: dict):
+    from .linear import LinearScore
+
+    return LinearScore.from_dict(record)
+
+
 class LastSnapshot:
     """Something computed from one snapshot (x, g) under a key, kept until another snapshot or key comes.
 
@@ -84,13 +90,26 @@ class Score:
         params: network weights (the EMA weights after training).
         sigmas: denoising noise levels trained on (a tuple; empty for the implicit loss).
         info: training record (loss name, steps, seed, loss history, held-out losses, the validation, ...).
+        base: a fixed score the network corrects (None: the network is the whole score). With a base the score is
+            ``base + network`` and so are its divergences: the network was trained on the base's residual
+            (``train_score(..., base=...)``; for AOUPs with ε = 0 the default base is the drift-response
+            :class:`~activescore.learning.linear.LinearScore`).
     """
 
     def __init__(
-        self, system, config: ScoreNetConfig, params, *, sigmas=(), info: dict | None = None, chunk_size: int = 4096
+        self,
+        system,
+        config: ScoreNetConfig,
+        params,
+        *,
+        sigmas=(),
+        info: dict | None = None,
+        chunk_size: int = 4096,
+        base=None,
     ):
         self.system = system
         self.config = config
+        self.base = base
         self.params = jax.tree_util.tree_map(jnp.asarray, params)
         self.sigmas = tuple(float(s) for s in sigmas)
         self.info = dict(info or {})
@@ -117,6 +136,9 @@ class Score:
         ``box_length`` overrides the system's (to apply the score to another box).
         """
         out = self._run(self._evaluate, x, g, sigma, box_length)
+        if self.base is not None:
+            base_x, base_g = self.base(x, g, box_length=box_length)
+            out = out + (base_g if base_x is None else np.concatenate([base_x, base_g], axis=-1))
         if self.config.predict_x:
             return out[:, :2], out[:, 2:]
         return None, out
@@ -127,6 +149,8 @@ class Score:
         out = self._last_divergence.get(key, x, g)
         if out is None:
             out = self._run(self._divergence, x, g, sigma, box_length)
+            if self.base is not None:
+                out = out + self._base_divergence(x, g, box_length)
             self._last_divergence.put(key, x, g, out)
         out = out.copy()  # the cached array stays ours: what the caller gets is theirs to change
         if self.config.predict_x:
@@ -142,6 +166,13 @@ class Score:
         if not self.config.predict_x:
             raise ValueError("this score has no x head (the system has eps = 0)")
         return self.divergence(x, g, **kwargs)[0]
+
+    def _base_divergence(self, x, g, box_length) -> np.ndarray:
+        """The base's divergences in the columns of :meth:`_divergence` ((∇_x·, ∇_g·) or ∇_g·)."""
+        div_g = self.base.divergence_g(x, g, box_length=box_length)
+        if not self.config.predict_x:
+            return div_g[:, None]
+        return np.stack([self.base.divergence_x(x, g, box_length=box_length), div_g], axis=1)
 
     def _log_sigma(self, sigma) -> float:
         if not self.config.sigma_conditioning:
@@ -198,6 +229,8 @@ class Score:
             "sigmas": list(self.sigmas),
             "info": self.info,
         }
+        if self.base is not None:
+            metadata["base"] = self.base.to_dict()
         save_tree(path, self.params, metadata)
 
     @classmethod
@@ -214,12 +247,15 @@ class Score:
             config = ScoreNetConfig.from_dict(metadata["network"])
             system = (system_from_dict or _system_from_dict)(metadata["system"])
             sigmas, info = metadata["sigmas"], metadata["info"]
+            base = None if metadata.get("base") is None else _base_from_dict(metadata["base"])
         except Exception as err:  # a file edited by hand or written by an incompatible version
             raise ValueError(f"{path}: its Score metadata cannot be read ({type(err).__name__}: {err})") from None
         target = init_params(config, jax.random.PRNGKey(0))
         params = restore_tree(path, state, target, "a saved Score")
-        return cls(system, config, params, sigmas=sigmas, info=info, chunk_size=chunk_size)
+        return cls(system, config, params, sigmas=sigmas, info=info, chunk_size=chunk_size, base=base)
 
     def __repr__(self) -> str:
         sig = f", sigmas={self.sigmas}" if self.sigmas else ""
-        return f"Score({self.system!r}, k={self.config.k}, width={self.config.width}, depth={self.config.depth}{sig})"
+        base = f", base={self.base!r}" if self.base is not None else ""
+        config = self.config
+        return f"Score({self.system!r}, k={config.k}, width={config.width}, depth={config.depth}{sig}{base})"

@@ -28,7 +28,7 @@ from ..io.progress import progress_bar
 from ..samples import as_samples, check_frames
 from .checkpoint import read_metadata_and_state, restore_tree, save_tree
 from .data import Snapshots, make_snapshots
-from .defaults import NEIGHBOUR_SAMPLE_FRAMES, check_network, default_network
+from .defaults import NEIGHBOUR_SAMPLE_FRAMES, STACK_FIT_FRAMES, check_network, default_network, stacked_recipe
 from .network import ScoreNetConfig
 from .score import Score
 from .settings import TrainConfig
@@ -42,13 +42,19 @@ from .stream import (
     plan_windows,
     read_window,
 )
-from .validation import HeldOut, _stopped, validate
+from .validation import HeldOut, _keep_best, _stopped, validate
 
 
 def run_metadata(
-    system, net_config: ScoreNetConfig, train_config: TrainConfig, data_hash: str, windows: dict | None = None
+    system,
+    net_config: ScoreNetConfig,
+    train_config: TrainConfig,
+    data_hash: str,
+    windows: dict | None = None,
+    base: dict | None = None,
 ) -> dict:
-    """What a checkpoint must match to be resumed (``windows``: the window plan of a streamed run)."""
+    """What a checkpoint must match to be resumed (``windows``: the window plan of a streamed run; ``base``: the
+    base score a residual network corrects)."""
     metadata = {
         "system": system.to_dict(),
         "network": net_config.to_dict(),
@@ -57,7 +63,14 @@ def run_metadata(
     }
     if windows is not None:
         metadata["windows"] = windows
+    if base is not None:
+        metadata["base"] = base
     return metadata
+
+
+def _host_copy(tree):
+    """NumPy copies of ``tree``'s arrays: the compiled step donates (reuses) the state's buffers."""
+    return jax.tree_util.tree_map(np.array, tree)
 
 
 def run_training(
@@ -75,16 +88,20 @@ def run_training(
     callback: Callable | None = None,
     heldout: HeldOut | None = None,
     on_checkpoint: Callable | None = None,
+    base: dict | None = None,
 ):
     """Run (or resume) training; returns ``(final TrainState, loss history [(step, mean loss)], held-out history
-    [(step, held-out loss of the EMA weights)])``.
+    [(step, held-out loss of the EMA weights)], returned weights)``. The returned weights are the final EMA weights,
+    or those of the best held-out evaluation when the final loss lies clearly above it (an overfitted run,
+    :func:`validation._keep_best`); a residual network is also evaluated at step 0, where it is its base alone.
 
     ``data``: host snapshots of all frames, or a :class:`WindowStream` of a data set's windows; ``train_config``
     resolved (:meth:`TrainConfig.resolved`). ``callback(step, loss)`` is called at every logging point (after the
     checkpoint of that step, if any). With ``heldout`` the EMA weights are evaluated every
     ``train_config.validate_every`` steps and, with ``early_stopping``, the run ends once the held-out loss has stayed
     clearly above its best for ``patience`` evaluations (:func:`validation._stopped`). ``on_checkpoint(state, heldout_history, last)`` runs after every
-    checkpoint (``last``: the run ends there).
+    checkpoint (``last``: the run ends there). ``base``: the record of the base score whose residual the network
+    learns (the data's ``offset``), part of what a resumed checkpoint must match.
     """
     frames: ResidentFrames | WindowStream = ResidentFrames(data) if isinstance(data, Snapshots) else data
     windows = None if frames.plan is None else frames.plan.to_dict()
@@ -95,10 +112,11 @@ def run_training(
             f"batch_particles ({train_config.batch_particles}) must be a multiple of the number of "
             f"devices ({n_devices})"
         )
-    metadata = json.loads(json.dumps(run_metadata(system, net_config, train_config, data_hash, windows)))
+    metadata = json.loads(json.dumps(run_metadata(system, net_config, train_config, data_hash, windows, base)))
     state = init_state(net_config, train_config)
     history: list = []
     heldout_history: list = []
+    best_params = _host_copy(state.ema_params)  # the EMA weights of the best held-out evaluation
     if checkpoint is not None and os.path.exists(checkpoint):
         saved, raw = read_metadata_and_state(checkpoint, "a training checkpoint")
         saved_history = saved.pop("history", [])
@@ -109,7 +127,7 @@ def run_training(
                 f"checkpoint {checkpoint} belongs to another run (different system, network, training "
                 "settings or data); remove it or choose another path"
             )
-        state = restore_tree(checkpoint, raw, state, "a training checkpoint")
+        state, best_params = restore_tree(checkpoint, raw, (state, best_params), "a training checkpoint")
         # Own copies: the step donates its state, which must not alias host memory owned by NumPy.
         state = TrainState(*(jax.tree_util.tree_map(lambda a: jnp.array(a, copy=True), s) for s in state))
         history = [tuple(h) for h in saved_history]
@@ -121,14 +139,23 @@ def run_training(
 
     def save(state):
         if checkpoint is not None:
-            save_tree(checkpoint, state, {**metadata, "history": history, "heldout": heldout_history})
+            save_tree(checkpoint, (state, best_params), {**metadata, "history": history, "heldout": heldout_history})
             if on_checkpoint is not None:
                 on_checkpoint(state, heldout_history, int(state.step) == train_config.steps or stopped())
 
     def stopped() -> bool:
         return heldout is not None and train_config.early_stopping and _stopped(heldout_history, train_config.patience)
 
+    def record_heldout(step: int, params) -> None:
+        nonlocal best_params
+        loss = heldout(params)
+        if not heldout_history or loss < min(h[1] for h in heldout_history):
+            best_params = _host_copy(params)
+        heldout_history.append((step, loss))
+
     start = int(state.step)
+    if heldout is not None and start == 0 and net_config.residual:
+        record_heldout(0, state.ema_params)  # the base alone: a correction must do better than none
     bar = progress_bar(progress, train_config.steps, initial=start, desc="score training", unit="step")
     losses = []
     snapshots = None
@@ -144,7 +171,7 @@ def run_training(
             done = step + 1
             evaluate = heldout is not None and (done % train_config.validate_every == 0 or done == train_config.steps)
             if evaluate and heldout is not None:
-                heldout_history.append((done, heldout(state.ema_params)))
+                record_heldout(done, state.ema_params)
             last = done == train_config.steps or (evaluate and stopped())
             if done % log_every == 0 or last:
                 mean_loss = float(jnp.mean(jnp.stack(losses)))
@@ -163,7 +190,8 @@ def run_training(
                 save(state)
     finally:
         bar.close()
-    return state, history, heldout_history
+    keep_best = heldout is not None and _keep_best(heldout_history, train_config.patience)
+    return state, history, heldout_history, best_params if keep_best else state.ema_params
 
 
 #: ``train_score`` keywords of earlier versions that are now fields of :class:`TrainConfig`.
@@ -218,6 +246,59 @@ def _check_samples_system(system, samples, n_particles: int) -> None:
         )
 
 
+def _check_base(system, base, loss: str):
+    """The base score of a residual network (``train_score``'s ``base``; None for "auto" and None), checked."""
+    if isinstance(base, str):
+        if base != "auto":
+            raise ValueError(f"base: expected 'auto', None or a score (e.g. a LinearScore), got {base!r}")
+        return None
+    if base is None:
+        return None
+    if not (callable(base) and hasattr(base, "divergence_g") and hasattr(base, "to_dict")):
+        raise ValueError(f"base: expected 'auto', None or a score such as a LinearScore, got {type(base).__name__}")
+    if loss != "implicit":
+        raise ValueError(
+            "base: a network on the residual of a base score is trained by the implicit loss (denoising would need "
+            "the base at perturbed configurations); use TrainConfig(loss='implicit') or base=None"
+        )
+    if base.system.to_dict() != system.to_dict():
+        raise ValueError(f"base: it is a score of {base.system!r}, not of the system {system!r}")
+    return base
+
+
+def _stacked_score(system, network: Score, samples, n_train: int, x_held, g_held) -> Score:
+    """The default for interacting AOUPs with ε = 0: the trained network refitted together with the drift-response
+    features on (a sample of) the training frames, validated on the held-out ones (:mod:`.stacking`)."""
+    from .linear import DEFAULT_ORDER
+    from .stacking import stack, stacked_normal_equations
+
+    picks = np.unique(np.linspace(0, n_train - 1, min(n_train, STACK_FIT_FRAMES)).round().astype(int))
+    x_fit, g_fit = check_frames(*samples.load(picks))
+    score = stack(system, network, x_fit, g_fit, DEFAULT_ORDER)
+    network_validation = network.info.get("validation")
+    if network_validation is not None:
+        score.info["network_validation"] = network_validation
+    if x_held is None:
+        return score
+    gram, rhs = stacked_normal_equations(system, network, x_held, g_held, DEFAULT_ORDER)
+    c = np.asarray(score.info["stack"]["coefficients"])
+    record = dict(network_validation or {})
+    loss = {
+        # The implicit loss per particle, up to its constant E|g|² − 2d (the normal equations sum over particles).
+        "loss": float(c @ gram @ c - 2 * c @ rhs) / x_held.shape[1],
+        "loss_name": "implicit (network and features refitted in closed form)",
+        "best_step": record.get("best_step", 0),
+        "steps": record.get("steps", 0),
+        "stopped_early": record.get("stopped_early", False),
+    }
+    advice = (
+        "the network and the drift-response features together miss part of the score here (README, The paper's "
+        "regime): train on more frames and for more steps, or use a larger network"
+    )
+    score.info["validation"] = validate(system, score, x_held, g_held, loss, advice).to_dict()
+    return score
+
+
 def _split_frames(n_frames: int, holdout: float) -> int:
     """Training frames of ``n_frames``: the last ``holdout`` fraction (at least two frames) is held out; none when
     ``holdout`` is 0 or fewer than two frames would remain for training."""
@@ -243,6 +324,7 @@ def train_score(
     callback: Callable | None = None,
     frames_in_memory: int | None = None,
     steps_per_window: int | None = None,
+    base="auto",
     **legacy,
 ) -> Score:
     """Learn the per-particle score of ``system`` from stationary ``samples`` and validate it on held-out frames.
@@ -270,6 +352,11 @@ def train_score(
             ``steps_per_window`` steps (default: each particle of a window drawn about once). Windows follow a
             shuffled order fixed by the seed, every frame once per epoch. Samples already in memory are always
             used whole.
+        base: ``"auto"`` (default): for interacting AOUPs with ε = 0 the trained network is then refitted
+            together with the drift-response features in closed form (:mod:`activescore.learning.stacking`), for
+            other systems it is the whole score; None: the network alone, always; a score such as a
+            :class:`~activescore.learning.linear.LinearScore`: a network trained on its residual (with the
+            implicit loss) and returned added to it.
         **legacy: the keywords of earlier versions (``loss``, ``sigma``, ``n_steps``, ...): deprecated, forwarded
             to ``train``.
 
@@ -288,11 +375,26 @@ def train_score(
     # A sample of the training frames for the network's neighbour count and checks (a data set is not read whole).
     picks = np.unique(np.linspace(0, n_train - 1, min(n_train, NEIGHBOUR_SAMPLE_FRAMES)).round().astype(int))
     x_sample = samples.load(picks)[0]
+    stacking = isinstance(base, str) and base == "auto" and stacked_recipe(system)
+    base = _check_base(system, base, train_config.loss)
     if network is None or isinstance(network, str):
-        config = default_network(system, x_sample, preset=network or "small", loss=train_config.loss, sigmas=sigmas)
+        config = default_network(
+            system,
+            x_sample,
+            preset=network or "small",
+            loss=train_config.loss,
+            sigmas=sigmas,
+            residual=base is not None,
+        )
     else:
         config = network
     check_network(system, config, loss=train_config.loss, sigmas=sigmas, x=x_sample)
+    if config.residual != (base is not None):
+        raise ValueError(
+            "network: residual=True needs a base score (base='auto' or a score), and a base needs a residual network"
+            if base is None
+            else "network: a network on the residual of a base score needs residual=True (and no gaussian_baseline)"
+        )
     train_config = train_config.resolved(n_train * n_particles)
     # Fewer particles than tokens: use them all (the network does not depend on the token count).
     k = min(config.k, n_particles)
@@ -300,7 +402,8 @@ def train_score(
     force_system = system if config.force_input else None
     plan = None
     if not samples.in_memory:
-        per_frame = frame_bytes(n_particles, k, config.jnp_dtype, config.force_input)
+        offset_dim = 0 if base is None else config.output_dim
+        per_frame = frame_bytes(n_particles, k, config.jnp_dtype, config.force_input, offset_dim)
         budget = frames_in_memory or max(2, DEFAULT_MEMORY_BYTES // per_frame)
         plan = plan_windows(
             n_train, n_particles, budget, steps_per_window, train_config.batch_particles, train_config.seed
@@ -308,10 +411,10 @@ def train_score(
     data: Snapshots | WindowStream
     if plan is None:
         x, g = samples.load()
-        data = make_snapshots(x[:n_train], g[:n_train], box_length, k, config.jnp_dtype, system=force_system)
+        data = make_snapshots(x[:n_train], g[:n_train], box_length, k, config.jnp_dtype, system=force_system, base=base)
     else:
         read = functools.partial(
-            read_window, samples, box_length=box_length, k=k, dtype=config.jnp_dtype, system=force_system
+            read_window, samples, box_length=box_length, k=k, dtype=config.jnp_dtype, system=force_system, base=base
         )
         data = WindowStream(plan, read, train_config.steps)
     heldout: HeldOut | None = None
@@ -322,7 +425,7 @@ def train_score(
         else:
             x_held, g_held = check_frames(*samples.load(range(n_train, n_frames)))
         heldout = HeldOut(
-            make_snapshots(x_held, g_held, box_length, k, config.jnp_dtype, system=force_system),
+            make_snapshots(x_held, g_held, box_length, k, config.jnp_dtype, system=force_system, base=base),
             config,
             train_config,
             box_length,
@@ -346,16 +449,18 @@ def train_score(
             record["windows"] = plan.to_dict()
         return record
 
-    def validation_of(params, history, heldout_history, steps, quiet=False, final=True):
-        score = Score(system, config, jax.device_get(params), sigmas=sigmas, info=info(history, heldout_history, steps))
+    def validation_of(params, history, heldout_history, steps, quiet=False, final=True, best=False):
+        record = info(history, heldout_history, steps)
+        score = Score(system, config, jax.device_get(params), sigmas=sigmas, info=record, base=base)
         if heldout is None:
             return score
         best_step, best_loss = min(heldout_history, key=lambda h: h[1])
         loss = {
             "loss_name": train_config.heldout_loss,
-            "loss": heldout_history[-1][1],
+            "loss": best_loss if best else heldout_history[-1][1],
             "best_loss": best_loss,
             "best_step": int(best_step),
+            "weights": f"best held-out (step {int(best_step)}; the last had overfitted)" if best else "last",
             "steps": int(steps),
             "stopped_early": final and steps < train_config.steps,
         }
@@ -391,7 +496,7 @@ def train_score(
             tqdm.write(text)
 
     try:
-        state, history, heldout_history = run_training(
+        state, history, heldout_history, params = run_training(
             system,
             data,
             config,
@@ -405,13 +510,18 @@ def train_score(
             callback=callback,
             heldout=heldout,
             on_checkpoint=report_checkpoint,
+            base=None if base is None else base.to_dict(),
         )
     finally:
         if isinstance(data, WindowStream):
             data.close()
-    score = validation_of(state.ema_params, history, heldout_history, int(state.step))
+    best = heldout is not None and _keep_best(heldout_history, train_config.patience)
+    # With stacking the network alone is an intermediate: its validation is kept, its warning is not given.
+    score = validation_of(params, history, heldout_history, int(state.step), quiet=stacking, best=best)
     if checkpoint_reports:
         score.info["checkpoint_validations"] = checkpoint_reports
+    if stacking:
+        score = _stacked_score(system, score, samples, n_train, x_held, g_held)
     if progress and score.validation is not None:
         print(score.validation, flush=True)
     return score

@@ -108,6 +108,8 @@ class Validation:
         lines = [f"Score validation on {r['frames']} held-out frames"]
         stop = f", stopped early (best at step {r['best_step']})" if r.get("stopped_early") else ""
         trained = f"{r['steps']} steps{stop}" if r["steps"] else "no training"
+        if r.get("weights", "last") != "last":
+            trained += f"; weights of the {r['weights']}"
         lines.append(f"  held-out {r['loss_name']} loss   {r['loss']:.5g}   ({trained})")
         if "epr" in r:
             ident = r["identity"]
@@ -218,12 +220,17 @@ class HeldOut:
 NOISE_LEVELS = 2.0
 
 
+def _evaluation_noise(losses: np.ndarray, patience: int) -> float:
+    """The standard deviation of one held-out evaluation, estimated robustly from the last 2 × ``patience`` + 1:
+    1.4826 × median |change| / √2 (where the changes are noise)."""
+    changes = np.abs(np.diff(losses[-(2 * patience + 1) :]))
+    return 1.4826 * float(np.median(changes)) / math.sqrt(2) if len(changes) else 0.0
+
+
 def _stopped(heldout_history: list, patience: int) -> bool:
     """True when each of the last ``patience`` held-out losses lies above the best loss before them by more than
-    :data:`NOISE_LEVELS` times the noise of one evaluation.
+    :data:`NOISE_LEVELS` times the noise of one evaluation (:func:`_evaluation_noise`, from the history itself).
 
-    The noise is estimated from the history itself, robustly: 1.4826 × median |change| / √2 over the changes between
-    the last 2 × ``patience`` + 1 evaluations (the standard deviation of one evaluation where the changes are noise).
     So a plateau, on which the held-out loss can no longer resolve what the decaying learning rate still improves,
     does not stop a run (stopping there left a trapped ε = 0 Gaussian 4 % off its EPR, against 0.4 % at the end of the
     schedule); a held-out loss that has clearly risen (overfitting) does.
@@ -231,6 +238,15 @@ def _stopped(heldout_history: list, patience: int) -> bool:
     if len(heldout_history) <= patience:
         return False
     losses = np.array([loss for _, loss in heldout_history], dtype=np.float64)
-    changes = np.abs(np.diff(losses[-(2 * patience + 1) :]))
-    noise = 1.4826 * float(np.median(changes)) / math.sqrt(2)
+    noise = _evaluation_noise(losses, patience)
     return bool(losses[-patience:].min() > losses[:-patience].min() + NOISE_LEVELS * noise)
+
+
+def _keep_best(heldout_history: list, patience: int) -> bool:
+    """Whether the weights of the best held-out evaluation should replace the last ones: only when the last loss
+    lies above the best by more than :data:`NOISE_LEVELS` times the noise of one evaluation (an overfitted run),
+    since among losses equal within their noise the end of the learning-rate schedule is the better estimate."""
+    if len(heldout_history) < 2:
+        return False
+    losses = np.array([loss for _, loss in heldout_history], dtype=np.float64)
+    return bool(losses[-1] > losses.min() + NOISE_LEVELS * _evaluation_noise(losses, patience))

@@ -1,0 +1,88 @@
+"""A trained network and the drift-response features, combined by one closed-form refit: the default score of
+interacting AOUPs with ε = 0 (README, *The paper's regime*).
+
+A network trained on the whole score, s_g = −g + corr(z), and the drift-response score (:mod:`.linear`) capture
+different parts of the score: on the paper's MIPS system at N = 512 each alone captures 0.80 of the EPR at
+γ = 1e-2, and together 0.90. The combination
+
+    s_g = −g + Σ_m c_m φ_m + c_net corr,          corr = s_g,net + g,
+
+is linear in its coefficients, and every piece's divergence is exact (the network's by forward mode), so the
+implicit loss stays quadratic: one more column in the normal equations of :mod:`.linear` and one linear solve.
+Its minimiser is at least as good on the fit frames as either piece alone (each is a point of the family).
+
+The result is an ordinary :class:`Score` whose base is the refitted :class:`LinearScore` and whose network is the
+trained one with its readout scaled by c_net and its Gaussian baseline handed to the base: a residual network
+whose output is exactly c_net · corr, saved, loaded and estimated like any other score.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from .linear import LinearScore, response_features, solve
+from .score import Score
+
+
+def network_correction(network: Score, x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(corr, divergence)`` of one snapshot: the network's s_g + g (N, 2) and its exact ∇_{g_i}·, (N,)."""
+    s_g = network(x, g)[1]
+    return s_g + g, network.divergence_g(x, g) + 2.0
+
+
+def stacked_normal_equations(system, network: Score, x, g, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, r)`` of the implicit loss over frames ``x``, ``g`` (F, N, 2) for the features φ_0 … φ_{order+1} and
+    the network's correction as the last column (:func:`.linear.normal_equations` with one more feature)."""
+    size = order + 3
+    gram, rhs = np.zeros((size, size)), np.zeros(size)
+    for xf, gf in zip(x, g, strict=True):
+        phi, divergence = response_features(system, xf, gf, order)
+        corr, corr_divergence = network_correction(network, xf, gf)
+        flat = np.concatenate([phi.reshape(size - 1, -1), corr.reshape(1, -1)])
+        gram += flat @ flat.T
+        rhs += flat @ gf.ravel() - np.concatenate([divergence.sum(axis=1), [corr_divergence.sum()]])
+    return gram / len(x), rhs / len(x)
+
+
+def _scaled_readout(params, weight: float):
+    """The network's parameters with the last layer of its s_g readout multiplied by ``weight``."""
+    params = jax.tree_util.tree_map(np.array, params)  # host copies, ours to change
+    readout = params["params"]["readout_g"]
+    last = max(readout, key=lambda name: int(name.rsplit("_", 1)[1]))  # Dense_0 … Dense_L: the output layer
+    readout[last] = {name: value * weight for name, value in readout[last].items()}
+    return params
+
+
+def stack(system, network: Score, x: np.ndarray, g: np.ndarray, order: int) -> Score:
+    """The network and the drift-response features of ``order`` refitted together on frames ``x``, ``g`` (F, N, 2)
+    (module docstring). The returned Score carries ``info["stack"]``: the coefficients and what they multiply."""
+    config = network.config
+    if network.base is not None or config.predict_x or config.propulsion != "vector":
+        raise ValueError("stack: needs a network alone for the g-score of an AOUP (no base, no x head)")
+    gram, rhs = stacked_normal_equations(system, network, x, g, order)
+    coefficients = solve(gram, rhs)
+    features, weight = coefficients[:-1].copy(), float(coefficients[-1])
+    if not config.gaussian_baseline:  # corr = s_net + g: the +g part moves to the base's coefficient of φ_0 = g
+        features[0] += weight
+    base = LinearScore(system, features, order)
+    residual = config.replace(gaussian_baseline=False, residual=True)
+    info = {
+        **network.info,
+        "stack": {
+            "order": int(order),
+            "coefficients": coefficients.tolist(),  # of φ_0 … φ_{order+1} and corr, as solved
+            "feature_coefficients": features.tolist(),
+            "network_weight": weight,
+            "fit_frames": int(len(x)),
+        },
+    }
+    return Score(
+        system,
+        residual,
+        _scaled_readout(network.params, weight),
+        sigmas=network.sigmas,
+        info=info,
+        chunk_size=network.chunk_size,
+        base=base,
+    )
