@@ -148,6 +148,7 @@ def run_training(
 
     def record_heldout(step: int, params) -> None:
         nonlocal best_params
+        assert heldout is not None
         loss = heldout(params)
         if not heldout_history or loss < min(h[1] for h in heldout_history):
             best_params = _host_copy(params)
