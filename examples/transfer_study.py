@@ -4,10 +4,12 @@ other sizes and packing fractions, and set the learned EPR beside the learning-f
     python examples/transfer_study.py                       # the README's table (about an hour on 2 cores)
     python examples/transfer_study.py --sizes 1024 4096 --phis 0.25 0.5 --burn-in 20000   # a quick look
     python examples/transfer_study.py --score network --train-n 1024   # the σ = 0.01 network instead
+    python examples/transfer_study.py --sizes --phis 0.9   # one packing fraction alone (no size series)
 
 ``--score linear`` (the default) fits the drift-response score in closed form (activescore.learning.linear; in the
 paper's regime it captures several times more of the EPR than the networks trained here, README *The paper's
-regime*); ``--score network`` trains the default small network by denoising at ``--sigma``.
+regime*); ``--score network`` runs ``train_score``'s default recipe: the small network trained by denoising at
+``--sigma``, then refitted together with the drift-response features (activescore.learning.stacking).
 
 Writes ``<out>/transfer.json`` (every number and the seconds each stage took), ``<out>/transfer_table.md`` and the
 figures ``<out>/transfer_maps.png`` (configurations coloured by the local EPR, the paper's picture) and
@@ -50,7 +52,7 @@ def main():
     p.add_argument("--train-frames", type=int, default=96)
     p.add_argument("--train-steps", type=int, default=3000)
     p.add_argument("--sigma", type=float, default=0.01)
-    p.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192, 16384, 32768])
+    p.add_argument("--sizes", type=int, nargs="*", default=[4096, 8192, 16384, 32768])
     p.add_argument("--phis", type=float, nargs="+", default=[0.1, 0.25, 0.5, 0.75, 0.9])
     p.add_argument("--phi-n", type=int, default=4096, help="particle count of the packing-fraction series")
     p.add_argument("--frames", type=int, default=4, help="snapshots per target system")
@@ -125,7 +127,7 @@ def main():
         }
         record["targets"].append(row)
         print(json.dumps(row))
-        if n == args.phi_n or n == max(args.sizes):
+        if n == args.phi_n or n == max(args.sizes, default=n):
             examples[(n, phi)] = (system, result.positions(-1), result.local.quadratic[-1])
         (out / "transfer.json").write_text(json.dumps(record, indent=2))
 
@@ -168,6 +170,9 @@ def _figures(record, examples, out, sigma):
         (right, "n", lambda r: r["phi"] == 0.5),
     ):
         rows = sorted((r for r in record["targets"] if select(r)), key=lambda r: r[key])
+        if not rows:  # e.g. no size series (--sizes with no values)
+            ax.set_axis_off()
+            continue
         xs = [r[key] for r in rows]
         ax.errorbar(
             xs,
