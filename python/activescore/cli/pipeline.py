@@ -140,7 +140,8 @@ def paper_regime(run, system, sim: dict, ds: dict, n_frames: int = 32) -> dict:
     text = (
         f"paper's regime (MIPS, gamma = {system.gamma:g}, eps = 0): identity {ident:.4g} ± {ident_se:.2g} per "
         f"particle;\n  the drift-response score (fitted in closed form) captures {ratio:.2f} ± {ratio_se:.2f} of it "
-        f"on {v['frames']} held-out snapshots: a lower bound, not yet the EPR (README, The paper's regime)"
+        f"on {v['frames']} held-out snapshots: a lower bound, not yet the EPR;\n  train_score's default adds a "
+        "trained network refitted with it, which takes longer than this demo (README, The paper's regime)"
     )
     atomic_write(path, text + "\n")
     atomic_write(run.out / "paper_regime.json", json.dumps(record, indent=2, default=float) + "\n")
