@@ -33,6 +33,14 @@ def tokens_of(x, g, neighbours, log_sigma=0.0):
     return gather_tokens(snaps, jnp.zeros(n, jnp.int32), jnp.arange(n), BOX, jnp.full(n, log_sigma))
 
 
+def network_and_tokens(config, key, seed, n):
+    """Fresh weights from PRNGKey(``key``), the network's apply and every particle's tokens of one random
+    snapshot of ``n`` particles (seed ``seed``)."""
+    x, g = snapshot(seed, n=n)
+    tokens = tokens_of(x, g, neighbour_lists(x[None], BOX, config.k)[0])
+    return init_params(config, jax.random.PRNGKey(key)), ScoreNet(config).apply, tokens
+
+
 @pytest.mark.parametrize("predict_x", [False, True])
 def test_self_divergence_matches_finite_differences_of_the_snapshot_function(predict_x):
     # Differentiate s_i(X, G) through the real gather (minimum image, fixed neighbour set) by central
@@ -101,10 +109,7 @@ def test_one_pass_scores_divergences_and_loss_equal_the_brute_force_ones(predict
         config = ScoreNetConfig.small(
             k=5, predict_x=predict_x, cutoff=2.5 if predict_x else None, readout_skip=True, dtype="float64"
         )
-        params = init_params(config, jax.random.PRNGKey(1))
-        apply = ScoreNet(config).apply
-        x, g = snapshot(4, n=9)
-        tokens = tokens_of(x, g, neighbour_lists(x[None], BOX, config.k)[0])
+        params, apply, tokens = network_and_tokens(config, key=1, seed=4, n=9)
 
         def one_pass(params):
             score, divergence = score_and_self_divergence(apply, params, tokens, predict_x)
@@ -126,10 +131,7 @@ def test_implicit_loss_gradient_equals_the_gradient_of_the_brute_force_loss():
     # the per-particle Jacobians.
     with jax.enable_x64(True):
         config = ScoreNetConfig.small(k=4, depth=1, dtype="float64")
-        params = init_params(config, jax.random.PRNGKey(2))
-        apply = ScoreNet(config).apply
-        x, g = snapshot(5, n=6)
-        tokens = tokens_of(x, g, neighbour_lists(x[None], BOX, config.k)[0])
+        params, apply, tokens = network_and_tokens(config, key=2, seed=5, n=6)
 
         def brute_force_loss(params):
             score, divergence = brute_force_implicit_terms(apply, params, tokens, False)

@@ -114,12 +114,20 @@ def response_features(system: AOUP, x: np.ndarray, g: np.ndarray, order: int) ->
     return np.stack(phi), np.stack(divergence)
 
 
-def normal_equations(system: AOUP, x: np.ndarray, g: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(A, r)`` of the implicit loss over frames ``x``, ``g`` (F, N, 2), averaged per frame (module docstring)."""
-    size = order + 2
+def normal_equations(
+    system: AOUP, x: np.ndarray, g: np.ndarray, order: int, extra=None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(A, r)`` of the implicit loss over frames ``x``, ``g`` (F, N, 2), averaged per frame (module docstring).
+    ``extra(x, g) -> (feature (N, 2), its divergences (N,))`` of one snapshot adds one more feature as the last
+    column (a trained network's correction: :mod:`.stacking`)."""
+    size = order + 2 + (extra is not None)
     gram, rhs = np.zeros((size, size)), np.zeros(size)
     for xf, gf in zip(x, g, strict=True):
         phi, divergence = response_features(system, xf, gf, order)
+        if extra is not None:
+            feature, feature_divergence = extra(xf, gf)
+            phi = np.concatenate([phi, feature[None]])
+            divergence = np.concatenate([divergence, feature_divergence[None]])
         flat = phi.reshape(size, -1)
         gram += flat @ flat.T
         rhs += flat @ gf.ravel() - divergence.sum(axis=1)

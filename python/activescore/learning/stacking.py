@@ -18,10 +18,12 @@ whose output is exactly c_net · corr, saved, loaded and estimated like any othe
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import numpy as np
 
-from .linear import LinearScore, response_features, solve
+from .linear import LinearScore, normal_equations, solve
 from .score import Score
 
 
@@ -33,16 +35,8 @@ def network_correction(network: Score, x: np.ndarray, g: np.ndarray) -> tuple[np
 
 def stacked_normal_equations(system, network: Score, x, g, order: int) -> tuple[np.ndarray, np.ndarray]:
     """``(A, r)`` of the implicit loss over frames ``x``, ``g`` (F, N, 2) for the features φ_0 … φ_{order+1} and
-    the network's correction as the last column (:func:`.linear.normal_equations` with one more feature)."""
-    size = order + 3
-    gram, rhs = np.zeros((size, size)), np.zeros(size)
-    for xf, gf in zip(x, g, strict=True):
-        phi, divergence = response_features(system, xf, gf, order)
-        corr, corr_divergence = network_correction(network, xf, gf)
-        flat = np.concatenate([phi.reshape(size - 1, -1), corr.reshape(1, -1)])
-        gram += flat @ flat.T
-        rhs += flat @ gf.ravel() - np.concatenate([divergence.sum(axis=1), [corr_divergence.sum()]])
-    return gram / len(x), rhs / len(x)
+    the network's correction as the last column."""
+    return normal_equations(system, x, g, order, extra=functools.partial(network_correction, network))
 
 
 def _scaled_readout(params, weight: float):
@@ -56,7 +50,8 @@ def _scaled_readout(params, weight: float):
 
 def stack(system, network: Score, x: np.ndarray, g: np.ndarray, order: int) -> Score:
     """The network and the drift-response features of ``order`` refitted together on frames ``x``, ``g`` (F, N, 2)
-    (module docstring). The returned Score carries ``info["stack"]``: the coefficients and what they multiply."""
+    (module docstring). The returned Score carries ``info["stack"]``: the coefficients as solved (the base's are the
+    feature ones, with the network's +g folded into φ_0's when the network has no Gaussian baseline)."""
     config = network.config
     if network.base is not None or config.predict_x or config.propulsion != "vector":
         raise ValueError("stack: needs a network alone for the g-score of an AOUP (no base, no x head)")
@@ -72,8 +67,6 @@ def stack(system, network: Score, x: np.ndarray, g: np.ndarray, order: int) -> S
         "stack": {
             "order": int(order),
             "coefficients": coefficients.tolist(),  # of φ_0 … φ_{order+1} and corr, as solved
-            "feature_coefficients": features.tolist(),
-            "network_weight": weight,
             "fit_frames": int(len(x)),
         },
     }

@@ -91,9 +91,9 @@ def run_training(
     base: dict | None = None,
 ):
     """Run (or resume) training; returns ``(final TrainState, loss history [(step, mean loss)], held-out history
-    [(step, held-out loss of the EMA weights)], returned weights)``. The returned weights are the final EMA weights,
-    or those of the best held-out evaluation when the final loss lies clearly above it (an overfitted run,
-    :func:`validation._keep_best`); a residual network is also evaluated at step 0, where it is its base alone.
+    [(step, held-out loss of the EMA weights)], EMA weights of the best held-out evaluation (host copies; the
+    initial ones without held-out frames))``. A residual network is also evaluated at step 0, where it is its base
+    alone.
 
     ``data``: host snapshots of all frames, or a :class:`WindowStream` of a data set's windows; ``train_config``
     resolved (:meth:`TrainConfig.resolved`). ``callback(step, loss)`` is called at every logging point (after the
@@ -191,8 +191,7 @@ def run_training(
                 save(state)
     finally:
         bar.close()
-    keep_best = heldout is not None and _keep_best(heldout_history, train_config.patience)
-    return state, history, heldout_history, best_params if keep_best else state.ema_params
+    return state, history, heldout_history, best_params
 
 
 #: ``train_score`` keywords of earlier versions that are now fields of :class:`TrainConfig`.
@@ -497,7 +496,7 @@ def train_score(
             tqdm.write(text)
 
     try:
-        state, history, heldout_history, params = run_training(
+        state, history, heldout_history, best_params = run_training(
             system,
             data,
             config,
@@ -516,7 +515,9 @@ def train_score(
     finally:
         if isinstance(data, WindowStream):
             data.close()
+    # The final EMA weights, or the best held-out evaluation's when the final loss lies clearly above it (overfitted).
     best = heldout is not None and _keep_best(heldout_history, train_config.patience)
+    params = best_params if best else state.ema_params
     # With stacking the network alone is an intermediate: its validation is kept, its warning is not given.
     score = validation_of(params, history, heldout_history, int(state.step), quiet=stacking, best=best)
     if checkpoint_reports:
