@@ -147,3 +147,24 @@ def test_set_ups_it_cannot_fit_are_refused(system, kwargs, names):
     traj = a.simulate(system, 20, 0.01, seed=1, save_every=5, progress=False)
     with pytest.raises(ValueError, match=names):
         fit_linear_score(system, traj, **kwargs)
+
+
+def test_the_drift_response_form_is_exact_for_any_fixed_symmetric_stable_coupling():
+    # physics.md §6: for ẋ = M x + v0 g, ġ = −γ g + √(2γ) ξ with M symmetric negative definite (not a multiple of
+    # the identity), the stationary Gaussian's g-score is (M − γ) b_x/(γ v0), b_x = M x + v0 g. Reference: the
+    # Lyapunov covariance of the full linear system, solved numerically in float64.
+    from scipy.linalg import solve_continuous_lyapunov
+
+    rng = np.random.default_rng(7)
+    d, v0, gamma = 6, 0.3, 0.05
+    q, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    m = -(q * rng.uniform(0.2, 3.0, d)) @ q.T  # symmetric, eigenvalues in [-3, -0.2]
+    drift = np.block([[m, v0 * np.eye(d)], [np.zeros((d, d)), -gamma * np.eye(d)]])
+    diffusion = np.block([[np.zeros((d, d)), np.zeros((d, d))], [np.zeros((d, d)), 2 * gamma * np.eye(d)]])
+    covariance = solve_continuous_lyapunov(drift, -diffusion)
+    z = rng.normal(size=(5, 2 * d))
+    exact_g_score = -np.linalg.solve(covariance, z.T).T[:, d:]
+    x, g = z[:, :d], z[:, d:]
+    b_x = x @ m.T + v0 * g
+    closed_form = (b_x @ m.T - gamma * b_x) / (gamma * v0)
+    np.testing.assert_allclose(closed_form, exact_g_score, rtol=1e-9, atol=1e-9 * np.abs(exact_g_score).max())
