@@ -84,6 +84,13 @@ def test_state_of_wrong_shape_is_rejected():
         a.simulate(s, 1, 0.1, init=state)
 
 
+@pytest.mark.parametrize("init", ["lattice", ("system", "state"), np.zeros((16, 2)), 3])
+def test_init_of_another_kind_is_a_value_error_naming_it(init):
+    # A tuple or an array used to escape as a TypeError (unhashable) from the choice check.
+    with pytest.raises(ValueError, match="init must be"):
+        a.simulate(a.mips(16), 1, 0.1, init=init, progress=False)
+
+
 @pytest.mark.parametrize(
     "x, name",
     [

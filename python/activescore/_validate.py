@@ -61,6 +61,6 @@ def array(name: str, value, shape: tuple, *, dtype=np.float64, finite: bool = Tr
 
 
 def choice(name: str, value, allowed) -> str:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:  # any other type too (a tuple, an array): no TypeError
         raise ValueError(f"{name} must be one of {sorted(allowed)}, got {value!r}")
     return value

@@ -50,6 +50,10 @@ def _initial_state(system, init, seed: int):
         x = check.array("init.x", init.x, (n, 2))
         q = check.array("init.q", init.q, (n, system.propulsion_components))
         return x, q, int(init.step)
+    if not isinstance(init, str):
+        raise ValueError(
+            f"init must be 'uniform', 'cluster' or a State (e.g. a trajectory's final_state), got {type(init).__name__}"
+        )
     check.choice("init", init, {"uniform", "cluster"})
     z = initial.draw(system, seed)
     x = initial.uniform_positions(system, z) if init == "uniform" else initial.cluster_positions(system)
