@@ -2,6 +2,7 @@
 
     python benchmarks/bench_score.py [--quick]
     python benchmarks/bench_score.py --baseline REV [--rounds 10]
+    python benchmarks/bench_score.py --cores [--rounds 10]
 
 Runs unchanged on CPU or GPU (JAX picks the device). Writes benchmarks/results/score_<machine>.json with the
 platform, CPU model and JAX devices. Compilation is excluded (one warm-up call); every timing blocks on the
@@ -14,6 +15,9 @@ the jitted network alone.
 per version, each compiling its steps once, asked in turn (A B B A ...) to time the same number of steps on the
 same data, so that both see the same machine load; the ratio is taken round by round. Writes
 benchmarks/results/score_training_vs_<REV>_<machine>.json and prints a Markdown table.
+
+``--cores`` runs the same comparison between two workers of this checkout, one confined to a single core and one
+on all cores: what the other cores add to a training step (benchmarks/results/score_training_cores_<machine>.json).
 """
 
 from __future__ import annotations
@@ -171,7 +175,8 @@ def baseline_tree(revision: str, directory: str) -> str:
     return os.path.join(directory, "python")
 
 
-def start_worker(python_path: str):
+def start_worker(python_path: str, cpus: set[int] | None = None):
+    """A worker process on the package at ``python_path``, confined to the cores ``cpus`` (None: all of them)."""
     import subprocess
 
     env = {**os.environ, "PYTHONPATH": python_path}
@@ -181,7 +186,11 @@ def start_worker(python_path: str):
         stdout=subprocess.PIPE,
         text=True,
         env=env,
+        # Pinned before Python starts, so that XLA sizes its thread pool to the cores it may use.
+        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
     )
+    if process.stdout.readline().strip() != "ready":
+        raise RuntimeError("a benchmark worker failed to start")
     return process
 
 
@@ -191,7 +200,79 @@ def ask(process, name: str, steps: int) -> dict:
     return json.loads(process.stdout.readline())
 
 
+def side_by_side(workers: dict, rounds: int, steps: int) -> dict:
+    """Every compared case timed by the two ``workers`` ({"reference": process, "candidate": process}) in turn,
+    ``rounds`` rounds of ``steps`` steps each, alternating which goes first; the speed-up of the candidate is taken
+    round by round (reference time / candidate time) and summarised by its median."""
+    rows = {}
+    for name in COMPARED:
+        times = {"candidate": [], "reference": []}
+        for round_index in range(rounds):
+            order = ("candidate", "reference") if round_index % 2 == 0 else ("reference", "candidate")
+            for version in order:
+                times[version].append(ask(workers[version], name, steps))
+        pairs = list(zip(times["candidate"], times["reference"], strict=True))
+        wall_ratio = [r["wall"] / c["wall"] for c, r in pairs]
+        cpu_ratio = [r["cpu"] / c["cpu"] for c, r in pairs]
+        particles = COMPARED_BATCH * steps
+        rows[name] = {
+            "particles_per_s": {v: particles / float(np.median([t["wall"] for t in times[v]])) for v in times},
+            "particles_per_cpu_s": {v: particles / float(np.median([t["cpu"] for t in times[v]])) for v in times},
+            "speedup_wall": {"median": float(np.median(wall_ratio)), "min": min(wall_ratio), "max": max(wall_ratio)},
+            "speedup_cpu": {"median": float(np.median(cpu_ratio)), "min": min(cpu_ratio), "max": max(cpu_ratio)},
+            "rounds": times,
+        }
+        r = rows[name]
+        print(
+            f"{name}: {r['particles_per_s']['reference']:.0f} -> {r['particles_per_s']['candidate']:.0f} particles/s, "
+            f"speedup {r['speedup_wall']['median']:.2f} (wall, rounds {min(wall_ratio):.2f}-{max(wall_ratio):.2f})"
+            f", {r['speedup_cpu']['median']:.2f} (CPU time)",
+            flush=True,
+        )
+    for process in workers.values():
+        process.stdin.close()
+        process.wait()
+    return rows
+
+
+def write_comparison(results: dict, name: str, out: str | None, reference: str, candidate: str) -> None:
+    """The JSON under benchmarks/results (atomically) and the Markdown table of a side-by-side comparison."""
+    results.update(
+        cpu=cpu_model(),
+        cpu_count=os.cpu_count(),
+        jax=jax.__version__,
+        backend=jax.default_backend(),
+        batch_particles=COMPARED_BATCH,
+        load_average_after=os.getloadavg(),
+        date=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    )
+    machine = (
+        "cpu"
+        if jax.default_backend() == "cpu"
+        else "".join(c if c.isalnum() else "_" for c in jax.devices()[0].device_kind.lower())
+    )
+    path = out or os.path.join(os.path.dirname(__file__), "results", f"{name}_{machine}.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(results, f, indent=2)
+    os.replace(tmp, path)
+    print(
+        f"\n| case (batch {COMPARED_BATCH}) | {reference}, particles/s | {candidate}, particles/s | "
+        "speed-up (wall, median [min, max]) | speed-up (CPU time) |"
+    )
+    print("|---|---:|---:|---|---:|")
+    for case, r in results["cases"].items():
+        w = r["speedup_wall"]
+        print(
+            f"| {case} | {r['particles_per_s']['reference']:.0f} | {r['particles_per_s']['candidate']:.0f} | "
+            f"{w['median']:.2f}× [{w['min']:.2f}, {w['max']:.2f}] | {r['speedup_cpu']['median']:.2f}× |"
+        )
+    print("wrote", path)
+
+
 def compare_with(revision: str, rounds: int, steps: int, out: str | None):
+    """This checkout (candidate) against the package at git revision ``revision`` (reference)."""
     import subprocess
     import tempfile
 
@@ -201,78 +282,35 @@ def compare_with(revision: str, rounds: int, steps: int, out: str | None):
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=True, capture_output=True, text=True)
     with tempfile.TemporaryDirectory() as directory:
         this_tree = os.path.dirname(os.path.dirname(activescore.__file__))
-        workers = {"new": start_worker(this_tree), "old": start_worker(baseline_tree(revision, directory))}
-        for process in workers.values():
-            if process.stdout.readline().strip() != "ready":
-                raise RuntimeError("a benchmark worker failed to start")
-        rows = {}
-        for name in COMPARED:
-            times = {"new": [], "old": []}
-            for round_index in range(rounds):
-                order = ("new", "old") if round_index % 2 == 0 else ("old", "new")
-                for version in order:
-                    times[version].append(ask(workers[version], name, steps))
-            wall_ratio = [o["wall"] / n["wall"] for n, o in zip(times["new"], times["old"], strict=True)]
-            cpu_ratio = [o["cpu"] / n["cpu"] for n, o in zip(times["new"], times["old"], strict=True)]
-            particles = COMPARED_BATCH * steps
-            rows[name] = {
-                "particles_per_s": {v: particles / float(np.median([t["wall"] for t in times[v]])) for v in times},
-                "particles_per_cpu_s": {v: particles / float(np.median([t["cpu"] for t in times[v]])) for v in times},
-                "speedup_wall": {
-                    "median": float(np.median(wall_ratio)),
-                    "min": min(wall_ratio),
-                    "max": max(wall_ratio),
-                },
-                "speedup_cpu": {"median": float(np.median(cpu_ratio)), "min": min(cpu_ratio), "max": max(cpu_ratio)},
-                "rounds": times,
-            }
-            r = rows[name]
-            print(
-                f"{name}: {r['particles_per_s']['old']:.0f} -> {r['particles_per_s']['new']:.0f} particles/s, "
-                f"speedup {r['speedup_wall']['median']:.2f} (wall, rounds {min(wall_ratio):.2f}-{max(wall_ratio):.2f})"
-                f", {r['speedup_cpu']['median']:.2f} (CPU time)",
-                flush=True,
-            )
-        for process in workers.values():
-            process.stdin.close()
-            process.wait()
-    load = os.getloadavg()
+        workers = {
+            "candidate": start_worker(this_tree),
+            "reference": start_worker(baseline_tree(revision, directory)),
+        }
+        rows = side_by_side(workers, rounds, steps)
     results = {
         "baseline": commit,
         "head": head.stdout.strip(),
         "command": f"python benchmarks/bench_score.py --baseline {revision} --rounds {rounds} --steps {steps}",
-        "cpu": cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "batch_particles": COMPARED_BATCH,
         "steps_per_round": steps,
-        "load_average_after": load,
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "cases": rows,
     }
-    machine = (
-        "cpu"
-        if jax.default_backend() == "cpu"
-        else "".join(c if c.isalnum() else "_" for c in jax.devices()[0].device_kind.lower())
-    )
-    path = out or os.path.join(os.path.dirname(__file__), "results", f"score_training_vs_{commit}_{machine}.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(tmp, path)
-    print(
-        f"\n| case (batch {COMPARED_BATCH}) | {commit}, particles/s | {results['head']}, particles/s | speedup (wall, median [min, max]) | speedup (CPU time) |"
-    )
-    print("|---|---:|---:|---|---:|")
-    for name, r in rows.items():
-        w = r["speedup_wall"]
-        print(
-            f"| {name} | {r['particles_per_s']['old']:.0f} | {r['particles_per_s']['new']:.0f} | "
-            f"{w['median']:.2f}× [{w['min']:.2f}, {w['max']:.2f}] | {r['speedup_cpu']['median']:.2f}× |"
-        )
-    print("wrote", path)
+    write_comparison(results, f"score_training_vs_{commit}", out, commit, results["head"])
+
+
+def compare_cores(rounds: int, steps: int, out: str | None):
+    """This checkout on every core (candidate) against the same on one core (reference): what the other cores
+    add to a training step."""
+    this_tree = os.path.dirname(os.path.dirname(activescore.__file__))
+    cores = sorted(os.sched_getaffinity(0))
+    workers = {"candidate": start_worker(this_tree), "reference": start_worker(this_tree, {cores[0]})}
+    rows = side_by_side(workers, rounds, steps)
+    results = {
+        "command": f"python benchmarks/bench_score.py --cores --rounds {rounds} --steps {steps}",
+        "cores": {"reference": 1, "candidate": len(cores)},
+        "steps_per_round": steps,
+        "cases": rows,
+    }
+    write_comparison(results, "score_training_cores", out, "1 core", f"{len(cores)} cores")
 
 
 def main():
@@ -280,14 +318,17 @@ def main():
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     parser.add_argument("--out", default=None, help="output JSON (default benchmarks/results/score_<machine>.json)")
     parser.add_argument("--baseline", default=None, help="git revision to compare training throughput with")
-    parser.add_argument("--rounds", type=int, default=10, help="--baseline: alternating rounds per case")
-    parser.add_argument("--steps", type=int, default=20, help="--baseline: training steps timed per round")
+    parser.add_argument("--cores", action="store_true", help="training on all cores against one core, side by side")
+    parser.add_argument("--rounds", type=int, default=10, help="--baseline, --cores: alternating rounds per case")
+    parser.add_argument("--steps", type=int, default=20, help="--baseline, --cores: training steps timed per round")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker()
     if args.baseline:
         return compare_with(args.baseline, args.rounds, args.steps, args.out)
+    if args.cores:
+        return compare_cores(args.rounds, args.steps, args.out)
     on_accelerator = jax.default_backend() != "cpu"
     repeats = 3 if args.quick else 10
     cases = {
