@@ -99,6 +99,12 @@ def main():
             checkpoint=out / "checkpoint.msgpack",
         )
     record["train_s"] = time.perf_counter() - start
+    if getattr(score, "base", None) is not None:
+        # The default recipe refitted the network with the drift-response features by the implicit loss: the
+        # score is no longer the σ-smoothed one, so the figures carry no σ.
+        record["network_trained_sigma"] = args.sigma
+        args.sigma = None
+        record["recipe"] = "network + drift-response features (train_score default)"
     score.save(out / ("score.json" if args.score == "linear" else "score.msgpack"))
 
     targets = [(n, 0.5) for n in args.sizes] + [
@@ -186,7 +192,7 @@ def _figures(record, examples, out, sigma):
             [r["learned_quadratic_pp"] for r in rows],
             [r["learned_quadratic_pp_err"] for r in rows],
             marker="s",
-            label=f"learned, σ = {sigma}" if sigma else "learned (drift-response score)",
+            label=f"learned, σ = {sigma}" if sigma else f"learned ({record.get('recipe', 'drift-response score')})",
         )
         ax.set_yscale("log")
         ax.set_xlabel("packing fraction φ" if key == "phi" else "N")
