@@ -69,8 +69,14 @@ def clustered_state(n: int, burn_in: int):
     return system, traj.final_state
 
 
+#: Fewest steps in a timed run. A call to ``simulate`` builds its simulator (the first neighbour list, the first
+#: touch of its memory: about 0.2 s at N = 262144), which a run of a second at large N would otherwise spread over
+#: a few dozen steps; LAMMPS keeps its state between runs. So every timed run is long enough to be a step rate.
+MIN_TIMED_STEPS = 100
+
+
 def time_run(system, state, backend, dtype, n_threads, seconds, runners: dict, dt: float = a.MIPS_DT) -> float:
-    """Particle-steps per second of one timed run, sized to last about `seconds`."""
+    """Particle-steps per second of one timed run, sized to last about `seconds` and at least MIN_TIMED_STEPS."""
     if backend == "lammps":  # the peer keeps its own state: one instance per system and thread count
         key = (system.n_particles, system.eps, n_threads)
         if key not in runners:
@@ -102,7 +108,7 @@ def time_run(system, state, backend, dtype, n_threads, seconds, runners: dict, d
         if elapsed > 0.2 * seconds or steps > 10**6:
             break
         steps *= 4
-    steps = max(1, int(steps * seconds / elapsed))
+    steps = max(MIN_TIMED_STEPS, int(steps * seconds / elapsed))
     start = time.perf_counter()
     run(steps)
     return system.n_particles * steps / (time.perf_counter() - start)
@@ -206,6 +212,20 @@ def main(argv=None) -> None:
                 flush=True,
             )
 
+    # What one call costs beyond its steps (building the simulator): a 1-step call against the step rate.
+    call_overhead = {}
+    for n in sorted({n for n, (backend, _, _) in jobs if backend == "cpp"}):
+        system, state = states[n]
+        step_s = n / statistics.median(samples[(n, CPP2)]) if (n, CPP2) in samples else None
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            a.simulate(system, 1, a.MIPS_DT, init=state, save_every=1, backend="cpp", n_threads=2, progress=False)
+            times.append(time.perf_counter() - start)
+        one_step = statistics.median(times)
+        call_overhead[n] = {"one_step_call_s": one_step, "beyond_one_step_s": one_step - (step_s or 0.0)}
+        print(f"N={n:>8}: a 1-step call takes {one_step * 1e3:.1f} ms", flush=True)
+
     rows = []
     for (n, (backend, dtype, threads)), rates in samples.items():
         row = {
@@ -234,6 +254,8 @@ def main(argv=None) -> None:
         "machine": info,
         "system": "mips(N, 0.5), dt=0.1, init=cluster",
         "burn_in": args.burn_in,
+        "min_timed_steps": MIN_TIMED_STEPS,
+        "cpp2_call_overhead": call_overhead,
         "results": rows,
         "cpp2_over_numba2": speedups["numba (2 threads)"],
         "cpp2_over_jax_md": speedups["jax-md (XLA, all cores)"],
@@ -241,7 +263,7 @@ def main(argv=None) -> None:
     name = args.name or f"simulate_{info['host']}"
     path = common.write_json(name, payload)
 
-    table = markdown_table(rows, info, speedups, device)
+    table = markdown_table(rows, info, speedups, device, call_overhead)
     print(table)
     print(f"wrote {path}")
     if not args.no_readme:
@@ -361,8 +383,9 @@ def lammps_comparison(args) -> None:
         print("updated README table bench-simulate-lammps")
 
 
-def markdown_table(rows, info, speedups, device=None) -> str:
-    """The results as the README table; speedups: {peer label: {N: cpp (2 threads) / peer}}."""
+def markdown_table(rows, info, speedups, device=None, call_overhead=None) -> str:
+    """The results as the README table; speedups: {peer label: {N: cpp (2 threads) / peer}}; call_overhead:
+    {N: {"one_step_call_s": ...}} of the compiled backend."""
     lines = [f"Machine: {common.machine_label(info)}; {info['date']}.", ""]
     if device is not None:
         lines += [
@@ -403,6 +426,14 @@ def markdown_table(rows, info, speedups, device=None) -> str:
                 "",
                 f"cpp (2 threads) / {label}: " + ", ".join(f"N={n}: {v:.2f}×" for n, v in sorted(ratios.items())),
             ]
+    if call_overhead:
+        lines += [
+            "",
+            f"Every timed run has at least {MIN_TIMED_STEPS} steps. A call of 1 step (cpp, 2 threads: building the "
+            "simulator, its first neighbour list and memory) takes "
+            + ", ".join(f"N={n}: {1e3 * v['one_step_call_s']:.0f} ms" for n, v in sorted(call_overhead.items()))
+            + ".",
+        ]
     return "\n".join(lines)
 
 
