@@ -36,8 +36,8 @@ from scipy.spatial import cKDTree
 from ..estimation.inputs import check_aoup, sample_arrays
 from ..io.files import atomic_write
 from ..systems import AOUP, system_from_dict
+from .cache import LastSnapshot
 from .data import sized
-from .score import LastSnapshot
 from .validation import Validation, validate
 
 _KIND = "activescore.LinearScore"

@@ -10,8 +10,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .cache import LastSnapshot
 from .checkpoint import read_metadata_and_state, restore_tree, save_tree
 from .data import gather_tokens, make_snapshots
+from .linear import LinearScore
 from .losses import self_divergence
 from .network import ScoreNet, ScoreNetConfig, init_params
 from .validation import Validation
@@ -24,34 +26,6 @@ def _system_from_dict(d: dict):
     from activescore.systems import system_from_dict
 
     return system_from_dict(d)
-
-
-def _base_from_dict(record: dict):
-    from .linear import LinearScore
-
-    return LinearScore.from_dict(record)
-
-
-class LastSnapshot:
-    """Something computed from one snapshot (x, g) under a key, kept until another snapshot or key comes.
-
-    Snapshots are compared by value on copies, so a caller changing its arrays in place is seen (NaN never matches).
-    """
-
-    def __init__(self):
-        self._entry = None
-
-    def get(self, key, x, g):
-        if self._entry is None:
-            return None
-        cached_key, cached_x, cached_g, value = self._entry
-        same = cached_key == key and all(
-            c.shape == np.shape(v) and np.array_equal(c, v) for c, v in ((cached_x, x), (cached_g, g))
-        )
-        return value if same else None
-
-    def put(self, key, x, g, value):
-        self._entry = (key, np.array(x, dtype=np.float64), np.array(g, dtype=np.float64), value)
 
 
 @functools.lru_cache(maxsize=16)
@@ -247,7 +221,7 @@ class Score:
             config = ScoreNetConfig.from_dict(metadata["network"])
             system = (system_from_dict or _system_from_dict)(metadata["system"])
             sigmas, info = metadata["sigmas"], metadata["info"]
-            base = None if metadata.get("base") is None else _base_from_dict(metadata["base"])
+            base = None if metadata.get("base") is None else LinearScore.from_dict(metadata["base"])
         except Exception as err:  # a file edited by hand or written by an incompatible version
             raise ValueError(f"{path}: its Score metadata cannot be read ({type(err).__name__}: {err})") from None
         target = init_params(config, jax.random.PRNGKey(0))
