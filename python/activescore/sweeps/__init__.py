@@ -3,7 +3,8 @@
 into one tidy table and phase-diagram figures. Needs the ``sweep`` extra: ``pip install "activescore[sweep]"``.
 """
 
-from .api import SweepResult, load_table, seed_summary, sweep
+from .api import SweepResult, load_table, sweep
 from .deps import MissingDependency
+from .summary import seed_summary
 
 __all__ = ["MissingDependency", "SweepResult", "load_table", "seed_summary", "sweep"]

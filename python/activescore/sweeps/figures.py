@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..plotting import _pyplot, save
-from .api import seed_summary
+from .summary import seed_summary
 
 _QUANTITIES = (
     ("epr_per_particle", "EPR per particle (identity)"),
