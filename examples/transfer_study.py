@@ -104,7 +104,7 @@ def main():
         # score is no longer the σ-smoothed one, so the figures carry no σ.
         record["network_trained_sigma"] = args.sigma
         args.sigma = None
-        record["recipe"] = "network + drift-response features (train_score default)"
+        record["recipe"] = "default recipe: network + features"
     score.save(out / ("score.json" if args.score == "linear" else "score.msgpack"))
 
     targets = [(n, 0.5) for n in args.sizes] + [
@@ -164,6 +164,7 @@ def _figures(record, examples, out, sigma):
     columns = 3
     rows = -(-len(items) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 4.2 * rows), squeeze=False)
+    fig.subplots_adjust(wspace=0.5)  # room for each colour bar's label beside the next panel's axis
     for ax in axes.flat[len(items) :]:
         ax.set_axis_off()
     for ax, ((n, phi), (system, x, local)) in zip(axes.flat, items, strict=False):
@@ -199,7 +200,7 @@ def _figures(record, examples, out, sigma):
         if key == "n":
             ax.set_xscale("log", base=2)
         ax.set_ylabel("EPR per particle")
-        ax.legend()
+        ax.legend(fontsize="small")
     plotting.save(fig, out / "transfer_epr.png")
 
 
