@@ -50,11 +50,9 @@ def _initial_state(system, init, seed: int):
         x = check.array("init.x", init.x, (n, 2))
         q = check.array("init.q", init.q, (n, system.propulsion_components))
         return x, q, int(init.step)
-    if not isinstance(init, str):
-        raise ValueError(
-            f"init must be 'uniform', 'cluster' or a State (e.g. a trajectory's final_state), got {type(init).__name__}"
-        )
-    check.choice("init", init, {"uniform", "cluster"})
+    if not isinstance(init, str) or init not in ("uniform", "cluster"):
+        what = repr(init) if isinstance(init, str) else f"a {type(init).__name__}"
+        raise ValueError(f"init must be 'uniform', 'cluster' or a State (e.g. a trajectory's final_state), got {what}")
     z = initial.draw(system, seed)
     x = initial.uniform_positions(system, z) if init == "uniform" else initial.cluster_positions(system)
     return x, initial.propulsion(system, z), 0
