@@ -214,16 +214,19 @@ def main(argv=None) -> None:
 
     # What one call costs beyond its steps (building the simulator): a 1-step call against the step rate.
     call_overhead = {}
-    for n in sorted({n for n, (backend, _, _) in jobs if backend == "cpp"}):
+    backend, dtype, threads = CPP2
+    for n in sorted(n for n, job in jobs if job == CPP2):
         system, state = states[n]
-        step_s = n / statistics.median(samples[(n, CPP2)]) if (n, CPP2) in samples else None
         times = []
         for _ in range(3):
             start = time.perf_counter()
-            a.simulate(system, 1, a.MIPS_DT, init=state, save_every=1, backend="cpp", n_threads=2, progress=False)
+            a.simulate(
+                system, 1, a.MIPS_DT, init=state, backend=backend, dtype=dtype, n_threads=threads, progress=False
+            )
             times.append(time.perf_counter() - start)
         one_step = statistics.median(times)
-        call_overhead[n] = {"one_step_call_s": one_step, "beyond_one_step_s": one_step - (step_s or 0.0)}
+        step_s = n / statistics.median(samples[(n, CPP2)])
+        call_overhead[n] = {"one_step_call_s": one_step, "beyond_one_step_s": one_step - step_s}
         print(f"N={n:>8}: a 1-step call takes {one_step * 1e3:.1f} ms", flush=True)
 
     rows = []
