@@ -107,7 +107,9 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("step", &Simulator::step)
       .def_property_readonly("size", &Simulator::size)
       .def_property_readonly("double_precision", &Simulator::double_precision)
-      .def_property_readonly("error", &Simulator::error);
+      .def_property_readonly("error", &Simulator::error)
+      .def_property_readonly("list_builds", &Simulator::list_builds)
+      .def_property_readonly("direct_steps", &Simulator::direct_steps);
 
   m.def(
       "make_simulator",

@@ -104,6 +104,23 @@ def test_replay_matches_cpu_driver_bit_for_bit(name, system, dt, double_precisio
         np.testing.assert_array_equal(replay[1], cpu[1])
 
 
+def test_cpu_driver_comparison_covers_lists_and_direct_pairs():
+    """The comparison above is not vacuous for the CPU driver's two neighbour searches: Verlet lists, and pairs
+    straight from the cell list once lists last a single step. The MIPS case starts overlapping (hard pushes: direct)
+    and settles (lists); the hot ABPs stay direct. Chunked runs switch at the same steps and match whole ones."""
+    for index, direct_share in ((0, (0.05, 0.6)), (1, (0.9, 1.0))):
+        _, system, dt = CASES[index]
+        x, q = _start(system, seed=4)
+        sim = core.make_simulator(_core_system(system), _core_run(dt, 5, 17, 2), True, x, q, system.radius, "cpu")
+        assert sim.advance(150) == 150
+        low, high = direct_share
+        assert sim.list_builds > 0 and low <= sim.direct_steps / 150 <= high, (sim.list_builds, sim.direct_steps)
+        whole = core.read_state(sim, _components(system))
+        chunks = _final(system, dt, x, q, "cpu", True, [1, 23, 126], n_threads=1, seed=5)
+        np.testing.assert_array_equal(chunks[0], whole[0])
+        np.testing.assert_array_equal(chunks[1], whole[1])
+
+
 def test_replay_moves_and_restarts_exactly():
     """The comparison above is not vacuous (particles move, lists are rebuilt), and the replay's state between calls
     is only (x, q, step): chunks, and a new simulator started from a saved state, continue exactly."""

@@ -2,6 +2,8 @@
 // stored in cell order for locality. Boxes under 3 cells a side degenerate to one cell (all pairs under the
 // minimum image), so the list is exact for any box.
 #pragma once
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -28,25 +30,59 @@ class CellList {
   }
 
   // On any grid, side >= 1 (neighbour searches need side == 1 or side >= 3; other users walk the grid themselves).
+  // Every thread of a team calls it (or one caller outside any parallel region): binning, counting and the scatter
+  // are shared out (each thread counts its particles per cell; a cell's slots go to the threads in order), so the
+  // result is the serial counting sort's whatever the team.
   void build(const Real* x, const Real* radii, std::size_t n, const CellGrid<Real>& cells_grid) {
-    grid = cells_grid;
+    const int threads = omp_get_num_threads(), me = omp_get_thread_num();
+    const long long count = static_cast<long long>(n);
+#pragma omp single
+    {
+      grid = cells_grid;
+      cell_start.resize(grid.cells() + 1);
+      cell_index_.resize(n);
+      order.resize(n);
+      slot_cell.resize(n);
+      xy.resize(2 * n);
+      radius.resize(n);
+      counts_.assign(std::size_t(threads) * grid.cells(), 0);
+      range_total_.assign(threads + 1, 0);
+    }
     const int cells = int(grid.cells());
-    cell_start.assign(cells + 1, 0);
-    cell_index_.resize(n);
-    for (std::size_t i = 0; i < n; ++i) {
+    int* mine = &counts_[std::size_t(me) * cells];
+#pragma omp for schedule(static)
+    for (long long i = 0; i < count; ++i) {
       const int c = int(grid.cell_of(x[2 * i], x[2 * i + 1]));
       cell_index_[i] = c;
-      ++cell_start[c + 1];
+      ++mine[c];
     }
-    for (int c = 0; c < cells; ++c) cell_start[c + 1] += cell_start[c];
-    fill_.assign(cell_start.begin(), cell_start.end() - 1);
-    order.resize(n);
-    slot_cell.resize(n);
-    xy.resize(2 * n);
-    radius.resize(n);
-    for (std::size_t i = 0; i < n; ++i) {
+    // Slots by cell, then by thread within a cell: each thread turns its range of cells into running offsets, then
+    // adds the slots of the ranges before it.
+    const int range_begin = int(std::size_t(cells) * me / threads),
+              range_end = int(std::size_t(cells) * (me + 1) / threads);
+    int total = 0;
+    for (int c = range_begin; c < range_end; ++c) {
+      cell_start[c] = total;
+      for (int t = 0; t < threads; ++t) {
+        const int k = counts_[std::size_t(t) * cells + c];
+        counts_[std::size_t(t) * cells + c] = total;
+        total += k;
+      }
+    }
+    range_total_[me + 1] = total;
+#pragma omp barrier
+    int before = 0;
+    for (int t = 0; t < me; ++t) before += range_total_[t + 1];
+    for (int c = range_begin; c < range_end; ++c) {
+      cell_start[c] += before;
+      for (int t = 0; t < threads; ++t) counts_[std::size_t(t) * cells + c] += before;
+    }
+    if (me == threads - 1) cell_start[cells] = before + total;
+#pragma omp barrier
+#pragma omp for schedule(static)
+    for (long long i = 0; i < count; ++i) {
       const int c = cell_index_[i];
-      const int s = fill_[c]++;
+      const int s = mine[c]++;
       order[s] = static_cast<int>(i);
       slot_cell[s] = c;
       xy[2 * s] = x[2 * i];
@@ -72,7 +108,8 @@ class CellList {
 
  private:
   std::vector<int> cell_index_;
-  std::vector<int> fill_;
+  std::vector<int> counts_;       // per thread and cell: particles, then the next free slot
+  std::vector<int> range_total_;  // slots of each thread's range of cells
 };
 
 // The interacting pairs of a block of particles. Gathering is a cheap scan of the 3x3 cells; evaluating the pair

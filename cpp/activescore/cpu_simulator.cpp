@@ -34,14 +34,25 @@ int thread_count(int requested, std::size_t n) {
 // Verlet skin as a fraction of the interaction range: wide enough that dense active systems rebuild every few
 // tens of steps, narrow enough that few listed pairs lie outside the cutoff. Where the particles move so far per
 // step that a list lasts a single step anyway (hot systems: rebuilt every step whatever the skin), the skin only
-// costs candidates, so it shrinks, down to kMinSkinFraction, and grows back once lists last longer. The forces do
-// not depend on the skin (pairs listed beyond the cutoff add exactly zero), so neither do the results.
+// costs candidates, so it shrinks, down to kMinSkinFraction, and grows back once lists last longer. Lists that last
+// one step even then are not built at all: each step takes its pairs straight from the cell list (direct forces)
+// until a step's moves are small enough for a list to last. The forces do not depend on the skin (pairs listed
+// beyond the cutoff add exactly zero) nor on the mode, so neither do the results.
 constexpr double kSkinFraction = 0.1;
 constexpr double kMinSkinFraction = 0.0125;
 
 template <class Real, class Pair, class Propulsion>
 class CpuSimulator final : public Simulator {
   static constexpr int C = Propulsion::kComponents;
+
+  // A thread's scratch for direct forces: the pairs of a block of particles, each particle's in ascending tag of
+  // the other.
+  struct DirectBlock {
+    std::vector<uint64_t> found, sorted;  // neighbour keys as found, and sorted
+    std::vector<int> first;               // the block's b-th particle's pairs: [first[b], first[b + 1])
+    std::vector<Real> dx, dy, sigma;      // raw differences x_i - x_j, contact distances
+    std::vector<Real> fx, fy;             // force on the particle of the pair
+  };
 
  public:
   CpuSimulator(const SystemSpec& system, const RunSpec& run, const Pair& pair, const Propulsion& propulsion,
@@ -82,13 +93,16 @@ class CpuSimulator final : public Simulator {
     long long bad = LLONG_MAX;
     bool flipped = false, stale = list_stale_;  // written after the loop by thread 0 (every thread agrees)
     int age = list_age_;
+    Real last_move_sq = last_move_sq_;
 #pragma omp parallel num_threads(team)
     {
       PairBlock<Real> block;  // this thread's scratch for phase 1
+      DirectBlock direct_block;  // and for direct forces
       const int me = omp_get_thread_num(), threads = omp_get_num_threads();  // the team may be smaller than asked
       bool my_flipped = false;  // the current state is in x_new_/q_new_ (the same on every thread)
       bool my_stale = list_stale_;
       int my_age = list_age_;  // steps since the list was built
+      Real my_last_move_sq = last_move_sq_;  // the last step's largest move since the last build
       long long my_bad = LLONG_MAX;
       int64_t s = 0;
       for (; s < n_steps; ++s) {
@@ -99,31 +113,36 @@ class CpuSimulator final : public Simulator {
               x_.swap(x_new_);
               q_.swap(q_new_);
             }
-            adapt_skin(my_age);
-            cells_.build(x_.data(), radius_.data(), n_, box_, min_width_ + skin_);
-            sort_into_cell_order();
+            adapt_neighbour_search(my_age, my_last_move_sq);
+            ++(direct_ ? direct_steps_ : list_builds_);
           }
           my_flipped = false;
-          neighbours_.build(cells_, box_, pair_, skin_, tag_.data(), n_);
+          cells_.build(x_.data(), radius_.data(), n_, box_, min_width_ + skin_);
+          sort_into_cell_order();
+          if (!direct_) {
+            neighbours_.build(cells_, box_, pair_, skin_, tag_.data(), n_);
 #pragma omp single
-          {
-            pair_fx_.resize(neighbours_.pairs());
-            pair_fy_.resize(neighbours_.pairs());
+            {
+              pair_fx_.resize(neighbours_.pairs());
+              pair_fy_.resize(neighbours_.pairs());
+            }
           }
           my_stale = false;
           my_age = 0;
         }
         // Read before the barrier below: a thread that is a step ahead may already be in the next rebuild, where
-        // adapt_skin changes skin_; deciding staleness on that value would split the team's control flow.
+        // adapt_neighbour_search changes skin_ and direct_; deciding staleness on those would split the team's
+        // control flow.
         const Real skin = skin_;
+        const bool direct = interacting_ && direct_;
         const Real* x = my_flipped ? x_new_.data() : x_.data();
         const Real* q = my_flipped ? q_new_.data() : q_.data();
         Real* x_next = my_flipped ? x_.data() : x_new_.data();
         Real* q_next = my_flipped ? q_.data() : q_new_.data();
-        if (interacting_) evaluate_pairs(block, x);
+        if (interacting_ && !direct) evaluate_pairs(block, x);
         Real my_move_sq = 0;
         Outcome* slots = &outcome[std::size_t(s & 1) * team];
-        slots[me].bad = step_particles(x, q, x_next, q_next, step_ + s, my_move_sq);
+        slots[me].bad = step_particles(x, q, x_next, q_next, step_ + s, direct ? &direct_block : nullptr, my_move_sq);
         slots[me].move_sq = my_move_sq;
 #pragma omp barrier
         Real max_move_sq = 0;
@@ -133,7 +152,8 @@ class CpuSimulator final : public Simulator {
         }
         if (my_bad != LLONG_MAX) break;
         my_flipped = !my_flipped;
-        my_stale = VerletList<Real>::stale(max_move_sq, skin);
+        my_stale = direct || VerletList<Real>::stale(max_move_sq, skin);
+        my_last_move_sq = max_move_sq;
         ++my_age;
       }
       if (me == 0) {
@@ -142,6 +162,7 @@ class CpuSimulator final : public Simulator {
         flipped = my_flipped;
         stale = my_stale;
         age = my_age;
+        last_move_sq = my_last_move_sq;
       }
     }
     if (flipped) {
@@ -151,6 +172,7 @@ class CpuSimulator final : public Simulator {
     step_ += done;
     list_stale_ = stale;
     list_age_ = age;
+    last_move_sq_ = last_move_sq;
     if (bad != LLONG_MAX) report_blow_up(bad);
     return done;
   }
@@ -178,27 +200,44 @@ class CpuSimulator final : public Simulator {
   VerletList<Real> neighbours_;
   std::vector<Real> pair_fx_, pair_fy_;  // force on the owner (lower tag) of every listed pair, in its pair slot
   Real skin_;
+  bool direct_ = false;  // pairs straight from the cell list, rebuilt every step, instead of a Verlet list
   bool list_stale_ = true;
   int list_age_ = 0;
+  Real last_move_sq_ = 0;
 
-  // Before a rebuild: a list that lasted one step halves the skin (to kMinSkinFraction of the range at least); one
-  // that lasted more than four steps doubles it back (to kSkinFraction at most).
-  void adapt_skin(int age) {
-    if (age == 1) skin_ = std::max(Real(0.5) * skin_, Real(kMinSkinFraction) * min_width_);
+  // Before a rebuild, from how many steps the last list lasted (age) and the largest move since it was built: a list
+  // that lasted one step halves the skin (to kMinSkinFraction of the range at least), and at that skin goes direct;
+  // one that lasted more than four steps doubles it back (to kSkinFraction at most). Direct forces end once a
+  // step's moves are small enough for a list of the smallest skin to last more than that step.
+  void adapt_neighbour_search(int age, Real last_move_sq) {
+    const Real min_skin = Real(kMinSkinFraction) * min_width_;
+    if (direct_) {
+      direct_ = VerletList<Real>::stale(last_move_sq, skin_);
+      return;
+    }
+    if (age == 1 && skin_ == min_skin) direct_ = true;
+    if (age == 1) skin_ = std::max(Real(0.5) * skin_, min_skin);
     if (age > 4) skin_ = std::min(Real(2) * skin_, Real(kSkinFraction) * min_width_);
   }
 
-  // Moves every particle into the slot the cell list just gave it (which makes the cell list's slots ours).
+  // Moves every particle into the slot the cell list just gave it (which makes the cell list's slots ours). Every
+  // thread of the team calls it.
   void sort_into_cell_order() {
-    const std::vector<int>& from = cells_.order;
-    for (std::size_t s = 0; s < n_; ++s) {
+    const int* from = cells_.order.data();
+    const long long n = static_cast<long long>(n_);
+#pragma omp for schedule(static)
+    for (long long s = 0; s < n; ++s) {
       std::copy_n(&q_[C * std::size_t(from[s])], C, &q_new_[C * s]);
       tag_new_[s] = tag_[from[s]];
+      x_[2 * s] = cells_.xy[2 * s];
+      x_[2 * s + 1] = cells_.xy[2 * s + 1];
+      radius_[s] = cells_.radius[s];
     }
-    x_ = cells_.xy;
-    radius_ = cells_.radius;
-    q_.swap(q_new_);
-    tag_.swap(tag_new_);
+#pragma omp single
+    {
+      q_.swap(q_new_);
+      tag_.swap(tag_new_);
+    }
   }
 
   // Phase 1 of a step (inside the parallel region, ends in a barrier): every owned pair of the neighbour list
@@ -244,15 +283,17 @@ class CpuSimulator final : public Simulator {
     }
   }
 
-  // Phase 2: this thread's particles summed from the pair table and integrated; returns its smallest failing
-  // tag and raises max_move_sq to its largest displacement since the neighbour list was built. Blocks of
-  // particles draw their normals in vectorised loops first.
+  // Phase 2: this thread's particles summed from the pair table (or, given direct scratch, each block's pairs
+  // straight from the cell list) and integrated; returns its smallest failing tag and raises max_move_sq to its
+  // largest displacement since the neighbour list was built (this step's, for direct forces). Blocks of particles
+  // draw their normals in vectorised loops first.
   long long step_particles(const Real* x, const Real* q, Real* x_new, Real* q_new, int64_t step_index,
-                           Real& max_move_sq) {
+                           DirectBlock* direct, Real& max_move_sq) {
     const long long n = static_cast<long long>(n_);
     const long long blocks = (n + kPairBlockParticles - 1) / kPairBlockParticles;
     const unsigned long long step = static_cast<unsigned long long>(step_index);
     NormalBlock<kPairBlockParticles> noise;
+    const Real* reference = direct ? x : neighbours_.reference.data();
     long long bad = LLONG_MAX;
 #pragma omp for schedule(static) nowait
     for (long long b = 0; b < blocks; ++b) {
@@ -264,16 +305,20 @@ class CpuSimulator final : public Simulator {
       const Real* q_block = &q[C * begin];
 #pragma omp simd
       for (int b = 0; b < count; ++b) propulsion.direction(&q_block[C * b], gx[b], gy[b]);
+      if (direct) gather_direct_pairs(*direct, x, begin, end);
       for (long long p = begin; p < end; ++p) {
         Real fx = 0, fy = 0;
-        if (interacting_) sum_pair_forces(p, fx, fy);
         const int in_block = int(p - begin);
+        if (direct)
+          sum_direct_pairs(*direct, in_block, fx, fy);
+        else if (interacting_)
+          sum_pair_forces(p, fx, fy);
         if (!integrate_particle(params_, propulsion_, box_, noise.first(in_block), noise.second(in_block), &x[2 * p],
                                 &q[C * p], gx[in_block], gy[in_block], fx, fy, &x_new[2 * p], &q_new[C * p]))
           bad = std::min(bad, (long long)tag_[p]);
         if (interacting_) {
-          const Real mx = box_.min_image(x_new[2 * p] - neighbours_.reference[2 * p]);
-          const Real my = box_.min_image(x_new[2 * p + 1] - neighbours_.reference[2 * p + 1]);
+          const Real mx = box_.min_image(x_new[2 * p] - reference[2 * p]);
+          const Real my = box_.min_image(x_new[2 * p + 1] - reference[2 * p + 1]);
           max_move_sq = std::max(max_move_sq, mx * mx + my * my);
         }
       }
@@ -298,6 +343,64 @@ class CpuSimulator final : public Simulator {
     for (int k = 0; k < m; ++k) {
       sx += tx[k0 + k];
       sy += ty[k0 + k];
+    }
+    fx = sx;
+    fy = sy;
+  }
+
+  // Direct forces for the slots [begin, end) (the cell list's slots, rebuilt this step): each particle's neighbours
+  // found as for a list (skin_ covers the rounding of the cheap distance test), in ascending tag, then every pair
+  // evaluated in one vectorised loop, from both of its sides. The summands are those of the pair table bit for bit:
+  // the minimum image is odd, so the other side's s * (-d) is -(s * d).
+  void gather_direct_pairs(DirectBlock& direct, const Real* x, long long begin, long long end) const {
+    const int particles = int(end - begin);
+    direct.first.resize(particles + 1);
+    direct.first[0] = 0;
+    std::size_t used = 0;
+    for (int b = 0; b < particles; ++b) {
+      used += find_neighbours(cells_, box_, pair_, skin_, tag_.data(), int(begin + b), direct.found, used);
+      direct.first[b + 1] = int(used);
+    }
+    const int count = int(used);
+    if (direct.sorted.size() < used) {
+      const std::size_t cap = std::max(used, 2 * direct.sorted.size());
+      for (auto* v : {&direct.dx, &direct.dy, &direct.sigma, &direct.fx, &direct.fy}) v->resize(cap);
+      direct.sorted.resize(cap);
+    }
+    const Real* radius = radius_.data();
+    for (int b = 0; b < particles; ++b) {
+      const int first = direct.first[b], m = direct.first[b + 1] - first;
+      rank_sort(&direct.found[first], m, &direct.sorted[first]);
+      const long long i = begin + b;
+      for (int a = first; a < first + m; ++a) {
+        const int j = key_slot(direct.sorted[a]);
+        direct.dx[a] = x[2 * i] - x[2 * j];
+        direct.dy[a] = x[2 * i + 1] - x[2 * j + 1];
+        direct.sigma[a] = radius[i] + radius[j];
+      }
+    }
+    const Box<Real> box = box_;
+    const Pair pair = pair_;
+    const Real* __restrict dx = direct.dx.data();
+    const Real* __restrict dy = direct.dy.data();
+    const Real* __restrict sigma = direct.sigma.data();
+    Real* __restrict fx = direct.fx.data();
+    Real* __restrict fy = direct.fy.data();
+#pragma omp simd
+    for (int k = 0; k < count; ++k) {
+      const Real ddx = box.min_image(dx[k]), ddy = box.min_image(dy[k]);
+      const Real scale = force_scale(pair, ddx * ddx + ddy * ddy, sigma[k]);
+      fx[k] = scale * ddx;
+      fy[k] = scale * ddy;
+    }
+  }
+
+  // The pair force on the block's b-th particle from gather_direct_pairs, in ascending tag.
+  static void sum_direct_pairs(const DirectBlock& direct, int b, Real& fx, Real& fy) {
+    Real sx = 0, sy = 0;
+    for (int a = direct.first[b]; a < direct.first[b + 1]; ++a) {
+      sx += direct.fx[a];
+      sy += direct.fy[a];
     }
     fx = sx;
     fy = sy;

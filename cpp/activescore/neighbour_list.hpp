@@ -19,6 +19,63 @@
 
 namespace activescore {
 
+// A neighbour as a key that orders by tag (original index), then slot.
+inline uint64_t neighbour_key(int tag, int slot) { return uint64_t(uint32_t(tag)) << 32 | uint32_t(slot); }
+inline int key_slot(uint64_t key) { return int(uint32_t(key)); }
+
+// How many of the m keys are below v: branch free, so it vectorises (lists are one or two dozen long).
+inline int count_below(const uint64_t* k, int m, uint64_t v) {
+  int below = 0;
+  for (int a = 0; a < m; ++a) below += k[a] < v;
+  return below;
+}
+
+// The m distinct keys in ascending order, by rank (branch free, and cheap at these lengths).
+inline void rank_sort(const uint64_t* keys, int m, uint64_t* sorted) {
+  for (int a = 0; a < m; ++a) sorted[count_below(keys, m, keys[a])] = keys[a];
+}
+
+// Keys of the neighbours of the particle in `slot` within cutoff + skin, in cell order, written to out from
+// out[at] (grown to hold every candidate: each is written, and kept only if in range); returns how many. The
+// distance test uses each run's periodic image instead of minimum images (a select per coordinate and
+// candidate): the two differ by a rounding, and the list only has to hold every pair inside the cutoff, which
+// the skin guarantees many times over; pairs listed beyond it add exactly zero to the forces.
+template <class Real, class Pair>
+int find_neighbours(const CellList<Real>& cl, const Box<Real>& box, const Pair& pair, Real skin, const int* tag,
+                    int slot, std::vector<uint64_t>& out, std::size_t at) {
+  int begin[6], end[6], image_x[6], image_y[6];
+  const int m = cl.neighbour_runs(slot, begin, end, image_x, image_y);
+  std::size_t candidates = 0;
+  for (int a = 0; a < m; ++a) candidates += end[a] - begin[a];
+  if (out.size() < at + candidates) out.resize(std::max(at + candidates, 2 * out.size()));
+  uint64_t* found = out.data() + at;
+  const Real* xy = cl.xy.data();
+  const Real* radius = cl.radius.data();
+  const Real xi = xy[2 * slot], yi = xy[2 * slot + 1], ri = radius[slot];
+  int count = 0;
+  if (cl.grid.side == 1) {  // one cell: minimum images
+    for (int s = 0; s < end[0]; ++s) {
+      const Real dx = box.min_image(xi - xy[2 * s]);
+      const Real dy = box.min_image(yi - xy[2 * s + 1]);
+      const Real reach = pair.cutoff(ri + radius[s]) + skin;
+      found[count] = neighbour_key(tag[s], s);
+      count += (s != slot) & (dx * dx + dy * dy < reach * reach);
+    }
+    return count;
+  }
+  for (int a = 0; a < m; ++a) {
+    const Real x_image = xi - Real(image_x[a]) * box.L, y_image = yi - Real(image_y[a]) * box.L;
+    for (int s = begin[a]; s < end[a]; ++s) {
+      const Real dx = x_image - xy[2 * s];
+      const Real dy = y_image - xy[2 * s + 1];
+      const Real reach = pair.cutoff(ri + radius[s]) + skin;
+      found[count] = neighbour_key(tag[s], s);
+      count += (s != slot) & (dx * dx + dy * dy < reach * reach);
+    }
+  }
+  return count;
+}
+
 template <class Real>
 class VerletList {
  public:
@@ -53,7 +110,7 @@ class VerletList {
     std::size_t used = 0;
 #pragma omp for schedule(static)
     for (long long slot = 0; slot < count; ++slot) {
-      const int m = visit(cells, box, pair, skin, tag, int(slot), found, used);
+      const int m = find_neighbours(cells, box, pair, skin, tag, int(slot), found, used);
       start[slot + 1] = m;
       used += m;
     }
@@ -72,8 +129,8 @@ class VerletList {
       // Ascending tag (a rank sort), so each particle's force sum has one order whenever the list was built: a
       // resumed run then matches an unbroken one bit for bit (pairs inside the skin add exactly zero).
       uint64_t* sorted = &key_[start[slot]];
-      for (int a = 0; a < m; ++a) sorted[count_below(mine, m, mine[a])] = mine[a];
-      for (int a = 0; a < m; ++a) index[start[slot] + a] = int(uint32_t(sorted[a]));
+      rank_sort(mine, m, sorted);
+      for (int a = 0; a < m; ++a) index[start[slot] + a] = key_slot(sorted[a]);
       owned_first[slot] = start[slot] + count_below(mine, m, key(tag[slot], 0));
       pair_start[slot + 1] = start[slot + 1] - owned_first[slot];
     }
@@ -98,57 +155,9 @@ class VerletList {
   static bool stale(Real max_move_sq, Real skin) { return max_move_sq > Real(0.25) * skin * skin; }
 
  private:
-  std::vector<uint64_t> key_;  // each list entry as (tag << 32 | slot), sorted: keys order by tag
+  std::vector<uint64_t> key_;  // each list entry as neighbour_key(tag, slot), sorted: keys order by tag
 
-  static uint64_t key(int tag, int slot) { return uint64_t(uint32_t(tag)) << 32 | uint32_t(slot); }
-
-  // How many of the m keys are below v: branch free, so it vectorises (lists are one or two dozen long).
-  static int count_below(const uint64_t* k, int m, uint64_t v) {
-    int below = 0;
-    for (int a = 0; a < m; ++a) below += k[a] < v;
-    return below;
-  }
-
-  // Keys of the neighbours of the particle in `slot` within cutoff + skin, in cell order, written to out from
-  // out[at] (grown to hold every candidate: each is written, and kept only if in range); returns how many. The
-  // distance test uses each run's periodic image instead of minimum images (a select per coordinate and
-  // candidate): the two differ by a rounding, and the list only has to hold every pair inside the cutoff, which
-  // the skin guarantees many times over; pairs listed beyond it add exactly zero to the forces.
-  template <class Pair>
-  static int visit(const CellList<Real>& cl, const Box<Real>& box, const Pair& pair, Real skin, const int* tag,
-                   int slot, std::vector<uint64_t>& out, std::size_t at) {
-    int begin[6], end[6], image_x[6], image_y[6];
-    const int m = cl.neighbour_runs(slot, begin, end, image_x, image_y);
-    std::size_t candidates = 0;
-    for (int a = 0; a < m; ++a) candidates += end[a] - begin[a];
-    if (out.size() < at + candidates) out.resize(std::max(at + candidates, 2 * out.size()));
-    uint64_t* found = out.data() + at;
-    const Real* xy = cl.xy.data();
-    const Real* radius = cl.radius.data();
-    const Real xi = xy[2 * slot], yi = xy[2 * slot + 1], ri = radius[slot];
-    int count = 0;
-    if (cl.grid.side == 1) {  // one cell: minimum images
-      for (int s = 0; s < end[0]; ++s) {
-        const Real dx = box.min_image(xi - xy[2 * s]);
-        const Real dy = box.min_image(yi - xy[2 * s + 1]);
-        const Real reach = pair.cutoff(ri + radius[s]) + skin;
-        found[count] = key(tag[s], s);
-        count += (s != slot) & (dx * dx + dy * dy < reach * reach);
-      }
-      return count;
-    }
-    for (int a = 0; a < m; ++a) {
-      const Real x_image = xi - Real(image_x[a]) * box.L, y_image = yi - Real(image_y[a]) * box.L;
-      for (int s = begin[a]; s < end[a]; ++s) {
-        const Real dx = x_image - xy[2 * s];
-        const Real dy = y_image - xy[2 * s + 1];
-        const Real reach = pair.cutoff(ri + radius[s]) + skin;
-        found[count] = key(tag[s], s);
-        count += (s != slot) & (dx * dx + dy * dy < reach * reach);
-      }
-    }
-    return count;
-  }
+  static uint64_t key(int tag, int slot) { return neighbour_key(tag, slot); }
 };
 
 }  // namespace activescore

@@ -24,10 +24,14 @@ class Simulator {
   std::size_t size() const { return n_; }
   bool double_precision() const { return double_precision_; }
   const std::string& error() const { return error_; }
+  // Neighbour search so far (CPU driver): Verlet lists built, and steps whose pairs came straight from the cell list.
+  int64_t list_builds() const { return list_builds_; }
+  int64_t direct_steps() const { return direct_steps_; }
 
  protected:
   std::size_t n_ = 0;
   int64_t step_ = 0;
+  int64_t list_builds_ = 0, direct_steps_ = 0;
   bool double_precision_ = true;
   std::string error_;
 };
