@@ -1,6 +1,7 @@
 // CPU driver: cell list + fused force/integrate pass, OpenMP over particles. Each particle sums its own
-// neighbours in a fixed order (no shared accumulators), so any thread count gives bit-identical results.
-// Particles are stored in cell order (slots), re-sorted at every neighbour-list build so that neighbours lie close
+// neighbours in a fixed order (no shared accumulators), so any thread count gives bit-identical results. Pairs come
+// from a Verlet list, or, where lists would last a single step, straight from the cell list (direct forces).
+// Particles are stored in cell order (slots), re-sorted at every cell-list build so that neighbours lie close
 // in memory; each keeps its tag (original index), which keys its random stream and orders its neighbours, so the
 // slot order never shows in the results.
 #include <omp.h>

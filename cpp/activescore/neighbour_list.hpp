@@ -35,11 +35,11 @@ inline void rank_sort(const uint64_t* keys, int m, uint64_t* sorted) {
   for (int a = 0; a < m; ++a) sorted[count_below(keys, m, keys[a])] = keys[a];
 }
 
-// Keys of the neighbours of the particle in `slot` within cutoff + skin, in cell order, written to out from
-// out[at] (grown to hold every candidate: each is written, and kept only if in range); returns how many. The
-// distance test uses each run's periodic image instead of minimum images (a select per coordinate and
-// candidate): the two differ by a rounding, and the list only has to hold every pair inside the cutoff, which
-// the skin guarantees many times over; pairs listed beyond it add exactly zero to the forces.
+// Keys of the neighbours of the particle in `slot` within cutoff + skin (for a list, or for one step's direct pairs),
+// in cell order, written to out from out[at] (grown to hold every candidate: each is written, and kept only if in
+// range); returns how many. The distance test uses each run's periodic image instead of minimum images (a select per
+// coordinate and candidate): the two differ by a rounding, and the list only has to hold every pair inside the cutoff,
+// which the skin guarantees many times over; pairs listed beyond it add exactly zero to the forces.
 template <class Real, class Pair>
 int find_neighbours(const CellList<Real>& cl, const Box<Real>& box, const Pair& pair, Real skin, const int* tag,
                     int slot, std::vector<uint64_t>& out, std::size_t at) {
@@ -131,7 +131,7 @@ class VerletList {
       uint64_t* sorted = &key_[start[slot]];
       rank_sort(mine, m, sorted);
       for (int a = 0; a < m; ++a) index[start[slot] + a] = key_slot(sorted[a]);
-      owned_first[slot] = start[slot] + count_below(mine, m, key(tag[slot], 0));
+      owned_first[slot] = start[slot] + count_below(mine, m, neighbour_key(tag[slot], 0));
       pair_start[slot + 1] = start[slot + 1] - owned_first[slot];
     }
 #pragma omp single
@@ -141,7 +141,7 @@ class VerletList {
     }
 #pragma omp for schedule(static)
     for (long long p = 0; p < count; ++p) {
-      const uint64_t me = key(tag[p], 0);
+      const uint64_t me = neighbour_key(tag[p], 0);
       for (int a = start[p]; a < owned_first[p]; ++a) {  // owned by q: p's place among q's owned neighbours
         const int q = index[a];
         pair_of[a] = pair_start[q] + count_below(&key_[owned_first[q]], start[q + 1] - owned_first[q], me);
@@ -156,8 +156,6 @@ class VerletList {
 
  private:
   std::vector<uint64_t> key_;  // each list entry as neighbour_key(tag, slot), sorted: keys order by tag
-
-  static uint64_t key(int tag, int slot) { return neighbour_key(tag, slot); }
 };
 
 }  // namespace activescore
