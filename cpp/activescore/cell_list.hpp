@@ -179,6 +179,23 @@ inline void evaluate_force_scale(const Pair& pair, PairBlock<Real>& block) {
   for (int a = 0; a < block.size; ++a) scale[a] = force_scale(pair, rho_sq[a], sigma[a]);
 }
 
+// The force vectors (fx, fy) = s (dx', dy') of count pairs from their raw differences (dx, dy) = x_i - x_j and
+// contact distances, where (dx', dy') is the minimum image and s = force_scale: one vectorised loop. The minimum
+// image is odd, so the same pair seen from its other side gets exactly the negated vector. (box and pair by value:
+// the stores cannot alias them, so they stay in registers.)
+template <class Real, class Pair>
+inline void pair_force_vectors(const Box<Real> box, const Pair pair, const Real* __restrict dx,
+                               const Real* __restrict dy, const Real* __restrict sigma, int count, Real* __restrict fx,
+                               Real* __restrict fy) {
+#pragma omp simd
+  for (int k = 0; k < count; ++k) {
+    const Real ddx = box.min_image(dx[k]), ddy = box.min_image(dy[k]);
+    const Real scale = force_scale(pair, ddx * ddx + ddy * ddy, sigma[k]);
+    fx[k] = scale * ddx;
+    fy[k] = scale * ddy;
+  }
+}
+
 // divergence_scale for every pair of the block.
 template <class Real, class Pair>
 inline void evaluate_divergence_scale(const Pair& pair, PairBlock<Real>& block) {

@@ -249,8 +249,6 @@ class CpuSimulator final : public Simulator {
   // applies the minimum image, the cutoff and the force.
   void evaluate_pairs(PairBlock<Real>& block, const Real* x) {
     const VerletList<Real>& nl = neighbours_;
-    const Box<Real> box = box_;  // local copies: the block's stores cannot alias them, so they stay in registers
-    const Pair pair = pair_;
     const Real* radius = radius_.data();
     const long long n = static_cast<long long>(n_);
     const long long blocks = (n + kPairBlockParticles - 1) / kPairBlockParticles;
@@ -272,15 +270,7 @@ class CpuSimulator final : public Simulator {
           sigma[slot] = ri + radius[j];
         }
       }
-      Real* __restrict fx = &pair_fx_[first];
-      Real* __restrict fy = &pair_fy_[first];
-#pragma omp simd
-      for (int k = 0; k < count; ++k) {
-        const Real ddx = box.min_image(dx[k]), ddy = box.min_image(dy[k]);
-        const Real scale = force_scale(pair, ddx * ddx + ddy * ddy, sigma[k]);
-        fx[k] = scale * ddx;
-        fy[k] = scale * ddy;
-      }
+      pair_force_vectors(box_, pair_, dx, dy, sigma, count, &pair_fx_[first], &pair_fy_[first]);
     }
   }
 
@@ -380,20 +370,8 @@ class CpuSimulator final : public Simulator {
         direct.sigma[a] = radius[i] + radius[j];
       }
     }
-    const Box<Real> box = box_;
-    const Pair pair = pair_;
-    const Real* __restrict dx = direct.dx.data();
-    const Real* __restrict dy = direct.dy.data();
-    const Real* __restrict sigma = direct.sigma.data();
-    Real* __restrict fx = direct.fx.data();
-    Real* __restrict fy = direct.fy.data();
-#pragma omp simd
-    for (int k = 0; k < count; ++k) {
-      const Real ddx = box.min_image(dx[k]), ddy = box.min_image(dy[k]);
-      const Real scale = force_scale(pair, ddx * ddx + ddy * ddy, sigma[k]);
-      fx[k] = scale * ddx;
-      fy[k] = scale * ddy;
-    }
+    pair_force_vectors(box_, pair_, direct.dx.data(), direct.dy.data(), direct.sigma.data(), count, direct.fx.data(),
+                       direct.fy.data());
   }
 
   // The pair force on the block's b-th particle from gather_direct_pairs, in ascending tag.
