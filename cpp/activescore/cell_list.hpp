@@ -73,9 +73,11 @@ class CellList {
 #pragma omp barrier
     int before = 0;
     for (int t = 0; t < me; ++t) before += range_total_[t + 1];
-    for (int c = range_begin; c < range_end; ++c) {
-      cell_start[c] += before;
-      for (int t = 0; t < threads; ++t) counts_[std::size_t(t) * cells + c] += before;
+    if (before != 0) {  // the first range (all of them, for one thread) is already final
+      for (int c = range_begin; c < range_end; ++c) {
+        cell_start[c] += before;
+        for (int t = 0; t < threads; ++t) counts_[std::size_t(t) * cells + c] += before;
+      }
     }
     if (me == threads - 1) cell_start[cells] = before + total;
 #pragma omp barrier
