@@ -9,8 +9,6 @@ under the tolerances; the network has a cutoff (2.5 = contact range 2 plus the e
 enough that fewer than k particles ever sit inside it. Seeds are fixed.
 """
 
-import dataclasses
-
 import numpy as np
 import pytest
 
@@ -76,8 +74,9 @@ def test_active_epr_from_the_learned_score_matches_the_identity(active_run):
     # ≈ 0.3 % of the EPR over 200 frames; this run, 1000 steps, is ≈ 2.4 % low (1.5 % of it the dt drift of the
     # identity).
     system, train, test = active_run
-    training = dataclasses.replace(TRAINING, n_steps=1000)
-    score = train_score(system, train, ScoreNetConfig.small(k=12, **NETWORK), training, progress=False)
+    score = train_score(
+        system, train, ScoreNetConfig.small(k=12, **NETWORK), TRAINING.replace(n_steps=1000), progress=False
+    )
     learned, identity, naive = epr_estimates(system, score, test)
     assert abs(learned.mean() / identity.mean() - 1) <= 0.05
     assert abs(naive.mean() / identity.mean() - 1) > 0.15  # the test can tell a score that ignores interactions
