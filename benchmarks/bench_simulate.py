@@ -21,6 +21,13 @@ the closed form, g(r) of the hot system against activescore's). ``--lammps-only`
 When jax-md is installed (an optional peer, not a dependency: ``pip install jax-md``), the same system also runs in
 JAX-MD (benchmarks/jaxmd_peer.py: its periodic space and neighbour list, the force and step written in JAX; its
 forces are checked against activescore.forces first) on XLA's CPU threads.
+
+``--baseline REV`` times this checkout against git revision REV side by side (benchmarks/side_by_side.py): both
+trees are built by their own CMakeLists into temporary directories (Release, CPU only), and two worker processes time
+the same runs in turn (the ABP regimes free, cold and hot of the LAMMPS comparison and the MIPS preset), so each
+round's ratio is taken under the same load:
+
+    python benchmarks/bench_simulate.py --baseline HEAD~1 --sizes 16384 65536 --rounds 6
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ import activescore as a  # noqa: E402
 import common  # noqa: E402
 import jaxmd_peer  # noqa: E402
 import lammps_peer  # noqa: E402
+import side_by_side  # noqa: E402
 from activescore import backends  # noqa: E402
 
 CPU_SIZES = (1024, 4096, 16384, 65536)
@@ -49,9 +57,9 @@ LAMMPS_REGIMES = {"cold": 1e-4, "hot": 1.0}  # translational noise T (eps)
 ABP_DT = 0.01
 
 
-def abp_system(n: int, temperature: float):
-    """The LAMMPS comparison's system: ABPs with harmonic soft disks, R = 1, k = 1."""
-    return a.ABP(n, packing_fraction=0.5, v0=1.0, rotational_diffusion=0.1, eps=temperature, beta=None)
+def abp_system(n: int, temperature: float, k: float = 1.0):
+    """The LAMMPS comparison's system: ABPs with harmonic soft disks, R = 1, stiffness k (1; 0: free ABPs)."""
+    return a.ABP(n, packing_fraction=0.5, v0=1.0, rotational_diffusion=0.1, eps=temperature, k=k, beta=None)
 
 
 def clustered_state(n: int, burn_in: int):
@@ -114,6 +122,102 @@ def time_run(system, state, backend, dtype, n_threads, seconds, runners: dict, d
     return system.n_particles * steps / (time.perf_counter() - start)
 
 
+# ---- this checkout against an earlier revision (--baseline) ---------------------------------------------------------
+
+#: The runs compared between versions: the LAMMPS comparison's ABPs without interactions (the per-particle step
+#: alone), cold and hot, and the MIPS preset (dt, system, state at size n).
+VERSION_REGIMES = {
+    "free": (ABP_DT, lambda n: abp_system(n, LAMMPS_REGIMES["cold"], k=0.0)),
+    "cold": (ABP_DT, lambda n: abp_system(n, LAMMPS_REGIMES["cold"])),
+    "hot": (ABP_DT, lambda n: abp_system(n, LAMMPS_REGIMES["hot"])),
+    "mips": (a.MIPS_DT, lambda n: a.mips(n, 0.5)),
+}
+VERSION_BURN_IN = 1000
+#: What a version's extension is built from, and its package.
+VERSION_TREE = ["CMakeLists.txt", "cpp", "python", "docs"]
+
+
+def version_worker() -> None:
+    """Answers ``REGIME N THREADS STEPS`` with the wall and CPU seconds of one run of STEPS steps (JSON) of the
+    package on PYTHONPATH, from a burnt-in state made once per regime and size (bit for bit the same in both
+    versions unless the trajectories changed)."""
+    import json
+
+    states = {}
+    print("ready", flush=True)
+    for line in side_by_side.requests():
+        regime, n, threads, steps = line.split()
+        n, threads, steps = int(n), int(threads), int(steps)
+        dt, make = VERSION_REGIMES[regime]
+        system = make(n)
+        if (regime, n) not in states:
+            init = "cluster" if regime == "mips" else "uniform"
+            burn = a.simulate(
+                system, VERSION_BURN_IN, dt, seed=1, init=init, save_every=VERSION_BURN_IN, progress=False
+            )
+            states[regime, n] = burn.final_state
+        options = dict(init=states[regime, n], n_threads=threads, progress=False)
+        a.simulate(system, 2, dt, save_every=2, **options)
+        start_wall, start_cpu = time.perf_counter(), time.process_time()
+        a.simulate(system, steps, dt, save_every=steps, **options)
+        answer = {"wall": time.perf_counter() - start_wall, "cpu": time.process_time() - start_cpu}
+        print(json.dumps(answer), flush=True)
+
+
+def compare_with(args) -> None:
+    """This checkout (candidate) against git revision ``args.baseline`` (reference), each built by its own
+    CMakeLists, timed in turn: ``args.rounds`` rounds per regime, size and thread count, each run about
+    ``args.seconds`` long. Writes benchmarks/results/simulate_vs_<rev>.json and prints the table."""
+    import tempfile
+
+    commit, head = side_by_side.short_revision(args.baseline), side_by_side.short_revision("HEAD")
+    info = common.machine()
+    if side_by_side.uncommitted():
+        head += " with uncommitted changes"
+    print(f"machine: {common.machine_label(info)}; {head} against {commit}", flush=True)
+    rows = []
+    with tempfile.TemporaryDirectory() as directory:
+        trees = {
+            "reference": side_by_side.unpack(args.baseline, os.path.join(directory, "reference"), VERSION_TREE),
+            "candidate": side_by_side.copy_worktree(os.path.join(directory, "candidate"), VERSION_TREE),
+        }
+        for version, tree in trees.items():
+            print(f"building {version} ...", flush=True)
+            side_by_side.build_extension(tree, os.path.join(directory, f"build-{version}"))
+        workers = {v: side_by_side.start_worker(__file__, os.path.join(tree, "python")) for v, tree in trees.items()}
+        for regime in args.regimes:
+            for n in args.sizes:
+                for threads in args.threads:
+                    steps = max(MIN_TIMED_STEPS, int(args.seconds * 5e6 * threads / n))
+                    row = side_by_side.in_turn(workers, f"{regime} {n} {threads} {steps}", args.rounds)
+                    row.update(regime=regime, n_particles=n, threads=threads, steps=steps)
+                    for version in ("reference", "candidate"):
+                        walls = [t["wall"] for t in row["rounds"][version]]
+                        row[f"{version}_ns_per_particle_step"] = 1e9 * statistics.median(walls) / (n * steps)
+                    rows.append(row)
+                    w = row["speedup_wall"]
+                    print(
+                        f"{regime} N={n} threads={threads}: {row['reference_ns_per_particle_step']:.1f} -> "
+                        f"{row['candidate_ns_per_particle_step']:.1f} ns per particle-step, speed-up "
+                        f"{w['median']:.2f} [{w['min']:.2f}, {w['max']:.2f}]",
+                        flush=True,
+                    )
+        side_by_side.stop(workers)
+    command = "python benchmarks/bench_simulate.py " + " ".join(sys.argv[1:])
+    path = common.write_json(
+        f"simulate_vs_{commit}", {"machine": info, "baseline": commit, "head": head, "command": command, "rows": rows}
+    )
+    print(f"\n| regime | N | threads | {commit}, ns per particle-step | this checkout | speed-up (median [min, max]) |")
+    print("|---|---:|---:|---:|---:|---|")
+    for r in rows:
+        w = r["speedup_wall"]
+        print(
+            f"| {r['regime']} | {r['n_particles']} | {r['threads']} | {r['reference_ns_per_particle_step']:.1f} | "
+            f"{r['candidate_ns_per_particle_step']:.1f} | {w['median']:.2f}× [{w['min']:.2f}, {w['max']:.2f}] |"
+        )
+    print("wrote", path)
+
+
 def cuda_bytes_per_particle_step(system, dtype: str) -> float:
     """Modelled DRAM traffic of one CUDA step, per particle: each array the kernels touch read or written once
     (neighbour reads served by the caches), the CUB radix sort at 8 key bits per pass (plus its histogram read),
@@ -173,7 +277,17 @@ def main(argv=None) -> None:
     parser.add_argument("--lammps-only", action="store_true", help="run only the LAMMPS comparison")
     parser.add_argument("--lammps-sizes", type=int, nargs="+", default=list(LAMMPS_SIZES))
     parser.add_argument("--lammps-burn-in", type=int, default=2000)
+    parser.add_argument("--baseline", default=None, help="git revision to compare this checkout with, side by side")
+    parser.add_argument(
+        "--regimes", nargs="+", default=list(VERSION_REGIMES), choices=list(VERSION_REGIMES), help="--baseline cases"
+    )
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="--baseline thread counts")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.worker:
+        return version_worker()
+    if args.baseline:
+        return compare_with(args)
     if not args.no_lammps and lammps_peer.available():
         lammps_comparison(args)
     elif args.lammps_only:

@@ -245,11 +245,14 @@ class CpuSimulator final : public Simulator {
   // evaluated once, in blocks of owners, into the pair table: the force s * (dx, dy) on the owner, s = f(rho)/rho.
   // The other particle reads it negated: the minimum image is odd and s * (-d) == -(s * d) in IEEE arithmetic, so
   // its summands are bit for bit those of recomputing its own displacement (products rounded: -ffp-contract=off).
-  // A block first gathers its pairs' raw differences (scalar loads through the list), then one vectorised loop
+  // A block first gathers its pairs' raw differences in one loop over the table's slots (one loop, not one per
+  // particle: a particle's few pairs would end each short loop in an unpredictable branch), then one vectorised loop
   // applies the minimum image, the cutoff and the force.
   void evaluate_pairs(PairBlock<Real>& block, const Real* x) {
     const VerletList<Real>& nl = neighbours_;
     const Real* radius = radius_.data();
+    const int* owner = nl.pair_owner.data();
+    const int* partner = nl.pair_partner.data();
     const long long n = static_cast<long long>(n_);
     const long long blocks = (n + kPairBlockParticles - 1) / kPairBlockParticles;
 #pragma omp for schedule(static)
@@ -260,15 +263,11 @@ class CpuSimulator final : public Simulator {
       Real* __restrict dx = block.dx.data();
       Real* __restrict dy = block.dy.data();
       Real* __restrict sigma = block.sigma.data();
-      int slot = 0;
-      for (long long p = begin; p < end; ++p) {
-        const Real xi = x[2 * p], yi = x[2 * p + 1], ri = radius[p];
-        for (int a = nl.owned_first[p]; a < nl.start[p + 1]; ++a, ++slot) {
-          const int j = nl.index[a];
-          dx[slot] = xi - x[2 * j];
-          dy[slot] = yi - x[2 * j + 1];
-          sigma[slot] = ri + radius[j];
-        }
+      for (int k = 0; k < count; ++k) {
+        const int i = owner[first + k], j = partner[first + k];
+        dx[k] = x[2 * i] - x[2 * j];
+        dy[k] = x[2 * i + 1] - x[2 * j + 1];
+        sigma[k] = radius[i] + radius[j];
       }
       pair_force_vectors(box_, pair_, dx, dy, sigma, count, &pair_fx_[first], &pair_fy_[first]);
     }
@@ -289,32 +288,59 @@ class CpuSimulator final : public Simulator {
 #pragma omp for schedule(static) nowait
     for (long long b = 0; b < blocks; ++b) {
       const long long begin = b * kPairBlockParticles, end = std::min(n, begin + kPairBlockParticles);
-      noise.fill(params_.seed, step, &tag_[begin], int(end - begin), kStepNoise, params_.x_noise != Real(0));
-      Real gx[kPairBlockParticles], gy[kPairBlockParticles];
-      const Propulsion propulsion = propulsion_;
       const int count = int(end - begin);
+      noise.fill(params_.seed, step, &tag_[begin], count, kStepNoise, params_.x_noise != Real(0));
+      Real gx[kPairBlockParticles], gy[kPairBlockParticles], fx[kPairBlockParticles], fy[kPairBlockParticles];
+      const Propulsion propulsion = propulsion_;
       const Real* q_block = &q[C * begin];
 #pragma omp simd
-      for (int b = 0; b < count; ++b) propulsion.direction(&q_block[C * b], gx[b], gy[b]);
-      if (direct) gather_direct_pairs(*direct, x, begin, end);
-      for (long long p = begin; p < end; ++p) {
-        Real fx = 0, fy = 0;
-        const int in_block = int(p - begin);
-        if (direct)
-          sum_direct_pairs(*direct, in_block, fx, fy);
-        else if (interacting_)
-          sum_pair_forces(p, fx, fy);
-        if (!integrate_particle(params_, propulsion_, box_, noise.first(in_block), noise.second(in_block), &x[2 * p],
-                                &q[C * p], gx[in_block], gy[in_block], fx, fy, &x_new[2 * p], &q_new[C * p]))
-          bad = std::min(bad, (long long)tag_[p]);
-        if (interacting_) {
-          const Real mx = box_.min_image(x_new[2 * p] - reference[2 * p]);
-          const Real my = box_.min_image(x_new[2 * p + 1] - reference[2 * p + 1]);
-          max_move_sq = std::max(max_move_sq, mx * mx + my * my);
-        }
+      for (int a = 0; a < count; ++a) propulsion.direction(&q_block[C * a], gx[a], gy[a]);
+      if (direct) {
+        gather_direct_pairs(*direct, x, begin, end);
+        for (int a = 0; a < count; ++a) sum_direct_pairs(*direct, a, fx[a], fy[a]);
+      } else if (interacting_) {
+        for (int a = 0; a < count; ++a) sum_pair_forces(begin + a, fx[a], fy[a]);
+      } else {
+        std::fill_n(fx, count, Real(0));
+        std::fill_n(fy, count, Real(0));
       }
+      bad = std::min(bad, integrate_block(x + 2 * begin, q_block, &tag_[begin], noise, gx, gy, fx, fy, count,
+                                          x_new + 2 * begin, q_new + C * begin));
+      if (interacting_)
+        max_move_sq = std::max(max_move_sq, largest_move_sq(x_new + 2 * begin, reference + 2 * begin, count));
     }
     return bad;
+  }
+
+  // integrate_particle for the count particles of a block, in one SIMD loop; returns the smallest tag whose
+  // move failed (LLONG_MAX if none). min is exact, so the vector lanes' order does not matter.
+  long long integrate_block(const Real* x, const Real* q, const int* tag, const NormalBlock<kPairBlockParticles>& noise,
+                            const Real* gx, const Real* gy, const Real* fx, const Real* fy, int count, Real* x_new,
+                            Real* q_new) const {
+    const StepParams<Real> params = params_;
+    const Propulsion propulsion = propulsion_;
+    const Box<Real> box = box_;
+    long long bad = LLONG_MAX;
+#pragma omp simd reduction(min : bad)
+    for (int a = 0; a < count; ++a) {
+      const bool ok = integrate_particle(params, propulsion, box, noise.first(a), noise.second(a), &x[2 * a], &q[C * a],
+                                         gx[a], gy[a], fx[a], fy[a], &x_new[2 * a], &q_new[C * a]);
+      bad = ok ? bad : std::min(bad, (long long)tag[a]);
+    }
+    return bad;
+  }
+
+  // The largest squared minimum-image distance of count new positions from their references (max is exact).
+  Real largest_move_sq(const Real* x_new, const Real* reference, int count) const {
+    const Box<Real> box = box_;
+    Real largest = 0;
+#pragma omp simd reduction(max : largest)
+    for (int a = 0; a < count; ++a) {
+      const Real mx = box.min_image(x_new[2 * a] - reference[2 * a]);
+      const Real my = box.min_image(x_new[2 * a + 1] - reference[2 * a + 1]);
+      largest = std::max(largest, mx * mx + my * my);
+    }
+    return largest;
   }
 
   // The pair force on slot p: its listed pairs from the table, in ascending tag (one order, whenever built):

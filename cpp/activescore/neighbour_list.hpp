@@ -86,6 +86,7 @@ class VerletList {
       pair_start;  // pairs owned by slot p (neighbours of higher tag): table slots [pair_start[p], ..[p+1])
   std::vector<int> owned_first; // index[owned_first[p]] is p's first neighbour of higher tag
   std::vector<int> pair_of;     // for each list entry: its pair's slot in the table
+  std::vector<int> pair_owner, pair_partner;  // for each table slot: its pair's owner and other particle
 
   int pairs() const { return pair_start.empty() ? 0 : pair_start.back(); }
 
@@ -138,6 +139,8 @@ class VerletList {
     {
       for (std::size_t p = 0; p < n; ++p) pair_start[p + 1] += pair_start[p];
       pair_of.resize(index.size());
+      pair_owner.resize(pairs());
+      pair_partner.resize(pairs());
     }
 #pragma omp for schedule(static)
     for (long long p = 0; p < count; ++p) {
@@ -146,7 +149,12 @@ class VerletList {
         const int q = index[a];
         pair_of[a] = pair_start[q] + count_below(&key_[owned_first[q]], start[q + 1] - owned_first[q], me);
       }
-      for (int a = owned_first[p]; a < start[p + 1]; ++a) pair_of[a] = pair_start[p] + (a - owned_first[p]);
+      for (int a = owned_first[p]; a < start[p + 1]; ++a) {
+        const int k = pair_start[p] + (a - owned_first[p]);
+        pair_of[a] = k;
+        pair_owner[k] = int(p);
+        pair_partner[k] = index[a];
+      }
     }
   }
 
