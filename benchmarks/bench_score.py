@@ -6,18 +6,24 @@
 
 Runs unchanged on CPU or GPU (JAX picks the device). Writes benchmarks/results/score_<machine>.json with the
 platform, CPU model and JAX devices. Compilation is excluded (one warm-up call); every timing blocks on the
-result. Training: one optimiser step on ``batch`` particles (tokens gathered on the device). Inference: a whole
-snapshot of N particles through :class:`activescore.learning.Score` (neighbour lists on the host included) and
+result. Training: one optimiser step on ``batch`` particles (tokens gathered on the device), as ``train_score``
+takes it (in token tiers planned from the data for a network with a cutoff). Inference: a whole
+snapshot of N particles through a fresh :class:`activescore.learning.Score` (neighbour lists on the host included) and
 the jitted network alone.
 
 ``--baseline REV`` compares training throughput side by side with the package as it was at git revision REV
 (its ``python/activescore`` from ``git archive``, with this checkout's compiled extension): one worker process
 per version, each compiling its steps once, asked in turn (A B B A ...) to time the same number of steps on the
-same data, so that both see the same machine load; the ratio is taken round by round. Writes
+same data, so that both see the same machine load; the ratio is taken round by round. The cases: the small
+networks on uniform snapshots, and the network ``default_network`` picks for clustered MIPS snapshots (simulated
+first, at γ = 1e-2) with both losses. Writes
 benchmarks/results/score_training_vs_<REV>_<machine>.json and prints a Markdown table.
 
 ``--cores`` runs the same comparison between two workers of this checkout, one confined to a single core and one
 on all cores: what the other cores add to a training step (benchmarks/results/score_training_cores_<machine>.json).
+
+Each worker compiles its six steps before the first round: about 5 minutes per worker on a 2-core Xeon VM (the
+tiered implicit step of the MIPS network is the largest), one worker after the other.
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ import json
 import os
 import platform
 import socket
+import sys
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +46,9 @@ from activescore.learning import Score, ScoreNet, ScoreNetConfig, count_params, 
 from activescore.learning.data import gather_tokens, make_snapshots
 from activescore.learning.settings import TrainConfig
 from activescore.learning.step import device_mesh, init_state, make_train_step
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import side_by_side  # noqa: E402
 
 
 def cpu_model() -> str:
@@ -71,16 +82,8 @@ def best_time(fn, repeats):
 
 
 def bench_training(config, loss, batch, box, x, g, repeats):
-    train_config = TrainConfig(loss=loss, sigmas=(0.01,), n_steps=10_000, batch_particles=batch)
-    snapshots = jax.device_put(make_snapshots(x, g, box, config.k, config.jnp_dtype))
-    step = make_train_step(config, train_config, box, device_mesh(None))
-    state = [init_state(config, train_config)]
-
-    def run():
-        state[0], loss_value = step(state[0], snapshots)
-        loss_value.block_until_ready()
-
-    seconds = best_time(run, repeats)
+    run = training_step(config, loss, x, g, box, batch=batch)
+    seconds = best_time(lambda: run(1), repeats)
     return {"loss": loss, "batch_particles": batch, "seconds_per_step": seconds, "particles_per_s": batch / seconds}
 
 
@@ -88,11 +91,16 @@ def bench_inference(config, n_particles, repeats):
     box, x, g = random_snapshots(n_particles, 1, seed=1)
     system = activescore.AOUP(n_particles, box_length=box, v0=0.025, gamma=1e-4, eps=0.1 if config.predict_x else 0.0)
     params = init_params(config, jax.random.PRNGKey(0))
-    score = Score(system, config, params)
     n = x.shape[1]
     out = {"n_particles": n}
-    out["score_seconds"] = best_time(lambda: score(x[0], g[0]), repeats)
-    out["divergence_seconds"] = best_time(lambda: score.divergence(x[0], g[0]), repeats)
+
+    def fresh():
+        """A Score with nothing cached (it keeps the last snapshot's neighbours and divergences), in token tiers
+        from the first snapshot for a network with a cutoff: the steady state of a long estimate."""
+        return Score(system, config, params, token_tiers=True)
+
+    out["score_seconds"] = best_time(lambda: fresh()(x[0], g[0]), repeats)
+    out["divergence_seconds"] = best_time(lambda: fresh().divergence(x[0], g[0]), repeats)
     out["score_particles_per_s"] = n / out["score_seconds"]
     out["divergence_particles_per_s"] = n / out["divergence_seconds"]
     # The network alone on device-resident tokens (what a fused EPR pipeline would pay).
@@ -107,38 +115,134 @@ def bench_inference(config, n_particles, repeats):
     return out
 
 
+def bench_inference_tiers(rounds):
+    """A snapshot's score and divergence by the MIPS default network (:func:`mips_snapshots`), evaluated plainly
+    and in token tiers, in turn on the same frames: seconds per snapshot (medians) and the speed-up, median of
+    the rounds' ratios."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as directory:
+        data = mips_snapshots(os.path.join(directory, "mips.npz"))
+    config = config_from_json(data["config"])
+    system = activescore.AOUP(data["x"].shape[1], box_length=data["box"], gamma=MIPS_GAMMA)
+    params = init_params(config, jax.random.PRNGKey(0))
+    seconds: dict = {False: [], True: []}
+    for round_index in range(rounds + 1):  # round 0 compiles
+        for tiers in (False, True) if round_index % 2 else (True, False):
+            frame = round_index % len(data["x"])
+            x, g = data["x"][frame], data["g"][frame]
+            score = Score(system, config, params, token_tiers=tiers)  # fresh: nothing cached from a round before
+            start = time.perf_counter()
+            score(x, g)
+            score.divergence(x, g)
+            if round_index:
+                seconds[tiers].append(time.perf_counter() - start)
+    ratios = np.array(seconds[False]) / np.array(seconds[True])
+    return {
+        "n_particles": int(data["x"].shape[1]),
+        "k": config.k,
+        "plain_seconds_per_snapshot": float(np.median(seconds[False])),
+        "tiered_seconds_per_snapshot": float(np.median(seconds[True])),
+        "speedup": {"median": float(np.median(ratios)), "min": float(ratios.min()), "max": float(ratios.max())},
+    }
+
+
 # ---- side by side with an earlier revision (--baseline) -------------------------------------------------------
 
-#: Training cases compared side by side: name -> (network, loss). Batch 256, as the package's default.
+#: Training cases compared side by side: name -> (network, loss), on uniform snapshots (1024 particles, φ = 0.5).
+#: Batch 256, as the package's default.
 COMPARED = {
     "small dsm": (ScoreNetConfig.small(), "dsm"),
     "small implicit": (ScoreNetConfig.small(), "implicit"),
     "small_x_head dsm": (ScoreNetConfig.small(predict_x=True, cutoff=2.5, readout_skip=True), "dsm"),
     "small_x_head implicit": (ScoreNetConfig.small(predict_x=True, cutoff=2.5, readout_skip=True), "implicit"),
 }
+#: Cases on clustered MIPS snapshots with the network ``default_network`` picks for them (cutoff, k within reach
+#: of the most crowded particle, force inputs): what ``train_score`` trains in the paper's regime. The network
+#: is chosen once by this checkout and handed to both versions, so they train the same network.
+MIPS_LOSSES = ("dsm", "implicit")
+MIPS_PARTICLES, MIPS_GAMMA, MIPS_FRAMES = 2048, 1e-2, 4
 COMPARED_BATCH = 256
+
+
+def mips_snapshots(path: str) -> dict:
+    """MIPS snapshots (AOUP, the paper's parameters at γ = MIPS_GAMMA, N = MIPS_PARTICLES, φ = 0.5) after a burn-in
+    of 4/γ from a uniform start, and the default network for them, saved to ``path`` for the workers."""
+    from activescore.learning.defaults import default_network
+
+    system = activescore.mips(MIPS_PARTICLES, 0.5, gamma=MIPS_GAMMA)
+    spacing = 100
+    trajectory = activescore.simulate(
+        system, MIPS_FRAMES * spacing, 0.1, seed=3, save_every=spacing, burn_in=int(4 / MIPS_GAMMA / 0.1)
+    )
+    config = default_network(system, trajectory.x)
+    data = {"x": trajectory.x, "g": trajectory.g, "box": float(system.box_length), "config": config.to_json()}
+    np.savez(path, **data)
+    return data
+
+
+def token_plan(config, loss, x, box, batch=COMPARED_BATCH):
+    """``(reach, tiers)``: the token reach and tiers ``train_score`` would use for this network on frames ``x``,
+    or ``(None, None)`` where it trains plainly or this version of the package has no token tiers."""
+    try:  # absent from earlier versions
+        from activescore.learning.tiers import training_tiers
+    except ImportError:
+        return None, None
+    return training_tiers(config, loss, (0.01,), x, box, batch, config.k)
+
+
+def training_step(config, loss, x, g, box, system=None, batch=COMPARED_BATCH):
+    """``run(n)``: n steps of the compiled training step of this version of the package, as ``train_score`` runs
+    it (in token tiers where :func:`token_plan` gives them)."""
+    train_config = TrainConfig(loss=loss, sigmas=(0.01,), n_steps=10_000, batch_particles=batch)
+    reach, tiers = token_plan(config, loss, x, box, batch)
+    extra = {} if reach is None else {"reach": reach}
+    force_system = system if config.force_input else None
+    snapshots = make_snapshots(x, g, box, config.k, config.jnp_dtype, system=force_system, **extra)
+    step = make_train_step(config, train_config, box, device_mesh(None), *(() if tiers is None else (tiers,)))
+    snapshots = jax.device_put(snapshots)
+    state = [init_state(config, train_config)]
+
+    def run(n):
+        for _ in range(n):
+            state[0], loss_value = step(state[0], snapshots)
+        loss_value.block_until_ready()
+
+    return run
+
+
+def config_from_json(text: str) -> ScoreNetConfig:
+    """A network saved by this checkout, for this worker's version of the package: fields it does not know are
+    left out (they must be at their defaults, which the earlier version implies)."""
+    import dataclasses
+
+    known = {field.name for field in dataclasses.fields(ScoreNetConfig)}
+    fields = json.loads(text)
+    return ScoreNetConfig(**{name: value for name, value in fields.items() if name in known})
+
+
+def compared_cases(mips_path: str | None):
+    """Every compared case: name -> (config, loss, x, g, box, system)."""
+    box, x, g = random_snapshots(1024, 4)
+    cases = {name: (config, loss, x, g, box, None) for name, (config, loss) in COMPARED.items()}
+    if mips_path:
+        data = np.load(mips_path)
+        config, box = config_from_json(str(data["config"])), float(data["box"])
+        system = activescore.AOUP(data["x"].shape[1], box_length=box, gamma=MIPS_GAMMA)
+        for loss in MIPS_LOSSES:
+            cases[f"mips default network {loss}"] = (config, loss, data["x"], data["g"], box, system)
+    return cases
 
 
 def worker():
     """Compile every compared step, print ``ready``, then answer ``NAME STEPS`` lines with the wall and CPU
     seconds of STEPS steps (JSON), until end of input."""
-    box, x, g = random_snapshots(1024, 4)
     runs = {}
-    for name, (config, loss) in COMPARED.items():
-        train_config = TrainConfig(loss=loss, sigmas=(0.01,), n_steps=10_000, batch_particles=COMPARED_BATCH)
-        snapshots = jax.device_put(make_snapshots(x, g, box, config.k, config.jnp_dtype))
-        step = make_train_step(config, train_config, box, device_mesh(None))
-        state = [init_state(config, train_config)]
-
-        def run(n, step=step, state=state, snapshots=snapshots):
-            for _ in range(n):
-                state[0], loss_value = step(state[0], snapshots)
-            loss_value.block_until_ready()
-
-        run(2)  # compile and warm up
-        runs[name] = run
+    for name, (config, loss, x, g, box, system) in compared_cases(os.environ.get(MIPS_DATA_VARIABLE)).items():
+        runs[name] = training_step(config, loss, x, g, box, system)
+        runs[name](2)  # compile and warm up
     print("ready", flush=True)
-    for line in iter(input_line, None):
+    for line in side_by_side.requests():
         name, n = line.rsplit(" ", 1)
         start_wall, start_cpu = time.perf_counter(), time.process_time()
         runs[name](int(n))
@@ -147,28 +251,16 @@ def worker():
         )
 
 
-def input_line():
-    import sys
-
-    line = sys.stdin.readline()
-    return line.strip() or None
+#: The environment variable that hands the MIPS snapshots to the workers.
+MIPS_DATA_VARIABLE = "ACTIVESCORE_BENCH_MIPS"
 
 
 def baseline_tree(revision: str, directory: str) -> str:
     """``python/`` of ``revision`` unpacked under ``directory``, with this checkout's compiled extension."""
     import glob
     import shutil
-    import subprocess
-    import tarfile
 
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    archive = subprocess.run(
-        ["git", "-C", repo, "archive", revision, "python/activescore"], check=True, capture_output=True
-    ).stdout
-    import io
-
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(directory, filter="data")
+    side_by_side.unpack(revision, directory, ["python/activescore"])
     package = os.path.dirname(activescore.__file__)
     for extension in glob.glob(os.path.join(package, "_core*.so")):
         shutil.copy(extension, os.path.join(directory, "python", "activescore"))
@@ -176,62 +268,44 @@ def baseline_tree(revision: str, directory: str) -> str:
 
 
 def start_worker(python_path: str, cpus: set[int] | None = None):
-    """A worker process on the package at ``python_path``, confined to the cores ``cpus`` (None: all of them)."""
-    import subprocess
-
-    env = {**os.environ, "PYTHONPATH": python_path}
-    process = subprocess.Popen(
-        [os.sys.executable, os.path.abspath(__file__), "--worker"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-        env=env,
-        # Pinned before Python starts, so that XLA sizes its thread pool to the cores it may use.
-        preexec_fn=None if cpus is None else lambda: os.sched_setaffinity(0, cpus),
-    )
-    if process.stdout.readline().strip() != "ready":
-        raise RuntimeError("a benchmark worker failed to start")
-    return process
+    return side_by_side.start_worker(__file__, python_path, cpus)
 
 
-def ask(process, name: str, steps: int) -> dict:
-    process.stdin.write(f"{name} {steps}\n")
-    process.stdin.flush()
-    return json.loads(process.stdout.readline())
+def prepare_cases(directory: str) -> dict:
+    """The MIPS snapshots written under ``directory`` and handed to the workers (through the environment), and
+    every compared case's network, loss and the token tiers this checkout trains it in (None: the whole batch)."""
+    path = os.path.join(directory, "mips.npz")
+    mips_snapshots(path)
+    os.environ[MIPS_DATA_VARIABLE] = path
+    described = {}
+    for name, (config, loss, x, _, box, _) in compared_cases(path).items():
+        tiers = token_plan(config, loss, x, box)[1]
+        described[name] = {"network": config.to_dict(), "loss": loss, "token_tiers": tiers}
+    return described
 
 
-def side_by_side(workers: dict, rounds: int, steps: int) -> dict:
-    """Every compared case timed by the two ``workers`` ({"reference": process, "candidate": process}) in turn,
-    ``rounds`` rounds of ``steps`` steps each, alternating which goes first; the speed-up of the candidate is taken
-    round by round (reference time / candidate time) and summarised by its median."""
+def compare_in_turn(workers: dict, cases: dict, rounds: int, steps: int) -> dict:
+    """Every case of ``cases`` (:func:`prepare_cases`) timed by the two ``workers`` in turn
+    (:func:`side_by_side.in_turn`), ``rounds`` rounds of ``steps`` steps each."""
     rows = {}
-    for name in COMPARED:
-        times = {"candidate": [], "reference": []}
-        for round_index in range(rounds):
-            order = ("candidate", "reference") if round_index % 2 == 0 else ("reference", "candidate")
-            for version in order:
-                times[version].append(ask(workers[version], name, steps))
-        pairs = list(zip(times["candidate"], times["reference"], strict=True))
-        wall_ratio = [r["wall"] / c["wall"] for c, r in pairs]
-        cpu_ratio = [r["cpu"] / c["cpu"] for c, r in pairs]
+    for name, described in cases.items():
+        row = side_by_side.in_turn(workers, f"{name} {steps}", rounds)
+        times = row["rounds"]
         particles = COMPARED_BATCH * steps
         rows[name] = {
+            **described,
             "particles_per_s": {v: particles / float(np.median([t["wall"] for t in times[v]])) for v in times},
             "particles_per_cpu_s": {v: particles / float(np.median([t["cpu"] for t in times[v]])) for v in times},
-            "speedup_wall": {"median": float(np.median(wall_ratio)), "min": min(wall_ratio), "max": max(wall_ratio)},
-            "speedup_cpu": {"median": float(np.median(cpu_ratio)), "min": min(cpu_ratio), "max": max(cpu_ratio)},
-            "rounds": times,
+            **row,
         }
-        r = rows[name]
+        r, w = rows[name], row["speedup_wall"]
         print(
             f"{name}: {r['particles_per_s']['reference']:.0f} -> {r['particles_per_s']['candidate']:.0f} particles/s, "
-            f"speedup {r['speedup_wall']['median']:.2f} (wall, rounds {min(wall_ratio):.2f}-{max(wall_ratio):.2f})"
-            f", {r['speedup_cpu']['median']:.2f} (CPU time)",
+            f"speedup {w['median']:.2f} (wall, rounds {w['min']:.2f}-{w['max']:.2f})"
+            f", {row['speedup_cpu']['median']:.2f} (CPU time)",
             flush=True,
         )
-    for process in workers.values():
-        process.stdin.close()
-        process.wait()
+    side_by_side.stop(workers)
     return rows
 
 
@@ -273,23 +347,20 @@ def write_comparison(results: dict, name: str, out: str | None, reference: str, 
 
 def compare_with(revision: str, rounds: int, steps: int, out: str | None):
     """This checkout (candidate) against the package at git revision ``revision`` (reference)."""
-    import subprocess
     import tempfile
 
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", revision], check=True, capture_output=True, text=True
-    ).stdout.strip()
-    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=True, capture_output=True, text=True)
+    commit, head = side_by_side.short_revision(revision), side_by_side.short_revision("HEAD")
     with tempfile.TemporaryDirectory() as directory:
+        cases = prepare_cases(directory)
         this_tree = os.path.dirname(os.path.dirname(activescore.__file__))
         workers = {
             "candidate": start_worker(this_tree),
             "reference": start_worker(baseline_tree(revision, directory)),
         }
-        rows = side_by_side(workers, rounds, steps)
+        rows = compare_in_turn(workers, cases, rounds, steps)
     results = {
         "baseline": commit,
-        "head": head.stdout.strip(),
+        "head": head,
         "command": f"python benchmarks/bench_score.py --baseline {revision} --rounds {rounds} --steps {steps}",
         "steps_per_round": steps,
         "cases": rows,
@@ -300,10 +371,14 @@ def compare_with(revision: str, rounds: int, steps: int, out: str | None):
 def compare_cores(rounds: int, steps: int, out: str | None):
     """This checkout on every core (candidate) against the same on one core (reference): what the other cores
     add to a training step."""
+    import tempfile
+
     this_tree = os.path.dirname(os.path.dirname(activescore.__file__))
     cores = sorted(os.sched_getaffinity(0))
-    workers = {"candidate": start_worker(this_tree), "reference": start_worker(this_tree, {cores[0]})}
-    rows = side_by_side(workers, rounds, steps)
+    with tempfile.TemporaryDirectory() as directory:
+        cases = prepare_cases(directory)
+        workers = {"candidate": start_worker(this_tree), "reference": start_worker(this_tree, {cores[0]})}
+        rows = compare_in_turn(workers, cases, rounds, steps)
     results = {
         "command": f"python benchmarks/bench_score.py --cores --rounds {rounds} --steps {steps}",
         "cores": {"reference": 1, "candidate": len(cores)},
@@ -363,6 +438,8 @@ def main():
         entry["inference"] = bench_inference(config, n_infer, repeats)
         print(name, entry["inference"], flush=True)
         results["cases"][name] = entry
+    results["mips_inference_tiers"] = bench_inference_tiers(3 if args.quick else 6)
+    print("mips inference", results["mips_inference_tiers"], flush=True)
     kind = jax.devices()[0].device_kind if on_accelerator else "cpu"
     machine = "".join(c if c.isalnum() else "_" for c in kind.lower())
     path = args.out or os.path.join(os.path.dirname(__file__), "results", f"score_{machine}.json")

@@ -17,8 +17,10 @@ from .network import ParticleTokens
 
 class Snapshots(NamedTuple):
     """Frames of one system: ``x``, ``g`` (F, N, 2), ``neighbours`` (F, N, k) int32 (self first), for networks
-    with ``force_input`` the interaction forces ``force`` (F, N, 2), and for a network trained on the residual of
-    a base score the base's values ``offset`` (F, N, output_dim) (else None)."""
+    with ``force_input`` the interaction forces ``force`` (F, N, 2), for a network trained on the residual of
+    a base score the base's values ``offset`` (F, N, output_dim), and for networks with a cutoff the tokens each
+    particle needs, ``needed`` (F, N) int32: itself and its neighbours within the cutoff (plus the noise margin of
+    denoising), the first ones of its list (else None)."""
 
     # Host (NumPy) arrays until placed on a device, JAX arrays after.
     x: Any
@@ -26,11 +28,30 @@ class Snapshots(NamedTuple):
     neighbours: Any
     force: Any = None
     offset: Any = None
+    needed: Any = None
+
+
+#: Relative slack on the reach when counting the tokens a particle needs: a neighbour this close to the cutoff has
+#: an attention weight of order 1e-18, and the network's float32 distances may round across the cutoff.
+REACH_SLACK = 1e-6
 
 
 def neighbour_lists(x: np.ndarray, box_length: float, k: int) -> np.ndarray:
     """(F, N, k) int32 neighbour indices of every frame (self first), from the compiled cell list."""
-    return np.stack([knn(frame, box_length, k)[0].astype(np.int32) for frame in x])
+    return neighbours_and_needed(x, box_length, k)[0]
+
+
+def neighbours_and_needed(x: np.ndarray, box_length: float, k: int, reach: float | None = None):
+    """``(neighbour_lists(x, box_length, k), needed)``: with ``reach`` also the (F, N) int32 number of each
+    particle's listed neighbours (self included) closer than it, from the same search (else None)."""
+    indices, needed = [], []
+    for frame in x:
+        index, displacement = knn(frame, box_length, k)
+        indices.append(index.astype(np.int32))
+        if reach is not None:
+            within = np.sum(displacement**2, axis=-1) <= (reach * (1 + REACH_SLACK)) ** 2
+            needed.append(np.sum(within, axis=1).astype(np.int32))
+    return np.stack(indices), (None if reach is None else np.stack(needed))
 
 
 def interaction_forces(system, x: np.ndarray, box_length: float) -> np.ndarray:
@@ -63,20 +84,24 @@ def base_values(base, x: np.ndarray, g: np.ndarray, box_length: float) -> np.nda
 
 
 def make_snapshots(
-    x: np.ndarray, g: np.ndarray, box_length: float, k: int, dtype, *, system=None, base=None
+    x: np.ndarray, g: np.ndarray, box_length: float, k: int, dtype, *, system=None, base=None, reach=None
 ) -> Snapshots:
     """Host arrays for :func:`gather_tokens`: positions and propulsions in the network dtype plus neighbours, the
-    interaction forces when ``system`` is given (networks with ``force_input``) and the values of ``base`` (a
-    network trained on its residual)."""
+    interaction forces when ``system`` is given (networks with ``force_input``), the values of ``base`` (a
+    network trained on its residual) and, with ``reach`` (a network's cutoff plus the noise margin), the tokens
+    each particle needs."""
     force = None if system is None else np.asarray(interaction_forces(system, x, box_length), dtype=dtype)
     offset = None if base is None else np.asarray(base_values(base, x, g, box_length), dtype=dtype)
-    neighbours = neighbour_lists(x, box_length, k)
-    return Snapshots(np.asarray(x, dtype=dtype), np.asarray(g, dtype=dtype), neighbours, force, offset)
+    neighbours, needed = neighbours_and_needed(x, box_length, k, reach)
+    return Snapshots(np.asarray(x, dtype=dtype), np.asarray(g, dtype=dtype), neighbours, force, offset, needed)
 
 
-def gather_tokens(snapshots: Snapshots, frames, particles, box_length: float, log_sigma) -> ParticleTokens:
-    """Tokens of particles ``particles`` (B,) in frames ``frames`` (B,); ``log_sigma`` (B,) is passed through."""
-    neighbours = snapshots.neighbours[frames, particles]  # (B, k)
+def gather_tokens(
+    snapshots: Snapshots, frames, particles, box_length: float, log_sigma, tokens: int | None = None
+) -> ParticleTokens:
+    """Tokens of particles ``particles`` (B,) in frames ``frames`` (B,); ``log_sigma`` (B,) is passed through.
+    ``tokens``: only the first this many of each list (None: all k)."""
+    neighbours = snapshots.neighbours[frames, particles, :tokens]  # (B, k)
     position = snapshots.x[frames, particles]  # (B, 2)
     neighbour_x = snapshots.x[frames[:, None], neighbours]  # (B, k, 2)
     displacement = minimum_image(position[:, None, :] - neighbour_x, box_length)

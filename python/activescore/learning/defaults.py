@@ -91,6 +91,13 @@ def noise_margin(predict_x: bool, loss: str, sigmas) -> float:
     return NOISE_MARGIN_SIGMAS * max(sigmas, default=0.0)
 
 
+def token_reach(config: ScoreNetConfig, loss: str, sigmas) -> float | None:
+    """How far a network's tokens matter: its cutoff plus the noise margin of denoising (None without a cutoff)."""
+    if config.cutoff is None:
+        return None
+    return config.cutoff + noise_margin(config.predict_x, loss, sigmas)
+
+
 def _sample_frames(n_frames: int) -> np.ndarray:
     return np.unique(np.linspace(0, n_frames - 1, min(n_frames, NEIGHBOUR_SAMPLE_FRAMES)).round().astype(int))
 
@@ -221,7 +228,8 @@ def check_network(system, config: ScoreNetConfig, *, loss: str, sigmas, x: np.nd
                 "both losses reward exploiting that"
             )
         return
-    reach = config.cutoff + noise_margin(config.predict_x, loss, sigmas)
+    reach = token_reach(config, loss, sigmas)
+    assert reach is not None  # the network has a cutoff here
     sample = x[_sample_frames(len(x))]
     fraction = coverage_fraction(sample, float(system.box_length), config.k, reach)
     if fraction > COVERAGE_TOLERANCE:

@@ -124,6 +124,7 @@ def dsm_loss(
     sigma: jax.Array,
     predict_x: bool,
     angle: bool = False,
+    zeta: jax.Array | None = None,
 ) -> jax.Array:
     """Antithetic denoising score matching per particle, averaged over the batch (physics.md §6):
 
@@ -138,12 +139,16 @@ def dsm_loss(
     (cos, sin)). Convolving the periodic density with N(0, σ²) on the line is convolving it with the wrapped
     Gaussian on the circle, so the minimiser is exactly the score of the density smoothed by the wrapped Gaussian:
     no approximation in σ, which only sets the smoothing (σ ≪ 2π for a small bias, as on x).
+
+    ``zeta`` (B, k, dim): the standard normal noise itself (None: drawn from ``key`` with that shape), so that a
+    batch computed in parts (token tiers) sees the noise the whole batch would.
     """
     if tokens.offset is not None:
         raise ValueError("a network on the residual of a base score is trained by the implicit loss, not by denoising")
     dim = (2 if predict_x else 0) + (1 if angle else 2)
     batch, k = tokens.g.shape[:2]
-    zeta = jax.random.normal(key, (batch, k, dim), tokens.g.dtype)
+    if zeta is None:
+        zeta = jax.random.normal(key, (batch, k, dim), tokens.g.dtype)
     scaled = sigma[:, None, None] * zeta
     plus = apply(params, perturb_all(tokens, scaled, predict_x, angle))
     minus = apply(params, perturb_all(tokens, -scaled, predict_x, angle))

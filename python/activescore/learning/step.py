@@ -22,6 +22,7 @@ from .data import Snapshots, gather_tokens
 from .losses import dsm_loss, implicit_loss
 from .network import ScoreNet, ScoreNetConfig, init_params
 from .settings import TrainConfig
+from .tiers import TokenTiers, check_tiers, is_plain
 
 
 def run_keys(seed: int) -> tuple[jax.Array, jax.Array]:
@@ -68,20 +69,90 @@ def init_state(net_config: ScoreNetConfig, train_config: TrainConfig) -> TrainSt
 
 
 def make_loss(net_config: ScoreNetConfig, train_config: TrainConfig) -> Callable:
-    """``loss(params, tokens, key) -> scalar`` for the configured loss (tokens carry log σ per particle)."""
+    """``loss(params, tokens, key, zeta=None) -> scalar`` for the configured loss (tokens carry log σ per
+    particle; ``zeta``: denoising's noise, else drawn from ``key``)."""
     apply = ScoreNet(net_config).apply
     predict_x, angle = net_config.predict_x, net_config.angle
     if train_config.loss == "implicit":
-        return lambda params, tokens, key: implicit_loss(apply, params, tokens, predict_x, angle)
-    return lambda params, tokens, key: dsm_loss(apply, params, tokens, key, jnp.exp(tokens.log_sigma), predict_x, angle)
+        return lambda params, tokens, key, zeta=None: implicit_loss(apply, params, tokens, predict_x, angle)
+    return lambda params, tokens, key, zeta=None: dsm_loss(
+        apply, params, tokens, key, jnp.exp(tokens.log_sigma), predict_x, angle, zeta
+    )
+
+
+def plain_loss(loss_fn: Callable, sharding, box_length: float) -> Callable:
+    """``loss(params, snapshots, frames, particles, log_sigma, key)`` of a minibatch computed whole: every particle
+    at the snapshots' k tokens, the batch sharded by ``sharding``."""
+
+    def loss(params, snapshots, frames, particles, log_sigma, key):
+        tokens = gather_tokens(snapshots, frames, particles, box_length, log_sigma)
+        return loss_fn(params, jax.lax.with_sharding_constraint(tokens, sharding), key)
+
+    return loss
+
+
+def tiered_loss(
+    loss_fn: Callable,
+    plain: Callable,
+    net_config: ScoreNetConfig,
+    train_config: TrainConfig,
+    tiers: TokenTiers,
+    sharding,
+    box_length: float,
+):
+    """``loss(params, snapshots, frames, particles, log_sigma, key) -> (loss, grads)`` of a minibatch computed in
+    token tiers (:mod:`activescore.learning.tiers`): the batch sorted by the tokens its particles need, each tier
+    gathering its own number of tokens, the tiers' means weighted by their sizes. Denoising's noise is drawn for the
+    whole batch at k tokens, as the plain step draws it, and each tier takes its rows and first tokens. When a
+    particle needs more tokens than its tier holds, the batch is computed whole by ``plain`` (:func:`plain_loss`,
+    under ``lax.cond``), so the loss and gradients are the plain step's either way (up to rounding)."""
+    batch, dim = train_config.batch_particles, net_config.output_dim
+    sizes = np.array([size for size, _ in tiers])
+    counts = np.array([count for _, count in tiers])
+    ends = np.cumsum(sizes)
+
+    def in_tiers(params, snapshots, frames, particles, log_sigma, key, order, zeta):
+        total = 0.0
+        for end, size, count in zip(ends, sizes, counts, strict=True):
+            rows = order[end - size : end]
+            tokens = gather_tokens(snapshots, frames[rows], particles[rows], box_length, log_sigma[rows], int(count))
+            tokens = jax.lax.with_sharding_constraint(tokens, sharding)
+            noise = None if zeta is None else zeta[rows, :count]
+            total = total + (int(size) / batch) * loss_fn(params, tokens, key, noise)  # a weakly typed Python float
+        return total
+
+    def loss_and_grads(params, snapshots, frames, particles, log_sigma, key):
+        needed = snapshots.needed[frames, particles]
+        order = jnp.argsort(needed)
+        fits = jnp.all(needed[order][ends - 1] <= counts)
+        zeta = None
+        if train_config.loss == "dsm":  # what dsm_loss draws for the whole batch (k: the lists' length, <= N)
+            k = snapshots.neighbours.shape[-1]
+            zeta = jax.random.normal(key, (batch, k, dim), snapshots.g.dtype)
+        arguments = (snapshots, frames, particles, log_sigma, key)
+        return jax.lax.cond(
+            fits,
+            lambda p: jax.value_and_grad(in_tiers)(p, *arguments, order, zeta),
+            lambda p: jax.value_and_grad(plain)(p, *arguments),
+            params,
+        )
+
+    return loss_and_grads
 
 
 @functools.lru_cache(maxsize=8)  # the same run settings compile once per process (resumes, repeated runs)
-def make_train_step(net_config: ScoreNetConfig, train_config: TrainConfig, box_length: float, mesh: Mesh):
+def make_train_step(
+    net_config: ScoreNetConfig,
+    train_config: TrainConfig,
+    box_length: float,
+    mesh: Mesh,
+    tiers: TokenTiers | None = None,
+):
     """The compiled step ``(state, snapshots) -> (state, loss)``, its minibatch sharded over ``mesh``.
 
     Step t uses ``fold_in(step key, t)`` for the minibatch (frames and particles uniformly with replacement),
-    each particle's σ and the denoising noise.
+    each particle's σ and the denoising noise. ``tiers``: the minibatch is computed in these token tiers
+    (:func:`tiered_loss`; the snapshots must carry ``needed``), with the same loss as without.
     """
     loss_fn = make_loss(net_config, train_config)
     optimizer = make_optimizer(train_config)
@@ -91,6 +162,11 @@ def make_train_step(net_config: ScoreNetConfig, train_config: TrainConfig, box_l
     batch = train_config.batch_particles
     batch_sharding = NamedSharding(mesh, PartitionSpec("data"))
     _, base_key = run_keys(train_config.seed)
+    plain = plain_loss(loss_fn, batch_sharding, box_length)
+    loss_and_grads = jax.value_and_grad(plain)
+    if tiers is not None and not is_plain(tiers, batch, net_config.k):
+        check_tiers(tiers, batch, net_config.k)
+        loss_and_grads = tiered_loss(loss_fn, plain, net_config, train_config, tiers, batch_sharding, box_length)
 
     def step(state: TrainState, snapshots: Snapshots):
         key = jax.random.fold_in(base_key, state.step)
@@ -99,9 +175,7 @@ def make_train_step(net_config: ScoreNetConfig, train_config: TrainConfig, box_l
         frames = jax.random.randint(frame_key, (batch,), 0, n_frames)
         particles = jax.random.randint(particle_key, (batch,), 0, n_particles)
         log_sigma = log_sigmas[jax.random.randint(sigma_key, (batch,), 0, log_sigmas.shape[0])]
-        tokens = gather_tokens(snapshots, frames, particles, box_length, log_sigma)
-        tokens = jax.lax.with_sharding_constraint(tokens, batch_sharding)
-        loss, grads = jax.value_and_grad(loss_fn)(state.params, tokens, noise_key)
+        loss, grads = loss_and_grads(state.params, snapshots, frames, particles, log_sigma, noise_key)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         t = state.step.astype(dtype)

@@ -74,10 +74,10 @@ def check_window_settings(frames_in_memory, steps_per_window) -> None:
 
 def frame_bytes(n_particles: int, k: int, dtype, force_input: bool = False, offset_dim: int = 0) -> int:
     """Host memory of one loaded frame: (x, g) in float64 and in the network dtype, its neighbour lists, the
-    forces (float64, then in the network dtype) of a network with ``force_input`` and the ``offset_dim`` columns
-    of a residual network's base score."""
+    forces (float64, then in the network dtype) of a network with ``force_input``, the ``offset_dim`` columns
+    of a residual network's base score and the tokens each particle needs (int32)."""
     vectors = 3 if force_input else 2
-    return n_particles * ((vectors * 2 + offset_dim) * (8 + np.dtype(dtype).itemsize) + 4 * k)
+    return n_particles * ((vectors * 2 + offset_dim) * (8 + np.dtype(dtype).itemsize) + 4 * k + 4)
 
 
 def plan_windows(
@@ -100,12 +100,12 @@ def plan_windows(
     return WindowPlan(n_frames=n_frames, window_frames=window_frames, steps_per_window=steps_per_window, seed=seed)
 
 
-def read_window(dataset, frames, box_length: float, k: int, dtype, system=None, base=None) -> Snapshots:
+def read_window(dataset, frames, box_length: float, k: int, dtype, system=None, base=None, reach=None) -> Snapshots:
     """Host snapshots of the chosen frames of a data set: read from its shards, checked, with neighbour lists
     (forces, for a network with ``force_input``: pass its ``system``; the values of the ``base`` score a residual
-    network corrects)."""
+    network corrects; the tokens each particle needs within ``reach``)."""
     x, g = check_frames(*dataset.load(frames))
-    return make_snapshots(x, g, box_length, k, dtype, system=system, base=base)
+    return make_snapshots(x, g, box_length, k, dtype, system=system, base=base, reach=reach)
 
 
 class ResidentFrames:

@@ -28,7 +28,13 @@ from ..io.progress import progress_bar
 from ..samples import as_samples, check_frames
 from .checkpoint import read_metadata_and_state, restore_tree, save_tree
 from .data import Snapshots, make_snapshots
-from .defaults import NEIGHBOUR_SAMPLE_FRAMES, STACK_FIT_FRAMES, check_network, default_network, stacked_recipe
+from .defaults import (
+    NEIGHBOUR_SAMPLE_FRAMES,
+    STACK_FIT_FRAMES,
+    check_network,
+    default_network,
+    stacked_recipe,
+)
 from .network import ScoreNetConfig
 from .score import Score
 from .settings import TrainConfig
@@ -42,6 +48,7 @@ from .stream import (
     plan_windows,
     read_window,
 )
+from .tiers import TokenTiers, training_tiers
 from .validation import HeldOut, _keep_best, _stopped, validate
 
 
@@ -89,6 +96,7 @@ def run_training(
     heldout: HeldOut | None = None,
     on_checkpoint: Callable | None = None,
     base: dict | None = None,
+    tiers: TokenTiers | None = None,
 ):
     """Run (or resume) training; returns ``(final TrainState, loss history [(step, mean loss)], held-out history
     [(step, held-out loss of the EMA weights)], EMA weights of the best held-out evaluation (host copies; the
@@ -101,7 +109,8 @@ def run_training(
     ``train_config.validate_every`` steps and, with ``early_stopping``, the run ends once the held-out loss has stayed
     clearly above its best for ``patience`` evaluations (:func:`validation._stopped`). ``on_checkpoint(state, heldout_history, last)`` runs after every
     checkpoint (``last``: the run ends there). ``base``: the record of the base score whose residual the network
-    learns (the data's ``offset``), part of what a resumed checkpoint must match.
+    learns (the data's ``offset``), part of what a resumed checkpoint must match. ``tiers``: compute each minibatch
+    in these token tiers (:mod:`activescore.learning.tiers`; the data carry ``needed``): the same loss, cheaper.
     """
     frames: ResidentFrames | WindowStream = ResidentFrames(data) if isinstance(data, Snapshots) else data
     windows = None if frames.plan is None else frames.plan.to_dict()
@@ -135,7 +144,7 @@ def run_training(
 
     replicated = NamedSharding(mesh, PartitionSpec())
     state = jax.device_put(state, replicated)
-    step_fn = make_train_step(net_config, train_config, float(system.box_length), mesh)
+    step_fn = make_train_step(net_config, train_config, float(system.box_length), mesh, tiers)
 
     def save(state):
         if checkpoint is not None:
@@ -400,6 +409,19 @@ def train_score(
     k = min(config.k, n_particles)
     box_length = float(system.box_length)
     force_system = system if config.force_input else None
+    # With a cutoff, each particle needs only its tokens within reach: minibatches are computed in token tiers.
+    reach, tiers = training_tiers(
+        config,
+        train_config.loss,
+        sigmas,
+        x_sample,
+        box_length,
+        train_config.batch_particles,
+        k,
+        len(jax.devices() if devices is None else devices),
+        seed=train_config.seed,
+        steps=train_config.steps,
+    )
     plan = None
     if not samples.in_memory:
         offset_dim = 0 if base is None else config.output_dim
@@ -411,10 +433,19 @@ def train_score(
     data: Snapshots | WindowStream
     if plan is None:
         x, g = samples.load()
-        data = make_snapshots(x[:n_train], g[:n_train], box_length, k, config.jnp_dtype, system=force_system, base=base)
+        data = make_snapshots(
+            x[:n_train], g[:n_train], box_length, k, config.jnp_dtype, system=force_system, base=base, reach=reach
+        )
     else:
         read = functools.partial(
-            read_window, samples, box_length=box_length, k=k, dtype=config.jnp_dtype, system=force_system, base=base
+            read_window,
+            samples,
+            box_length=box_length,
+            k=k,
+            dtype=config.jnp_dtype,
+            system=force_system,
+            base=base,
+            reach=reach,
         )
         data = WindowStream(plan, read, train_config.steps)
     heldout: HeldOut | None = None
@@ -444,6 +475,7 @@ def train_score(
             "history": history,
             "heldout_history": heldout_history,
             "training": train_config.to_dict(),
+            "token_tiers": None if tiers is None else [list(tier) for tier in tiers],
         }
         if plan is not None:
             record["windows"] = plan.to_dict()
@@ -511,6 +543,7 @@ def train_score(
             heldout=heldout,
             on_checkpoint=report_checkpoint,
             base=None if base is None else base.to_dict(),
+            tiers=tiers,
         )
     finally:
         if isinstance(data, WindowStream):
