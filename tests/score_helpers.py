@@ -7,19 +7,11 @@ import numpy as np
 import activescore
 
 
-def lyapunov_covariance(drift: np.ndarray, diffusion: np.ndarray) -> np.ndarray:
-    """Stationary covariance S of dz = B z dt + sqrt(2D) dW: the solution of B S + S Bᵀ + 2D = 0."""
-    n = drift.shape[0]
-    identity = np.eye(n)
-    operator = np.kron(identity, drift) + np.kron(drift, identity)  # vec(BS + SBᵀ) = (I⊗B + B⊗I) vec(S)
-    s = np.linalg.solve(operator, -2.0 * diffusion.reshape(-1, order="F")).reshape(n, n, order="F")
-    return 0.5 * (s + s.T)
-
-
 def trapped_aoup_covariance(trap: float, gamma: float, v0: float, eps: float) -> np.ndarray:
-    """Per-dimension stationary covariance of (x, g) for one AOUP in a harmonic trap (no interactions)."""
-    drift = np.array([[-trap, v0], [0.0, -gamma]])
-    return lyapunov_covariance(drift, np.diag([eps, gamma]))
+    """Per-dimension stationary covariance of (x, g) for one AOUP in a harmonic trap (no interactions), in closed
+    form (physics.md §5): S_gg = 1, S_xg = v0/(A + γ), S_xx = ε/A + v0²/(A (A + γ)). Independent of the package's
+    Lyapunov solver, which test_score_gaussian checks against it."""
+    return np.array([[eps / trap + v0**2 / (trap * (trap + gamma)), v0 / (trap + gamma)], [v0 / (trap + gamma), 1.0]])
 
 
 def sample_trapped_aoups(rng: np.random.Generator, covariance: np.ndarray, n_frames: int, n_particles: int):

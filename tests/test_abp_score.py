@@ -15,15 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-pytest.importorskip("activescore._core", reason="the compiled core is not built")
-
-import activescore as a  # noqa: E402
-from activescore.learning import ScoreNet, ScoreNetConfig, TrainConfig, init_params, train_score  # noqa: E402
-from activescore.learning.data import Snapshots, gather_tokens, neighbour_lists  # noqa: E402
-from activescore.learning.defaults import check_network  # noqa: E402
-from activescore.learning.losses import dsm_loss, implicit_loss, perturb_all, self_divergence  # noqa: E402
-from activescore.learning.network import ParticleTokens  # noqa: E402
-from score_helpers import score_on_frames  # noqa: E402
+import activescore as a
+from activescore.learning import ScoreNet, ScoreNetConfig, TrainConfig, init_params, train_score
+from activescore.learning.data import Snapshots, gather_tokens, neighbour_lists
+from activescore.learning.defaults import check_network
+from activescore.learning.losses import dsm_loss, implicit_loss, perturb_all, self_divergence
+from activescore.learning.network import ParticleTokens
+from score_helpers import score_on_frames
 
 BOX = 8.0
 

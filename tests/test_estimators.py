@@ -74,8 +74,11 @@ def test_gaussian_reference_closed_forms():
 def test_gaussian_samples_have_the_stationary_covariance():
     s = trapped(0.5, n=64)
     x, g = exact.gaussian_samples(s, 200, seed=3)
-    z = np.stack([x.ravel(), g.ravel()])
-    np.testing.assert_allclose(np.cov(z), exact.trapped_aoup_covariance(s), atol=0.05)
+    z = np.stack([x.ravel(), g.ravel()])  # every particle and dimension an independent draw
+    cov = exact.trapped_aoup_covariance(s)
+    # The sample covariance of n Gaussian draws: var(Ŝ_ij) = (S_ii S_jj + S_ij²)/(n − 1).
+    se = np.sqrt((np.outer(np.diag(cov), np.diag(cov)) + cov**2) / (z.shape[1] - 1))
+    assert np.all(np.abs(np.cov(z) - cov) <= N_SE * se), (np.cov(z) - cov) / se
 
 
 # ----------------------------------------------------------------------------- trapped Gaussian, exact score
@@ -114,9 +117,32 @@ def test_learning_free_epr_standalone_matches_estimate(gaussian):
     within(lf.per_particle, exact.gaussian_epr(system))
 
 
+def smoothed_gaussian_epr(system, sigma: float, form: str) -> float:
+    """The expectation of the per-particle EPR estimated with the score of the σ-smoothed trapped Gaussian, computed
+    here in float64 from physics.md §4-5 alone (scipy's Lyapunov solver; nothing from activescore.exact).
+
+    Per dimension z = (x, g) ~ N(0, S), B S + S Bᵀ + 2D = 0; smoothing adds σ²I to the covariance, so the score is
+    s = −P z with P = (S + σ²I)⁻¹. Then v_x = b_x − ε s_x and v_g = −γ g − γ s_g are linear in z (rows m_x, m_g):
+    quadratic form E|v_x|²/ε + E|v_g|²/γ = m S mᵀ terms; divergence form ∇_g·v_g + v_x·b_x/ε + ∇_x·v_x
+    = γ(P_gg − 1) + m_x S b_xᵀ/ε + (−A + ε P_xx). The x terms are dropped when ε = 0."""
+    from scipy.linalg import solve_continuous_lyapunov
+
+    trap, v0, gamma, eps = system.trap, system.v0, system.gamma, system.eps
+    b = np.array([[-trap, v0], [0.0, -gamma]])
+    s = solve_continuous_lyapunov(b, -2 * np.diag([eps, gamma]))
+    p = np.linalg.inv(s + sigma**2 * np.eye(2))
+    m_x = b[0] + eps * p[0]
+    m_g = b[1] + gamma * p[1]
+    if form == "quadratic":
+        value = m_g @ s @ m_g / gamma + (m_x @ s @ m_x / eps if eps > 0 else 0.0)
+    else:
+        value = gamma * (p[1, 1] - 1) + ((m_x @ s @ b[0]) / eps - trap + eps * p[0, 0] if eps > 0 else 0.0)
+    return D * float(value)
+
+
 @pytest.mark.parametrize("eps", [0.5, 0.0])
 def test_smoothed_gaussian_score_is_labelled_and_biased_as_predicted(eps):
-    """A σ-smoothed exact score: each form converges to its own (different) exact biased value."""
+    """A σ-smoothed exact score: each form converges to its own (different) biased value, computed independently."""
     system = trapped(eps)
     x, g = exact.gaussian_samples(system, 300, seed=12)
     sigma = 0.5
@@ -125,7 +151,8 @@ def test_smoothed_gaussian_score_is_labelled_and_biased_as_predicted(eps):
     for form in ("quadratic", "divergence"):
         est = r.epr_per_particle[form]
         assert est.sigma == sigma and est.form == form and r.ratio[form].sigma == sigma
-        biased = exact.gaussian_epr(system, sigma=sigma, form=form)
+        biased = smoothed_gaussian_epr(system, sigma, form)
+        assert smoothed_gaussian_epr(system, 0.0, form) == pytest.approx(exact.gaussian_epr(system), rel=1e-12)
         within(est, biased)
         assert abs(biased - exact.gaussian_epr(system)) > 10 * est.stderr  # the test can see the bias
     within(r.identity.per_particle, exact.gaussian_epr(system))  # the identity does not care
@@ -266,18 +293,35 @@ def test_summary_makes_the_learning_free_check_prominent(gaussian):
     assert "INCONSISTENT" in str(bad) and not bad.consistent("quadratic")
 
 
-def test_plots_are_written(gaussian, tmp_path):
+def test_plots_draw_the_result(gaussian, tmp_path):
+    """The plots hold the result's numbers (not just a file): the radial profile's points and exact curve, the
+    configuration's colours, and an overview PNG that decodes to a non-blank image with one panel per field."""
+    import matplotlib.image
+
     from activescore import plotting
 
     system, _, _, r = gaussian
     path = tmp_path / "overview.png"
-    plotting.plot_epr_overview(r, path, form="divergence")
-    assert path.stat().st_size > 10_000
-    ax = plotting.plot_radial_profile(r.radial, exact=lambda rr: exact.gaussian_conditional_epr(system, rr))
+    fig = plotting.plot_epr_overview(r, path, form="divergence")
+    assert len([ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]) >= 5
+    image = matplotlib.image.imread(path)
+    assert image.shape[0] > 300 and image.shape[1] > 300 and image[..., :3].std() > 0.05
+
+    def exact_profile(rr):
+        return exact.gaussian_conditional_epr(system, rr)
+
+    ax = plotting.plot_radial_profile(r.radial, exact=exact_profile)
+    points = ax.containers[0].lines[0]
+    np.testing.assert_array_equal(points.get_xdata(), r.radial.centers)
+    np.testing.assert_array_equal(points.get_ydata(), r.radial.per_particle("quadratic"))
+    curve = ax.lines[-1]
+    np.testing.assert_allclose(curve.get_ydata(), exact_profile(np.asarray(curve.get_xdata())), rtol=1e-12)
     plotting.save(ax, tmp_path / "radial.png")
     ax = plotting.plot_local_epr(system, r.positions(0), r.quadratic[0], half_width=r.map.half_width)
+    np.testing.assert_array_equal(np.asarray(ax.collections[0].get_array()), r.quadratic[0])
+    assert ax.get_xlim() == (-r.map.half_width, r.map.half_width)
     plotting.save(ax, tmp_path / "config.png")
-    assert (tmp_path / "radial.png").exists() and (tmp_path / "config.png").exists()
+    assert matplotlib.image.imread(tmp_path / "config.png")[..., :3].std() > 0.05
 
 
 # --------------------------------------------------------------------------------------------------- bad input
@@ -408,7 +452,8 @@ def test_transfer_passes_the_box_length():
 def test_learned_score_totals_agree_with_identity(active_run):
     """Both forms from a small learned score against each other and the learning-free identity (loose: a small
     network trained briefly is not exact; the identity is the reference)."""
-    learning = pytest.importorskip("activescore.learning")
+    from activescore import learning
+
     system, traj = active_run
     score = learning.train_score(
         system, traj, loss="implicit", n_steps=1500, batch_particles=256, seed=0, progress=False

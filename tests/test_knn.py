@@ -8,18 +8,15 @@ exactly, ties included, and displacements to rounding; the two backends agree bi
 import numpy as np
 import pytest
 
-from activescore import backends
 from activescore.learning.neighbours import knn as backend_knn
 from activescore.learning.neighbours import minimum_image
 
-BACKENDS = [b for b in ("cpp", "numba") if backends.is_available(b)]
 
-
-@pytest.fixture(params=BACKENDS, autouse=True)
-def backend(request, monkeypatch):
-    """Every test runs on each CPU backend: ``knn`` below is that backend's."""
-    monkeypatch.setattr(f"{__name__}.knn", lambda *args, **kw: backend_knn(*args, backend=request.param, **kw))
-    return request.param
+@pytest.fixture(autouse=True)
+def backend(cpu_backend, monkeypatch):
+    """Every test runs on each CPU backend: ``knn`` below is that backend's (a missing one fails: conftest)."""
+    monkeypatch.setattr(f"{__name__}.knn", lambda *args, **kw: backend_knn(*args, backend=cpu_backend, **kw))
+    return cpu_backend
 
 
 def knn(*args, **kw):  # replaced per test by the fixture above
@@ -111,8 +108,7 @@ def test_bad_arguments():
         knn(x, -1.0, 2)
 
 
-@pytest.mark.skipif(len(BACKENDS) < 2, reason="needs both the compiled core and numba")
-def test_backends_agree_bit_for_bit():
+def test_backends_agree_bit_for_bit(core):
     rng = np.random.default_rng(3)
     x = rng.uniform(-15.0, 15.0, size=(700, 2))
     cpp = backend_knn(x, 30.0, 24, backend="cpp")

@@ -3,6 +3,7 @@ differences, its fit against the exact Gaussian score, and the variational bound
 
 import numpy as np
 import pytest
+import scipy.sparse as sparse
 
 import activescore as a
 from activescore import exact
@@ -149,22 +150,33 @@ def test_set_ups_it_cannot_fit_are_refused(system, kwargs, names):
         fit_linear_score(system, traj, **kwargs)
 
 
-def test_the_drift_response_form_is_exact_for_any_fixed_symmetric_stable_coupling():
+def test_the_closure_is_exact_for_any_fixed_symmetric_stable_coupling(monkeypatch):
     # physics.md §6: for ẋ = M x + v0 g, ġ = −γ g + √(2γ) ξ with M symmetric negative definite (not a multiple of
-    # the identity), the stationary Gaussian's g-score is (M − γ) b_x/(γ v0), b_x = M x + v0 g. Reference: the
-    # Lyapunov covariance of the full linear system, solved numerically in float64.
+    # the identity), the stationary Gaussian's g-score is (M − γ) b_x/(γ v0), b_x = M x + v0 g. The package's
+    # LinearScore with coefficients (0, −1, 1) is run on such a coupling (its force and drift Jacobian replaced by
+    # M x and M on three particles) and compared with the score and divergence of the Lyapunov covariance of the
+    # full linear system, solved independently by scipy in float64.
     from scipy.linalg import solve_continuous_lyapunov
 
+    from activescore.learning import linear
+
     rng = np.random.default_rng(7)
-    d, v0, gamma = 6, 0.3, 0.05
+    n, v0, gamma = 3, 0.3, 0.05
+    d = 2 * n
     q, _ = np.linalg.qr(rng.normal(size=(d, d)))
     m = -(q * rng.uniform(0.2, 3.0, d)) @ q.T  # symmetric, eigenvalues in [-3, -0.2]
     drift = np.block([[m, v0 * np.eye(d)], [np.zeros((d, d)), -gamma * np.eye(d)]])
     diffusion = np.block([[np.zeros((d, d)), np.zeros((d, d))], [np.zeros((d, d)), 2 * gamma * np.eye(d)]])
-    covariance = solve_continuous_lyapunov(drift, -diffusion)
-    z = rng.normal(size=(5, 2 * d))
-    exact_g_score = -np.linalg.solve(covariance, z.T).T[:, d:]
-    x, g = z[:, :d], z[:, d:]
-    b_x = x @ m.T + v0 * g
-    closed_form = (b_x @ m.T - gamma * b_x) / (gamma * v0)
-    np.testing.assert_allclose(closed_form, exact_g_score, rtol=1e-9, atol=1e-9 * np.abs(exact_g_score).max())
+    precision = np.linalg.inv(solve_continuous_lyapunov(drift, -diffusion))
+    monkeypatch.setattr(
+        linear, "pair_jacobian", lambda system, x: ((m @ np.ravel(x)).reshape(-1, 2), sparse.csr_matrix(m))
+    )
+    system = a.AOUP(n, box_length=1e3, v0=v0, gamma=gamma, eps=0.0, k=0.0, trap=1.0)
+    closure = LinearScore(system, [0.0, -1.0, 1.0], order=1)
+    for z in rng.normal(size=(5, 2 * d)):
+        x, g = z[:d].reshape(n, 2), z[d:].reshape(n, 2)
+        exact_g_score = -(precision @ z)[d:]
+        learned = closure(x, g)[1].ravel()
+        np.testing.assert_allclose(learned, exact_g_score, rtol=1e-9, atol=1e-9 * np.abs(exact_g_score).max())
+    exact_divergence = -np.diag(precision)[d:].reshape(n, 2).sum(axis=1)  # ∇_{g_i}·s_g,i = −tr P_{g_i g_i}
+    np.testing.assert_allclose(closure.divergence_g(x, g), exact_divergence, rtol=1e-9)

@@ -259,12 +259,7 @@ def test_non_finite_propulsion_is_a_blow_up():
     assert sim.error.startswith("blow-up at step 0: particle 4 moved by (nan")
 
 
-# ---------------------------------------------------------------- against the compiled core, when built
-
-
-@pytest.fixture(scope="module")
-def core():
-    return pytest.importorskip("activescore._core")
+# ---------------------------------------------------------------- against the compiled core (conftest's `core`)
 
 
 def _core_system(core, system):

@@ -7,15 +7,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-pytest.importorskip("activescore._core", reason="the compiled core is not built")
-
-import activescore as a  # noqa: E402
-from activescore.learning import Score, ScoreNet, ScoreNetConfig, TrainConfig, init_params, train_score  # noqa: E402
-from activescore.learning.data import Snapshots, gather_tokens, neighbour_lists  # noqa: E402
-from activescore.learning.defaults import stacked_recipe  # noqa: E402
-from activescore.learning.linear import LinearScore, fit_linear_score, response_features  # noqa: E402
-from activescore.learning.losses import dsm_loss, implicit_loss, score_and_self_divergence  # noqa: E402
-from activescore.learning.stacking import stacked_normal_equations  # noqa: E402
+import activescore as a
+from activescore.learning import Score, ScoreNet, ScoreNetConfig, TrainConfig, init_params, train_score
+from activescore.learning.data import Snapshots, gather_tokens, neighbour_lists
+from activescore.learning.defaults import stacked_recipe
+from activescore.learning.linear import LinearScore, fit_linear_score, response_features
+from activescore.learning.losses import dsm_loss, implicit_loss, score_and_self_divergence
+from activescore.learning.stacking import stacked_normal_equations
 
 
 def mips_frames(n=48, gamma=1e-2, frames=24, seed=0):

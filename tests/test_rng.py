@@ -152,12 +152,7 @@ def test_normal_statistics():
     np.testing.assert_allclose(correlation, np.eye(4), atol=5 / math.sqrt(len(columns)))
 
 
-# ---------------------------------------------------------------- against the compiled core, when built
-
-
-@pytest.fixture(scope="module")
-def core():
-    return pytest.importorskip("activescore._core")
+# ---------------------------------------------------------------- against the compiled core (conftest's `core`)
 
 
 def test_core_known_answers_and_random_blocks(core):

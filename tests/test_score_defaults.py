@@ -15,16 +15,14 @@ import warnings
 import numpy as np
 import pytest
 
-pytest.importorskip("activescore._core", reason="the compiled core is not built")
-
-import activescore as a  # noqa: E402
-from activescore.exact import GaussianScore, gaussian_epr, gaussian_samples, trapped_aoup_covariance  # noqa: E402
-from activescore.learning import Score, ScoreNetConfig, TrainConfig, train_score  # noqa: E402
-from activescore.learning.defaults import default_network, most_within  # noqa: E402
-from activescore.learning.settings import default_steps  # noqa: E402
-from activescore.learning.train import _stopped  # noqa: E402
-from activescore.learning.validation import implicit_lower_bound  # noqa: E402
-from score_helpers import relative_fisher_error, score_on_frames, stationary_frames  # noqa: E402
+import activescore as a
+from activescore.exact import GaussianScore, gaussian_epr, gaussian_samples, trapped_aoup_covariance
+from activescore.learning import Score, ScoreNetConfig, TrainConfig, train_score
+from activescore.learning.defaults import default_network, most_within
+from activescore.learning.settings import default_steps
+from activescore.learning.train import _stopped
+from activescore.learning.validation import implicit_lower_bound
+from score_helpers import relative_fisher_error, score_on_frames, stationary_frames
 
 FISHER_BAR, EPR_BAR = 0.02, 0.03
 

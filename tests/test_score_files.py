@@ -4,11 +4,9 @@ import jax
 import numpy as np
 import pytest
 
-pytest.importorskip("activescore._core", reason="the compiled core is not built")
-
-import activescore as a  # noqa: E402
-from activescore.learning import Score, ScoreNetConfig, TrainConfig, train_score  # noqa: E402
-from activescore.learning.network import init_params  # noqa: E402
+import activescore as a
+from activescore.learning import Score, ScoreNetConfig, TrainConfig, train_score
+from activescore.learning.network import init_params
 
 TINY = ScoreNetConfig.small(k=4, width=8, depth=1, heads=2, ff_width=8, embed_hidden=8, readout_hidden=8)
 SETTINGS = dict(

@@ -10,14 +10,13 @@ Monte-Carlo error of the estimate over 2000 fresh particles is ≈ 3 % of its va
 
 import numpy as np
 import pytest
+from scipy.linalg import solve_continuous_lyapunov
 
-pytest.importorskip("activescore._core", reason="the compiled core is not built")
-
-import activescore  # noqa: E402
-from activescore.learning import ScoreNetConfig, TrainConfig, train_score  # noqa: E402
-from score_helpers import (  # noqa: E402
+import activescore
+from activescore import exact
+from activescore.learning import ScoreNetConfig, TrainConfig, train_score
+from score_helpers import (
     gaussian_score,
-    lyapunov_covariance,
     relative_fisher_error,
     sample_trapped_aoups,
     score_on_frames,
@@ -30,19 +29,24 @@ TRAIN_SAMPLES = 80_000  # finite data is what limits DSM at small σ (it starts 
 TOLERANCE = 0.02
 
 
-def test_lyapunov_solution_matches_closed_forms():
+@pytest.mark.parametrize("trap,gamma,v0", [(TRAP, GAMMA, V0), (0.3, 2.5, 0.7)])
+def test_the_packages_lyapunov_solution_matches_closed_forms_and_scipy(trap, gamma, v0):
+    # The package's stationary covariance (exact.trapped_aoup_covariance, through its Lyapunov solver) against the
+    # closed form of physics.md §5 (score_helpers) and scipy's Bartels–Stewart solver.
     for eps in (0.0, 0.3):
-        s = trapped_aoup_covariance(TRAP, GAMMA, V0, eps)
-        expected = np.array(
-            [[eps / TRAP + V0**2 / (TRAP * (TRAP + GAMMA)), V0 / (TRAP + GAMMA)], [V0 / (TRAP + GAMMA), 1.0]]
-        )
-        np.testing.assert_allclose(s, expected, rtol=1e-12)
+        system = activescore.AOUP(N, box_length=1e3, v0=v0, gamma=gamma, eps=eps, k=0.0, trap=trap, beta=None)
+        s = exact.trapped_aoup_covariance(system)
+        np.testing.assert_allclose(s, trapped_aoup_covariance(trap, gamma, v0, eps), rtol=1e-12)
+        drift = np.array([[-trap, v0], [0.0, -gamma]])
+        np.testing.assert_allclose(s, solve_continuous_lyapunov(drift, -2 * np.diag([eps, gamma])), rtol=1e-12)
         if eps == 0:  # non-degenerate even without translational noise when γ > 0 and A > 0
-            assert np.linalg.det(s) == pytest.approx(V0**2 * GAMMA / (TRAP * (TRAP + GAMMA) ** 2), rel=1e-9)
-        drift = np.array([[-TRAP, V0], [0.0, -GAMMA]])
-        residual = drift @ s + s @ drift.T + 2 * np.diag([eps, GAMMA])
-        np.testing.assert_allclose(residual, 0.0, atol=1e-12)
-    assert lyapunov_covariance(np.array([[-2.0]]), np.array([[1.0]]))[0, 0] == pytest.approx(0.5)
+            assert np.linalg.det(s) == pytest.approx(v0**2 * gamma / (trap * (trap + gamma) ** 2), rel=1e-9)
+    # A general stable, non-normal 3×3 drift against scipy.
+    rng = np.random.default_rng(4)
+    b = np.diag([-0.5, -1.0, -2.0]) + np.triu(rng.normal(size=(3, 3)), 1)
+    d = np.diag([0.2, 0.0, 1.5])
+    np.testing.assert_allclose(exact.lyapunov_covariance(b, d), solve_continuous_lyapunov(b, -2 * d), rtol=1e-12)
+    assert exact.lyapunov_covariance(np.array([[-2.0]]), np.array([[1.0]]))[0, 0] == pytest.approx(0.5)
 
 
 def trapped_system(eps):

@@ -12,11 +12,9 @@ enough that fewer than k particles ever sit inside it. Seeds are fixed.
 import numpy as np
 import pytest
 
-pytest.importorskip("activescore._core", reason="the compiled core is not built")
-
-import activescore  # noqa: E402
-from activescore.learning import ScoreNetConfig, TrainConfig, train_score  # noqa: E402
-from score_helpers import relative_fisher_error, score_on_frames, stationary_frames  # noqa: E402
+import activescore
+from activescore.learning import ScoreNetConfig, TrainConfig, train_score
+from score_helpers import relative_fisher_error, score_on_frames, stationary_frames
 
 EPS, GAMMA, N = 0.1, 1.0, 128
 NETWORK = dict(predict_x=True, cutoff=2.5, cutoff_width=0.5, readout_skip=True)

@@ -5,11 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-pytest.importorskip("activescore._core", reason="the compiled core is not built")
-
-from activescore.learning import ScoreNet, ScoreNetConfig, init_params  # noqa: E402
-from activescore.learning.data import Snapshots, gather_tokens, neighbour_lists  # noqa: E402
-from activescore.learning.losses import (  # noqa: E402
+from activescore.learning import ScoreNet, ScoreNetConfig, init_params
+from activescore.learning.data import Snapshots, gather_tokens, neighbour_lists
+from activescore.learning.losses import (
     dsm_loss,
     implicit_loss,
     perturb_all,

@@ -5,11 +5,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-pytest.importorskip("activescore._core", reason="the compiled core is not built")
-
-from activescore.learning import ScoreNet, ScoreNetConfig, count_params, init_params  # noqa: E402
-from activescore.learning.data import gather_tokens, make_snapshots  # noqa: E402
-from activescore.learning.network import ParticleTokens  # noqa: E402
+from activescore.learning import ScoreNet, ScoreNetConfig, count_params, init_params
+from activescore.learning.data import gather_tokens, make_snapshots
+from activescore.learning.network import ParticleTokens
 
 BOX = 12.0
 CONFIGS = {

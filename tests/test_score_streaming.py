@@ -5,13 +5,11 @@ import jax
 import numpy as np
 import pytest
 
-pytest.importorskip("activescore._core", reason="the compiled core is not built")
-
-from activescore.io.dataset import DatasetPlan, SnapshotDataset, build_dataset  # noqa: E402
-from activescore.learning import TrainConfig, stream, train_score  # noqa: E402
-from activescore.learning import train as train_module  # noqa: E402
-from activescore.learning.defaults import NEIGHBOUR_SAMPLE_FRAMES  # noqa: E402
-from test_score_training import TINY, assert_same_params, system  # noqa: E402
+from activescore.io.dataset import DatasetPlan, SnapshotDataset, build_dataset
+from activescore.learning import TrainConfig, stream, train_score
+from activescore.learning import train as train_module
+from activescore.learning.defaults import NEIGHBOUR_SAMPLE_FRAMES
+from test_score_training import TINY, assert_same_params, system
 
 FRAMES, BUDGET = 12, 4  # windows of BUDGET // 2 = 2 frames
 TRAINING_FRAMES = 10  # the last 10 % (at least two frames) are held out for the validation

@@ -9,10 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-pytest.importorskip("activescore._core", reason="the compiled core is not built")
-
-import activescore  # noqa: E402
-from activescore.learning import Score, ScoreNetConfig, TrainConfig, train_score  # noqa: E402
+import activescore
+from activescore.learning import Score, ScoreNetConfig, TrainConfig, train_score
 
 N, FRAMES, BOX = 24, 6, 10.0
 TINY = ScoreNetConfig.small(

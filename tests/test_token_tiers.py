@@ -10,18 +10,15 @@
   chosen switches to tiers once it has evaluated enough particles.
 """
 
+import jax
 import numpy as np
 import pytest
 
-pytest.importorskip("activescore._core", reason="the compiled core is not built")
-
-import jax  # noqa: E402
-
-import activescore as a  # noqa: E402
-from activescore.learning import ScoreNetConfig, TrainConfig  # noqa: E402
-from activescore.learning.data import make_snapshots, neighbour_lists, neighbours_and_needed  # noqa: E402
-from activescore.learning.step import device_mesh, init_state, make_train_step  # noqa: E402
-from activescore.learning.tiers import COMPILE_COST_STEPS, check_tiers, is_plain, plan_token_tiers  # noqa: E402
+import activescore as a
+from activescore.learning import ScoreNetConfig, TrainConfig
+from activescore.learning.data import make_snapshots, neighbour_lists, neighbours_and_needed
+from activescore.learning.step import device_mesh, init_state, make_train_step
+from activescore.learning.tiers import COMPILE_COST_STEPS, check_tiers, is_plain, plan_token_tiers
 
 N, PACKING = 96, 0.5
 
