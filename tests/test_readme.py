@@ -9,7 +9,6 @@ sizes (about 1.5 minutes on 2 cores) and as written (several minutes).
 
 import ast
 import builtins
-import importlib.util
 import re
 from pathlib import Path
 
@@ -89,32 +88,71 @@ def test_blocks_compile_and_read_only_names_defined_before():
 
 
 def run_blocks(tmp_path, monkeypatch, transform, skip_training: bool = False) -> dict:
+    """Run the README's Python blocks in one namespace; returns {block number: the namespace after it} (shallow
+    copies, so a name a later block rebinds can still be checked). Nothing is dropped but the training blocks
+    under ``skip_training``: the sweep block needs the [sweep] extra, which the [test] extra installs."""
     monkeypatch.chdir(tmp_path)  # the blocks write files (mips.gsd, score.msgpack) into the working folder
     namespace: dict = {"__name__": "__readme__"}
+    after = {}
     for number, block in enumerate(fenced_blocks("python"), 1):
         if skip_training and "train_score(" in block:
             continue
-        if "a.sweep(" in block and importlib.util.find_spec("dask") is None:
-            continue  # the optional [sweep] extra is not installed here
         exec(compile(transform(block), f"README block {number}", "exec"), namespace)
-    return namespace
+        after[number] = dict(namespace)
+    return after
+
+
+def check_results(after: dict, tmp_path, n_mips: int, sweep_rows: int, trained: bool) -> None:
+    """What the README says each block gives, at the sizes it ran with."""
+    import gsd.hoomd
+
+    from activescore.exact import gaussian_epr
+
+    blocks = fenced_blocks("python")
+    number = {name: next(i for i, b in enumerate(blocks, 1) if marker in b) for name, marker in BLOCKS.items()}
+    simulated = after[number["simulate"]]
+    with gsd.hoomd.open(str(tmp_path / "mips.gsd")) as f:
+        assert len(f) == len(simulated["traj"]) and f[0].particles.N == n_mips
+    assert simulated["more"].final_state.step > simulated["traj"].final_state.step
+    assert after[number["drift"]]["div"].shape == (n_mips,)
+    if trained:
+        learned = after[number["train"]]
+        assert (tmp_path / "score.msgpack").exists() and learned["s_g"].shape == (256, 2)
+        assert learned["result"].epr_per_particle["quadratic"].value > 0
+    gaussian = after[number["gaussian"]]
+    value, stderr = gaussian["result"].epr_per_particle["quadratic"]
+    assert abs(value - gaussian_epr(gaussian["system"])) <= 5 * stderr  # the exact score's estimate, in s.e.
+    assert after[number["abp"]]["abp_result"].epr_per_particle["quadratic"].value == pytest.approx(7.5, rel=1e-9)
+    table = after[number["sweep"]]["result"].table
+    assert len(table) == sweep_rows and (tmp_path / "phase" / "sweep.csv").exists()
+
+
+#: A text that identifies each block, so that the checks follow the blocks when the README gains one.
+BLOCKS = {
+    "simulate": 'out="mips.gsd"',
+    "drift": "a.drift_divergence(",
+    "train": "train_score(",
+    "gaussian": "GaussianScore(system)",
+    "abp": "abp_result",
+    "sweep": "a.sweep(",
+}
 
 
 def test_blocks_without_training_run_top_to_bottom_at_small_sizes(tmp_path, monkeypatch):
-    namespace = run_blocks(tmp_path, monkeypatch, small, skip_training=True)
-    assert (tmp_path / "mips.gsd").exists() and namespace["div"].shape == (256,)
+    after = run_blocks(tmp_path, monkeypatch, small, skip_training=True)
+    check_results(after, tmp_path, n_mips=256, sweep_rows=2, trained=False)
 
 
 @pytest.mark.slow
 def test_blocks_run_top_to_bottom_at_small_sizes(tmp_path, monkeypatch):
-    namespace = run_blocks(tmp_path, monkeypatch, small)
-    assert (tmp_path / "mips.gsd").exists() and (tmp_path / "score.msgpack").exists()
-    assert namespace["s_g"].shape == (256, 2)
+    after = run_blocks(tmp_path, monkeypatch, small)
+    check_results(after, tmp_path, n_mips=256, sweep_rows=2, trained=True)
 
 
 @pytest.mark.slow
 def test_blocks_run_top_to_bottom_as_written(tmp_path, monkeypatch):
-    run_blocks(tmp_path, monkeypatch, lambda block: block)
+    after = run_blocks(tmp_path, monkeypatch, lambda block: block)
+    check_results(after, tmp_path, n_mips=4096, sweep_rows=18, trained=True)  # 3 × 3 points, 2 seeds each
 
 
 def test_toml_example_is_a_valid_configuration(tmp_path):
