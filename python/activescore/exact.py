@@ -7,7 +7,10 @@ what a σ-smoothed score (the minimiser of denoising score matching) does to the
 * :class:`GaussianScore`: non-interacting AOUPs (k = 0) in a harmonic trap A > 0. Every particle and dimension is
   an independent Gaussian (x, g) ~ N(0, S) with B S + S Bᵀ + 2D = 0, B = [[−A, v0], [0, −γ]], D = diag(ε, γ);
   the score is −S⁻¹ z. With ``sigma > 0`` it is the score of the smoothed density ρ * N(0, σ² I) (covariance
-  S + σ² I, noise on x and g alike), i.e. what a perfectly trained DSM network at noise level σ returns.
+  S + σ² I, noise on x and g alike), i.e. what a perfectly trained DSM network at noise level σ returns. With
+  ``dt`` it is the exact score of the simulated chain instead (Euler–Maruyama in x, the exact OU update in g) at
+  time step dt: S = F S Fᵀ + Q (discrete Lyapunov), what a perfect score of simulated snapshots is (the finite-dt
+  ceiling, physics.md §5).
 * :class:`EquilibriumScore`: v0 = 0, ε > 0, any interactions: ρ ∝ exp(−U/ε) N(g; 0, I), so s_x = b_x/ε and
   s_g = −g, and the probability-flow velocity vanishes identically. For ABPs θ is uniform and independent of x:
   s_θ = 0.
@@ -41,6 +44,7 @@ __all__ = [
     "GaussianScore",
     "gaussian_conditional_epr",
     "gaussian_epr",
+    "discrete_lyapunov_covariance",
     "gaussian_samples",
     "lyapunov_covariance",
     "trapped_aoup_covariance",
@@ -62,6 +66,21 @@ def lyapunov_covariance(drift, diffusion) -> np.ndarray:
     return 0.5 * (s + s.T)
 
 
+def discrete_lyapunov_covariance(transition, noise) -> np.ndarray:
+    """Stationary covariance S of the chain z' = F z + ξ, ξ ~ N(0, Q): the solution of S = F S Fᵀ + Q (every
+    eigenvalue of F inside the unit circle)."""
+    f = np.asarray(transition, dtype=np.float64)
+    q = np.asarray(noise, dtype=np.float64)
+    n = f.shape[0]
+    if f.shape != (n, n) or q.shape != (n, n):
+        raise ValueError(f"transition and noise must be square matrices of one size, got {f.shape} and {q.shape}")
+    if np.max(np.abs(np.linalg.eigvals(f))) >= 1:
+        raise ValueError("transition must be a contraction (every eigenvalue inside the unit circle)")
+    operator = np.eye(n * n) - np.kron(f, f)  # vec(F S Fᵀ) = (F ⊗ F) vec(S)
+    s = np.linalg.solve(operator, q.reshape(-1)).reshape(n, n)
+    return 0.5 * (s + s.T)
+
+
 def _check_trapped(system, name: str = "system"):
     if not isinstance(system, AOUP):
         raise ValueError(f"{name} must be an activescore.AOUP, got {type(system).__name__}")
@@ -80,22 +99,31 @@ def _drift_matrices(system) -> tuple[np.ndarray, np.ndarray]:
     return b, np.diag([system.eps, system.gamma])
 
 
-def trapped_aoup_covariance(system) -> np.ndarray:
+def trapped_aoup_covariance(system, dt: float | None = None) -> np.ndarray:
     """The 2×2 per-dimension stationary covariance S of (x, g) for non-interacting trapped AOUPs.
 
-    S_gg = 1, S_xg = v0/(A + γ), S_xx = ε/A + v0²/(A (A + γ)); non-degenerate also when ε = 0 (v0 > 0)."""
+    S_gg = 1, S_xg = v0/(A + γ), S_xx = ε/A + v0²/(A (A + γ)); non-degenerate also when ε = 0 (v0 > 0). With
+    ``dt``: that of the simulated chain x' = (1 − A dt) x + v0 dt g + √(2ε dt) ξ, g' = e^{−γ dt} g + √(1 − e^{−2γ dt}) η
+    (physics.md §2), the discrete Lyapunov solution."""
     _check_trapped(system)
     b, d = _drift_matrices(system)
-    return lyapunov_covariance(b, d)
+    if dt is None:
+        return lyapunov_covariance(b, d)
+    dt = check.real("dt", dt, low=0.0, low_open=True)
+    decay = math.exp(-system.gamma * dt)
+    transition = np.array([[1.0 - system.trap * dt, system.v0 * dt], [0.0, decay]])
+    noise = np.diag([2.0 * system.eps * dt, 1.0 - decay**2])
+    return discrete_lyapunov_covariance(transition, noise)
 
 
-def gaussian_samples(system, n_frames: int, *, seed=None) -> tuple[np.ndarray, np.ndarray]:
+def gaussian_samples(system, n_frames: int, *, seed=None, dt: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact, independent stationary snapshots ``(x, g)``, each (n_frames, N, 2), of non-interacting trapped AOUPs.
 
-    ``seed``: an int, a ``numpy.random.Generator`` or None. Raises ValueError if a particle falls outside the box
+    ``seed``: an int, a ``numpy.random.Generator`` or None; ``dt``: of the simulated chain at that time step
+    instead of the SDE (:func:`trapped_aoup_covariance`). Raises ValueError if a particle falls outside the box
     (choose a box many cloud widths √S_xx wide: the trap pulls toward the origin, not toward the nearest image)."""
     n_frames = check.integer("n_frames", n_frames, low=1)
-    cov = trapped_aoup_covariance(system)
+    cov = trapped_aoup_covariance(system, dt)
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
     chol = np.linalg.cholesky(cov)
     z = rng.standard_normal((n_frames, system.n_particles, D, 2)) @ chol.T  # last axis: (x, g)
@@ -109,8 +137,8 @@ def gaussian_samples(system, n_frames: int, *, seed=None) -> tuple[np.ndarray, n
     return x, g
 
 
-def _smoothed_precision(system, sigma: float) -> np.ndarray:
-    cov = trapped_aoup_covariance(system)
+def _smoothed_precision(system, sigma: float, dt: float | None = None) -> np.ndarray:
+    cov = trapped_aoup_covariance(system, dt)
     return np.linalg.inv(cov + sigma**2 * np.eye(2))
 
 
@@ -180,14 +208,16 @@ class GaussianScore:
     """Exact (σ = 0) or exactly σ-smoothed score of non-interacting AOUPs in a harmonic trap (see the module doc).
 
     ``score(x, g)`` → ``(s_x, s_g)`` for one snapshot ((N, 2) each; ``s_x`` is None when ε = 0);
-    ``divergence_g(x, g)``, ``divergence_x(x, g)`` → (N,) per-particle divergences; ``sigma`` the smoothing."""
+    ``divergence_g(x, g)``, ``divergence_x(x, g)`` → (N,) per-particle divergences; ``sigma`` the smoothing;
+    ``dt``: the score of the simulated chain at that time step instead of the SDE's (module doc)."""
 
-    def __init__(self, system, sigma: float = 0.0):
+    def __init__(self, system, sigma: float = 0.0, dt: float | None = None):
         _check_trapped(system)
         self.system = system
         self.sigma = check.real("sigma", sigma, low=0.0)
-        self.covariance = trapped_aoup_covariance(system)
-        self.precision = _smoothed_precision(system, self.sigma)
+        self.dt = dt
+        self.covariance = trapped_aoup_covariance(system, dt)
+        self.precision = _smoothed_precision(system, self.sigma, dt)
 
     def __call__(self, x, g):
         x, g = _snapshot(self.system, x, g)
@@ -205,7 +235,8 @@ class GaussianScore:
         return np.full(self.system.n_particles, -D * self.precision[0, 0])
 
     def __repr__(self) -> str:
-        return f"GaussianScore({self.system!r}, sigma={self.sigma})"
+        chain = f", dt={self.dt}" if self.dt is not None else ""
+        return f"GaussianScore({self.system!r}, sigma={self.sigma}{chain})"
 
 
 class EquilibriumScore:

@@ -5,6 +5,8 @@ The estimators and the score network's force input use them; they are exactly wh
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from numpy.typing import ArrayLike
 
@@ -76,3 +78,82 @@ def drift_divergence(system: ParticleSystem, x: ArrayLike, *, backend: str = "au
     system = check_system(system)
     x = _positions(system, x)
     return backends.get(backend).drift_divergence(system.spec(), x, system.radius, n_threads)
+
+
+def drift_jacobian(system: ParticleSystem, x: ArrayLike) -> tuple[np.ndarray, Any]:
+    """The force F (N, 2) and the drift Jacobian M = ∂b_x/∂x (2N × 2N, sparse, rows/columns ordered x_0, y_0,
+    x_1, …) of one configuration ``x`` (N, 2), with the simulator's pair potential and cutoff.
+
+    M is symmetric (the forces derive from a pair energy and the trap): per interacting pair the (i, i) and (j, j)
+    blocks gain ∂(f ê)/∂x_i, the (i, j) and (j, i) blocks lose it; −A stands on the diagonal. A NumPy/SciPy
+    computation (scipy.sparse), for the estimators' finite-dt ceiling and the drift-response score.
+    """
+    import scipy.sparse as sparse
+    from scipy.spatial import cKDTree
+
+    system = check_system(system)
+    x = _positions(system, x)
+    n = system.n_particles
+    radius = np.asarray(system.radius, dtype=np.float64)
+    length = float(system.box_length)
+    force = -float(system.trap) * x
+    diagonal = np.full(2 * n, -float(system.trap))
+    if float(system.k) == 0.0 or n < 2:
+        return force, sparse.diags(diagonal, format="csr")
+    delta = float(system.spec().cutoff_delta)
+    reach = 2.0 * float(radius.max()) + delta
+    tree = cKDTree(np.mod(x + 0.5 * length, length), boxsize=length)
+    pairs = tree.query_pairs(reach, output_type="ndarray")
+    i, j = pairs[:, 0], pairs[:, 1]
+    r = x[i] - x[j]
+    r -= length * np.round(r / length)
+    rho = np.sqrt(np.sum(r**2, axis=1))
+    sigma = radius[i] + radius[j]
+    keep = rho < sigma + delta
+    i, j, r, rho, sigma = i[keep], j[keep], r[keep], rho[keep], sigma[keep]
+    e = r / rho[:, None]
+    k = float(system.k)
+    if system.harmonic:
+        f, df = k * np.maximum(sigma - rho, 0.0), -k * (rho < sigma)
+    else:
+        z = system.beta * (sigma - rho)
+        f, df = k * np.logaddexp(0.0, z) / system.beta, -k / (1.0 + np.exp(-z))
+    np.add.at(force, i, f[:, None] * e)
+    np.add.at(force, j, -f[:, None] * e)
+    # ∂(f ê)/∂x_i = f' ê êᵀ + (f/ρ)(I − ê êᵀ) on the (i, i) block, its negative on (i, j); the same for j.
+    outer = e[:, :, None] * e[:, None, :]
+    block = df[:, None, None] * outer + (f / rho)[:, None, None] * (np.eye(2) - outer)
+    rows, cols, values = [], [], []
+    for a in range(2):
+        for b in range(2):
+            for first, second, sign in ((i, i, 1.0), (j, j, 1.0), (i, j, -1.0), (j, i, -1.0)):
+                rows.append(2 * first + a)
+                cols.append(2 * second + b)
+                values.append(sign * block[:, a, b])
+    rows.append(np.arange(2 * n))
+    cols.append(np.arange(2 * n))
+    values.append(diagonal)
+    jacobian = sparse.csr_matrix(
+        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(2 * n, 2 * n)
+    )
+    return force, jacobian
+
+
+def jacobian_square_trace(system: ParticleSystem, x: ArrayLike) -> np.ndarray:
+    """Per-particle shares of tr M², M = ∂b_x/∂x the drift Jacobian (:func:`drift_jacobian`): the sum of the
+    squared entries of particle i's two rows, so that the shares add up to tr M² = Σ_ab M_ab² (M symmetric).
+    Enters the finite-dt ceiling of the learned EPR (physics.md §5).
+
+    Parameters
+    ----------
+    system : AOUP or ABP
+    x : array_like, shape (N, 2)
+        Positions.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N,), float64
+    """
+    _, jacobian = drift_jacobian(system, x)
+    rows = np.asarray(jacobian.multiply(jacobian).sum(axis=1)).ravel()
+    return rows.reshape(-1, 2).sum(axis=1)

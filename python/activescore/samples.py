@@ -73,14 +73,16 @@ def check_frames(x, g, name: str = "samples") -> tuple[np.ndarray, np.ndarray]:
 
 
 class ArraySamples:
-    """Frames held in memory: ``x``, ``g`` (F, N, 2) float64, checked on construction; ``system`` may be None."""
+    """Frames held in memory: ``x``, ``g`` (F, N, 2) float64, checked on construction; ``system`` may be None;
+    ``dt``: the time step of the simulation they come from, where known (the finite-dt ceiling needs it)."""
 
     in_memory = True
 
-    def __init__(self, x, g, system=None, *, name: str = "samples", source=None):
+    def __init__(self, x, g, system=None, *, name: str = "samples", source=None, dt: float | None = None):
         self.x, self.g = check_frames(x, g, name)
         self.system = system
         self.source = source  # the file the frames were read from, if any
+        self.dt = dt
 
     def __len__(self) -> int:
         return len(self.x)
@@ -110,7 +112,7 @@ def _from_path(path: Path, name: str):
         raise MissingFileError(path, "GSD trajectory or data set folder")
     if read_head(path, len(GSD_MAGIC)) == GSD_MAGIC or path.suffix == ".gsd":
         traj = load_trajectory(path)
-        return ArraySamples(traj.x, traj.g, traj.system, name=name, source=path)
+        return ArraySamples(traj.x, traj.g, traj.system, name=name, source=path, dt=traj.dt)
     raise ValueError(f"{name}: {path} is neither a GSD trajectory nor a data set folder{describe_foreign(path)}")
 
 
@@ -155,7 +157,9 @@ def as_samples(samples, system=None, *, name: str = "samples") -> Samples:
         x, g = samples
         out = ArraySamples(x, g, system, name=name)
     elif hasattr(samples, "x") and hasattr(samples, "g"):
-        out = ArraySamples(samples.x, samples.g, getattr(samples, "system", None), name=name)
+        out = ArraySamples(
+            samples.x, samples.g, getattr(samples, "system", None), name=name, dt=getattr(samples, "dt", None)
+        )
     elif isinstance(samples, Samples):
         out = samples
     else:
@@ -167,7 +171,9 @@ def as_samples(samples, system=None, *, name: str = "samples") -> Samples:
         own = getattr(out, "system", None)
         if own is None:
             x, g = out.load()
-            out = ArraySamples(x, g, system, name=name, source=getattr(out, "source", None))
+            out = ArraySamples(
+                x, g, system, name=name, source=getattr(out, "source", None), dt=getattr(out, "dt", None)
+            )
         elif own != system:
             raise ValueError(f"system: {system!r} differs from {name}.system {own!r}")
     return out

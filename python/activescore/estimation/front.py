@@ -8,8 +8,9 @@ from .. import _validate as check
 from ..io.progress import progress_bar
 from ..systems import ParticleSystem
 from .binned import RadialProfile, SpatialMap
+from .ceiling import check_dt, finite_dt_ceiling, not_applicable, square_trace_total
 from .identity import PROGRESS_LIMIT, identity_from_series
-from .inputs import frame_indices, sample_arrays
+from .inputs import estimation_inputs, frame_indices
 from .local import LocalEPR, local_fields
 from .result import EPRResult
 from .score_protocol import BoundScore, ScoreProtocol
@@ -33,6 +34,7 @@ def estimate(
     r_max: float | None = None,
     score_kwargs: dict | None = None,
     transfer: bool = False,
+    dt: float | None = None,
     progress: bool | None = None,
     n_threads: int = 0,
 ) -> EPRResult:
@@ -71,6 +73,10 @@ def estimate(
     transfer : bool
         Allow a score learned at another N / box size with the same dynamics (the score must accept
         ``box_length=``).
+    dt : float, optional
+        The time step of the simulation the samples come from (default: the samples' own, which a Trajectory, a
+        GSD file and a data set carry; arrays carry none). With ε = 0 it gives the finite-dt ceiling and the
+        corrected EPR (``result.finite_dt``, physics.md §5).
     progress : bool, optional
         A progress bar (default: for long runs).
     n_threads : int
@@ -81,10 +87,12 @@ def estimate(
     EPRResult
         ``print(result)`` shows the totals beside the learning-free identity.
     """
-    system, x, g = sample_arrays(
+    system, x, g, own_dt = estimation_inputs(
         samples,
         system if system is not None else (None if hasattr(samples, "system") else getattr(score, "system", None)),
     )
+    dt = check_dt(dt) if dt is not None else own_dt
+    with_ceiling = not_applicable(system, dt) is None
     bound = BoundScore(score, system, score_kwargs, transfer)
     idx = frame_indices(frames, len(x))
     n_threads = check.integer("n_threads", n_threads, low=0)
@@ -112,6 +120,7 @@ def estimate(
     names = ("quadratic_x", "quadratic_g", "divergence_x", "divergence_g", "identity")
     totals = {name: np.empty(n_frames) for name in names}
     work = np.empty(n_frames) if system.eps > 0 else None
+    square_trace = np.empty(n_frames) if with_ceiling else None
     kept = None
     if keep_fields:
 
@@ -138,6 +147,8 @@ def estimate(
                 totals[name][k] = getattr(loc, name).sum()
             if work is not None and loc.active_work is not None:
                 work[k] = loc.active_work.sum()
+            if square_trace is not None:
+                square_trace[k] = square_trace_total(system, x[f])
             grid.add(x[f], loc)
             if radial is not None:
                 radial.add(x[f], loc)
@@ -152,7 +163,12 @@ def estimate(
     totals["divergence"] = totals["divergence_x"] + totals["divergence_g"]
     if work is not None:
         totals["active_work"] = work
-    identity = identity_from_series(system, totals["identity"], work, nb)
+    finite_dt = None
+    if square_trace is not None and dt is not None:
+        totals["square_trace"] = square_trace
+        learned = {form: totals[form] for form in FORMS}
+        finite_dt = finite_dt_ceiling(dt, totals["identity"], square_trace, learned, n, nb, sigma)
+    identity = identity_from_series(system, totals["identity"], work, nb, finite_dt)
     epr, per, split, ratio, diff = {}, {}, {}, {}, {}
     for form in FORMS:
         epr[form] = series_estimate(totals[form], nb, form, sigma)
@@ -160,4 +176,6 @@ def estimate(
         split[form] = {part: series_estimate(totals[f"{form}_{part}"], nb, form, sigma, 1.0 / n) for part in ("x", "g")}
         ratio[form] = ratio_estimate(totals[form], totals["identity"], nb, f"{form}/identity", sigma)
         diff[form] = series_estimate(totals[form] - totals["identity"], nb, f"{form}-identity", sigma, 1.0 / n)
-    return EPRResult(system, sigma, idx, nb, totals, epr, per, split, identity, ratio, diff, kept, grid, radial, x)
+    return EPRResult(
+        system, sigma, idx, nb, totals, epr, per, split, identity, ratio, diff, kept, grid, radial, x, dt, finite_dt
+    )

@@ -9,7 +9,8 @@ import numpy as np
 from .. import _validate as check
 from ..io.progress import progress_bar
 from ..systems import ParticleSystem, check_system
-from .inputs import frame_indices, model_sample_arrays
+from .ceiling import FiniteDtCeiling, check_dt, finite_dt_ceiling, not_applicable, square_trace_total
+from .inputs import estimation_inputs, frame_indices
 from .local import drift_terms, identity_terms
 from .statistics import Estimate, n_batches_for, series_estimate
 
@@ -24,7 +25,9 @@ class LearningFreeEPR:
     ε > 0: EPR = E[b·D⁻¹b] + E[∇·b], ∇·b = Σ_i ∇_{x_i}·b_x,i − d N γ for AOUPs, Σ_i ∇_{x_i}·b_x,i for ABPs
     (``total``), and the active-work form
     (1/ε) Σ_i E[v0 g_i·b_x,i] (``active_work``); ε = 0: EPR = −E[Σ_i ∇_{x_i}·b_x,i] (``active_work`` None).
-    ``per_snapshot``: the total of each snapshot. Unpacks as ``value, stderr = result`` (the total)."""
+    ``per_snapshot``: the total of each snapshot. ``finite_dt`` (ε = 0 with the time step known): the ceiling a
+    perfect score of the simulated chain reaches (physics.md §5). Unpacks as ``value, stderr = result`` (the
+    total)."""
 
     system: ParticleSystem
     total: Estimate
@@ -34,6 +37,7 @@ class LearningFreeEPR:
     per_snapshot: np.ndarray = field(repr=False)
     active_work_per_snapshot: np.ndarray | None = field(repr=False)
     n_batches: int
+    finite_dt: FiniteDtCeiling | None = field(default=None, repr=False)
 
     @property
     def value(self) -> float:
@@ -64,11 +68,17 @@ class LearningFreeEPR:
             lines.append(
                 f"  active work  total {self.active_work:.6g}   per particle {self.active_work_per_particle:.6g}"
             )
+        if self.finite_dt is not None:
+            c = self.finite_dt
+            lines.append(
+                f"  finite-dt ceiling (dt = {c.dt:g}): a perfect score of the simulated chain gives "
+                f"{c.chain_identity:.6g} per particle, {c.ceiling:.4g} of the identity (physics.md §5)"
+            )
         lines.append(f"  (N = {n}; standard errors by batch means over {self.n_batches} batches)")
         return "\n".join(lines)
 
 
-def identity_from_series(system, ident, work, n_batches) -> LearningFreeEPR:
+def identity_from_series(system, ident, work, n_batches, finite_dt=None) -> LearningFreeEPR:
     n = system.n_particles
     total = series_estimate(ident, n_batches, "identity", None)
     per = series_estimate(ident, n_batches, "identity", None, 1.0 / n)
@@ -76,7 +86,7 @@ def identity_from_series(system, ident, work, n_batches) -> LearningFreeEPR:
     if work is not None:
         aw = series_estimate(work, n_batches, "active-work", None)
         awp = series_estimate(work, n_batches, "active-work", None, 1.0 / n)
-    return LearningFreeEPR(system, total, per, aw, awp, ident, work, n_batches)
+    return LearningFreeEPR(system, total, per, aw, awp, ident, work, n_batches, finite_dt)
 
 
 def learning_free_epr(
@@ -85,6 +95,7 @@ def learning_free_epr(
     *,
     frames=None,
     n_batches: int | None = None,
+    dt: float | None = None,
     progress: bool | None = None,
     n_threads: int = 0,
 ) -> LearningFreeEPR:
@@ -105,6 +116,9 @@ def learning_free_epr(
         The snapshots to use (e.g. to drop a burn-in).
     n_batches : int, optional
         Batches for the standard error (default √F).
+    dt : float, optional
+        The time step of the simulation the samples come from (default: the samples' own, where they carry it).
+        With ε = 0 it gives the finite-dt ceiling (``result.finite_dt``, physics.md §5).
     progress : bool, optional
         A progress bar (default: for long runs).
     n_threads : int
@@ -116,7 +130,9 @@ def learning_free_epr(
         Unpacks as ``value, stderr`` (the total EPR).
     """
     system = check_system(system)
-    system, x, g = model_sample_arrays(samples, system)
+    system, x, g, own_dt = estimation_inputs(samples, system, any_model=True)
+    dt = check_dt(dt) if dt is not None else own_dt
+    square_trace = np.empty(len(frame_indices(frames, len(x)))) if not_applicable(system, dt) is None else None
     idx = frame_indices(frames, len(x))
     n_threads = check.integer("n_threads", n_threads, low=0)
     nb = n_batches_for(len(idx), n_batches)
@@ -130,5 +146,10 @@ def learning_free_epr(
             ident[k] = i_terms.sum()
             if work is not None and w_terms is not None:
                 work[k] = w_terms.sum()
+            if square_trace is not None:
+                square_trace[k] = square_trace_total(system, x[f])
             bar.update(1)
-    return identity_from_series(system, ident, work, nb)
+    finite_dt = None
+    if square_trace is not None and dt is not None:
+        finite_dt = finite_dt_ceiling(dt, ident, square_trace, {}, system.n_particles, nb, None)
+    return identity_from_series(system, ident, work, nb, finite_dt)

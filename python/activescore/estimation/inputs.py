@@ -31,17 +31,20 @@ def sample_arrays(samples, system, name: str = "samples") -> tuple[ParticleSyste
     """(system, x, g), x and g of shape (F, N, 2) float64, from anything :func:`activescore.samples.as_samples`
     accepts, checked to belong to ``system`` (default: the samples' own), to lie in its box and (ABPs) to hold unit
     propulsion vectors g = (cos θ, sin θ), as ``Trajectory.g`` gives them. For a score-based estimate; the
-    learning-free identity uses :func:`model_sample_arrays`."""
+    learning-free identity uses :func:`estimation_inputs` with ``any_model``."""
     return _arrays(samples, system, name, check_estimable)
 
 
-def model_sample_arrays(samples, system, name: str = "samples") -> tuple[ParticleSystem, np.ndarray, np.ndarray]:
-    """As :func:`sample_arrays` for every model, also without propulsion noise (what needs no score: the
-    learning-free identity)."""
-    return _arrays(samples, system, name, check_system)
+def estimation_inputs(
+    samples, system, name: str = "samples", *, any_model: bool = False
+) -> tuple[ParticleSystem, np.ndarray, np.ndarray, float | None]:
+    """As :func:`sample_arrays` (``any_model``: every model, also without propulsion noise, for what needs no
+    score), and the time step of the simulation the samples come from where they carry it (a Trajectory, a GSD
+    file, a data set), else None."""
+    return _arrays(samples, system, name, check_system if any_model else check_estimable, with_dt=True)
 
 
-def _arrays(samples, system, name: str, check_model):
+def _arrays(samples, system, name: str, check_model, with_dt: bool = False):
     given = as_samples(samples, system, name=name)
     system = given.system if system is None else system
     if system is None:
@@ -59,6 +62,9 @@ def _arrays(samples, system, name: str, check_model):
             f"(wrapped; the trap pulls toward the origin), found a coordinate {reach:g}"
         )
     system.check_propulsion_vectors(g, f"{name}.g")
+    if with_dt:
+        dt = getattr(given, "dt", None)
+        return system, x, g, None if dt is None else float(dt)
     return system, x, g
 
 

@@ -10,6 +10,7 @@ import numpy as np
 from .. import _validate as check
 from ..systems import ParticleSystem
 from .binned import RadialProfile, SpatialMap
+from .ceiling import MEANING, FiniteDtCeiling, not_applicable
 from .identity import LearningFreeEPR
 from .local import LocalEPR
 from .statistics import FORMS, sigma_text
@@ -40,6 +41,10 @@ class EPRResult:
             ``local.quadratic[k]`` belongs to the positions ``positions(k)``.
         x: the samples' positions (a reference, all snapshots; ``frames`` selects the ones used).
         map: :class:`SpatialMap`; radial: :class:`RadialProfile` or None.
+        dt: the time step of the simulation the samples come from (None: unknown).
+        finite_dt: :class:`~activescore.estimation.ceiling.FiniteDtCeiling` (ε = 0 with dt known, else None): the
+            ceiling a perfect score of the simulated chain reaches, learned/ceiling and the corrected EPR
+            (physics.md §5).
     """
 
     system: ParticleSystem
@@ -57,6 +62,8 @@ class EPRResult:
     map: SpatialMap | None = field(repr=False)
     radial: RadialProfile | None = field(repr=False)
     x: np.ndarray | None = field(default=None, repr=False)
+    dt: float | None = None
+    finite_dt: FiniteDtCeiling | None = field(default=None, repr=False)
 
     def positions(self, index: int) -> np.ndarray:
         """Positions (N, 2) of the ``index``-th snapshot used (``frames[index]`` of the samples)."""
@@ -129,6 +136,7 @@ class EPRResult:
             "active_work": est(self.identity.active_work),
             "ratio": {f: est(self.ratio[f]) for f in FORMS},
             "difference_per_particle": {f: est(self.difference[f]) for f in FORMS},
+            "finite_dt": None if self.finite_dt is None else self.finite_dt.to_dict(),
         }
 
     def summary(self) -> str:
@@ -173,20 +181,16 @@ class EPRResult:
                 f"  active work (1/ε)Σ v0 g·b_x    {format(ident.active_work_per_particle, '.5g'):>22} per "
                 f"particle   {format(ident.active_work, '.5g')} total"
             )
+        zero = abs(ident.total.value) <= 3 * ident.total.stderr if np.isfinite(ident.total.stderr) else False
         for form in FORMS:
             r = self.ratio[form]
-            z = self.consistency(form)
-            if not np.isfinite(z):
-                verdict = "cannot judge (need >= 2 snapshots)"
-            elif abs(z) <= N_STANDARD_ERRORS:
-                verdict = f"consistent ({z:+.1f} s.e.)"
-            elif abs(r.value - 1) <= RELATIVE_TOLERANCE:
-                verdict = f"within {RELATIVE_TOLERANCE:.0%} ({z:+.1f} s.e.: a small bias, e.g. of σ or dt)"
-            else:
-                verdict = f"!!! INCONSISTENT: {z:+.1f} standard errors from the identity !!!"
-            zero = abs(ident.total.value) <= 3 * ident.total.stderr if np.isfinite(ident.total.stderr) else False
             ratio = "n/a (identity ~ 0)" if zero or not np.isfinite(r.value) else f"{r:.4g}"
+            if self.finite_dt is not None:
+                verdict = "judged against the ceiling below"
+            else:
+                verdict = _verdict(self.consistency(form), r.value, "the identity")
             lines.append(f"  learned/identity, {form:<10} {ratio:>24}   {verdict}")
+        lines += self._ceiling_lines()
         if self.sigma:
             lines.append(
                 f"  note: the score is σ-smoothed ({sig}); a bias of the learned EPR is expected (physics.md §6)"
@@ -194,5 +198,37 @@ class EPRResult:
         lines.append(rule)
         return "\n".join(lines)
 
+    def _ceiling_lines(self) -> list[str]:
+        """The finite-dt ceiling block of the summary (physics.md §5)."""
+        c = self.finite_dt
+        if c is None:
+            reason = not_applicable(self.system, self.dt)
+            return [f"  finite-dt ceiling (physics.md §5) {reason}"] if reason else []
+        lines = [
+            f"  FINITE-dt CEILING (dt = {c.dt:g}; physics.md §5)",
+            f"  a perfect score of the simulated chain reaches learned/identity = {c.ceiling:.4g}",
+        ]
+        for form in FORMS:
+            verdict = _verdict(c.consistency(form), c.of_ceiling[form].value, "the ceiling")
+            lines.append(f"  learned/ceiling, {form:<10} {format(c.of_ceiling[form], '.4g'):>25}   {verdict}")
+        for form in FORMS:
+            lines.append(
+                f"  corrected EPR, {form:<10} {format(c.corrected[form], '.5g'):>24} per particle   "
+                f"corrected/identity {c.corrected_ratio[form]:.4g}"
+            )
+        lines.append(f"  ({MEANING})")
+        return lines
+
     def __str__(self) -> str:
         return self.summary()
+
+
+def _verdict(z: float, ratio: float, target: str) -> str:
+    """The verdict on a learned EPR ``z`` paired standard errors and ``ratio`` times ``target``."""
+    if not np.isfinite(z):
+        return "cannot judge (need >= 2 snapshots)"
+    if abs(z) <= N_STANDARD_ERRORS:
+        return f"consistent ({z:+.1f} s.e.)"
+    if abs(ratio - 1) <= RELATIVE_TOLERANCE:
+        return f"within {RELATIVE_TOLERANCE:.0%} ({z:+.1f} s.e.: a small bias, e.g. of σ or dt)"
+    return f"!!! INCONSISTENT: {z:+.1f} standard errors from {target} !!!"

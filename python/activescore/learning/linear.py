@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sparse
-from scipy.spatial import cKDTree
 
 from ..estimation.inputs import check_aoup, sample_arrays
 from ..io.files import atomic_write
+from ..observables import drift_jacobian as pair_jacobian
 from ..systems import AOUP, system_from_dict
 from .cache import LastSnapshot
 from .data import sized
@@ -43,55 +43,6 @@ from .validation import Validation, validate
 _KIND = "activescore.LinearScore"
 #: Powers of the drift Jacobian used by default (measured on MIPS: the captured EPR saturates by 3-4).
 DEFAULT_ORDER = 3
-
-
-def pair_jacobian(system: AOUP, x: np.ndarray) -> tuple[np.ndarray, sparse.csr_matrix]:
-    """The force F (N, 2) and the drift Jacobian M = ∂b_x/∂x (2N × 2N, sparse, rows/columns ordered x_0, y_0,
-    x_1, …) of one configuration ``x`` (N, 2), with the simulator's pair potential and cutoff."""
-    n = system.n_particles
-    radius = np.asarray(system.radius, dtype=np.float64)
-    length = float(system.box_length)
-    force = -float(system.trap) * x
-    diagonal = np.full(2 * n, -float(system.trap))
-    if float(system.k) == 0.0 or n < 2:
-        return force, sparse.diags(diagonal, format="csr")
-    delta = float(system.spec().cutoff_delta)
-    reach = 2.0 * float(radius.max()) + delta
-    tree = cKDTree(np.mod(x + 0.5 * length, length), boxsize=length)
-    pairs = tree.query_pairs(reach, output_type="ndarray")
-    i, j = pairs[:, 0], pairs[:, 1]
-    r = x[i] - x[j]
-    r -= length * np.round(r / length)
-    rho = np.sqrt(np.sum(r**2, axis=1))
-    sigma = radius[i] + radius[j]
-    keep = rho < sigma + delta
-    i, j, r, rho, sigma = i[keep], j[keep], r[keep], rho[keep], sigma[keep]
-    e = r / rho[:, None]
-    k = float(system.k)
-    if system.harmonic:
-        f, df = k * np.maximum(sigma - rho, 0.0), -k * (rho < sigma)
-    else:
-        z = system.beta * (sigma - rho)
-        f, df = k * np.logaddexp(0.0, z) / system.beta, -k / (1.0 + np.exp(-z))
-    np.add.at(force, i, f[:, None] * e)
-    np.add.at(force, j, -f[:, None] * e)
-    # ∂(f ê)/∂x_i = f' ê êᵀ + (f/ρ)(I − ê êᵀ) on the (i, i) block, its negative on (i, j); the same for j.
-    outer = e[:, :, None] * e[:, None, :]
-    block = df[:, None, None] * outer + (f / rho)[:, None, None] * (np.eye(2) - outer)
-    rows, cols, values = [], [], []
-    for a in range(2):
-        for b in range(2):
-            for first, second, sign in ((i, i, 1.0), (j, j, 1.0), (i, j, -1.0), (j, i, -1.0)):
-                rows.append(2 * first + a)
-                cols.append(2 * second + b)
-                values.append(sign * block[:, a, b])
-    rows.append(np.arange(2 * n))
-    cols.append(np.arange(2 * n))
-    values.append(diagonal)
-    jacobian = sparse.csr_matrix(
-        (np.concatenate(values), (np.concatenate(rows), np.concatenate(cols))), shape=(2 * n, 2 * n)
-    )
-    return force, jacobian
 
 
 def response_features(system: AOUP, x: np.ndarray, g: np.ndarray, order: int) -> tuple[np.ndarray, np.ndarray]:
