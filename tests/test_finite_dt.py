@@ -92,7 +92,7 @@ def test_linear_chain_exact_score_reaches_the_ceiling(dt):
     assert c.correction.value == pytest.approx(dt * kappa**2, rel=1e-12)  # (dt/2) d κ² per particle
     for form in ("quadratic", "divergence"):
         of_ceiling, corrected = c.of_ceiling[form], c.corrected_ratio[form]
-        # γ dt ≪ 1: the chain's exact EPR is κ(1 − κ dt/2)(1 + O(γ/κ)); γ/κ = 1e-3 sets a floor on the bars.
+        # The chain's exact EPR is κ(1 − κ dt/2)(1 − γ dt) (physics.md §5): γ dt ≤ 1e-4, below this floor.
         floor = 2e-3
         assert abs(of_ceiling.value - 1) <= N_SE * of_ceiling.stderr + floor
         assert abs(corrected.value - 1) <= N_SE * corrected.stderr + floor
@@ -193,3 +193,17 @@ def test_correction_shrinks_the_gap_as_dt_falls():
         assert abs(corrected.value - 1) <= 0.02 + N_SE * corrected.stderr
         gaps.append(1 - learned.value)
     assert gaps[0] > gaps[1] > gaps[2]
+
+
+def test_eps_positive_chain_score_overshoots_the_exact_epr():
+    """Why no ceiling is reported for ε > 0 (physics.md §5): the chain's exact score on the chain's snapshots gives
+    more than the exact EPR d v0² γ/(ε(A + γ)) (A = 1, γ = 1, ε = 0.1, dt = 0.1: 1.066 from the discrete Lyapunov
+    solution), so no correction of the ε = 0 form applies."""
+    system = a.AOUP(1000, box_length=400.0, k=0.0, trap=1.0, eps=0.1, gamma=1.0, v0=1.0)
+    x, g = exact.gaussian_samples(system, 100, seed=4, dt=0.1)
+    result = a.estimate(exact.GaussianScore(system, dt=0.1), (x, g), system=system, dt=0.1, bins=2)
+    want = 2 * system.v0**2 * system.gamma / (system.eps * (system.trap + system.gamma))
+    ratio = result.epr_per_particle["quadratic"].value / want
+    stderr = result.epr_per_particle["quadratic"].stderr / want
+    assert abs(ratio - 1.0664) <= N_SE * stderr + 1e-3 and ratio - 1 > 5 * stderr
+    assert result.finite_dt is None
