@@ -75,6 +75,9 @@ def test_cluster_sweep_table_identities_equal_learning_free_epr(cluster_sweep):
         assert row.epr_per_particle == identity.per_particle.value
         assert row.epr_per_particle_stderr == identity.per_particle.stderr
         assert row.epr == identity.total.value
+        # ε = 0: the finite-dt ceiling of the same frames (physics.md §5)
+        assert identity.finite_dt is not None and row.ceiling == identity.finite_dt.ceiling.value
+        assert row.ceiling_stderr == identity.finite_dt.ceiling.stderr
         assert row.n_frames == len(traj)
         cluster = structure.largest_cluster_fractions(traj.system, traj.x, row.cluster_cutoff)
         assert row.largest_cluster_fraction == pytest.approx(cluster.mean(), rel=1e-12)

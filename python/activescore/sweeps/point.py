@@ -163,8 +163,18 @@ def _transfer(row: dict, score, traj: Trajectory, n_threads: int) -> None:
         transfer_form="quadratic",
         transfer_sigma=finite_or_none(result.sigma) if result.sigma is not None else None,
         transfer_ratio=finite_or_none(result.ratio["quadratic"].value),
+        transfer_ratio_stderr=finite_or_none(result.ratio["quadratic"].stderr),
         transfer_note="",
     )
+    ceiling = result.finite_dt
+    if ceiling is not None:  # ε = 0: the score's share of what the time step allows, and the corrected EPR
+        of_ceiling, corrected = ceiling.of_ceiling["quadratic"], ceiling.corrected["quadratic"]
+        row.update(
+            transfer_of_ceiling=finite_or_none(of_ceiling.value),
+            transfer_of_ceiling_stderr=finite_or_none(of_ceiling.stderr),
+            transfer_corrected_per_particle=finite_or_none(corrected.value),
+            transfer_corrected_per_particle_stderr=finite_or_none(corrected.stderr),
+        )
 
 
 def measure(point: Point, system, traj: Trajectory, measures: Measures, n_threads: int) -> tuple[dict, list]:
@@ -185,6 +195,9 @@ def measure(point: Point, system, traj: Trajectory, measures: Measures, n_thread
             stationarity_z=finite_or_none(stationarity_z(identity.per_snapshot)),
             epr_note="",
         )
+        if identity.finite_dt is not None:  # ε = 0: what a perfect score of these frames would reach
+            ceiling = identity.finite_dt.ceiling
+            row.update(ceiling=finite_or_none(ceiling.value), ceiling_stderr=finite_or_none(ceiling.stderr))
         work = identity.active_work_per_particle
         if work is not None:  # ε > 0: the active-work form beside the identity
             row.update(active_work_per_particle=work.value, active_work_per_particle_stderr=finite_or_none(work.stderr))
