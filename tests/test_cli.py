@@ -108,25 +108,14 @@ def test_bad_config_file(tmp_path, capsys):
 
 def test_dataset_train_estimate_plot_pipeline(tmp_path):
     """Every command that reads samples takes a data set or the GSD trajectory that simulate writes."""
-    ds_args = [
-        *TINY,
-        "--set",
-        "system.eps=0.1",
-        "--set",
-        "dataset.burn_in=50",
-        "--set",
-        "dataset.spacing=10",
-        "--set",
-        "dataset.n_frames=6",
-        "--set",
-        "simulation.dt=0.02",
-    ]
+    sim_args = [*TINY, "--set", "system.eps=0.1", "--set", "simulation.dt=0.02"]
+    ds_args = [*sim_args, "--set", "dataset.burn_in=50", "--set", "dataset.spacing=10", "--set", "dataset.n_frames=6"]
     assert run_cli("dataset", *ds_args, "--out", tmp_path / "d") == 0
     data = tmp_path / "d" / "dataset"
     assert (
         run_cli(
             "simulate",
-            *ds_args,
+            *sim_args,
             "--set",
             "simulation.n_steps=60",
             "--set",

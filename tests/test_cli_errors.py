@@ -296,7 +296,7 @@ def test_train_says_when_it_resumes(tmp_path, capsys, monkeypatch):
     import activescore.learning as learning
     from activescore.io.dataset import DatasetPlan, build_dataset
     from activescore.learning.checkpoint import save_tree
-    from activescore.learning.train import TrainState
+    from activescore.learning.step import TrainState
 
     build_dataset(
         a.AOUP(24, packing_fraction=0.3),

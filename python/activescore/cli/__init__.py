@@ -27,55 +27,106 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
 
 from .._version import __version__
-from ..io.files import atomic_write, existing_file
+from ..io.files import FolderLock, atomic_write, existing_file
 from ..sweeps.cli import add_parser as add_sweep_parser
 from . import config as cfg
 from . import errors, pipeline
 
 
 class Run:
-    """The record written beside a command's outputs: resolved config, version, status, timings."""
+    """The record written beside a command's outputs: resolved config, version, status, timings.
+
+    An output folder belongs to one run of one command: the folder is locked for the whole run
+    (:class:`~activescore.io.files.FolderLock`), so a second command into it stops at once naming the holder; a
+    folder holding another command's outputs (its ``run.json``) is refused, as is one holding a run of the same
+    command with another configuration. A run that ends with a usage error (exit status 2) takes back what it
+    wrote: the folder when it made it, else ``config.toml`` and ``run.json`` as they were.
+
+    Parameters
+    ----------
+    out : path
+        The output folder (made when missing).
+    command : str
+        The command writing into it (``"simulate"``, ``"demo"``, ...).
+    config : dict
+        The resolved configuration, written to ``config.toml`` and ``run.json``.
+    """
 
     def __init__(self, out: Path, command: str, config: dict):
         self.out = Path(out)
         if self.out.exists() and not self.out.is_dir():
             raise ValueError(f"--out {self.out}: is a file, expected a folder for the outputs")
-        self.out.mkdir(parents=True, exist_ok=True)
+        self.made = _make_folder(self.out)
         self.command, self.config = command, config
         self.record_path = self.out / "run.json"
-        previous = json.loads(self.record_path.read_text()) if self.record_path.exists() else {}
-        if previous and previous.get("config") != config and previous.get("command") == command:
-            raise ValueError(
-                f"--out: {self.out} holds a {command} run with another configuration; choose another "
-                "folder or remove it"
-            )
-        self.record = {
-            "command": command,
-            "activescore_version": __version__,
-            "config": config,
-            "status": "started",
-            "stages": previous.get("stages", {}),
-        }
-        self._start = time.perf_counter()
-        atomic_write(self.out / "config.toml", cfg.dumps(config))
-        self.save()
+        self.lock = FolderLock(self.out, f"`activescore {command}`")
+        try:
+            self.lock.acquire()
+            self._before = {name: _read(self.out / name) for name in ("run.json", "config.toml")}
+            previous = _previous_record(self.record_path)
+            if previous and previous.get("command") != command:
+                raise ValueError(
+                    f"--out {self.out}: holds the outputs of `activescore {previous.get('command')}` (its run.json); "
+                    f"a folder holds one command's outputs: choose another folder for `activescore {command}`"
+                )
+            if previous and previous.get("config") != config:
+                raise ValueError(
+                    f"--out {self.out}: holds a {command} run with another configuration "
+                    f"({_differences(previous.get('config'), config)}); choose another folder or remove it"
+                )
+            self.record = {
+                "command": command,
+                "activescore_version": __version__,
+                "config": config,
+                "status": "started",
+                "stages": previous.get("stages", {}),
+            }
+            self._start = time.perf_counter()
+            atomic_write(self.out / "config.toml", cfg.dumps(config))
+            self.save()
+        except BaseException:
+            self._take_back()
+            raise
 
     def __enter__(self) -> Run:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        """Record how the command ended: done, interrupted (Ctrl-C) or failed with the one-line message."""
-        if exc is None:
-            self.close("done")
-        elif isinstance(exc, KeyboardInterrupt):
-            self.close("interrupted")
-        else:
-            self.close("failed", errors.describe(exc)[0])
+        """Record how the command ended: done, interrupted (Ctrl-C) or failed with the one-line message; a usage
+        error (exit status 2: nothing was done) takes back what the run wrote."""
+        try:
+            if exc is None:
+                self.close("done")
+            elif isinstance(exc, KeyboardInterrupt):
+                self.close("interrupted")
+            else:
+                message, status = errors.describe(exc)
+                if status == errors.USAGE:
+                    self._take_back()
+                    return
+                self.close("failed", message)
+        finally:
+            self.lock.release()
+
+    def _take_back(self) -> None:
+        """Leave the folder as it was before this run: removed when the run made it, else its record restored."""
+        try:
+            if self.made:
+                shutil.rmtree(self.out, ignore_errors=True)
+            else:
+                for name, text in getattr(self, "_before", {}).items():
+                    if text is None:
+                        (self.out / name).unlink(missing_ok=True)
+                    else:
+                        atomic_write(self.out / name, text)
+        finally:
+            self.lock.release(remove=True)
 
     def close(self, status: str, message: str | None = None) -> None:
         self.record["status"] = status
@@ -88,12 +139,59 @@ class Run:
     def done(self, stage: str) -> bool:
         return self.record["stages"].get(stage, {}).get("status") == "done"
 
+    def redo(self, stage: str, why: str) -> None:
+        """Forget that ``stage`` was done (its output is missing or not this configuration's), saying why."""
+        self.record["stages"].pop(stage, None)
+        self.save()
+        _say(f"{stage}: redone: {why}")
+
     def finish(self, stage: str, seconds: float, **info) -> None:
         self.record["stages"][stage] = {"status": "done", "seconds": round(seconds, 2), **info}
         self.save()
 
     def save(self) -> None:
         atomic_write(self.record_path, json.dumps(self.record, indent=2, default=str) + "\n")
+
+
+def _make_folder(path: Path) -> bool:
+    """Make ``path`` (and missing parents); True when this call made it."""
+    try:
+        path.mkdir(parents=True)
+    except FileExistsError:
+        return False
+    return True
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def _previous_record(path: Path) -> dict:
+    """The run record of an earlier run in the folder ({} when there is none)."""
+    text = _read(path)
+    if text is None:
+        return {}
+    try:
+        record = json.loads(text)
+    except ValueError:
+        raise ValueError(
+            f"--out {path.parent}: its run.json is not a run record (not JSON); choose another folder"
+        ) from None
+    if not isinstance(record, dict) or "command" not in record:
+        raise ValueError(f"--out {path.parent}: its run.json is not an activescore run record; choose another folder")
+    return record
+
+
+def _differences(old, new) -> str:
+    """The keys whose values differ between two resolved configurations, as ``key: old -> new``."""
+    flat_old = cfg._flatten(old) if isinstance(old, dict) else {}
+    flat_new = cfg._flatten(new)
+    keys = [k for k in {**flat_old, **flat_new} if flat_old.get(k) != flat_new.get(k)]
+    shown = ", ".join(f"{k}: {flat_old.get(k)!r} -> {flat_new.get(k)!r}" for k in keys[:3])
+    return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
 
 
 def _say(text: str) -> None:
@@ -103,11 +201,79 @@ def _say(text: str) -> None:
 # ---------------------------------------------------------------------------------------------------- commands
 
 
-def _resolve(args, sections):
-    """The resolved configuration of the requested sections, every value checked before anything is created."""
+#: Keys of a section a command reads that it does not use, with what sets that instead.
+_UNUSED = {
+    "dataset": {
+        "simulation.n_steps": "dataset.n_frames and dataset.spacing set the run's length",
+        "simulation.burn_in": "dataset.burn_in sets it",
+        "simulation.save_every": "dataset.spacing sets it",
+        "simulation.dtype": "a data set is simulated in float64",
+    },
+}
+
+
+def _resolve(args, sections, command: str | None = None, *, data_system=None, data=None):
+    """The resolved configuration of the requested sections, every value checked before anything is created.
+
+    ``--set`` keys the command does not use are refused (a [system] key given to ``train`` or ``estimate`` is
+    compared with the system of the data, ``data_system``, and refused when it differs); so are [system] keys of a
+    CONFIG file that differ from the data's. Other sections of a CONFIG file are left to the commands that read
+    them (one file can hold a whole pipeline)."""
     config = cfg.resolve(args.config, args.set or (), sections)
     cfg.validate(config)
+    if command is None or sections is None:
+        return config
+    in_file, in_set = cfg.given_keys(args.config, args.set or ())
+    unused = _UNUSED.get(command, {})
+    for key, value in in_set.items():
+        if key in unused:
+            raise ValueError(f"--set {key}={value}: `activescore {command}` does not use it ({unused[key]})")
+        section = key.split(".")[0]
+        if section not in sections and not (section == "system" and data_system is not None):
+            reads = ", ".join(f"[{name}]" for name in sections)
+            raise ValueError(
+                f"--set {key}={value}: `activescore {command}` does not use [{section}] (it reads {reads}"
+                + (", and the system of --data)" if "system" not in sections else ")")
+            )
+    if data_system is not None:
+        given = {k: v for k, v in {**in_file, **in_set}.items() if k.startswith("system.")}
+        _compare_system(given, data_system, command, data)
     return config
+
+
+def _compare_system(given: dict, system, command: str, data) -> None:
+    """Refuse [system] keys that differ from the system of the data a command reads (it takes its system from
+    there: such a key would be ignored)."""
+    import math
+
+    defaults = cfg.DEFAULTS["system"]
+    for key, value in given.items():
+        name = key.split(".", 1)[1]
+        if name in ("box_length", "packing_fraction") and value == 0:
+            continue  # unused (the other one sizes the box)
+        if name == "packing_fraction":
+            have = system.packing_fraction
+        elif name == "radius":
+            have = float(system.radius[0]) if len(set(system.radius.tolist())) == 1 else "polydisperse"
+        else:
+            have = getattr(system, name, None)
+        if have is None:
+            if value == defaults.get(name):
+                continue  # the other model's key at its default (a config.toml holds both)
+            raise ValueError(
+                f"config key {key} = {value!r}: the {system.model.upper()} system of --data {data} has no {name}; "
+                f"`activescore {command}` takes its system from the data: remove the key"
+            )
+        same = value == have or (
+            isinstance(value, (int, float))
+            and isinstance(have, (int, float))
+            and math.isclose(float(value), float(have), rel_tol=1e-9)
+        )
+        if not same:
+            raise ValueError(
+                f"config key {key} = {value!r}: --data {data} holds a system with {name} = {have!r}; "
+                f"`activescore {command}` takes its system from the data: remove the key or give data of that system"
+            )
 
 
 @contextlib.contextmanager
@@ -136,19 +302,29 @@ def _input_file(option: str, path, what: str) -> Path:
 
 
 def _input_samples(option: str, path):
-    """Check the samples given on the command line before any output is made: a data set folder is opened (its
-    manifest read; returns the data set), a GSD trajectory must exist (it is read whole by the stage; None)."""
+    """Check the samples given on the command line before any output is made: ``(data set, system)`` for a data
+    set folder (its manifest read), ``(None, system)`` for a GSD trajectory (its first frame read; the stage reads
+    it whole)."""
+    from ..io.files import GSD_MAGIC, describe_foreign, read_head
+    from ..io.gsd import read_frame
+
     path = Path(path)
     if not path.exists():
         raise ValueError(f"{option} {path}: no such file or folder")
     if not path.is_dir():
-        return None
+        if read_head(path, len(GSD_MAGIC)) != GSD_MAGIC and path.suffix != ".gsd":
+            raise ValueError(
+                f"{option}: {path} is neither a GSD trajectory nor a data set folder{describe_foreign(path)}"
+            )
+        with _opening(option, path):
+            return None, read_frame(path, 0)[1]
     if not (path / "manifest.json").exists() and (path / "dataset" / "manifest.json").exists():
         raise ValueError(
             f"{option} {path}: is the output folder of `activescore dataset`; the data set is {path / 'dataset'}"
         )
     with _opening(option, path):
-        return pipeline.read_samples(path)[0]
+        samples, system = pipeline.read_samples(path)
+    return samples, system
 
 
 def _output_file(option: str, path) -> Path:
@@ -176,7 +352,7 @@ def cmd_config(args) -> int:
 
 
 def cmd_simulate(args) -> int:
-    c = _resolve(args, ("system", "simulation"))
+    c = _resolve(args, ("system", "simulation"), "simulate")
     system = cfg.make_system(c["system"])
     with Run(args.out, "simulate", c) as run:
         pipeline.simulate(run, system, c["simulation"])
@@ -184,7 +360,7 @@ def cmd_simulate(args) -> int:
 
 
 def cmd_dataset(args) -> int:
-    c = _resolve(args, ("system", "simulation", "dataset"))
+    c = _resolve(args, ("system", "simulation", "dataset"), "dataset")
     system = cfg.make_system(c["system"])
     with Run(args.out, "dataset", c) as run:
         pipeline.build_dataset(run, system, c["simulation"], c["dataset"])
@@ -192,8 +368,14 @@ def cmd_dataset(args) -> int:
 
 
 def cmd_train(args) -> int:
-    c = _resolve(args, ("train",))
-    _input_samples("--data", args.data)
+    c = cfg.resolve(args.config, args.set or (), ("train",))  # bad values first, then the data
+    _, system = _input_samples("--data", args.data)
+    c = _resolve(args, ("train",), "train", data_system=system, data=args.data)
+    if c["train"]["network"] == "linear" and (system.model != "aoup" or system.eps > 0):
+        raise ValueError(
+            f"config key train.network = 'linear': the drift-response score models AOUPs with eps = 0, but --data "
+            f"{args.data} holds {system!r}; use train.network = 'small' or 'paper'"
+        )
     with Run(args.out, "train", {**c, "data": str(args.data)}) as run:
         pipeline.train(run, Path(args.data), c["train"])
     return 0
@@ -202,19 +384,40 @@ def cmd_train(args) -> int:
 def cmd_estimate(args) -> int:
     from ..learning import load_score
 
-    c = _resolve(args, ("estimate",))
+    cfg.resolve(args.config, args.set or (), ("estimate",))
     score_path = _input_file("--score", args.score, "saved Score")
-    samples = _input_samples("--data", args.data)
+    samples, system = _input_samples("--data", args.data)
+    c = _resolve(args, ("estimate",), "estimate", data_system=system, data=args.data)
     with _opening("--score", score_path):
         score = load_score(score_path)  # read once here, so that a foreign or corrupt file leaves no --out behind
-    if samples is not None and type(samples.system) is not type(score.system):
+    if type(system) is not type(score.system):
         raise ValueError(
             f"--score {args.score}: is the score of an {type(score.system).__name__} system, but --data "
-            f"{args.data} holds an {type(samples.system).__name__} data set (train a score on this data set)"
+            f"{args.data} holds an {type(system).__name__} data set (train a score on this data set)"
         )
+    if score.system != system:
+        raise ValueError(
+            f"--score {args.score}: is the score of {score.system!r}, but --data {args.data} holds {system!r}; "
+            "the command line applies a score to the system it was trained on (train one on this data with "
+            f"`activescore train --data {args.data}`)"
+        )
+    frames = len(samples) if samples is not None else None
+    _check_estimate_memory(system, frames, c["estimate"])
     with Run(args.out, "estimate", {**c, "score": str(args.score), "data": str(args.data)}) as run:
         pipeline.estimate(run, score_path, Path(args.data), c["estimate"])
     return 0
+
+
+def _check_estimate_memory(system, frames: int | None, est: dict) -> None:
+    """Refuse an estimate whose snapshots do not fit in memory (they are loaded at once), before any output."""
+    from ..simulation.memory import check_memory
+
+    if frames is None:
+        return  # a GSD trajectory: read whole by the stage, its size is that of the file
+    used = frames if est["frames"] <= 0 else min(est["frames"], frames)
+    # positions and propulsion (float64), with the score's outputs and the per-particle fields: about 8 such arrays
+    need = used * system.n_particles * 8 * 4 * 8
+    check_memory(need, f"estimate on {used} snapshots of {system.n_particles} particles", "set estimate.frames lower")
 
 
 def cmd_plot(args) -> int:
@@ -224,13 +427,17 @@ def cmd_plot(args) -> int:
     if (args.gsd is None) == (args.data is None):
         raise ValueError("give exactly one of --gsd FILE and --data DIR")
     out = _output_file("--out", args.out)
+    try:
+        plotting.image_format(out)
+    except ValueError as err:
+        raise ValueError(f"--out {err}") from None
     if args.gsd is not None:
         with _opening("--gsd", args.gsd):
             traj = load_trajectory(_input_file("--gsd", args.gsd, "GSD trajectory"))
         k = _frame_index(args.frame, len(traj), args.gsd)
         system, x, g, t = traj.system, traj.x[k], traj.g[k], traj.t[k]
     else:
-        ds = _input_samples("--data", args.data)
+        ds, _ = _input_samples("--data", args.data)
         if ds is None:
             raise ValueError(f"--data {args.data}: is a file; give a data set folder (or the file as --gsd)")
         k = _frame_index(args.frame, len(ds), args.data)
@@ -336,15 +543,21 @@ def build_parser() -> argparse.ArgumentParser:
     command("demo", cmd_demo, cmd_demo.__doc__, out_default="demo_output")
     add_sweep_parser(sub, parents=[common])
 
-    physics = sub.add_parser("physics", help=cmd_physics.__doc__, parents=[common])
+    physics = sub.add_parser("physics", help=cmd_physics.__doc__, description=cmd_physics.__doc__, parents=[common])
     physics.add_argument("--path", action="store_true", help="print where physics.md is instead of its text")
     physics.set_defaults(func=cmd_physics)
 
-    plot = sub.add_parser("plot", help="draw a configuration", parents=[common])
-    plot.add_argument("--gsd", help="trajectory file")
-    plot.add_argument("--data", help="data set folder")
-    plot.add_argument("--frame", type=int, default=-1)
-    plot.add_argument("--out", required=True, help="PNG file")
+    plot = sub.add_parser(
+        "plot",
+        help="draw a configuration",
+        description="Draw one frame of a GSD trajectory or a data set: the particles coloured by |g|², titled with "
+        "the system's parameters and the time, written to an image file.",
+        parents=[common],
+    )
+    plot.add_argument("--gsd", help="trajectory file (from `activescore simulate`)")
+    plot.add_argument("--data", help="data set folder (from `activescore dataset`)")
+    plot.add_argument("--frame", type=int, default=-1, help="frame index (default -1: the last; negative from the end)")
+    plot.add_argument("--out", required=True, help="image file; its suffix sets the format (.png, .pdf, .svg, .jpg)")
     plot.set_defaults(func=cmd_plot)
     return parser
 

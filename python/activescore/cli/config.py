@@ -156,6 +156,11 @@ def _coerce(key: str, value, default):
     elif isinstance(default, str):
         ok = isinstance(value, str)
     elif isinstance(default, list):
+        if isinstance(value, str):  # --set train.sigma=0.01,0.1: the items of a list, without the brackets
+            try:
+                value = tomllib.loads(f"v = [{value}]")["v"]
+            except tomllib.TOMLDecodeError:
+                pass
         value = value if isinstance(value, list) else [value]
         ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
         value = [float(v) for v in value] if ok else value
@@ -185,17 +190,7 @@ def resolve(path=None, overrides=(), sections=None, *, demo: bool = False) -> di
     flat_defaults = _flatten(config)
     updates = {}
     if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise ValueError(f"config: file {path} does not exist")
-        if path.is_dir():
-            raise ValueError(f"config: {path} is a folder, not a TOML file")
-        try:
-            updates.update(_flatten(tomllib.loads(path.read_text(encoding="utf-8"))))
-        except UnicodeDecodeError:
-            raise ValueError(f"config: {path} is not a TOML file (not UTF-8 text){describe_foreign(path)}") from None
-        except tomllib.TOMLDecodeError as err:
-            raise ValueError(f"config: {path} is not valid TOML: {err}") from None
+        updates.update(_flatten(_read_toml(Path(path))))
     updates.update(dict(_parse_override(o) for o in overrides))
     for key, value in updates.items():
         if key not in flat_defaults:
@@ -208,9 +203,55 @@ def resolve(path=None, overrides=(), sections=None, *, demo: bool = False) -> di
             raise ValueError(f"config key {key}: expected {expected}, got {value!r}")
         section, name = key.split(".", 1)
         config[section][name] = value
+    _check_system_keys(config["system"], updates, defaults(demo)["system"])
     if sections is None or "train" in sections:
         train_config(config["train"])  # TrainConfig's own checks, before any work
     return {k: v for k, v in config.items() if sections is None or k in sections}
+
+
+#: The [system] key of each model's propulsion rate, which the other model does not have.
+_MODEL_KEYS = {"aoup": "gamma", "abp": "rotational_diffusion"}
+
+
+def _check_system_keys(system: dict, given: dict, default: dict) -> None:
+    """Refuse [system] keys that would be ignored: the other model's propulsion rate set to a value of its own, and
+    ``box_length`` together with ``packing_fraction`` (the API refuses both too). With ``box_length > 0`` and no
+    packing fraction given, the resolved ``packing_fraction`` is 0 (unused), so that ``config.toml`` reruns."""
+    model = system["model"]
+    for other, key in _MODEL_KEYS.items():
+        if other != model and model in _MODEL_KEYS and f"system.{key}" in given and system[key] != default[key]:
+            raise ValueError(
+                f"config key system.{key}: is a parameter of the {other.upper()} model, not of system.model = "
+                f"{model!r} (whose propulsion rate is system.{_MODEL_KEYS[model]}); remove it or set "
+                f"system.model = {other!r}"
+            )
+    if system["box_length"] > 0 and "system.box_length" in given:
+        if "system.packing_fraction" in given and system["packing_fraction"] > 0:
+            raise ValueError(
+                f"config keys system.box_length ({system['box_length']:g}) and system.packing_fraction "
+                f"({system['packing_fraction']:g}): give one of them, the other 0 (the box sets the packing fraction)"
+            )
+        system["packing_fraction"] = 0.0
+
+
+def given_keys(path=None, overrides=()) -> tuple[dict, dict]:
+    """(the keys a CONFIG file sets, the keys the ``--set`` overrides set), each flat (``"section.key": value``),
+    as the user wrote them."""
+    in_file = _flatten(_read_toml(Path(path))) if path is not None else {}
+    return in_file, dict(_parse_override(o) for o in overrides)
+
+
+def _read_toml(path: Path) -> dict:
+    if not path.exists():
+        raise ValueError(f"config: file {path} does not exist")
+    if path.is_dir():
+        raise ValueError(f"config: {path} is a folder, not a TOML file")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError(f"config: {path} is not a TOML file (not UTF-8 text){describe_foreign(path)}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"config: {path} is not valid TOML: {err}") from None
 
 
 def make_system(section: dict):
@@ -268,6 +309,59 @@ _SECTION_CHECKS = {
 }
 
 
+#: Particles of the stand-in system that checks the parameters of a larger one without allocating its arrays.
+_PROXY_PARTICLES = 4096
+
+
+def check_system(section: dict) -> None:
+    """Check the parameters of a ``[system]`` section as :func:`make_system` does, without allocating N-long arrays
+    for a large N: a system of fewer particles at the same parameters is built instead. Every check of the models
+    is independent of N except the box (L grows with N at a given packing fraction, so a box that passes with fewer
+    particles passes with more); when the stand-in fails, the system itself is built for the exact message."""
+    try:
+        n = check.integer("n_particles", section.get("n_particles"), low=1, high=2**31 - 1)
+    except ValueError as err:
+        raise ValueError(f"config key system.{err}") from None
+    if n > _PROXY_PARTICLES:
+        try:
+            make_system({**section, "n_particles": _PROXY_PARTICLES})
+            return
+        except ValueError:
+            pass
+    make_system(section)
+
+
+def check_sizes(config: dict) -> None:
+    """Refuse, in one line with the estimate, a configuration whose simulation needs more memory than this machine
+    has (:mod:`activescore.simulation.memory`): checked before the system's arrays are allocated."""
+    from ..simulation.memory import check_memory, simulation_bytes
+
+    system, sim, ds = config["system"], config.get("simulation", {}), config.get("dataset")
+    n = system.get("n_particles")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        return  # named by check_system
+    components = 1 if system.get("model") == "abp" else 2
+    shard = ds["shard_frames"] if ds else 0  # a data set's shard is gathered in memory before it is written
+    dtype = sim.get("dtype", "float64")
+    check_memory(
+        simulation_bytes(n, components, shard, dtype),
+        f"config: system.n_particles = {n}" + (f" with dataset.shard_frames = {shard}" if shard else ""),
+        "lower system.n_particles" + (" or dataset.shard_frames" if shard else ""),
+    )
+
+
+def check_backend(name: str) -> None:
+    """Refuse a simulation backend this machine cannot run (a missing GPU) as a bad value, before any work."""
+    from .. import backends
+
+    try:
+        backends.resolve(name)
+    except RuntimeError as err:
+        raise ValueError(
+            f"config key simulation.backend: {err}; use simulation.backend = 'auto' (the fastest one available)"
+        ) from None
+
+
 def validate(config: dict) -> None:
     """Check every value of a resolved configuration with the ranges the Python API enforces.
 
@@ -285,7 +379,8 @@ def validate(config: dict) -> None:
         Naming the key and the allowed range, e.g. ``config: simulation.dt must be in (0, inf), got -1.0``.
     """
     if "system" in config:
-        make_system(config["system"])
+        check_sizes(config)  # before the system is built: its arrays are N long
+        check_system(config["system"])
     for section, checks in _SECTION_CHECKS.items():
         if section not in config:
             continue
@@ -296,6 +391,8 @@ def validate(config: dict) -> None:
     if "train" in config:
         train_config(config["train"])  # and every check TrainConfig itself makes
     sim = config.get("simulation")
+    if sim is not None:
+        check_backend(sim["backend"])
     if sim is not None and sim["n_steps"] % sim["save_every"]:
         raise ValueError(
             f"config: simulation.n_steps ({sim['n_steps']}) must be a multiple of "

@@ -40,9 +40,15 @@ def read_samples(data: Path) -> tuple[Samples, ParticleSystem]:
 def simulate(run, system, sim: dict) -> Path:
     """Simulate to ``trajectory.gsd``, streaming frames; an interrupted run's file is continued."""
     path = run.out / "trajectory.gsd"
+    frames = sim["n_steps"] // sim["save_every"] + 1
     if run.done("simulate"):
-        say(f"simulate: already done ({path})")
-        return path
+        why = _trajectory_differs(path, system, frames)
+        if why is None:
+            say(f"simulate: already done ({path})")
+            return path
+        if path.exists():
+            raise ValueError(f"--out {run.out}: {why}; remove {path.name} or choose another folder")
+        run.redo("simulate", why)
     say(
         f"simulate: {system}\n  {sim['burn_in']} burn-in + {sim['n_steps']} steps of dt={sim['dt']} "
         f"({sim['backend']} backend, seed {sim['seed']}), a frame every {sim['save_every']} steps -> {path}"
@@ -65,18 +71,54 @@ def simulate(run, system, sim: dict) -> Path:
         desc="simulate",
         log=lambda text: say(f"  {text}"),
     )
-    frames = sim["n_steps"] // sim["save_every"] + 1
     run.finish("simulate", time.perf_counter() - start, frames=frames, file=path.name)
     say(f"simulate: wrote {frames} frames to {path}")
     return path
+
+
+def _trajectory_differs(path: Path, system, frames: int) -> str | None:
+    """Why the trajectory a run record calls done is not this configuration's (None when it is)."""
+    from ..io.gsd import read_header
+
+    if not path.exists():
+        return f"{path.name} is missing"
+    try:
+        _, held, n_frames = read_header(path)
+    except ValueError as err:
+        return str(err)
+    if held != system:
+        return f"{path.name} holds {held!r}, the configuration {system!r}"
+    if n_frames != frames:
+        return f"{path.name} holds {n_frames} frames, the configuration {frames}"
+    return None
+
+
+def _dataset_differs(path: Path, system, n_frames: int) -> str | None:
+    """Why the data set a run record calls done is not this configuration's (None when it is)."""
+    from ..io.dataset import SnapshotDataset
+
+    try:
+        held = SnapshotDataset(path)
+    except (OSError, ValueError) as err:
+        return f"{path.name} cannot be opened ({err})"
+    if held.system != system:
+        return f"{path.name} holds {held.system!r}, the configuration {system!r}"
+    if len(held) != n_frames:
+        return f"{path.name} holds {len(held)} frames, the configuration {n_frames}"
+    return None
 
 
 def build_dataset(run, system, sim: dict, ds: dict) -> Path:
     """Simulate to the data set folder ``dataset/`` (shards of snapshots); an interrupted build is continued."""
     path = run.out / "dataset"
     if run.done("dataset"):
-        say(f"dataset: already done ({path})")
-        return path
+        why = _dataset_differs(path, system, ds["n_frames"])
+        if why is None:
+            say(f"dataset: already done ({path})")
+            return path
+        if path.exists():
+            raise ValueError(f"--out {run.out}: {why}; remove {path.name} or choose another folder")
+        run.redo("dataset", why)
     plan = DatasetPlan(
         n_frames=ds["n_frames"],
         spacing=ds["spacing"],

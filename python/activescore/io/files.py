@@ -9,8 +9,11 @@ the user creates.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import secrets
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -51,6 +54,19 @@ def atomic_file(path, mode: str = "wb") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def permissions_as_created(path) -> None:
+    """Give ``path`` the permissions a file created by the user gets (0666 less the umask): some writers (the gsd
+    library) create their files 0640 whatever the umask."""
+    os.chmod(path, 0o666 & ~umask())
 
 
 def atomic_write(path, data: bytes | str) -> None:
@@ -104,3 +120,97 @@ def describe_foreign(path: Path) -> str:
     if head.lstrip().startswith(b"{"):
         return " (it is JSON text)"
     return ""
+
+
+#: The lock file of an output folder (:class:`FolderLock`).
+LOCK_NAME = ".activescore.lock"
+
+
+class FolderInUse(ValueError):
+    """An output folder is held by another running command (a bad argument: nothing was done)."""
+
+
+class FolderLock:
+    """An advisory lock on an output folder, held for a whole run, so that two commands never write into one folder.
+
+    ``fcntl.flock`` on ``FOLDER/.activescore.lock``: the kernel releases it when the holder exits, however it
+    ends (Ctrl-C, kill -9, a crash), so a stale lock never needs removing. The holder writes who it is (command,
+    process id, host, start time) into the file, and a second command that finds the folder held stops at once
+    with :class:`FolderInUse` naming the holder. The lock file stays in the folder after the run (removing it would
+    let a third process lock a file no longer in the folder).
+
+    On a platform without ``fcntl`` (Windows) the lock is not taken.
+
+    Parameters
+    ----------
+    folder : path
+        The output folder; it must exist.
+    holder : str
+        What holds it, as the refusal names it (e.g. ``"activescore simulate"``).
+    option : str
+        How error messages name the folder (``"--out"``).
+    """
+
+    def __init__(self, folder, holder: str, option: str = "--out"):
+        self.folder, self.holder, self.option = Path(folder), holder, option
+        self.path = self.folder / LOCK_NAME
+        self._fd: int | None = None
+        self.created = False  # whether acquire made the lock file
+
+    def acquire(self) -> FolderLock:
+        """Take the lock, or raise :class:`FolderInUse` naming the command that holds it."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover (Windows)
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            self.created = True
+        except FileExistsError:
+            fd = os.open(self.path, os.O_RDWR)
+            self.created = False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise FolderInUse(
+                f"{self.option} {self.folder}: in use by {self._describe_holder()}; wait for it to finish or choose "
+                "another folder"
+            ) from None
+        except BaseException:
+            os.close(fd)
+            raise
+        self._fd = fd
+        info = {"holder": self.holder, "pid": os.getpid(), "host": socket.gethostname(), "since": _now()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+        return self
+
+    def _describe_holder(self) -> str:
+        try:
+            info = json.loads(self.path.read_text())
+            return f"{info['holder']} (process {info['pid']} on {info['host']}, since {info['since']})"
+        except Exception:  # written a moment after the lock is taken: the holder may not have said who it is yet
+            return "another activescore command"
+
+    def release(self, remove: bool = False) -> None:
+        """Let go of the lock (the kernel does so too when the process ends). ``remove``: also delete the lock file
+        when :meth:`acquire` made it (a run that takes back what it wrote), while still holding it."""
+        if self._fd is not None:
+            if remove and self.created:
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)  # nobody holds it any more
+            os.close(self._fd)  # closing the descriptor releases the flock
+            self._fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -17,7 +17,7 @@ import numpy as np
 
 from .._version import __version__
 from ..systems import ParticleSystem, system_from_dict
-from .files import GSD_MAGIC, describe_foreign, existing_file, read_head
+from .files import GSD_MAGIC, describe_foreign, existing_file, permissions_as_created, read_head
 from .frames import FrameHeader, SavedFrames
 
 _METADATA = "activescore/metadata"
@@ -63,6 +63,8 @@ class GSDWriter:
         # append=True continues the frames an interrupted writer left in path.partial.
         resume = append and self.partial.exists()
         self._file = _gsd_hoomd().open(str(self.partial), "a" if resume else "w")
+        if not resume:
+            permissions_as_created(self.partial)  # the gsd library creates its files 0640 whatever the umask
         self._frames = len(self._file) if resume else 0
 
     def append(self, x: np.ndarray, q: np.ndarray, step: int) -> None:
@@ -204,6 +206,13 @@ def read_frames(path) -> tuple[dict, ParticleSystem, np.ndarray, np.ndarray, np.
         meta, system = _header(f, path)
         xs, qs, steps = zip(*(_frame_state(frame, system) for frame in f), strict=True)
     return meta, system, np.stack(xs), np.stack(qs), np.asarray(steps, dtype=np.int64)
+
+
+def read_header(path) -> tuple[dict, ParticleSystem, int]:
+    """(metadata, system, number of frames) of an activescore GSD file, reading its first frame only."""
+    with _open(path) as f:
+        meta, system = _header(f, path)
+        return meta, system, len(f)
 
 
 def read_frame(path, frame: int = -1) -> tuple[dict, ParticleSystem, np.ndarray, np.ndarray, int]:

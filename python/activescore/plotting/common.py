@@ -199,11 +199,34 @@ def plot_configuration(
     return ax
 
 
+def image_format(path) -> str:
+    """The image format a file name asks for: its suffix (``.png``, ``.pdf``, ``.svg``, ``.jpg``...), PNG when it
+    has none.
+
+    Raises
+    ------
+    ValueError
+        For a suffix matplotlib cannot write, naming the file and the formats it can.
+    """
+    from pathlib import Path
+
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if not suffix:
+        return "png"
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    supported = FigureCanvasBase.get_supported_filetypes()
+    if suffix not in supported:
+        raise ValueError(f"{path}: cannot write .{suffix} images (the suffix chooses one of: .{', .'.join(supported)})")
+    return suffix
+
+
 def save(fig_or_ax, path) -> None:
-    """Save a figure (or an Axes' figure) as PNG atomically."""
+    """Save a figure (or an Axes' figure) atomically, in the format its suffix names (PNG without one)."""
+    fmt = image_format(path)
     fig = getattr(fig_or_ax, "figure", fig_or_ax)
     with atomic_file(path) as f:
-        fig.savefig(f, format="png", bbox_inches="tight")
+        fig.savefig(f, format=fmt, bbox_inches="tight")
     _pyplot().close(fig)
 
 

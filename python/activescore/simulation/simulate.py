@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -17,6 +19,7 @@ from ..io.gsd import GSDSink
 from ..io.progress import progress_bar
 from ..systems import ParticleSystem, check_system
 from . import initial
+from .memory import check_memory, simulation_bytes
 from .trajectory import State, Trajectory
 
 # Particle-steps per call into a backend between progress updates (calls are cheap on the CPU; on the GPU each
@@ -63,7 +66,14 @@ def as_sink(out) -> FrameSink:
     if isinstance(out, FrameSink):
         return out
     if isinstance(out, (str, os.PathLike)):
-        return GSDSink(out)
+        path = Path(out)
+        if path.is_dir() or path.name in ("", ".", ".."):
+            raise ValueError(
+                f"out: {str(out)!r} is a folder; give the name of a .gsd file to write, e.g. {'run.gsd'!r}"
+            )
+        if not path.parent.is_dir():
+            raise ValueError(f"out: {str(out)!r}: the folder {str(path.parent)!r} does not exist (create it first)")
+        return GSDSink(path)
     raise ValueError(f"out must be a path (a .gsd file) or a frame sink (GSDSink, ShardSink), got {type(out).__name__}")
 
 
@@ -167,6 +177,7 @@ def simulate_into(
     n_steps = check.integer("n_steps", n_steps, low=0)
     dt = check.real("dt", dt, low=0.0, low_open=True)
     burn_in = check.integer("burn_in", burn_in, low=0)
+    save_every_given = save_every is not None
     save_every = max(1, n_steps // 100) if save_every is None else check.integer("save_every", save_every, low=1)
     dtype = check.choice("dtype", dtype, {"float64", "float32"})
     n_threads = check.integer("n_threads", n_threads, low=0)
@@ -178,6 +189,20 @@ def simulate_into(
             f"dt: the explicit step is unstable in the trap when trap·dt >= 2 (trap = {system.trap:g}, "
             f"dt = {dt:g}); use dt < {2.0 / system.trap:g}"
         )
+    if save_every_given and n_steps % save_every:
+        warnings.warn(
+            f"simulate: n_steps={n_steps} is not a multiple of save_every={save_every}: the last "
+            f"{n_steps % save_every} steps are run (final_state holds them) but saved in no frame",
+            stacklevel=3,
+        )
+    frames_in_memory = (n_steps // save_every + 1) * sum(isinstance(sink, MemorySink) for sink in sinks)
+    check_memory(
+        simulation_bytes(system.n_particles, system.propulsion_components, frames_in_memory, dtype),
+        f"a simulation of {system.n_particles} particles"
+        + (f" keeping {frames_in_memory} frames in memory" if frames_in_memory else ""),
+        "simulate fewer particles"
+        + (", or save fewer frames (a larger save_every, or out=)" if frames_in_memory else ""),
+    )
     backend = backends.resolve(backend)
     if resume and overwrite:
         raise ValueError("resume and overwrite: pass at most one (resume continues an output, overwrite replaces it)")

@@ -1,0 +1,168 @@
+"""An output folder belongs to one run: a lock held for the whole run (two real processes), one command's record
+per folder, "already done" only for the file the configuration describes, and exit status 2 leaving nothing."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import activescore as a
+from activescore import cli
+
+TINY = [
+    "--set",
+    "system.n_particles=24",
+    "--set",
+    "system.packing_fraction=0.3",
+    "--set",
+    "system.gamma=0.5",
+    "--set",
+    "system.v0=0.5",
+    "--set",
+    "simulation.n_threads=1",
+    "--set",
+    "simulation.n_steps=40",
+    "--set",
+    "simulation.save_every=10",
+]
+PYTHON = Path(a.__file__).resolve().parents[1]  # the package's folder, for the child processes
+
+
+def run_cli(capsys, *args):
+    """(exit status, the one error line or None, stdout)."""
+    status = cli.main([str(x) for x in args])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("activescore")]
+    assert len(lines) <= 1, lines
+    return status, (lines[0] if lines else None), out
+
+
+def snapshot(folder: Path) -> dict:
+    """Every file of a folder with its bytes (but the lock file, which says who holds the folder now)."""
+    return {
+        p.relative_to(folder): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".activescore.lock"
+    }
+
+
+def test_two_simulate_processes_into_one_folder(tmp_path):
+    """The second command stops at once naming the holder; the first finishes with every frame."""
+    out = tmp_path / "run"
+    args = [*TINY, "--set", "simulation.n_steps=4000", "--set", "simulation.save_every=100", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PYTHON), os.environ.get("PYTHONPATH", "")])}
+    command = [sys.executable, "-m", "activescore", "simulate", *args]
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lock = out / ".activescore.lock"
+        deadline = time.monotonic() + 120
+        while not (lock.exists() and str(first.pid) in lock.read_text()):
+            assert first.poll() is None, first.communicate()
+            assert time.monotonic() < deadline, "the first command never took the folder"
+            time.sleep(0.05)
+        first.send_signal(signal.SIGSTOP)  # holding the lock, mid-run, for as long as the second one takes
+        try:
+            second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        finally:
+            first.send_signal(signal.SIGCONT)
+        stdout, stderr = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    assert second.returncode == 2 and second.stdout == ""
+    assert second.stderr.strip().splitlines() == [
+        f"activescore simulate: error: --out {out}: in use by `activescore simulate` (process {first.pid} on "
+        + second.stderr.split(f"(process {first.pid} on ", 1)[1].strip()
+    ]
+    assert "wait for it to finish or choose another folder" in second.stderr
+    assert first.returncode == 0, stderr
+    assert "wrote 41 frames" in stdout
+    assert len(a.load_trajectory(out / "trajectory.gsd")) == 41
+    assert json.loads((out / "run.json").read_text())["status"] == "done"
+
+
+def test_a_folder_holds_the_outputs_of_one_command(tmp_path, capsys):
+    out = tmp_path / "sim"
+    assert run_cli(capsys, "simulate", *TINY, "--out", out)[0] == 0
+    before = snapshot(out)
+    status, line, _ = run_cli(capsys, "dataset", *TINY[:10], "--set", "dataset.n_frames=2", "--out", out)
+    assert status == 2 and f"--out {out}: holds the outputs of `activescore simulate`" in line
+    assert snapshot(out) == before  # config.toml and run.json untouched
+    # The same command with another configuration is refused too, naming what differs.
+    status, line, _ = run_cli(capsys, "simulate", *TINY, "--set", "system.n_particles=32", "--out", out)
+    assert status == 2 and "system.n_particles: 24 -> 32" in line
+    assert snapshot(out) == before
+
+
+def test_already_done_only_when_the_file_is_the_configurations(tmp_path, capsys):
+    out, other = tmp_path / "sim", tmp_path / "other"
+    assert run_cli(capsys, "simulate", *TINY, "--out", out)[0] == 0
+    assert run_cli(capsys, "simulate", *TINY, "--set", "system.n_particles=32", "--out", other)[0] == 0
+    assert "already done" in run_cli(capsys, "simulate", *TINY, "--out", out)[2]
+    shutil.copy(other / "trajectory.gsd", out / "trajectory.gsd")  # the record says done; the file is another's
+    record = (out / "run.json").read_bytes()
+    status, line, stdout = run_cli(capsys, "simulate", *TINY, "--out", out)
+    assert status == 2 and "already done" not in stdout
+    assert "trajectory.gsd holds AOUP(n_particles=32" in line and "remove trajectory.gsd" in line
+    assert (out / "run.json").read_bytes() == record
+    (out / "trajectory.gsd").unlink()  # a missing file is simulated again
+    status, _, stdout = run_cli(capsys, "simulate", *TINY, "--out", out)
+    assert status == 0 and "simulate: redone: trajectory.gsd is missing" in stdout
+    assert len(a.load_trajectory(out / "trajectory.gsd")) == 5
+
+
+def test_a_usage_error_inside_a_run_takes_back_what_it_wrote(tmp_path, capsys, monkeypatch):
+    from activescore.cli import pipeline
+
+    def refused(*args, **kwargs):
+        raise ValueError("a check that only the stage can make")
+
+    monkeypatch.setattr(pipeline, "simulate", refused)
+    status, line, _ = run_cli(capsys, "simulate", *TINY, "--out", tmp_path / "new")
+    assert status == 2 and "only the stage" in line and not (tmp_path / "new").exists()
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "notes.txt").write_text("mine")
+    status, _, _ = run_cli(capsys, "simulate", *TINY, "--out", tmp_path / "old")
+    assert status == 2 and sorted(p.name for p in (tmp_path / "old").iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize(
+    "extra, words",
+    [
+        (["--set", "simulation.backend=cuda"], "simulation.backend: backend 'cuda' is not available"),
+        (["--set", "system.n_particles=2000000000"], "needs about"),
+    ],
+)
+def test_exit_2_leaves_no_output_folder(tmp_path, capsys, extra, words):
+    from activescore import backends
+
+    if "cuda" in " ".join(extra) and backends.is_available("cuda"):
+        pytest.skip("a GPU is visible here, so simulation.backend=cuda is no error")
+    status, line, _ = run_cli(capsys, "simulate", *TINY, *extra, "--out", tmp_path / "o")
+    assert status == 2 and words in line and "--debug" not in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_checks_that_need_the_inputs_run_before_the_folder_is_made(tmp_path, capsys):
+    from activescore.learning.linear import LinearScore
+
+    gsd = tmp_path / "t.gsd"
+    soft = a.AOUP(24, packing_fraction=0.3, v0=0.5, gamma=0.5, eps=0.1)
+    a.simulate(soft, 20, 0.02, seed=1, save_every=10, out=gsd, progress=False, n_threads=1)
+    # network = linear on eps > 0
+    status, line, _ = run_cli(capsys, "train", "--set", "train.network=linear", "--data", gsd, "--out", tmp_path / "t")
+    assert status == 2 and "train.network = 'linear'" in line and "eps = 0" in line
+    # a score of another size: the remedy is one the command line has
+    score = tmp_path / "score.json"
+    LinearScore(a.AOUP(32, packing_fraction=0.3, v0=0.5, gamma=0.5), [0.0, 0.0, 0.0], 1).save(score)
+    status, line, _ = run_cli(capsys, "estimate", "--score", score, "--data", gsd, "--out", tmp_path / "e")
+    assert status == 2 and "n_particles=32" in line and "activescore train --data" in line
+    assert "transfer" not in line
+    assert not (tmp_path / "t").exists() and not (tmp_path / "e").exists()
