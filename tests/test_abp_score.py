@@ -271,6 +271,21 @@ def test_the_estimate_command_takes_an_abp_data_set_and_score(tmp_path):
     assert status == 0
     summary = (tmp_path / "e" / "summary.txt").read_text()
     assert "θ:" in summary and "LEARNING-FREE CHECK" in summary and (tmp_path / "e" / "epr.png").exists()
+    # The command's numbers are those of the library on the same score and frames (the network is untrained: what
+    # is checked is that the command reads the ABP data set and score as the library does, not the EPR's value).
+    import json
+
+    from activescore import plotting
+    from activescore.io.dataset import SnapshotDataset
+
+    data = SnapshotDataset(tmp_path / "ds")
+    x, g = data.load(range(len(data)))
+    direct = a.estimate(
+        Score.load(tmp_path / "score.msgpack"), (x, g), system=system, bins=plotting.bins_for(24, 3), progress=False
+    )
+    written = json.loads((tmp_path / "e" / "summary.json").read_text())
+    np.testing.assert_equal(written, json.loads(json.dumps(direct.to_dict(), default=float)))
+    assert written["n_snapshots"] == 3 and written["split"]["quadratic"]["g"]["value"] > 0
 
 
 def test_the_linear_drift_response_score_refuses_abps():

@@ -117,13 +117,16 @@ def test_the_fit_is_the_minimiser_of_the_implicit_loss():
 
 
 def test_in_the_mips_regime_the_bound_holds_and_the_score_transfers(tmp_path):
-    # γ = 1e-2, φ = 0.5: the implied EPR is a lower bound on the identity (within its errors); measured ≈ 0.75 here.
+    # γ = 1e-2, φ = 0.5: the implied EPR is a lower bound on the identity (within its errors). How much of it the
+    # features capture is a function-class gap, not noise: measured learned/identity (divergence form) 0.774 here
+    # (± 0.001 from the 3 held-out frames), and over seeds 1-6 of this run 0.81 with a seed-to-seed spread of 0.046
+    # (0.76-0.89); the bar is that mean less 3 spreads.
     system = a.mips(256, 0.5, gamma=1e-2)
     traj = a.simulate(system, 24 * 200, 0.1, seed=1, save_every=200, burn_in=4000, progress=False)
     score = fit_linear_score(system, traj)
     v = score.validation
     ratio, stderr = v.ratio("divergence")
-    assert 0.5 < ratio < 1 + 3 * stderr
+    assert 0.81 - 3 * 0.046 < ratio < 1 + 3 * stderr
     assert v["lower_bound"][0] <= v["identity"][0] + 3 * v["identity"][1]
     loaded = LinearScore.load(score.save(tmp_path / "linear.json"))
     np.testing.assert_array_equal(loaded.coefficients, score.coefficients)
@@ -132,7 +135,11 @@ def test_in_the_mips_regime_the_bound_holds_and_the_score_transfers(tmp_path):
     big = a.simulate(bigger, 200, 0.1, seed=3, save_every=200, progress=False)
     transferred = a.estimate(loaded, big, system=bigger, transfer=True, progress=False)
     direct = LinearScore(bigger, score.coefficients, score.order)
-    assert np.isfinite(transferred.epr_per_particle["divergence"].value)
+    # The features are local: applied at N = 512 through transfer, the score is the one built for N = 512.
+    at_size = a.estimate(direct, big, system=bigger, progress=False)
+    for form in ("quadratic", "divergence"):
+        value = transferred.epr_per_particle[form].value
+        assert value == pytest.approx(at_size.epr_per_particle[form].value, rel=1e-12) and value > 0
     np.testing.assert_allclose(direct(big.x[-1], big.g[-1])[1], loaded(big.x[-1], big.g[-1], bigger.box_length)[1])
 
 

@@ -7,7 +7,7 @@ import pytest
 
 from activescore.io.dataset import DatasetPlan, SnapshotDataset, build_dataset
 from activescore.learning import TrainConfig, stream, train_score
-from activescore.learning import train as train_module
+from activescore.learning import loop as train_module
 from activescore.learning.defaults import NEIGHBOUR_SAMPLE_FRAMES
 from test_score_training import TINY, assert_same_params, system
 
@@ -53,10 +53,13 @@ def test_window_size_and_default_steps():
     assert plan.window_frames == 20 and plan.steps_per_window == 60  # each particle drawn about once per window
 
 
-def test_streamed_training_runs_and_learns(dataset):
+def test_wiring_streamed_training_runs_through_its_windows(dataset):
+    # A wiring test: 30 steps of 32 particles cannot show learning (the minibatch losses scatter by ~1 around a
+    # drift of ~0.4 over the run, measured), so it checks that the run goes through, logs every 10 steps with
+    # finite losses and records its windows; learning itself is checked on in-memory data (test_score_gaussian).
     score = fit(dataset, seed=0, n_steps=30, log_every=10)
-    losses = [loss for _, loss in score.info["history"]]
-    assert np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    assert [step for step, _ in score.info["history"]] == [10, 20, 30]
+    assert np.all(np.isfinite([loss for _, loss in score.info["history"]]))
     assert score.info["windows"] == dict(
         n_frames=TRAINING_FRAMES, window_frames=BUDGET // 2, steps_per_window=3, seed=0
     )
