@@ -12,6 +12,7 @@ from typing import Any
 
 from ..io.progress import progress_bar
 from .deps import require
+from .guard import refuse_unguarded_script
 from .point import RUNNING, parameter_columns, run_point
 
 #: Dask's single-machine scheduler that runs the points one after another in this process (no cluster): for
@@ -114,6 +115,7 @@ def start(
         )
     distributed = require("distributed", "activescore sweeps on a Dask cluster")
     if scheduler in (None, "", "local"):
+        refuse_unguarded_script()
         workers, per_point = plan_workers(n_points, n_workers, threads)
         local = distributed.LocalCluster(
             n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=logging.ERROR
