@@ -3,6 +3,8 @@ receptive field, the data volume and the function class.
 
     python benchmarks/study_paper_regime.py [--n 4096] [--gammas 1e-2 1e-3 1e-4] [--frames 160]
                                             [--orders 1 2 3 4] [--recipe-steps S]
+    python benchmarks/study_paper_regime.py --dt-study [--n 1024] [--gammas ...] [--dts 0.1 0.05 0.025]
+                                            [--seeds 3] [--frames 64]
 
 For each γ (AOUP, φ = 0.5, the paper's other parameters, dt = 0.1) it simulates to stationarity (4/γ time units)
 and records ``frames`` snapshots 0.1/γ time units apart (at most 200), the last quarter held out. On them it fits the drift-response score
@@ -13,6 +15,13 @@ capture, free of optimisation error. It also refits the order-3 score on 1/8, 1/
 defaults' own number) on the same frames: for these systems the network alone, then refitted together with the
 order-3 features in closed form (activescore.learning.stacking); both are reported.
 Writes benchmarks/results/paper_regime_n<N>.json (and .png: the captured fraction against the order) and prints a Markdown table with the hardware and times.
+
+``--dt-study``: the finite time step's share of the gap (physics.md §5). For each γ and dt (the same physical
+burn-in, 4/γ, and spacing, min(200, max(20, 0.1/γ)) time units, for every dt) and seed, the order-3 drift-response
+score fitted on the first three quarters of the frames and estimated on the last: learned/identity, the ceiling
+(what a perfect score of the chain reaches), learned/ceiling (the score's share) and the corrected EPR / identity;
+the dense control φ = 0.9, N = 256, γ = 1e-2 first (its whole gap is the time step's). Means ± standard errors over
+seeds; writes benchmarks/results/paper_regime_dt.json and .png.
 """
 
 from __future__ import annotations
@@ -28,7 +37,9 @@ import numpy as np
 
 import activescore as a
 from activescore.learning.linear import fit_linear_score
-from common import machine, machine_label, write_json
+from common import RESULTS, machine, machine_label, update_readme, write_json
+
+RESULTS_DT = RESULTS / "paper_regime_dt.json"
 
 
 def stationary_snapshots(n, gamma, n_frames, seed):
@@ -89,6 +100,143 @@ def recipe_row(system, x, g, n_held, steps) -> dict:
     )
 
 
+def time_step_row(n, phi, gamma, dt, seed, n_frames, order=3) -> dict:
+    """One seed of the dt study (module docstring)."""
+    system = a.mips(n, phi, gamma=gamma)
+    spacing = int(round(min(200.0, max(20.0, 0.1 / gamma)) / dt))
+    start = time.perf_counter()
+    traj = a.simulate(
+        system,
+        n_frames * spacing,
+        dt,
+        seed=seed,
+        save_every=spacing,
+        burn_in=int(round(4.0 / gamma / dt)),
+        progress=False,
+    )
+    x, g = np.asarray(traj.x)[1:], np.asarray(traj.g)[1:]
+    simulated = time.perf_counter() - start
+    n_held = max(2, len(x) // 4)
+    score = fit_linear_score(system, (x[:-n_held], g[:-n_held]), order=order, holdout=0.0)
+    result = a.estimate(score, (x[-n_held:], g[-n_held:]), system=system, dt=dt, keep_fields=False, bins=1)
+    c = result.finite_dt
+    forms = ("quadratic", "divergence")
+    return dict(
+        n=n,
+        phi=phi,
+        gamma=gamma,
+        dt=dt,
+        seed=seed,
+        identity=list(result.identity.per_particle),
+        ceiling=list(c.ceiling),
+        ratio={f: list(result.ratio[f]) for f in forms},
+        of_ceiling={f: list(c.of_ceiling[f]) for f in forms},
+        corrected_ratio={f: list(c.corrected_ratio[f]) for f in forms},
+        simulation_seconds=simulated,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def over_seeds(rows: list, key: str, form: str | None = None) -> tuple[float, float]:
+    """Mean over seeds of a row quantity and its standard error (seed scatter; the single run's own error when
+    there is one seed)."""
+    values = np.array([(row[key][form] if form else row[key])[0] for row in rows])
+    if len(values) < 2:
+        return float(values[0]), float((rows[0][key][form] if form else rows[0][key])[1])
+    return float(values.mean()), float(values.std(ddof=1) / math.sqrt(len(values)))
+
+
+def time_step_study(args) -> int:
+    cases = [(256, 0.9, 1e-2)] + [(args.n, 0.5, gamma) for gamma in args.gammas]
+    results = dict(machine=machine(), frames=args.frames, seeds=args.seeds, dts=args.dts, rows=[])
+    out = RESULTS_DT if args.out is None else args.out
+    if args.from_json:  # redraw the table and figure of a finished (or interrupted) run
+        results, cases = json.loads(out.read_text()), []
+    for n, phi, gamma in cases:
+        for dt in args.dts:
+            for seed in range(1, args.seeds + 1):
+                row = time_step_row(n, phi, gamma, dt, seed, args.frames)
+                results["rows"].append(row)
+                print(
+                    f"N={n} phi={phi} gamma={gamma:g} dt={dt} seed={seed}: learned/identity "
+                    f"{fmt(row['ratio']['quadratic'])}, ceiling {fmt(row['ceiling'])}, corrected "
+                    f"{fmt(row['corrected_ratio']['quadratic'])} ({row['seconds']:.0f} s)",
+                    flush=True,
+                )
+                out.write_text(json.dumps(results, indent=1))  # a long run keeps what it measured
+    time_step_figure(results, out.with_suffix(".png"))
+    table = time_step_table(results)
+    print(table)
+    if args.out is None:
+        update_readme("paper-regime-dt", table)
+    print(f"wrote {out}")
+    return 0
+
+
+def time_step_groups(results: dict) -> dict:
+    groups: dict = {}
+    for row in results["rows"]:
+        groups.setdefault((row["n"], row["phi"], row["gamma"]), {}).setdefault(row["dt"], []).append(row)
+    return groups
+
+
+def time_step_table(results: dict) -> str:
+    """The dt study's Markdown table: means ± standard errors over seeds."""
+    lines = [
+        f"{results['seeds']} seeds, {results['frames']} snapshots each (last quarter held out), order-3 "
+        f"drift-response score; {machine_label(results['machine'])}",
+        "",
+        "| N | φ | γ | dt | identity / particle | learned/identity | ceiling | learned/ceiling | corrected/identity |",
+        "|---:|---:|---:|---:|---|---|---|---|---|",
+    ]
+    for (n, phi, gamma), by_dt in time_step_groups(results).items():
+        for dt, rows in sorted(by_dt.items(), reverse=True):
+            cells = [
+                over_seeds(rows, "identity"),
+                over_seeds(rows, "ratio", "quadratic"),
+                over_seeds(rows, "ceiling"),
+                over_seeds(rows, "of_ceiling", "quadratic"),
+                over_seeds(rows, "corrected_ratio", "quadratic"),
+            ]
+            text = " | ".join(fmt(c) for c in cells)
+            lines.append(f"| {n} | {phi:g} | {gamma:g} | {dt:g} | {text} |")
+    lines.append("")
+    lines.append("Quadratic form; the divergence form is in the JSON.")
+    return "\n".join(lines)
+
+
+def time_step_figure(results: dict, path: Path) -> None:
+    """learned/identity (solid), the ceiling (dashed) and corrected/identity (dotted) against dt, per case."""
+    from activescore import plotting
+
+    plt = plotting._pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.2))
+    for colour, ((n, phi, gamma), by_dt) in enumerate(time_step_groups(results).items()):
+        dts = sorted(by_dt)
+        for key, form, style in (
+            ("ratio", "quadratic", "-o"),
+            ("ceiling", None, "--"),
+            ("corrected_ratio", "quadratic", ":s"),
+        ):
+            points = [over_seeds(by_dt[dt], key, form) for dt in dts]
+            label = f"N={n}, φ={phi:g}, γ={gamma:g}" if key == "ratio" else None
+            ax.errorbar(
+                dts,
+                [p[0] for p in points],
+                [p[1] for p in points],
+                fmt=style,
+                color=f"C{colour}",
+                capsize=3,
+                label=label,
+            )
+    ax.axhline(1.0, color="0.6", lw=0.8)
+    ax.set_xlabel("time step dt")
+    ax.set_ylabel("fraction of the identity (held-out)")
+    ax.set_title("learned (solid), ceiling (dashed), corrected (dotted)")
+    ax.legend(fontsize=7)
+    plotting.save(fig, path)
+
+
 def figure(results: dict, path: Path) -> None:
     """Captured fraction against the receptive field (order = contact shells), one line per γ and form."""
     from activescore import plotting
@@ -137,8 +285,15 @@ def main(argv=None) -> int:
     )
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--out", type=Path, default=None)
+    p.add_argument("--dt-study", action="store_true", help="the finite time step's share (module docstring)")
+    p.add_argument("--dts", type=float, nargs="+", default=[0.1, 0.05, 0.025])
+    p.add_argument("--seeds", type=int, default=3, help="seeds per case of the dt study")
+    p.add_argument("--from-json", action="store_true", help="dt study: redraw table and figure from its JSON")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore", message="score validation")  # the table reports every ratio
+    warnings.filterwarnings("ignore", message=".*held-out.*")
+    if args.dt_study:
+        return time_step_study(args)
 
     results = dict(machine=machine(), n_particles=args.n, frames=args.frames, points=[])
     for gamma in args.gammas:
