@@ -106,7 +106,7 @@ def test_bad_config_file(tmp_path, capsys):
     assert "not valid TOML" in capsys.readouterr().err
 
 
-def test_dataset_train_estimate_plot_pipeline(tmp_path):
+def test_dataset_train_estimate_plot_pipeline(tmp_path, capsys):
     """Every command that reads samples takes a data set or the GSD trajectory that simulate writes."""
     sim_args = [*TINY, "--set", "system.eps=0.1", "--set", "simulation.dt=0.02"]
     ds_args = [*sim_args, "--set", "dataset.burn_in=50", "--set", "dataset.spacing=10", "--set", "dataset.n_frames=6"]
@@ -178,8 +178,13 @@ def test_dataset_train_estimate_plot_pipeline(tmp_path):
     )
     assert json.loads((tmp_path / "eg" / "summary.json").read_text())["n_snapshots"] == 3
     assert run_cli("plot", "--data", data, "--out", tmp_path / "p.png") == 0
-    # A finished stage is not redone.
+    # A finished stage is not redone: the score is the same file, untouched, and the command says so.
+    score = tmp_path / "t" / "score.msgpack"
+    before = (score.read_bytes(), score.stat().st_mtime_ns)
+    capsys.readouterr()
     assert run_cli(*train) == 0
+    assert f"train: already done ({score})" in capsys.readouterr().out
+    assert (score.read_bytes(), score.stat().st_mtime_ns) == before
 
 
 def test_train_streams_a_data_set_with_more_frames_than_frames_in_memory(tmp_path):
@@ -256,7 +261,23 @@ def test_train_defaults_are_train_configs_and_the_demo_layers_its_own(capsys):
 
     assert cfg.train_config(cfg.resolve(sections=("train",))["train"]) == TrainConfig()
     demo = cfg.train_config(cfg.resolve(sections=("train",), demo=True)["train"])
-    assert demo == TrainConfig().replace(**{k: v for k, v in cfg.DEMO["train"].items() if k != "checkpoint_every"})
+    # The demo's values, written out here rather than read from the table the code layers (cfg.DEMO): it trains
+    # with TrainConfig's defaults, checkpoints every 500 steps, on 500 snapshots of 128 thermal soft disks.
+    assert demo == TrainConfig()
+    resolved = cfg.resolve(demo=True)
+    assert resolved["train"]["checkpoint_every"] == 500
+    assert {k: resolved["system"][k] for k in ("n_particles", "v0", "gamma", "eps", "beta")} == {
+        "n_particles": 128,
+        "v0": 0.5,
+        "gamma": 1.0,
+        "eps": 0.1,
+        "beta": float("inf"),
+    }
+    assert {k: resolved["dataset"][k] for k in ("burn_in", "spacing", "n_frames")} == {
+        "burn_in": 10_000,
+        "spacing": 100,
+        "n_frames": 500,
+    }
     assert run_cli("config", "--set", "train.loss=magic") == 2
     assert "loss must be one of" in capsys.readouterr().err
 
@@ -318,7 +339,13 @@ def test_the_demo_reports_the_paper_regime_beside_its_trained_regime(tmp_path, c
         record = pipeline.paper_regime(run, small, paper["simulation"], dataset, n_frames=12)
     text = (tmp_path / "paper_regime.txt").read_text()
     assert "identity" in text and "lower bound" in text
-    assert 0.3 < record["ratio"]["divergence"][0] < 1.2 and record["identity"][0] > 0
+    # A lower bound on the identity: never above 1 beyond 3 standard errors, and capturing a part of it that is
+    # more than 3 standard errors from 0, in both forms (here 0.79 ± 0.009 and 0.88 ± 0.13); an identity > 0 likewise.
+    for form in ("divergence", "quadratic"):
+        ratio, se = record["ratio"][form]
+        assert 3 * se < ratio < 1 + 3 * se, (form, ratio, se)
+    identity, identity_se = record["identity"]
+    assert identity > 3 * identity_se
     with Run(tmp_path, "demo", {}) as run:
         assert pipeline.paper_regime(run, small, paper["simulation"], dataset, n_frames=12) == record
     assert "already done" in capsys.readouterr().out

@@ -102,7 +102,7 @@ def test_successful_and_interrupted_runs_are_recorded(tmp_path, capsys, monkeypa
 
 
 def test_no_empty_progress_bar_without_burn_in(tmp_path, capsys):
-    cli.main(
+    status = cli.main(
         [
             "simulate",
             *TINY,
@@ -114,7 +114,9 @@ def test_no_empty_progress_bar_without_burn_in(tmp_path, capsys):
             str(tmp_path / "o"),
         ]
     )
+    assert status == 0 and len(a.load_trajectory(tmp_path / "o" / "trajectory.gsd")) == 3
     err = capsys.readouterr().err
+    assert "simulate: 100%" in err  # the frame bar is shown
     # Only the frame bar, which has work to show: no empty "0step" bar (a rate such as "70step/s" is fine).
     assert not re.search(r"\b0step\b", err) and "simulate N=" not in err
 

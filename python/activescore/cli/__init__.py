@@ -220,8 +220,8 @@ def _resolve(args, sections, command: str | None = None, *, data_system=None, da
     CONFIG file that differ from the data's. Other sections of a CONFIG file are left to the commands that read
     them (one file can hold a whole pipeline)."""
     config = cfg.resolve(args.config, args.set or (), sections)
-    cfg.validate(config)
     if command is None or sections is None:
+        cfg.validate(config)
         return config
     in_file, in_set = cfg.given_keys(args.config, args.set or ())
     unused = _UNUSED.get(command, {})
@@ -235,6 +235,7 @@ def _resolve(args, sections, command: str | None = None, *, data_system=None, da
                 f"--set {key}={value}: `activescore {command}` does not use [{section}] (it reads {reads}"
                 + (", and the system of --data)" if "system" not in sections else ")")
             )
+    cfg.validate(config)
     if data_system is not None:
         given = {k: v for k, v in {**in_file, **in_set}.items() if k.startswith("system.")}
         _compare_system(given, data_system, command, data)
@@ -472,6 +473,7 @@ def cmd_demo(args) -> int:
     check and write the maps; then report the paper's MIPS regime beside it (identity and what the closed-form
     drift-response score captures there). The whole pipeline on the CPU, with the embedded defaults."""
     c = cfg.resolve(args.config, args.set or (), None, demo=True)
+    cfg.validate(c)
     system = cfg.make_system(c["system"])
     paper = cfg.defaults()
     with Run(args.out, "demo", c) as run:
@@ -495,8 +497,10 @@ def cmd_demo(args) -> int:
             run.out / "configuration.png",
         )
         pipeline.estimate(run, score, data, c["estimate"])
-        # At the paper's training size, 4096, where MIPS clusters form (README, The paper's regime).
-        paper_system = cfg.make_system({**paper["system"], "n_particles": PAPER_N})
+        # At the paper's training size, 4096, where MIPS clusters form (README, The paper's regime); with
+        # ACTIVESCORE_QUICK=1 at the quick size.
+        paper_n = paper["system"]["n_particles"] if cfg.quick() else PAPER_N
+        paper_system = cfg.make_system({**paper["system"], "n_particles": paper_n})
         pipeline.paper_regime(run, paper_system, paper["simulation"], paper["dataset"])
     _say(
         f"demo: done in {time.perf_counter() - start:.0f} s; see {run.out}/summary.txt (the trained score), "

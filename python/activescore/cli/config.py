@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -87,6 +88,26 @@ DEMO = {
 }
 
 
+#: The environment variable that makes every command small (``ACTIVESCORE_QUICK=1``): its values are layered on
+#: the defaults (and on the demo's), so that each command runs through its defaults in seconds (the tests use it).
+QUICK_VARIABLE = "ACTIVESCORE_QUICK"
+#: The values ``ACTIVESCORE_QUICK=1`` layers on the defaults: 64 particles, short runs, 20 training steps.
+QUICK = {
+    "system": {"n_particles": 64},
+    "simulation": {"n_steps": 2000, "save_every": 200},
+    "dataset": {"burn_in": 1000, "spacing": 100, "n_frames": 12, "shard_frames": 6},
+    "train": {"n_steps": 20, "batch_particles": 32, "checkpoint_every": 10},
+}
+
+
+def quick() -> bool:
+    """Whether ``ACTIVESCORE_QUICK=1`` asks for the small defaults (:data:`QUICK`)."""
+    value = os.environ.get(QUICK_VARIABLE, "")
+    if value not in ("", "0", "1"):
+        raise ValueError(f"{QUICK_VARIABLE}={value!r}: expected 1 (small defaults) or 0 (the defaults)")
+    return value == "1"
+
+
 def train_defaults() -> dict:
     """The ``[train]`` section: TrainConfig's defaults (``sigmas`` as ``sigma``, automatic values as numbers) and
     the command's own keys."""
@@ -109,18 +130,20 @@ def train_config(section: dict):
         raise ValueError(f"config section [train]: {err}") from None
 
 
-def defaults(demo: bool = False) -> dict:
-    """The embedded defaults (with ``demo``: the demo's small values layered on them)."""
+def defaults(demo: bool = False, *, small: bool | None = None) -> dict:
+    """The embedded defaults (with ``demo``: the demo's small values layered on them; with ``ACTIVESCORE_QUICK=1``
+    in the environment: :data:`QUICK` layered on top)."""
     config = {**copy.deepcopy(_SECTIONS), "train": train_defaults()}
     config = {**config, "estimate": config.pop("estimate")}  # the pipeline's order
-    if demo:
-        for section, values in DEMO.items():
-            config[section].update(values)
+    for section, values in DEMO.items() if demo else ():
+        config[section].update(values)
+    for section, values in QUICK.items() if (quick() if small is None else small) else ():
+        config[section].update(values)
     return config
 
 
 #: The embedded defaults of every section.
-DEFAULTS: dict = defaults()
+DEFAULTS: dict = defaults(small=False)
 
 #: Keys whose values are restricted beyond their type: (accepts the value, what is expected).
 _VALUE_CHECKS = {

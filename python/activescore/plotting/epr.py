@@ -89,6 +89,22 @@ def plot_local_epr(
     return ax
 
 
+def _part(obj, attribute: str, needs: str, name: str, kind: str):
+    """The map or profile to draw: ``obj`` itself, or its ``attribute`` when given the whole
+    :class:`~activescore.estimation.EPRResult` (``result.map``, ``result.radial``); otherwise a ValueError naming
+    the parameter and what it takes."""
+    if not hasattr(obj, needs) and hasattr(obj, attribute):
+        part = getattr(obj, attribute)
+        if part is None:
+            raise ValueError(f"{name}: this {type(obj).__name__} has no {kind} (result.{attribute} is None)")
+        obj = part
+    if not hasattr(obj, needs):
+        raise ValueError(
+            f"{name}: expected a {kind} (e.g. result.{attribute} of an estimate), got {type(obj).__name__}"
+        )
+    return obj
+
+
 def plot_epr_map(
     field_map,
     quantity: str = "quadratic",
@@ -107,7 +123,9 @@ def plot_epr_map(
     ``kind``: "density_weighted" (EPR per unit area), "per_particle" (mean over the particles in a cell; cells
     with fewer than ``min_count`` particle-snapshots blank) or "density" (particles per unit area; ``quantity``
     ignored). ``unit``: the length unit of the axes (:func:`length_unit` of the system; "R" for the default
-    radius 1). Choose the map's ``bins`` with :func:`bins_for` so that cells hold enough particles."""
+    radius 1). Choose the map's ``bins`` with :func:`bins_for` so that cells hold enough particles. Given the whole
+    EPRResult, its ``map`` is drawn."""
+    field_map = _part(field_map, "map", "centers", "field_map", "SpatialMap")
     plt = _pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 5), dpi=150)
@@ -152,7 +170,8 @@ def _round_scale(value: float) -> float:
 
 def plot_current(field_map, *, ax=None, stride: int = 1, cmap="Greys", title=None, unit: str = "R"):
     """The position current j_x = ρ v_x of a :class:`SpatialMap` as arrows over the density (colour bar), with
-    a key giving the arrow scale in 1/(time·unit)."""
+    a key giving the arrow scale in 1/(time·unit). Given the whole EPRResult, its ``map`` is drawn."""
+    field_map = _part(field_map, "map", "centers", "field_map", "SpatialMap")
     plt = _pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 5), dpi=150)
@@ -206,7 +225,9 @@ def plot_radial_profile(
     unit: str = "R",
 ):
     """A :class:`activescore.estimation.RadialProfile` against r = |x| (per-particle means with the naive
-    standard error, or the density-weighted profile). ``exact``: optional callable r → values, drawn as a line."""
+    standard error, or the density-weighted profile). ``exact``: optional callable r → values, drawn as a line.
+    Given the whole EPRResult, its ``radial`` profile is drawn."""
+    profile = _part(profile, "radial", "centers", "profile", "RadialProfile")
     plt = _pyplot()
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4), dpi=150)

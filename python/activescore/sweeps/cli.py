@@ -12,6 +12,11 @@ Command-line options win over the file.
 from __future__ import annotations
 
 import argparse
+import shutil
+from pathlib import Path
+
+from .. import _validate as check
+from ..io.files import FolderLock
 
 #: Keys of the [sweep] section of a CONFIG file, with their command-line defaults.
 SWEEP_KEYS = {
@@ -60,8 +65,8 @@ def add_parser(subparsers, parents=()) -> argparse.ArgumentParser:
         help="'local' (default: a Dask cluster on this machine), tcp://host:8786, "
         "'synchronous', or 'jobqueue' (needs [sweep.cluster] in CONFIG)",
     )
-    p.add_argument("--workers", type=int, help="local cluster worker processes (default: from the cores)")
-    p.add_argument("--threads", type=int, help="simulator threads per point (default: cores / workers)")
+    p.add_argument("--workers", type=int, help="local cluster worker processes (default 0: from the cores)")
+    p.add_argument("--threads", type=int, help="simulator threads per point (default 0: cores / workers)")
     p.add_argument("--score", help="a trained score (score.msgpack): also estimate its EPR on every point")
     p.add_argument(
         "--keep",
@@ -108,7 +113,6 @@ def _read_config(path):
 def cmd_sweep(args) -> int:
     from ..cli import config as cfg
     from .api import sweep
-    from .deps import MissingDependency
     from .grid import parse_over, seed_list
 
     overrides, section = _read_config(args.config)
@@ -120,6 +124,11 @@ def cmd_sweep(args) -> int:
     if not over:
         raise ValueError("sweep: give at least one --over key=values (or [sweep] over in CONFIG)")
     base = cfg.resolve(None, [*overrides, *(args.set or ())], ("system", "simulation"))
+    for key, value in cfg.given_keys(None, args.set or ())[1].items():
+        if key.split(".")[0] not in ("system", "simulation"):
+            raise ValueError(
+                f"--set {key}={value}: `activescore sweep` does not use it (it reads [system], [simulation])"
+            )
     seeds = settings["seeds"]
     if args.seeds is not None:
         parts = [s for s in args.seeds.split(",") if s.strip()]
@@ -135,12 +144,46 @@ def cmd_sweep(args) -> int:
         for name in ("scheduler", "workers", "threads", "score", "keep", "retry_failed", "figures")
     }
     settings.update({k: v for k, v in pick.items() if v is not None})
+    for name, option in (("workers", "--workers"), ("threads", "--threads")):
+        # As simulation.n_threads: a count, 0 for automatic (from the cores), never negative.
+        try:
+            check.integer(option, settings[name], low=0)
+        except ValueError as err:
+            raise ValueError(f"{err} (0: automatic, from the cores; sweep.{name} in CONFIG)") from None
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out}: is a file, expected a folder for the outputs")
+    made = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    lock = FolderLock(out, "`activescore sweep`")
+    try:
+        lock.acquire()
+    except BaseException:
+        if made:
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    try:
+        _run_sweep(sweep, base, over, seeds, out, settings)
+    except ValueError:
+        lock.release(remove=True)
+        if made:  # a usage error (exit status 2) leaves no folder behind
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+    finally:
+        lock.release()
+    return 0
+
+
+def _run_sweep(sweep, base, over, seeds, out, settings) -> None:
+    """``sweep`` with the command's settings; a missing optional dependency is a usage error."""
+    from .deps import MissingDependency
+
     try:
         sweep(
             base,
             over,
             seeds=seeds,
-            out=args.out,
+            out=out,
             score=settings["score"] or None,
             keep=settings["keep"],
             scheduler=settings["scheduler"] or None,
@@ -155,4 +198,3 @@ def cmd_sweep(args) -> int:
         )
     except MissingDependency as err:  # an optional extra is missing: one line, as for bad input
         raise ValueError(str(err)) from None
-    return 0

@@ -10,10 +10,11 @@ import numpy as np
 from ..plotting import _pyplot, save
 from .summary import seed_summary
 
+#: (column, axis label): EPR in k_B per unit time of the simulation (plotting's units), the fraction without one.
 _QUANTITIES = (
-    ("epr_per_particle", "EPR per particle (identity)"),
+    ("epr_per_particle", "EPR per particle (identity) [k_B / time]"),
     ("largest_cluster_fraction", "largest cluster fraction"),
-    ("transfer_epr_per_particle", "EPR per particle (trained score)"),
+    ("transfer_epr_per_particle", "EPR per particle (trained score) [k_B / time]"),
 )
 
 
