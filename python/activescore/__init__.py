@@ -19,6 +19,7 @@ if "OMP_WAIT_POLICY" not in _os.environ and "GOMP_SPINCOUNT" not in _os.environ:
 
 from . import exact
 from .estimation import EPRResult, Estimate, LearningFreeEPR, estimate, learning_free_epr, local_epr
+from .modelfree import ModelFreeEPR, Tracks, estimate_model_free, tracks_from_dataframe, tur_lower_bound
 from .observables import drift, drift_divergence, forces
 from .reference import physics_reference
 from .simulation.simulate import SimulationError, simulate
@@ -53,6 +54,11 @@ __all__ = [
     "exact",
     "learning_free_epr",
     "local_epr",
+    "ModelFreeEPR",
+    "Tracks",
+    "estimate_model_free",
+    "tracks_from_dataframe",
+    "tur_lower_bound",
     "ABP",
     "AOUP",
     "MIPS_DT",

@@ -1,0 +1,227 @@
+"""Model-free features of one frame: what a velocity field linear in its parameters is built from (physics.md §8).
+
+Nothing here knows the model. Per particle i, the vector features (for the positions and a propulsion vector) are
+
+* ``const_x``, ``const_y``: a uniform field;
+* ``affine_*`` (optional): the position components times the unit vectors, an affine external field such as a
+  trap centred anywhere (positions relative to ``origin``, in units of the cutoff, for conditioning);
+* ``own``, ``own_perp``: the particle's own propulsion p_i (the vector g_i, or (cos θ_i, sin θ_i)) and its 90°
+  turn (chiral motion);
+* ``radial_k``: Σ_j B_k(|r_ij|) r_ij/|r_ij| over the neighbours within the cutoff, r_ij = x_i − x_j (minimum
+  image in a periodic box), B_k the k-th tent function of a uniform grid on [0, cutoff]: pair forces and the
+  pair part of the score;
+* ``align_k``: Σ_j B_k(|r_ij|) p_j: the neighbours' propulsion (relative orientation, alignment);
+* ``shell_k``: p_i Σ_j B_k(|r_ij|): the own propulsion weighted by the neighbours in each shell;
+* ``push_k``: Σ_j B_k(|r_ij|) (p_i·r̂_ij) r̂_ij: the own propulsion along each pair (a particle pushing into its
+  neighbours);
+* ``push_neighbour_k``: Σ_j B_k(|r_ij|) (p_j·r̂_ij) r̂_ij: the neighbours pushing along the pair.
+
+The last four are the rotation-equivariant pair terms linear in the propulsions (``PAIR_FAMILIES``); the
+positions-only TUR bound adds ``radial_perp_k`` = Σ_j B_k r̂_ij^⊥.
+
+An angle θ (ABP-like) has scalar features: the torque-like projections of the same fields on p_i^⊥ =
+(−sin θ_i, cos θ_i): ``const`` (a constant turning rate), ``field_x``, ``field_y``, ``affine_*``, ``torque_k`` =
+p_i^⊥·Σ_j B_k r̂_ij, ``align_k`` = p_i^⊥·Σ_j B_k p_j = Σ_j B_k sin(θ_j − θ_i), ``push_k`` and
+``push_neighbour_k`` projected likewise (``shell_k`` has no turning part: p_i^⊥·p_i = 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import backends
+
+#: The pair terms linear in the propulsions (module docstring), all used by default.
+PAIR_FAMILIES = ("align", "shell", "push", "push_neighbour")
+#: Neighbours asked of the cell list first; doubled until the farthest lies beyond the cutoff for every particle.
+INITIAL_NEIGHBOURS = 16
+
+
+def box_for_search(x: np.ndarray, cutoff: float, box_length: float | None) -> tuple[np.ndarray, float]:
+    """Positions and a periodic box in which the compiled k-nearest-neighbour search sees the right pairs.
+
+    A periodic box is used as it is. Open space is embedded in a periodic box more than twice the cloud's extent
+    plus the cutoff, so the minimum image never joins particles across it and the search is that of open space.
+    """
+    if box_length is not None:
+        return x, box_length
+    low, high = x.min(axis=0), x.max(axis=0)
+    centre = 0.5 * (low + high)
+    half_extent = float(np.max(high - low)) / 2
+    return x - centre, 4 * half_extent + 2 * cutoff + 1.0
+
+
+class NeighbourSearch:
+    """All pairs closer than ``cutoff`` through the compiled cell-list k-nearest-neighbour search (self first),
+    with k grown until it holds every neighbour within the cutoff; k is remembered between frames."""
+
+    def __init__(self, cutoff: float, box_length: float | None, n_threads: int = 0):
+        self.cutoff = cutoff
+        self.box_length = box_length
+        self.n_threads = n_threads
+        self.k = INITIAL_NEIGHBOURS
+        self.backend = backends.get_cpu("auto")
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(index, displacement, within)`` for positions ``x`` (n, 2): neighbour indices (n, k) without self,
+        x_i − x_j (n, k, 2) and whether the pair is within the cutoff (n, k) bool."""
+        n = len(x)
+        if n < 2:
+            return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0, 2)), np.zeros((n, 0), dtype=bool)
+        xs, box = box_for_search(np.ascontiguousarray(x, dtype=np.float64), self.cutoff, self.box_length)
+        while True:
+            k = min(self.k, n)
+            index, displacement = self.backend.knn(xs, float(box), k, self.n_threads)
+            dist2 = np.einsum("nkc,nkc->nk", displacement, displacement)
+            if k == n or dist2[:, -1].min() > self.cutoff**2:
+                break
+            self.k = 2 * k
+        index, displacement, dist2 = index[:, 1:], displacement[:, 1:], dist2[:, 1:]
+        # Coincident particles (tracking artefacts) have no direction: left out.
+        return index, displacement, (dist2 < self.cutoff**2) & (dist2 > 0)
+
+
+@dataclass(frozen=True)
+class FeatureSet:
+    """The features of one kind of tracks (``"vector"``, ``"angle"`` or ``"positions"``) and their names."""
+
+    kind: str
+    cutoff: float
+    n_radial: int
+    external: bool
+    origin: tuple[float, float] = (0.0, 0.0)
+    families: tuple[str, ...] = PAIR_FAMILIES
+
+    @property
+    def has_propulsion(self) -> bool:
+        return self.kind != "positions"
+
+    def vector_names(self, propulsion: bool | None = None) -> list[str]:
+        """Names of the vector features, in column order (``propulsion=False``: without the propulsion ones)."""
+        with_p = self.has_propulsion if propulsion is None else propulsion
+        names = ["const_x", "const_y"]
+        if self.external:
+            names += ["affine_x_ex", "affine_y_ex", "affine_x_ey", "affine_y_ey"]
+        if with_p:
+            names += ["own", "own_perp"]
+        names += [f"radial_{k}" for k in range(self.n_radial)]
+        if "radial_perp" in self.families:
+            names += [f"radial_perp_{k}" for k in range(self.n_radial)]
+        if with_p:
+            for family in self.families:
+                if family != "radial_perp":
+                    names += [f"{family}_{k}" for k in range(self.n_radial)]
+        return names
+
+    def angle_names(self) -> list[str]:
+        names = ["const", "field_x", "field_y"]
+        if self.external:
+            names += ["affine_x_ex", "affine_y_ex", "affine_x_ey", "affine_y_ey"]
+        names += [f"torque_{k}" for k in range(self.n_radial)]
+        for family in self.families:
+            if family not in ("shell", "radial_perp"):
+                names += [f"{family}_{k}" for k in range(self.n_radial)]
+        return names
+
+    def radial_basis(self, distance: np.ndarray) -> np.ndarray:
+        """Tent functions B_k of ``distance`` (...,) on a uniform grid of [0, cutoff], shape (..., n_radial)."""
+        width = self.cutoff / self.n_radial
+        centres = np.arange(self.n_radial) * width
+        return np.maximum(0.0, 1.0 - np.abs(distance[..., None] - centres) / width)
+
+    def frame(
+        self, x: np.ndarray, orientation: np.ndarray | None, search: NeighbourSearch, propulsion: bool | None = None
+    ) -> dict[str, np.ndarray]:
+        """Features of one frame's particles.
+
+        Parameters
+        ----------
+        x : ndarray, shape (n, 2)
+            Positions of the particles present.
+        orientation : ndarray, shape (n, 2), optional
+            Their propulsion p_i: the vector g_i, or (cos θ_i, sin θ_i) for angles.
+        search : NeighbourSearch
+        propulsion : bool, optional
+            False: the position features only (the propulsion is ignored even where observed).
+
+        Returns
+        -------
+        dict
+            ``"vector"``: (n, 2, P) features of a 2-vector velocity (positions; a propulsion vector);
+            ``"angle"`` (angles only): (n, 1, Q) features of the turning velocity.
+        """
+        with_p = self.has_propulsion if propulsion is None else propulsion
+        n = len(x)
+        index, displacement, within = search(x)
+        distance = np.sqrt(np.einsum("nkc,nkc->nk", displacement, displacement))
+        safe = np.where(within, distance, 1.0)
+        direction = displacement / safe[..., None]
+        weight = self.radial_basis(distance) * within[..., None]  # (n, k, K)
+        radial = np.einsum("nkb,nkc->ncb", weight, direction)  # (n, 2, K)
+        if "radial_perp" in self.families:
+            # Σ_j B_k r̂_ij^⊥: the pair currents that are not gradients (odd under reflection: chiral systems).
+            radial = np.concatenate([radial, np.stack([-radial[:, 1], radial[:, 0]], axis=1)], axis=2)
+        columns = [np.broadcast_to(np.eye(2), (n, 2, 2))]
+        if self.external:
+            scale = 1.0 / self.cutoff
+            rel = (x - np.asarray(self.origin)) * scale
+            affine = np.zeros((n, 2, 4))
+            affine[:, 0, 0], affine[:, 0, 1] = rel[:, 0], rel[:, 1]
+            affine[:, 1, 2], affine[:, 1, 3] = rel[:, 0], rel[:, 1]
+            columns.append(affine)
+        out: dict[str, np.ndarray] = {}
+        if not with_p or orientation is None:
+            columns.append(radial)
+            out["vector"] = np.concatenate(columns, axis=2)
+            return out
+        p = orientation
+        perp = np.stack([-p[:, 1], p[:, 0]], axis=1)
+        pair = {}
+        pj = p[index]  # (n, k, 2)
+        for family in self.families:
+            if family == "align":
+                pair[family] = np.einsum("nkb,nkc->ncb", weight, pj)
+            elif family == "shell":
+                pair[family] = np.einsum("nkb,nc->ncb", weight, p)
+            elif family == "push":
+                along = np.einsum("nkc,nc->nk", direction, p)
+                pair[family] = np.einsum("nkb,nk,nkc->ncb", weight, along, direction)
+            elif family == "push_neighbour":
+                along = np.einsum("nkc,nkc->nk", direction, pj)
+                pair[family] = np.einsum("nkb,nk,nkc->ncb", weight, along, direction)
+        columns += [np.stack([p, perp], axis=2), radial, *pair.values()]
+        out["vector"] = np.concatenate(columns, axis=2)
+        if self.kind == "angle":
+            # Turning features: the same fields projected on p_i^⊥ = ∂_θ p_i.
+            turn = [np.ones((n, 1)), perp]
+            if self.external:
+                turn.append(np.einsum("nc,ncq->nq", perp, affine))
+            turn.append(np.einsum("nc,ncb->nb", perp, radial[..., : self.n_radial]))
+            turn += [np.einsum("nc,ncb->nb", perp, v) for f, v in pair.items() if f != "shell"]
+            out["angle"] = np.concatenate(turn, axis=1)[:, None, :]
+        return out
+
+
+def default_cutoff(x_frames, box_length: float | None, search_threads: int = 0) -> float:
+    """2.5 times the median nearest-neighbour distance over a few frames (``x_frames``: list of (n, 2) arrays):
+    the pair features reach the first two or three neighbour shells without knowing the interaction range."""
+    nearest = []
+    backend = backends.get_cpu("auto")
+    for x in x_frames:
+        if len(x) < 2:
+            continue
+        xs, box = box_for_search(np.ascontiguousarray(x, dtype=np.float64), 0.0, box_length)
+        _, displacement = backend.knn(xs, float(box), 2, search_threads)
+        nearest.append(np.sqrt(np.einsum("nc,nc->n", displacement[:, 1], displacement[:, 1])))
+    if not nearest:
+        return 1.0
+    d = float(np.median(np.concatenate(nearest)))
+    if not (math.isfinite(d) and d > 0):
+        return 1.0
+    cutoff = 2.5 * d
+    if box_length is not None:
+        cutoff = min(cutoff, 0.5 * box_length)
+    return cutoff
