@@ -11,14 +11,15 @@ from pathlib import Path
 import activescore as a
 from activescore import plotting
 from activescore.io.dataset import DatasetPlan, build_dataset
-from activescore.learning import train_score
+from activescore.learning import TrainConfig, train_score
 
 out = Path("mips_maps")
 system = a.mips(1024, packing_fraction=0.5)
 data = build_dataset(
     system, DatasetPlan(n_frames=64, spacing=2_000, burn_in=300_000, dt=a.MIPS_DT, seed=1), out / "dataset"
 )
-score = train_score(system, data.load(), loss="dsm", sigma=0.01, n_steps=5_000, checkpoint=out / "checkpoint.msgpack")
+training = TrainConfig(loss="dsm", sigmas=(0.01,), n_steps=5_000)
+score = train_score(system, data.load(), train=training, checkpoint=out / "checkpoint.msgpack")
 score.save(out / "score.msgpack")
 result = a.estimate(score, data.load(), system=system)
 print(result)  # compare the learned total with the learning-free identity (physics.md §6: sigma-smoothing bias)

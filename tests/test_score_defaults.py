@@ -20,7 +20,7 @@ from activescore.exact import GaussianScore, gaussian_epr, gaussian_samples, tra
 from activescore.learning import Score, ScoreNetConfig, TrainConfig, train_score
 from activescore.learning.defaults import default_network, most_within
 from activescore.learning.settings import default_steps
-from activescore.learning.train import _stopped
+from activescore.learning.stopping import should_stop as _stopped
 from activescore.learning.validation import implicit_lower_bound
 from score_helpers import relative_fisher_error, score_on_frames, stationary_frames
 

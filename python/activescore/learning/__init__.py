@@ -2,7 +2,7 @@
 
 Typical use::
 
-    score = train_score(system, trajectory, loss="dsm", sigma=0.01, n_steps=20_000)
+    score = train_score(system, trajectory, train=TrainConfig(loss="dsm", sigmas=(0.01,), n_steps=20_000))
     s_x, s_g = score(x, g)              # one snapshot, (N, 2) each (s_x is None when eps = 0; ABPs: s_g is s_θ, (N, 1))
     div_g = score.divergence_g(x, g)    # (N,) exact ∇_{g_i}·s_g,i (ABPs: ∂_{θ_i} s_θ,i)
     score.save("score.msgpack"); score = Score.load("score.msgpack")

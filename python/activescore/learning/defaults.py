@@ -24,6 +24,8 @@ Rules (README, "Learning the score"):
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -69,6 +71,44 @@ def stacked_recipe(system) -> bool:
     """Whether the defaults refit the trained network together with the drift-response features: interacting AOUPs
     without translational noise (module docstring)."""
     return system.propulsion_coordinate == "vector" and system.eps == 0 and interacting(system)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a network learns the score of a system: on the whole score (``base`` None) or on the residual of the
+    score ``base``, and whether it is refitted together with the drift-response features afterwards (``stacked``,
+    :func:`activescore.learning.stacking.stacked_score`)."""
+
+    base: Any
+    stacked: bool
+
+
+def training_recipe(system, base, loss: str) -> Recipe:
+    """The recipe for ``train_score``'s ``base``: ``"auto"`` (the network alone, refitted with the drift-response
+    features where :func:`stacked_recipe` holds), None (the network alone) or a score whose residual the network
+    learns (by the implicit loss ``loss``), checked."""
+    stacked = isinstance(base, str) and base == "auto" and stacked_recipe(system)
+    return Recipe(base=check_base(system, base, loss), stacked=stacked)
+
+
+def check_base(system, base, loss: str):
+    """The base score of a residual network (``train_score``'s ``base``; None for "auto" and None), checked."""
+    if isinstance(base, str):
+        if base != "auto":
+            raise ValueError(f"base: expected 'auto', None or a score (e.g. a LinearScore), got {base!r}")
+        return None
+    if base is None:
+        return None
+    if not (callable(base) and hasattr(base, "divergence_g") and hasattr(base, "to_dict")):
+        raise ValueError(f"base: expected 'auto', None or a score such as a LinearScore, got {type(base).__name__}")
+    if loss != "implicit":
+        raise ValueError(
+            "base: a network on the residual of a base score is trained by the implicit loss (denoising would need "
+            "the base at perturbed configurations); use TrainConfig(loss='implicit') or base=None"
+        )
+    if base.system.to_dict() != system.to_dict():
+        raise ValueError(f"base: it is a score of {base.system!r}, not of the system {system!r}")
+    return base
 
 
 #: Training frames (spread evenly) on which the default refit of a network with the drift-response features is
@@ -239,3 +279,24 @@ def check_network(system, config: ScoreNetConfig, *, loss: str, sigmas, x: np.nd
             f"{reach:.3g} (cutoff + noise margin), so the token set cuts through the cutoff sphere: "
             f"use k >= {needed}, a smaller cutoff or a smaller sigma"
         )
+
+
+def training_network(system, network, x: np.ndarray, train_config, base) -> ScoreNetConfig:
+    """The network ``train_score`` trains: ``network`` (a :class:`ScoreNetConfig`, or a preset name, None for
+    "small", completed by :func:`default_network`) for ``system`` learned from frames ``x`` (F, N, 2) with
+    ``train_config``'s loss, on the residual of ``base`` (a score, or None), checked (:func:`check_network`)."""
+    sigmas = train_config.effective_sigmas
+    if network is None or isinstance(network, str):
+        config = default_network(
+            system, x, preset=network or "small", loss=train_config.loss, sigmas=sigmas, residual=base is not None
+        )
+    else:
+        config = network
+    check_network(system, config, loss=train_config.loss, sigmas=sigmas, x=x)
+    if config.residual != (base is not None):
+        raise ValueError(
+            "network: residual=True needs a base score (base='auto' or a score), and a base needs a residual network"
+            if base is None
+            else "network: a network on the residual of a base score needs residual=True (and no gaussian_baseline)"
+        )
+    return config

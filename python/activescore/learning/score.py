@@ -16,7 +16,7 @@ from .data import gather_tokens, make_snapshots
 from .linear import LinearScore
 from .losses import self_divergence
 from .network import ScoreNet, ScoreNetConfig, init_params
-from .validation import Validation
+from .validation import Validation, validation_block
 
 #: A Score with ``token_tiers=None`` evaluates in token tiers once it has evaluated this many particles plainly:
 #: then it has spent on plain evaluation about what the tiers' compilations cost (the rent-or-buy rule, at most
@@ -132,11 +132,12 @@ class Score:
 
     @property
     def validation(self) -> Validation | None:
-        """The report on frames held out of training (None when none were held out): ``print(score.validation)``
-        shows the held-out loss, the learned EPR against the learning-free identity and the implicit-loss lower
-        bound."""
+        """The report on frames held out of training: ``print(score.validation)`` shows the held-out loss, the
+        learned EPR against the learning-free identity and the implicit-loss lower bound. None when training held
+        no frames out by choice (``holdout=0``); a :class:`~activescore.learning.validation.NotValidated` saying
+        why when ``holdout`` > 0 found too few frames to hold any out."""
         record = self.info.get("validation")
-        return None if record is None else Validation(record)
+        return None if record is None else validation_block(record)
 
     # ----------------------------------------------------------------------------------------- evaluation
     def __call__(self, x, g, *, sigma: float | None = None, box_length: float | None = None):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -116,3 +117,43 @@ class TrainConfig:
     def validate_every(self) -> int:
         """Steps between evaluations of the held-out loss."""
         return max(50, self.steps // 50)
+
+
+#: ``train_score`` keywords of earlier versions that are now fields of :class:`TrainConfig` (``sigma`` is
+#: ``sigmas``). Deprecated: accepted with a DeprecationWarning for one more release.
+LEGACY_KEYWORDS = (
+    "loss",
+    "sigma",
+    "n_steps",
+    "batch_particles",
+    "learning_rate",
+    "seed",
+    "warmup_steps",
+    "final_lr_fraction",
+    "optimizer",
+    "weight_decay",
+    "grad_clip",
+    "ema_decay",
+)
+
+
+def with_legacy_keywords(train_config: TrainConfig | None, legacy: dict) -> TrainConfig:
+    """``train_config`` (default ``TrainConfig()``) with the deprecated ``train_score`` keywords ``legacy``
+    applied, warning that they are deprecated; other keywords are a TypeError."""
+    unknown = sorted(set(legacy) - set(LEGACY_KEYWORDS))
+    if unknown:
+        raise TypeError(f"train_score() got unexpected keyword arguments {unknown}")
+    train_config = TrainConfig() if train_config is None else train_config
+    if not legacy:
+        return train_config
+    warnings.warn(
+        f"train_score({', '.join(f'{k}=' for k in legacy)}...) is deprecated: pass "
+        "train=TrainConfig(...) (sigma is TrainConfig(sigmas=...))",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    changes = dict(legacy)
+    if "sigma" in changes:
+        sigma = changes.pop("sigma")
+        changes["sigmas"] = () if sigma is None else tuple(float(s) for s in np.atleast_1d(sigma))
+    return dataclasses.replace(train_config, **changes)

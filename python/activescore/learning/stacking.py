@@ -23,8 +23,15 @@ import functools
 import jax
 import numpy as np
 
-from .linear import LinearScore, normal_equations, solve
+from .linear import DEFAULT_ORDER, LinearScore, normal_equations, solve
 from .score import Score
+from .validation import validate
+
+#: What the validation of a stacked score advises when it finds it inconsistent.
+STACKED_ADVICE = (
+    "the network and the drift-response features together miss part of the score here (README, The paper's "
+    "regime): train on more frames and for more steps, or use a larger network"
+)
 
 
 def network_correction(network: Score, x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -79,3 +86,37 @@ def stack(system, network: Score, x: np.ndarray, g: np.ndarray, order: int) -> S
         chunk_size=network.chunk_size,
         base=base,
     )
+
+
+def stacked_score(
+    system,
+    network: Score,
+    fit: tuple[np.ndarray, np.ndarray],
+    heldout: tuple[np.ndarray, np.ndarray] | None,
+    order: int = DEFAULT_ORDER,
+) -> Score:
+    """The default for interacting AOUPs with ε = 0 (:func:`activescore.learning.defaults.stacked_recipe`): the
+    trained ``network`` refitted together with the drift-response features of ``order`` on the frames ``fit``
+    (``(x, g)``, each (F, N, 2): a sample of the training frames) and validated on the held-out frames ``heldout``
+    (``(x, g)``, or None: not validated). The network's own validation is kept as ``info["network_validation"]``."""
+    x_fit, g_fit = fit
+    score = stack(system, network, x_fit, g_fit, order)
+    network_validation = network.info.get("validation")
+    if network_validation is not None:
+        score.info["network_validation"] = network_validation
+    if heldout is None:
+        return score
+    x_held, g_held = heldout
+    gram, rhs = stacked_normal_equations(system, network, x_held, g_held, order)
+    c = np.asarray(score.info["stack"]["coefficients"])
+    record = dict(network_validation or {})
+    loss = {
+        # The implicit loss per particle, up to its constant E|g|² − 2d (the normal equations sum over particles).
+        "loss": float(c @ gram @ c - 2 * c @ rhs) / x_held.shape[1],
+        "loss_name": "implicit (network and features refitted in closed form)",
+        "best_step": record.get("best_step", 0),
+        "steps": record.get("steps", 0),
+        "stopped_early": record.get("stopped_early", False),
+    }
+    score.info["validation"] = validate(system, score, x_held, g_held, loss, STACKED_ADVICE).to_dict()
+    return score

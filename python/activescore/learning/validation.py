@@ -20,7 +20,6 @@ loose by ε E|s_x − s*_x|² + rate E|s_q − s*_q|² otherwise.
 from __future__ import annotations
 
 import math
-import warnings
 
 import jax
 import jax.numpy as jnp
@@ -31,8 +30,22 @@ from ..estimation.result import N_STANDARD_ERRORS, RELATIVE_TOLERANCE
 from ..observables import drift, drift_divergence
 from .data import Snapshots, gather_tokens
 from .network import ScoreNetConfig
+from .notices import warn
 from .settings import TrainConfig
 from .step import make_loss
+from .stopping import NOISE_LEVELS
+
+__all__ = [
+    "NOISE_LEVELS",
+    "TRAINING_ADVICE",
+    "HeldOut",
+    "NotValidated",
+    "Validation",
+    "epr_check",
+    "implicit_lower_bound",
+    "validate",
+    "validation_block",
+]
 
 
 def _mean_stderr(series: np.ndarray) -> tuple[float, float]:
@@ -132,6 +145,19 @@ class Validation:
         return f"Validation({self.record!r})"
 
 
+class NotValidated(Validation):
+    """The validation block of a score trained with ``holdout`` > 0 on too few frames to hold any out: why it
+    was not validated. Keys: ``frames`` (0), ``steps``, ``not_validated`` (the reason)."""
+
+    def __str__(self) -> str:
+        return f"Score not validated: {self.record['not_validated']}"
+
+
+def validation_block(record: dict) -> Validation:
+    """The :class:`Validation` (or :class:`NotValidated`) of a saved validation record."""
+    return NotValidated(record) if "not_validated" in record else Validation(record)
+
+
 def epr_check(system, score, x: np.ndarray, g: np.ndarray) -> dict:
     """The learned EPR (both forms) against the learning-free identity on frames ``x``, ``g`` (F, N, 2), the
     implicit-loss lower bound and the verdict, as plain numbers (per particle)."""
@@ -174,10 +200,9 @@ def validate(system, score, x: np.ndarray, g: np.ndarray, loss: dict, advice: st
                 advice += (
                     "; with eps = 0 the closed-form activescore.learning.fit_linear_score captures more at small gamma"
                 )
-            warnings.warn(
+            warn(
                 f"score validation: on {len(x)} held-out frames the learned EPR is inconsistent with the "
-                f"learning-free identity: learned/identity = {ratio:.3f} ± {se:.2g} (quadratic form); {advice}",
-                stacklevel=4,
+                f"learning-free identity: learned/identity = {ratio:.3f} ± {se:.2g} (quadratic form); {advice}"
             )
     return Validation(record)
 
@@ -214,39 +239,3 @@ class HeldOut:
 
     def __call__(self, params) -> float:
         return float(self.loss(params, self.tokens, self.key))
-
-
-#: A held-out loss counts as worse than the best before it only when above it by more than this many noise levels.
-NOISE_LEVELS = 2.0
-
-
-def _evaluation_noise(losses: np.ndarray, patience: int) -> float:
-    """The standard deviation of one held-out evaluation, estimated robustly from the last 2 × ``patience`` + 1:
-    1.4826 × median |change| / √2 (where the changes are noise)."""
-    changes = np.abs(np.diff(losses[-(2 * patience + 1) :]))
-    return 1.4826 * float(np.median(changes)) / math.sqrt(2) if len(changes) else 0.0
-
-
-def _stopped(heldout_history: list, patience: int) -> bool:
-    """True when each of the last ``patience`` held-out losses lies above the best loss before them by more than
-    :data:`NOISE_LEVELS` times the noise of one evaluation (:func:`_evaluation_noise`, from the history itself).
-
-    So a plateau, on which the held-out loss can no longer resolve what the decaying learning rate still improves,
-    does not stop a run (stopping there left a trapped ε = 0 Gaussian 4 % off its EPR, against 0.4 % at the end of the
-    schedule); a held-out loss that has clearly risen (overfitting) does.
-    """
-    if len(heldout_history) <= patience:
-        return False
-    losses = np.array([loss for _, loss in heldout_history], dtype=np.float64)
-    noise = _evaluation_noise(losses, patience)
-    return bool(losses[-patience:].min() > losses[:-patience].min() + NOISE_LEVELS * noise)
-
-
-def _keep_best(heldout_history: list, patience: int) -> bool:
-    """Whether the weights of the best held-out evaluation should replace the last ones: only when the last loss
-    lies above the best by more than :data:`NOISE_LEVELS` times the noise of one evaluation (an overfitted run),
-    since among losses equal within their noise the end of the learning-rate schedule is the better estimate."""
-    if len(heldout_history) < 2:
-        return False
-    losses = np.array([loss for _, loss in heldout_history], dtype=np.float64)
-    return bool(losses[-1] > losses.min() + NOISE_LEVELS * _evaluation_noise(losses, patience))
