@@ -7,6 +7,7 @@ import scipy.sparse as sparse
 
 import activescore as a
 from activescore import exact
+from activescore.estimation.statistics import ratio_estimate
 from activescore.learning.linear import LinearScore, fit_linear_score, pair_jacobian, response_features
 
 
@@ -77,7 +78,13 @@ def test_the_fit_recovers_the_exact_gaussian_score_through_the_defaults(v0, gamm
     exact_score = exact.GaussianScore(system)
     learned = np.stack([score(xf, gf)[1] for xf, gf in zip(test_x, test_g, strict=True)])
     truth = np.stack([exact_score(xf, gf)[1] for xf, gf in zip(test_x, test_g, strict=True)])
-    assert relative_fisher_error(learned, truth) <= 0.02
+    # The fit's error is that of a few coefficients from 40 × 200 × 2 samples: measured 0.029 % ± 0.001 % for all
+    # three (the same dimensionless problem), the former bar 2 %; now its upper limit at 5 standard errors (delta
+    # method over the independent particles) must stay below 0.2 %, room for the data's draw.
+    per_particle = np.sum((learned - truth) ** 2, axis=-1).ravel(), np.sum(truth**2, axis=-1).ravel()
+    error = ratio_estimate(*per_particle, 40, "relative Fisher error", None)
+    assert error.value == pytest.approx(relative_fisher_error(learned, truth), rel=1e-12)
+    assert error.value + 5 * error.stderr <= 0.002, error
     result = a.estimate(score, (test_x, test_g), system=system, progress=False)
     assert abs(result.epr_per_particle["quadratic"].value / exact.gaussian_epr(system) - 1) <= 0.03
     assert score.validation.consistent
