@@ -106,80 +106,34 @@ def test_bad_config_file(tmp_path, capsys):
     assert "not valid TOML" in capsys.readouterr().err
 
 
-def test_dataset_train_estimate_plot_pipeline(tmp_path, capsys):
-    """Every command that reads samples takes a data set or the GSD trajectory that simulate writes."""
-    sim_args = [*TINY, "--set", "system.eps=0.1", "--set", "simulation.dt=0.02"]
-    ds_args = [*sim_args, "--set", "dataset.burn_in=50", "--set", "dataset.spacing=10", "--set", "dataset.n_frames=6"]
-    assert run_cli("dataset", *ds_args, "--out", tmp_path / "d") == 0
+def test_dataset_train_estimate_plot_pipeline(tmp_path, capsys, monkeypatch):
+    """Every command that reads samples takes a data set or the GSD trajectory that simulate writes. Each command
+    runs through its defaults (small through the documented knob ACTIVESCORE_QUICK=1, no setting chosen here)."""
+    monkeypatch.setenv("ACTIVESCORE_QUICK", "1")
+    assert run_cli("dataset", "--out", tmp_path / "d") == 0
     data = tmp_path / "d" / "dataset"
-    assert (
-        run_cli(
-            "simulate",
-            *sim_args,
-            "--set",
-            "simulation.n_steps=60",
-            "--set",
-            "simulation.save_every=10",
-            "--out",
-            tmp_path / "s",
-        )
-        == 0
-    )
+    assert len(a.io.dataset.SnapshotDataset(data)) == 12
+    assert run_cli("simulate", "--out", tmp_path / "s") == 0
     gsd = tmp_path / "s" / "trajectory.gsd"
-    train = [
-        "train",
-        "--set",
-        "train.n_steps=20",
-        "--set",
-        "train.batch_particles=8",
-        "--set",
-        "train.checkpoint_every=10",
-        "--data",
-        gsd,
-        "--out",
-        tmp_path / "t",
-    ]
+    train = ["train", "--data", gsd, "--out", tmp_path / "t"]
     assert run_cli(*train) == 0
     from activescore.learning import Score
 
-    info = Score.load(tmp_path / "t" / "score.msgpack").info
-    assert info["n_frames"] + info["heldout_frames"] == 7  # the trajectory's frames (two held out for validation)
-    assert (
-        run_cli(
-            "estimate",
-            "--set",
-            "estimate.bins=8",
-            "--score",
-            tmp_path / "t" / "score.msgpack",
-            "--data",
-            data,
-            "--out",
-            tmp_path / "e",
-        )
-        == 0
-    )
+    score = tmp_path / "t" / "score.msgpack"
+    info = Score.load(score).info
+    assert info["n_frames"] + info["heldout_frames"] == 11  # the trajectory's frames (two held out for validation)
+    assert info["n_steps"] == 20
+    assert run_cli("estimate", "--score", score, "--data", data, "--out", tmp_path / "e") == 0
     summary = (tmp_path / "e" / "summary.txt").read_text()
     assert "LEARNING-FREE CHECK" in summary and (tmp_path / "e" / "epr.png").stat().st_size > 0
+    assert json.loads((tmp_path / "e" / "summary.json").read_text())["n_snapshots"] == 12
     assert (
-        run_cli(
-            "estimate",
-            "--set",
-            "estimate.bins=4",
-            "--set",
-            "estimate.frames=3",
-            "--score",
-            tmp_path / "t" / "score.msgpack",
-            "--data",
-            gsd,
-            "--out",
-            tmp_path / "eg",
-        )
-        == 0
+        run_cli("estimate", "--set", "estimate.frames=3", "--score", score, "--data", gsd, "--out", tmp_path / "g") == 0
     )
-    assert json.loads((tmp_path / "eg" / "summary.json").read_text())["n_snapshots"] == 3
+    assert json.loads((tmp_path / "g" / "summary.json").read_text())["n_snapshots"] == 3
     assert run_cli("plot", "--data", data, "--out", tmp_path / "p.png") == 0
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
     # A finished stage is not redone: the score is the same file, untouched, and the command says so.
-    score = tmp_path / "t" / "score.msgpack"
     before = (score.read_bytes(), score.stat().st_mtime_ns)
     capsys.readouterr()
     assert run_cli(*train) == 0

@@ -134,7 +134,7 @@ def defaults(demo: bool = False, *, small: bool | None = None) -> dict:
     """The embedded defaults (with ``demo``: the demo's small values layered on them; with ``ACTIVESCORE_QUICK=1``
     in the environment: :data:`QUICK` layered on top)."""
     config = {**copy.deepcopy(_SECTIONS), "train": train_defaults()}
-    config = {**config, "estimate": config.pop("estimate")}  # the pipeline's order
+    config["estimate"] = config.pop("estimate")  # the pipeline's order: [estimate] after [train]
     for section, values in DEMO.items() if demo else ():
         config[section].update(values)
     for section, values in QUICK.items() if (quick() if small is None else small) else ():
