@@ -166,3 +166,16 @@ def test_checks_that_need_the_inputs_run_before_the_folder_is_made(tmp_path, cap
     assert status == 2 and "n_particles=32" in line and "activescore train --data" in line
     assert "transfer" not in line
     assert not (tmp_path / "t").exists() and not (tmp_path / "e").exists()
+
+
+def test_remedies_are_the_command_lines(tmp_path, capsys):
+    """A file left by another run is named with what the command line can do about it, not an API argument."""
+    out = tmp_path / "o"
+    out.mkdir()
+    other = a.AOUP(24, packing_fraction=0.3, v0=0.5, gamma=0.5)
+    a.simulate(other, 40, 0.1, seed=5, save_every=10, out=out / "trajectory.gsd", progress=False, n_threads=1)
+    (out / "trajectory.gsd").rename(out / "trajectory.gsd.partial")  # as an interrupted run with seed 5 leaves it
+    status, line, _ = run_cli(capsys, "simulate", *TINY, "--out", out)
+    assert status == 2 and "holds a run with other settings (seed differ)" in line
+    assert "remove it or choose another --out" in line and "=True" not in line
+    assert sorted(p.name for p in out.iterdir()) == ["trajectory.gsd.partial"]

@@ -150,6 +150,13 @@ def test_plotting_the_whole_result_draws_its_map_or_says_what_it_takes():
         plotting.plot_current(object())
 
 
+def test_the_sweep_figures_give_the_epr_its_unit():
+    from activescore.sweeps import figures
+
+    labels = [label for column, label in figures._QUANTITIES if "epr" in column]
+    assert labels and all(label.endswith("[k_B / time]") for label in labels)
+
+
 def test_help_and_the_readme_name_every_command(capsys):
     with pytest.raises(SystemExit):
         cli.main(["plot", "--help"])

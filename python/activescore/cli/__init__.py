@@ -117,6 +117,8 @@ class Run:
     def _take_back(self) -> None:
         """Leave the folder as it was before this run: removed when the run made it, else its record restored."""
         try:
+            if not self.lock.held:
+                return  # another command holds the folder (even one this run made an instant before): not ours
             if self.made:
                 shutil.rmtree(self.out, ignore_errors=True)
             else:

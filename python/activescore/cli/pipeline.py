@@ -54,6 +54,19 @@ def simulate(run, system, sim: dict) -> Path:
         f"({sim['backend']} backend, seed {sim['seed']}), a frame every {sim['save_every']} steps -> {path}"
     )
     start = time.perf_counter()
+    try:
+        _simulate_to(path, system, sim)
+    except ValueError as err:  # the API's remedy (overwrite=True) in the command line's terms
+        raise ValueError(
+            str(err).replace("choose another file or pass overwrite=True", "remove it or choose another --out")
+        ) from None
+    run.finish("simulate", time.perf_counter() - start, frames=frames, file=path.name)
+    say(f"simulate: wrote {frames} frames to {path}")
+    return path
+
+
+def _simulate_to(path: Path, system, sim: dict) -> None:
+    """Stream the run of a ``[simulation]`` section to the GSD file ``path``, resuming the frames it holds."""
     simulate_into(
         [GSDSink(path)],
         system,
@@ -71,9 +84,6 @@ def simulate(run, system, sim: dict) -> Path:
         desc="simulate",
         log=lambda text: say(f"  {text}"),
     )
-    run.finish("simulate", time.perf_counter() - start, frames=frames, file=path.name)
-    say(f"simulate: wrote {frames} frames to {path}")
-    return path
 
 
 def _trajectory_differs(path: Path, system, frames: int) -> str | None:

@@ -122,6 +122,13 @@ def describe_foreign(path: Path) -> str:
     return ""
 
 
+try:
+    import fcntl  # noqa: F401
+except ImportError:  # pragma: no cover (Windows)
+    _HAS_FCNTL = False
+else:
+    _HAS_FCNTL = True
+
 #: The lock file of an output folder (:class:`FolderLock`).
 LOCK_NAME = ".activescore.lock"
 
@@ -185,6 +192,11 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
         return self
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock (always true where ``fcntl`` is missing and no lock is taken)."""
+        return self._fd is not None or not _HAS_FCNTL
 
     def _describe_holder(self) -> str:
         try:

@@ -156,18 +156,13 @@ def cmd_sweep(args) -> int:
     made = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     lock = FolderLock(out, "`activescore sweep`")
-    try:
-        lock.acquire()
-    except BaseException:
-        if made:
-            shutil.rmtree(out, ignore_errors=True)
-        raise
+    lock.acquire()  # a folder in use is refused, and left to the command holding it (even one made just now)
     try:
         _run_sweep(sweep, base, over, seeds, out, settings)
     except ValueError:
-        lock.release(remove=True)
         if made:  # a usage error (exit status 2) leaves no folder behind
             shutil.rmtree(out, ignore_errors=True)
+        lock.release(remove=True)
         raise
     finally:
         lock.release()
