@@ -17,7 +17,7 @@ def test_a_stiff_stable_trap_relaxation_runs_on_numba():
     assert len(traj) > 1 and abs(traj.x[-1]).max() < abs(traj.x[0]).max()
 
 
-def test_a_stiff_stable_trap_relaxation_runs_on_the_compiled_core():
+def test_a_stiff_stable_trap_relaxation_runs_on_the_compiled_core(core):
     traj = a.simulate(spread_out_trapped_aoups(), 200, 0.02, seed=1, backend="cpp", progress=False)
     assert len(traj) > 1 and abs(traj.x[-1]).max() < abs(traj.x[0]).max()
 
