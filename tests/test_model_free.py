@@ -114,15 +114,18 @@ def test_positions_only_markov_and_tur_bound():
     bound = tur.bound_per_particle
     assert bound.value <= exact + N_SE * bound.stderr, bound
     assert bound.value > N_SE * bound.stderr, bound  # there is a current: the bound sees it
-    assert "LOWER BOUND" in str(tur)
+    assert "LOWER BOUND" in str(tur) and tur.warning is None and tur.msd_ratio < 2.5
 
 
 def test_tur_bound_below_the_epr_of_hidden_propulsion():
     """Trapped AOUPs with ε = 0 (EPR = d A per particle, physics.md §5), propulsion hidden: the bound is below."""
     system = a.AOUP(64, box_length=400.0, k=0.0, trap=1.0, eps=0.0, gamma=2.0, v0=1.5)
     traj = a.simulate(system, 600, 0.01, seed=6, save_every=1, burn_in=1000)
-    bound = tur_lower_bound(traj).bound_per_particle
+    with pytest.warns(UserWarning, match="smoothly between frames"):
+        tur = tur_lower_bound(traj)  # ε = 0: the positions do not diffuse, and the TUR says so
+    bound = tur.bound_per_particle
     assert bound.value <= 2 * system.trap + N_SE * bound.stderr, bound
+    assert tur.msd_ratio > 3.5
 
 
 def test_interacting_soft_disks_against_the_identity():
@@ -217,6 +220,18 @@ def test_open_field_of_view_leaves_the_edge_out():
     result = estimate_model_free(tracks)
     check_exact(result, system.v0**2 / system.eps)
     assert result.mean_particles < inside.sum(axis=1).mean()  # the edge band was left out
+
+
+def test_frame_features_recomputed_beyond_the_cache_budget(monkeypatch):
+    """With no room to keep frame features, the per-particle pass recomputes them: the same numbers."""
+    from activescore.modelfree import estimator
+
+    traj = a.simulate(free_abp(16), 40, 0.01, seed=3, save_every=1)
+    kept = estimate_model_free(traj)
+    monkeypatch.setattr(estimator, "CACHE_BYTES", 0)
+    recomputed = estimate_model_free(traj)
+    assert recomputed.epr_per_particle.value == kept.epr_per_particle.value
+    np.testing.assert_array_equal(recomputed.quadratic, kept.quadratic)
 
 
 def test_tracks_from_trajectory_metadata():

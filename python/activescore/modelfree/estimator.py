@@ -303,11 +303,11 @@ class FrameCache:
         features: FeatureSet,
         search: NeighbourSearch,
         propulsion: bool | None = None,
-        budget: int = CACHE_BYTES,
+        budget: int | None = None,
     ):
         self.tracks, self.features, self.search, self.propulsion = tracks, features, search, propulsion
         self.store: dict[int, tuple[np.ndarray, dict]] = {}
-        self.budget, self.size = budget, 0
+        self.budget, self.size = CACHE_BYTES if budget is None else budget, 0
 
     def __call__(self, k: int) -> tuple[np.ndarray, dict]:
         """``(slot, features)``: slot (M,) the row of each track in this frame's arrays (−1 if absent)."""
@@ -320,7 +320,7 @@ class FrameCache:
             self.store[k] = (slot, value)
             self.size += sum(v.nbytes for v in value.values())
             while self.size > self.budget and len(self.store) > 2:
-                oldest = min(self.store)
+                oldest = next(iter(self.store))  # the first inserted (never k, the last)
                 self.size -= sum(v.nbytes for v in self.store.pop(oldest)[1].values())
         return self.store[k]
 

@@ -12,14 +12,17 @@ an estimate of the EPR itself.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from ..estimation.statistics import Estimate, n_batches_for
-from .estimator import N_RADIAL, FrameCache, block_increment, pair_rows, setup
+from .estimator import N_RADIAL, FrameCache, block_increment, frame_pairs, pair_rows, setup
 from .tracks import Tracks, as_tracks
 
+#: MSD(2Δt)/MSD(Δt) above this means the positions move ballistically between frames (2: diffusive, 4: smooth).
+BALLISTIC_RATIO = 3.0
 #: Pair currents beyond the gradients: Σ_j B_k r̂_ij^⊥ (Σ_j B_k r̂_ij summed over particles is the increment of a
 #: pair function, whose mean vanishes in a steady state).
 TUR_FAMILIES = ("radial_perp",)
@@ -54,6 +57,10 @@ class TURBound:
         The best current ψ = Σ_k c_k φ_k (up to a factor) on ``feature_names``.
     dt, lag, n_pairs, n_batches, mean_particles
         Δt of the pairs, their lag in frames, pairs used, jackknife batches, mean particles per pair.
+    msd_ratio : float
+        MSD(2Δt)/MSD(Δt) of the positions: 2 when they diffuse between frames, 4 when they move smoothly.
+    warning : str or None
+        Given when ``msd_ratio`` > 3: without translational noise the short-time TUR does not hold.
     """
 
     tracks: Tracks = field(repr=False)
@@ -66,6 +73,8 @@ class TURBound:
     n_pairs: int
     n_batches: int
     mean_particles: float
+    msd_ratio: float = math.nan
+    warning: str | None = None
 
     def summary(self) -> str:
         unit = f" per {self.tracks.time_unit}" if self.tracks.time_unit else " per unit time"
@@ -77,7 +86,9 @@ class TURBound:
                 f"  bound per particle {format(self.bound_per_particle, '.5g')}   total {format(self.bound, '.5g')}",
                 "  A LOWER BOUND on the coarse-grained (positions-only) entropy production: not the EPR, which is",
                 "  at least as large (physics.md §8).",
+                f"  MSD(2Δt)/MSD(Δt) = {self.msd_ratio:.3g} (2: the positions diffuse between frames, as the TUR needs)",
             ]
+            + (["  !!! " + self.warning] if self.warning else [])
         )
 
     def __str__(self) -> str:
@@ -156,4 +167,23 @@ def tur_lower_bound(
     coefficients = np.linalg.lstsq(cov, j.mean(axis=0) / scaled, rcond=None)[0] / scaled
     total = Estimate(value, stderr, "TUR lower bound (positions)", None, n)
     per = Estimate(value / mean_particles, stderr / mean_particles, "TUR lower bound (positions)", None, n)
-    return TURBound(tracks, total, per, coefficients, names, dt, int(lag), n, nb, mean_particles)
+    ratio = mean_square_step(tracks, 2 * int(lag)) / mean_square_step(tracks, int(lag))
+    warning = None
+    if ratio > BALLISTIC_RATIO:
+        warning = (
+            f"the positions move smoothly between frames (MSD(2Δt)/MSD(Δt) = {ratio:.2f} > {BALLISTIC_RATIO:g}): the "
+            "short-time TUR needs translational noise, so this is no bound on an EPR without it (physics.md §8)"
+        )
+        warnings.warn(warning, stacklevel=2)
+    return TURBound(tracks, total, per, coefficients, names, dt, int(lag), n, nb, mean_particles, ratio, warning)
+
+
+def mean_square_step(tracks: Tracks, lag: int) -> float:
+    """Mean |x(t + lag) − x(t)|² over the tracks present in both frames (NaN without such pairs)."""
+    total, count = 0.0, 0
+    for k0, k1 in frame_pairs(tracks.frames, lag):
+        rows = np.flatnonzero(tracks.present[k0] & tracks.present[k1])
+        d = block_increment(tracks, "x", k0, k1, rows)
+        total += float(np.einsum("nc,nc->", d, d))
+        count += len(rows)
+    return total / count if count else math.nan
