@@ -11,15 +11,17 @@
     activescore sweep    [CONFIG] --over phi=0.3,0.5 --seeds 4 --out DIR   a grid of points on Dask
 
 DATA is a data set folder (from ``dataset``) or a GSD trajectory (from ``simulate``). Each command reads the
-embedded defaults, then CONFIG (TOML), then the ``--set`` overrides, rejects unknown keys
-and bad values before any work, prints what it will do, and writes ``config.toml`` (the resolved configuration)
-and ``run.json`` (version, status, timings) beside its outputs. Interrupted commands resume when rerun with the
-same --out; finished stages are not redone.
+embedded defaults, then CONFIG (TOML), then the ``--set`` overrides, rejects unknown keys, bad values and settings
+it would ignore before any work, prints what it will do, and writes ``config.toml`` (the resolved configuration)
+and ``run.json`` (version, status, timings) beside its outputs. An output folder belongs to one run of one command
+(locked while it runs). Interrupted commands resume when rerun with the same --out; finished stages are not redone.
+With ``ACTIVESCORE_QUICK=1`` in the environment every default is small (64 particles, short runs).
 
 A mistake (a bad value, a missing or foreign file, a run that blows up) ends the command with one line,
 ``activescore CMD: error: ...``, naming the key, file or value and what is allowed, and a non-zero exit status
-(2: nothing was done; 1: the run failed; 130: interrupted). ``run.json`` records ``"status"`` as ``"done"``,
-``"failed"`` (with the message) or ``"interrupted"``. ``--debug`` shows the traceback instead.
+(2: nothing was done, and --out is left as it was; 1: the run failed, what it finished is kept; 130: interrupted).
+``run.json`` records ``"status"`` as ``"done"``, ``"failed"`` (with the message) or ``"interrupted"``. ``--debug``
+shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -404,19 +406,22 @@ def cmd_estimate(args) -> int:
             "the command line applies a score to the system it was trained on (train one on this data with "
             f"`activescore train --data {args.data}`)"
         )
-    frames = len(samples) if samples is not None else None
+    if samples is not None:
+        frames = len(samples)
+    else:
+        from ..io.gsd import read_header
+
+        frames = read_header(args.data)[2]  # a GSD trajectory: its frames are read whole by the stage
     _check_estimate_memory(system, frames, c["estimate"])
     with Run(args.out, "estimate", {**c, "score": str(args.score), "data": str(args.data)}) as run:
         pipeline.estimate(run, score_path, Path(args.data), c["estimate"])
     return 0
 
 
-def _check_estimate_memory(system, frames: int | None, est: dict) -> None:
+def _check_estimate_memory(system, frames: int, est: dict) -> None:
     """Refuse an estimate whose snapshots do not fit in memory (they are loaded at once), before any output."""
     from ..simulation.memory import check_memory
 
-    if frames is None:
-        return  # a GSD trajectory: read whole by the stage, its size is that of the file
     used = frames if est["frames"] <= 0 else min(est["frames"], frames)
     # positions and propulsion (float64), with the score's outputs and the per-particle fields: about 8 such arrays
     need = used * system.n_particles * 8 * 4 * 8
@@ -425,7 +430,7 @@ def _check_estimate_memory(system, frames: int | None, est: dict) -> None:
 
 def cmd_plot(args) -> int:
     from .. import plotting
-    from ..simulation.trajectory import load_trajectory
+    from ..io.gsd import read_frame, read_header
 
     if (args.gsd is None) == (args.data is None):
         raise ValueError("give exactly one of --gsd FILE and --data DIR")
@@ -434,11 +439,14 @@ def cmd_plot(args) -> int:
         plotting.image_format(out)
     except ValueError as err:
         raise ValueError(f"--out {err}") from None
-    if args.gsd is not None:
+    if args.gsd is not None:  # the one frame drawn is read, not the whole file
+        gsd = _input_file("--gsd", args.gsd, "GSD trajectory")
         with _opening("--gsd", args.gsd):
-            traj = load_trajectory(_input_file("--gsd", args.gsd, "GSD trajectory"))
-        k = _frame_index(args.frame, len(traj), args.gsd)
-        system, x, g, t = traj.system, traj.x[k], traj.g[k], traj.t[k]
+            n_frames = read_header(gsd)[2]
+        k = _frame_index(args.frame, n_frames, args.gsd)
+        with _opening("--gsd", args.gsd):
+            meta, system, x, q, step = read_frame(gsd, k)
+        g, t = system.propulsion_direction(q), step * meta["dt"]
     else:
         ds, _ = _input_samples("--data", args.data)
         if ds is None:
