@@ -235,6 +235,7 @@ def test_train_with_a_missing_data_set_creates_nothing(tmp_path, capsys):
         ("system.n_particles=2", "config key system.packing_fraction: ", "packing_fraction <="),
         ("simulation.backend=gpu", "simulation.backend", "['auto', 'cpp', 'cuda', 'numba']"),
         ("estimate.bins=-1", "estimate.bins", "[0, inf]"),
+        ("train.ema_decay=1.5", "[train]: ema_decay must be in [0, 1), got 1.5", "ema_decay"),
     ],
 )
 def test_config_rejects_bad_values(capsys, override, key, allowed):

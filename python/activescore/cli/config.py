@@ -125,6 +125,10 @@ def train_config(section: dict):
     for key, automatic in _AUTOMATIC.items():
         fields[key] = None if fields[key] == automatic else fields[key]
     try:
+        # The ranges TrainConfig checks together, one key at a time, so that the message names the one that fails.
+        check.real("learning_rate", fields["learning_rate"], low=0.0, low_open=True)
+        check.real("ema_decay", fields["ema_decay"], low=0.0, high=1.0, high_open=True)
+        check.real("grad_clip", fields["grad_clip"], low=0.0, low_open=True)
         return TrainConfig(**fields)
     except ValueError as err:
         raise ValueError(f"config section [train]: {err}") from None
