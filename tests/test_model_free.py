@@ -85,6 +85,24 @@ def test_free_abp_exact_defaults():
     assert result.diffusion["g"] == pytest.approx(system.rotational_diffusion, rel=0.05)
 
 
+def test_per_particle_fields_follow_the_exact_ones():
+    """Trapped AOUPs have an exact (model-based) per-particle field e_i = v_i·D⁻¹v_i (the chain's Gaussian score):
+    the model-free e_i on the same frames correlate with it, particle by particle and binned in space."""
+    system = trapped_aoup(64)
+    traj = a.simulate(system, 300, 0.005, seed=13, save_every=1, burn_in=1500)
+    free = estimate_model_free(traj)
+    exact = a.estimate(a.exact.GaussianScore(system, dt=0.005), (traj.x, traj.g), system=system, keep_fields=True)
+    model_free, model_based = free.quadratic, exact.quadratic[: len(free.quadratic)]
+    assert np.corrcoef(model_free.ravel(), model_based.ravel())[0, 1] >= 0.9
+    half = 2.0  # the cloud's extent is about 1
+    mean, count, _, _ = free.per_particle_map(bins=6, bounds=(-half, half, -half, half))
+    edges = np.linspace(-half, half, 7)
+    positions = free.positions.reshape(-1, 2)
+    exact_map = np.histogram2d(*positions.T, bins=(edges, edges), weights=model_based.ravel())[0]
+    filled = count >= 20
+    assert np.corrcoef(mean[filled], exact_map[filled] / count[filled])[0, 1] >= 0.9
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["aoup", "abp"])
 def test_exact_within_three_percent(model):

@@ -89,6 +89,18 @@ def solve_normal(gram: np.ndarray, rhs: np.ndarray, ridge: float = RIDGE) -> tup
     return c, effective
 
 
+def trace_of_solve(gram: np.ndarray, other: np.ndarray, ridge: float = RIDGE) -> float:
+    """tr(A⁻¹ B) with A's columns normalised as in :func:`solve_normal` (unused columns left out)."""
+    diag = np.diag(gram).copy()
+    used = diag > 1e-300 * max(float(diag.max(initial=0.0)), 1e-300)
+    if not used.any():
+        return 0.0
+    scale = np.sqrt(diag[used])
+    a = gram[np.ix_(used, used)] / np.outer(scale, scale)
+    b = other[np.ix_(used, used)] / np.outer(scale, scale)
+    return float(np.trace(np.linalg.solve(a + ridge * np.eye(len(a)), b)))
+
+
 @dataclass
 class _Moments:
     """Sums over the frame pairs of one batch and one block (module docstring)."""
@@ -499,8 +511,12 @@ def estimate_model_free(
             values.append((2 * c @ m.rhs / dt - c @ m.gram @ c) / (diff[b] * m.n_particles))
         series[b] = np.asarray(values)
         correction[b] = 2 * p_eff / (n_used * dt * mean_particles)
-        quadratic = c @ t.gram @ c
-        overlap = c @ (0.5 * (t.cross + t.cross.T)) @ c
+        # The fit's noise δc (covariance 2D A⁻¹/Δt) decorrelates as fast as the noise it was fitted to: its expected
+        # share of both forms is removed, so that λ is the rate of the velocity, not of the fit's noise.
+        cross = 0.5 * (t.cross + t.cross.T)
+        noise = 2 * diff[b] / dt
+        quadratic = c @ t.gram @ c - noise * p_eff
+        overlap = c @ cross @ c - noise * trace_of_solve(t.gram, cross)
         rates[b] = -math.log(overlap / quadratic) / dt if quadratic > 0 and overlap > 0 else math.inf
     length = min(len(s) for s in series.values())
     split = {}

@@ -156,11 +156,32 @@ class FeatureSet:
         with_p = self.has_propulsion if propulsion is None else propulsion
         n = len(x)
         index, displacement, within = search(x)
+        # The search returns neighbours by distance: the columns past the last one within the cutoff hold none.
+        width = int((within * np.arange(1, within.shape[1] + 1)).max(initial=0))
+        index, displacement, within = index[:, :width], displacement[:, :width], within[:, :width]
         distance = np.sqrt(np.einsum("nkc,nkc->nk", displacement, displacement))
         safe = np.where(within, distance, 1.0)
         direction = displacement / safe[..., None]
         weight = self.radial_basis(distance) * within[..., None]  # (n, k, K)
-        radial = np.einsum("nkb,nkc->ncb", weight, direction)  # (n, 2, K)
+        # Every pair family is Σ_j B_k(|r_ij|) u_ij for a per-pair 2-vector u_ij: one batched product over k.
+        vectors = {"radial": direction}
+        if with_p and orientation is not None:
+            p_i = np.broadcast_to(orientation[:, None, :], direction.shape)
+            p_j = orientation[index]
+            for family in self.families:
+                if family == "align":
+                    vectors[family] = p_j
+                elif family == "shell":
+                    vectors[family] = p_i
+                elif family == "push":
+                    vectors[family] = np.einsum("nkc,nkc->nk", direction, p_i)[..., None] * direction
+                elif family == "push_neighbour":
+                    vectors[family] = np.einsum("nkc,nkc->nk", direction, p_j)[..., None] * direction
+        stacked = np.concatenate(list(vectors.values()), axis=2)  # (n, k, 2 × families)
+        summed = np.matmul(weight.transpose(0, 2, 1), stacked)  # (n, K, 2 × families)
+        summed = summed.reshape(n, self.n_radial, len(vectors), 2).transpose(2, 0, 3, 1)  # (families, n, 2, K)
+        sums = dict(zip(vectors, summed, strict=True))
+        radial = sums["radial"]  # (n, 2, K)
         if "radial_perp" in self.families:
             # Σ_j B_k r̂_ij^⊥: the pair currents that are not gradients (odd under reflection: chiral systems).
             radial = np.concatenate([radial, np.stack([-radial[:, 1], radial[:, 0]], axis=1)], axis=2)
@@ -179,19 +200,7 @@ class FeatureSet:
             return out
         p = orientation
         perp = np.stack([-p[:, 1], p[:, 0]], axis=1)
-        pair = {}
-        pj = p[index]  # (n, k, 2)
-        for family in self.families:
-            if family == "align":
-                pair[family] = np.einsum("nkb,nkc->ncb", weight, pj)
-            elif family == "shell":
-                pair[family] = np.einsum("nkb,nc->ncb", weight, p)
-            elif family == "push":
-                along = np.einsum("nkc,nc->nk", direction, p)
-                pair[family] = np.einsum("nkb,nk,nkc->ncb", weight, along, direction)
-            elif family == "push_neighbour":
-                along = np.einsum("nkc,nkc->nk", direction, pj)
-                pair[family] = np.einsum("nkb,nk,nkc->ncb", weight, along, direction)
+        pair = {f: sums[f] for f in self.families if f in sums}
         columns += [np.stack([p, perp], axis=2), radial, *pair.values()]
         out["vector"] = np.concatenate(columns, axis=2)
         if self.kind == "angle":

@@ -112,7 +112,8 @@ def tur_lower_bound(
     σ ≥ max_c 2⟨J⟩²/(Δt Var J) = 2 rᵀΣ⁻¹r/Δt (physics.md §8), with Hotelling's correction for the finite number of
     frame pairs. It bounds the entropy production of the positions (a coarse-grained quantity) from below; the EPR of
     the full state is larger still. Currents whose mean vanishes by symmetry (an isotropic system without chirality
-    has no mean rotational current) give a bound of 0.
+    has no mean rotational current) give a bound of 0. The short-time TUR needs translational noise: where the
+    positions move smoothly between frames (ε = 0; MSD(2Δt)/MSD(Δt) > 3) a warning says the number bounds no EPR.
 
     Parameters
     ----------
