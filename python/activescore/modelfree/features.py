@@ -43,15 +43,17 @@ INITIAL_NEIGHBOURS = 16
 def box_for_search(x: np.ndarray, cutoff: float, box_length: float | None) -> tuple[np.ndarray, float]:
     """Positions and a periodic box in which the compiled k-nearest-neighbour search sees the right pairs.
 
-    A periodic box is used as it is. Open space is embedded in a periodic box more than twice the cloud's extent
-    plus the cutoff, so the minimum image never joins particles across it and the search is that of open space.
+    Open space is embedded in a periodic box more than twice the cloud's extent plus the cutoff, so the minimum image
+    never joins particles across it and the search is that of open space. A periodic box is used as it is, unless
+    the particles fill less than half of it (a trapped cloud): no pair within the cutoff then crosses its edge, and
+    the tight box of open space keeps the cell list's cells near the particles' spacing.
     """
-    if box_length is not None:
-        return x, box_length
     low, high = x.min(axis=0), x.max(axis=0)
+    extent = float(np.max(high - low))
+    if box_length is not None and extent + 2 * cutoff >= box_length / 2:
+        return x, box_length
     centre = 0.5 * (low + high)
-    half_extent = float(np.max(high - low)) / 2
-    return x - centre, 4 * half_extent + 2 * cutoff + 1.0
+    return x - centre, 2 * extent + 2 * cutoff + 1.0
 
 
 class NeighbourSearch:
