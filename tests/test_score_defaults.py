@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 
 import activescore as a
+from activescore.estimation.statistics import ratio_estimate
 from activescore.exact import GaussianScore, gaussian_epr, gaussian_samples, trapped_aoup_covariance
 from activescore.learning import Score, ScoreNetConfig, TrainConfig, train_score
 from activescore.learning.defaults import default_network, most_within
@@ -24,7 +25,11 @@ from activescore.learning.stopping import should_stop as _stopped
 from activescore.learning.validation import implicit_lower_bound
 from score_helpers import relative_fisher_error, score_on_frames, stationary_frames
 
+#: The issue's bars: relative Fisher error and learned EPR against the exact one (both mostly systematic: the
+#: learning error of a finite training run). Where a run's error has been measured, a tighter systematic bar is
+#: passed and the Fisher error's upper confidence limit (N_SE standard errors over the fresh frames) must be below it.
 FISHER_BAR, EPR_BAR = 0.02, 0.03
+N_SE = 5
 
 
 def trapped(eps, *, n=64, v0=1.5, gamma=2.0, trap=1.0, box_length=400.0):
@@ -32,21 +37,22 @@ def trapped(eps, *, n=64, v0=1.5, gamma=2.0, trap=1.0, box_length=400.0):
 
 
 def fisher_error_and_epr(system, score, seed=2, frames=50):
-    """(relative Fisher error of (s_x, s_g) or s_g, learned EPR per particle) on fresh exact samples."""
+    """(relative Fisher error of (s_x, s_g) or s_g, learned EPR per particle) on fresh exact samples, each an
+    Estimate with its standard error over the frames (the Fisher error as a ratio of per-frame sums, delta method)."""
     x, g = gaussian_samples(system, frames, seed=seed)
     s_x, s_g = score_on_frames(score, x, g)
     exact = GaussianScore(system)
     pairs = [exact(xf, gf) for xf, gf in zip(x, g, strict=True)]
     exact_x, exact_g = np.stack([p[0] for p in pairs]), np.stack([p[1] for p in pairs])
-    if s_x is None:
-        error = relative_fisher_error(s_g, exact_g)
-    else:
-        error = relative_fisher_error(np.stack([s_x, s_g]), np.stack([exact_x, exact_g]))
+    learned, truth = (s_g[None], exact_g[None]) if s_x is None else (np.stack([s_x, s_g]), np.stack([exact_x, exact_g]))
+    per_frame = np.sum((learned - truth) ** 2, axis=(0, 2, 3)), np.sum(truth**2, axis=(0, 2, 3))
+    error = ratio_estimate(*per_frame, frames, "relative Fisher error", None)  # frames are independent: one each
+    assert error.value == pytest.approx(relative_fisher_error(learned, truth), rel=1e-12)
     result = a.estimate(score, (x, g), system=system, progress=False)
-    return error, result.epr_per_particle["quadratic"].value
+    return error, result.epr_per_particle["quadratic"]
 
 
-def check_gaussian_through_the_defaults(system, frames=1000):
+def check_gaussian_through_the_defaults(system, frames=1000, fisher_bar=None):
     x, g = gaussian_samples(system, frames, seed=1)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -56,8 +62,14 @@ def check_gaussian_through_the_defaults(system, frames=1000):
     assert not ours, [str(w.message) for w in ours]
     error, epr = fisher_error_and_epr(system, score)
     exact = gaussian_epr(system)
-    assert error <= FISHER_BAR, (error, score.config)
-    assert abs(epr / exact - 1) <= EPR_BAR, (epr, exact)
+    assert error.value <= FISHER_BAR, (error, score.config)
+    if fisher_bar is not None:
+        assert error.value + N_SE * error.stderr <= fisher_bar, (error, score.config)
+    # Not split into systematic + standard errors: at ε = 0 the learned EPR's learning bias alone (against the exact
+    # score on the same frames: −3.6 %, −5.2 %, −4.3 % for training seeds 0, 1, 2) and its statistical error (1.3 %
+    # over 50 frames) fill the 3 % (measured against the exact EPR: −2.8 % at the default seed 0; seeds 1 and 2 give
+    # −4.5 % and −3.5 % and would fail). ε = 0.5: +0.5 %, +1.0 %, +0.8 % ± 0.8 %.
+    assert abs(epr.value / exact - 1) <= EPR_BAR, (epr, exact)
     assert score.validation.consistent
     return score
 
@@ -65,7 +77,9 @@ def check_gaussian_through_the_defaults(system, frames=1000):
 @pytest.mark.parametrize("eps", [0.5, 0.0])
 def test_trapped_gaussian_through_the_defaults(eps):
     # 500 frames (1688 default steps) keep this in the default run; the slow versions below take 1000.
-    check_gaussian_through_the_defaults(trapped(eps), frames=500)
+    # Measured relative Fisher error over training seeds 0 (the default), 1, 2: 0.81 %, 1.02 %, 0.76 % (ε = 0.5),
+    # 0.69 %, 0.98 %, 0.74 % (ε = 0), each ± 0.02 % over the fresh frames: a systematic bar of 1.5 %.
+    check_gaussian_through_the_defaults(trapped(eps), frames=500, fisher_bar=0.015)
 
 
 @pytest.mark.slow
@@ -240,10 +254,13 @@ def test_a_good_score_is_judged_consistent():
     from activescore.learning.validation import epr_check
 
     system = trapped(0.5, n=32)
-    x, g = gaussian_samples(system, 20, seed=4)
+    x, g = gaussian_samples(system, 250, seed=4)  # 250 frames: 5 s.e. is ≈ 7 %, under the former fixed 10 %
     check = epr_check(system, GaussianScore(system), x, g)
-    assert check["consistent"] and abs(check["ratio"]["quadratic"][0] - 1) < 0.1
-    assert check["lower_bound"][0] == pytest.approx(check["epr"]["quadratic"][0], rel=0.1)
+    ratio, ratio_stderr = check["ratio"]["quadratic"]
+    assert check["consistent"] and abs(ratio - 1) <= 5 * ratio_stderr
+    # For the exact score the bound is the EPR (within both estimates' standard errors, combined as independent).
+    (bound, bound_stderr), (epr, epr_stderr) = check["lower_bound"], check["epr"]["quadratic"]
+    assert abs(bound - epr) <= 5 * np.hypot(bound_stderr, epr_stderr)
 
 
 def test_holdout_zero_turns_the_validation_off_and_early_stopping_rule():
@@ -281,16 +298,22 @@ def soft_disk_frames(v0, packing_fraction, dt, seed, duration, every, n=128):
     return system, stationary_frames(system, dt, duration, every, seed)
 
 
-def equilibrium_fisher_errors(n, duration):
+def equilibrium_fisher_errors(n, duration, train=None):
     """Relative Fisher errors of (s_x, s_g) learned through the defaults from ``duration / 0.5`` frames of ``n``
-    equilibrium soft disks at φ = 0.4, on fresh frames. v0 = 0: the exact score is s_x = k ΣF/ε, s_g = −g
-    (physics.md §5)."""
-    system, train = soft_disk_frames(0.0, 0.4, 0.01, seed=1, duration=duration, every=0.5, n=n)
+    equilibrium soft disks at φ = 0.4, on fresh frames, as Estimates with their standard errors over those frames
+    (spaced 5 time units, ≫ the relaxation times 1/k = 1/γ = 1: independent). v0 = 0: the exact score is
+    s_x = k ΣF/ε, s_g = −g (physics.md §5)."""
+    system, frames = soft_disk_frames(0.0, 0.4, 0.01, seed=1, duration=duration, every=0.5, n=n)
     _, test = soft_disk_frames(0.0, 0.4, 0.01, seed=2, duration=200, every=5, n=n)
-    score = train_score(system, train, progress=False)
+    score = train_score(system, frames, progress=False, **({} if train is None else dict(train=train)))
     s_x, s_g = score_on_frames(score, test.x, test.g)
     exact_x = np.stack([a.forces(system, x) for x in test.x]) / system.eps
-    return relative_fisher_error(s_x, exact_x), relative_fisher_error(s_g, -test.g)
+    errors = []
+    for learned, truth in ((s_x, exact_x), (s_g, -test.g)):
+        per_frame = np.sum((learned - truth) ** 2, axis=(1, 2)), np.sum(truth**2, axis=(1, 2))
+        errors.append(ratio_estimate(*per_frame, len(test.x), "relative Fisher error", None))
+        assert errors[-1].value == pytest.approx(relative_fisher_error(learned, truth), rel=1e-12)
+    return errors
 
 
 @pytest.mark.slow
@@ -298,15 +321,17 @@ def test_equilibrium_soft_disks_through_the_defaults():
     # 128 disks, 900 training frames, 6750 default steps: s_x ≈ 1.7 %, s_g ≈ 0.3 % (seed 1 of the training:
     # 1.8 %, 0.4 %).
     error_x, error_g = equilibrium_fisher_errors(128, 500)
-    assert error_x <= FISHER_BAR and error_g <= FISHER_BAR, (error_x, error_g)
+    assert error_x.value <= FISHER_BAR and error_g.value <= FISHER_BAR, (error_x, error_g)
 
 
 def test_equilibrium_soft_disks_through_the_defaults_fast():
-    # The same on 180 training frames of 64 disks (1000 default steps, the minimum): 14 times fewer samples, so
-    # s_x ≈ 18 % and s_g ≈ 3.7 %. The bars (25 %, 6 %) leave room for other platforms' rounding and still fail a
-    # score that misses the interactions (s_x = 0 is 100 %).
+    # The same on 180 training frames of 64 disks (1000 default steps, the minimum): 14 times fewer samples.
+    # Measured (training seed 0, the default; seed 1): s_x 17.8 % ± 0.6 %, 22.4 % ± 0.8 %; s_g 3.74 % ± 0.09 %,
+    # 3.52 % ± 0.07 %. s_x's error moves by more than its standard error from seed to seed (a training error, not
+    # noise), so its systematic bar stays 25 % (s_x = 0 is 100 %); s_g's upper limit at 5 standard errors must stay
+    # below 5 % (formerly 6 % on the value).
     error_x, error_g = equilibrium_fisher_errors(64, 100)
-    assert error_x <= 0.25 and error_g <= 0.06, (error_x, error_g)
+    assert error_x.value <= 0.25 and error_g.value + N_SE * error_g.stderr <= 0.05, (error_x, error_g)
 
 
 @pytest.mark.slow
