@@ -111,8 +111,9 @@ def test_the_api_checks_sizes_and_says_what_it_drops(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"24 particles keeping 1001 frames in memory needs about .* MB of memory"):
         a.simulate(system, 1000, 0.01, save_every=1, progress=False)
     monkeypatch.undo()
-    with pytest.warns(UserWarning, match="the last 5 steps are run .* but saved in no frame"):
+    with pytest.warns(UserWarning, match="the last 5 steps are run .* but saved in no frame") as said:
         traj = a.simulate(system, 25, 0.01, save_every=10, seed=1, progress=False, n_threads=1)
+    assert said[0].filename == __file__  # the warning points at the user's call
     assert traj.final_state.step == 25 and list(traj.step) == [0, 10, 20]
     with warnings.catch_warnings():
         warnings.simplefilter("error")

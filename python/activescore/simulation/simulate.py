@@ -148,6 +148,7 @@ def simulate_into(
     overwrite: bool = False,
     desc: str | None = None,
     log: Callable[[str], None] | None = None,
+    _caller_depth: int = 0,
 ) -> State:
     """Run :func:`simulate` and hand every saved frame to each of ``sinks``, without keeping them in memory.
 
@@ -193,7 +194,7 @@ def simulate_into(
         warnings.warn(
             f"simulate: n_steps={n_steps} is not a multiple of save_every={save_every}: the last "
             f"{n_steps % save_every} steps are run (final_state holds them) but saved in no frame",
-            stacklevel=3,
+            stacklevel=2 + _caller_depth,  # the user's call (through simulate: one level up)
         )
     frames_in_memory = (n_steps // save_every + 1) * sum(isinstance(sink, MemorySink) for sink in sinks)
     check_memory(
@@ -324,5 +325,6 @@ def simulate(
         n_threads=n_threads,
         resume=resume,
         overwrite=overwrite,
+        _caller_depth=1,
     )
     return _trajectory(final.system, memory, memory.header, final)
