@@ -95,6 +95,14 @@ def test_a_folder_holds_the_outputs_of_one_command(tmp_path, capsys):
     status, line, _ = run_cli(capsys, "dataset", *TINY[:10], "--set", "dataset.n_frames=2", "--out", out)
     assert status == 2 and f"--out {out}: holds the outputs of `activescore simulate`" in line
     assert snapshot(out) == before  # config.toml and run.json untouched
+    status, line, _ = run_cli(capsys, "sweep", "--over", "phi=0.3", "--out", out)
+    assert status == 2 and f"--out {out}: holds the outputs of another activescore command" in line
+    assert snapshot(out) == before
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "sweep.json").write_text("{}")  # what a sweep writes first
+    status, line, _ = run_cli(capsys, "simulate", *TINY, "--out", tmp_path / "sweep")
+    assert status == 2 and "holds the outputs of `activescore sweep`" in line
+    assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["sweep.json"]
     # The same command with another configuration is refused too, naming what differs.
     status, line, _ = run_cli(capsys, "simulate", *TINY, "--set", "system.n_particles=32", "--out", out)
     assert status == 2 and "system.n_particles: 24 -> 32" in line

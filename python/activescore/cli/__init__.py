@@ -72,6 +72,8 @@ class Run:
             self.lock.acquire()
             self._before = {name: _read(self.out / name) for name in ("run.json", "config.toml")}
             previous = _previous_record(self.record_path)
+            if (self.out / "sweep.json").exists():
+                previous = {"command": "sweep", **previous}
             if previous and previous.get("command") != command:
                 raise ValueError(
                     f"--out {self.out}: holds the outputs of `activescore {previous.get('command')}` (its run.json); "

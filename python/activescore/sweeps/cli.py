@@ -157,6 +157,12 @@ def cmd_sweep(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     lock = FolderLock(out, "`activescore sweep`")
     lock.acquire()  # a folder in use is refused, and left to the command holding it (even one made just now)
+    if (out / "run.json").exists():  # the record of another command's run
+        lock.release()
+        raise ValueError(
+            f"--out {out}: holds the outputs of another activescore command (its run.json); a folder holds one "
+            "command's outputs: choose another folder for `activescore sweep`"
+        )
     try:
         _run_sweep(sweep, base, over, seeds, out, settings)
     except ValueError:
