@@ -187,3 +187,20 @@ def test_remedies_are_the_command_lines(tmp_path, capsys):
     assert status == 2 and "holds a run with other settings (seed differ)" in line
     assert "remove it or choose another --out" in line and "=True" not in line
     assert sorted(p.name for p in out.iterdir()) == ["trajectory.gsd.partial"]
+
+
+def test_a_finished_training_is_kept_only_for_its_own_data(tmp_path, capsys):
+    from activescore.learning.linear import LinearScore
+
+    system = a.AOUP(24, packing_fraction=0.3, v0=0.5, gamma=0.5)
+    gsd = tmp_path / "t.gsd"
+    a.simulate(system, 60, 0.05, seed=1, save_every=10, out=gsd, progress=False, n_threads=1)
+    train = ["train", "--set", "train.network=linear", "--data", gsd, "--out", tmp_path / "t"]
+    assert run_cli(capsys, *train)[0] == 0
+    assert "train: already done" in run_cli(capsys, *train)[2]
+    LinearScore(a.AOUP(32, packing_fraction=0.3, v0=0.5, gamma=0.5), [0.0, 0.0, 0.0], 1).save(
+        tmp_path / "t" / "score.json"
+    )  # the record says done; the file is another system's
+    status, line, out = run_cli(capsys, *train)
+    assert status == 2 and "already done" not in out
+    assert "score.json is the score of AOUP(n_particles=32" in line and "remove score.json" in line

@@ -216,10 +216,18 @@ def train(run, data: Path, tr: dict) -> Path:
     """Train a score on the samples at ``data`` (a data set folder or a GSD trajectory) to ``score.msgpack``, or
     with ``network = "linear"`` fit the drift-response score to ``score.json``."""
     path = run.out / ("score.json" if tr["network"] == "linear" else "score.msgpack")
+    samples, system = read_samples(data)  # before importing JAX: a bad --data is reported at once
     if run.done("train") and path.exists():
+        from ..learning import load_score
+
+        held = load_score(path).system
+        if held != system:
+            raise ValueError(
+                f"--out {run.out}: {path.name} is the score of {held!r}, but --data {data} holds {system!r}; "
+                f"remove {path.name} or choose another folder"
+            )
         say(f"train: already done ({path})")
         return path
-    samples, system = read_samples(data)  # before importing JAX: a bad --data is reported at once
     if tr["network"] == "linear":
         return fit_linear(run, samples, system, tr, path)
     from ..learning import train_score
