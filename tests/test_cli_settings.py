@@ -64,6 +64,8 @@ def test_keys_a_command_does_not_use_are_refused(tmp_path, capsys, gsd_24):
     assert status == 2 and "does not use [simulation]" in line
     status, line, _ = run_cli(capsys, "dataset", "--set", "simulation.n_steps=10", "--out", tmp_path / "d")
     assert status == 2 and "simulation.n_steps=10" in line and "dataset.n_frames" in line
+    status, line, _ = run_cli(capsys, "demo", "--set", "simulation.save_every=10", "--out", tmp_path / "m")
+    assert status == 2 and "`activescore demo` does not use it (dataset.spacing sets it)" in line
     status, line, _ = run_cli(capsys, "simulate", "--set", "train.loss=dsm", "--out", tmp_path / "s")
     assert status == 2 and "does not use [train]" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == []

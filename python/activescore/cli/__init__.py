@@ -216,6 +216,7 @@ _UNUSED = {
         "simulation.dtype": "a data set is simulated in float64",
     },
 }
+_UNUSED["demo"] = _UNUSED["dataset"]  # the demo simulates through a data set too
 
 
 def _resolve(args, sections, command: str | None = None, *, data_system=None, data=None):
@@ -485,6 +486,9 @@ def cmd_demo(args) -> int:
     check and write the maps; then report the paper's MIPS regime beside it (identity and what the closed-form
     drift-response score captures there). The whole pipeline on the CPU, with the embedded defaults."""
     c = cfg.resolve(args.config, args.set or (), None, demo=True)
+    for key, value in cfg.given_keys(None, args.set or ())[1].items():
+        if key in _UNUSED["demo"]:
+            raise ValueError(f"--set {key}={value}: `activescore demo` does not use it ({_UNUSED['demo'][key]})")
     cfg.validate(c)
     system = cfg.make_system(c["system"])
     paper = cfg.defaults()
