@@ -72,11 +72,13 @@ class Run:
             self.lock.acquire()
             self._before = {name: _read(self.out / name) for name in ("run.json", "config.toml")}
             previous = _previous_record(self.record_path)
+            record_name = "run.json"
             if (self.out / "sweep.json").exists():
-                previous = {"command": "sweep", **previous}
+                previous, record_name = {"command": "sweep", **previous}, "sweep.json"
             if previous and previous.get("command") != command:
                 raise ValueError(
-                    f"--out {self.out}: holds the outputs of `activescore {previous.get('command')}` (its run.json); "
+                    f"--out {self.out}: holds the outputs of `activescore {previous.get('command')}` (its "
+                    f"{record_name}); "
                     f"a folder holds one command's outputs: choose another folder for `activescore {command}`"
                 )
             if previous and previous.get("config") != config:
