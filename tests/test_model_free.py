@@ -7,6 +7,7 @@ seeds are fixed. The long versions (3 % of the exact values) are marked slow.
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -161,11 +162,21 @@ def test_tur_bound_below_the_epr_of_hidden_propulsion():
     """Trapped AOUPs with ε = 0 (EPR = d A per particle, physics.md §5), propulsion hidden: the bound is below."""
     system = a.AOUP(64, box_length=400.0, k=0.0, trap=1.0, eps=0.0, gamma=2.0, v0=1.5)
     traj = a.simulate(system, 600, 0.01, seed=6, save_every=1, burn_in=1000)
-    with pytest.warns(UserWarning, match="smoothly between frames"):
+    with pytest.warns(UserWarning, match="nearly ballistically between frames"):
         tur = tur_lower_bound(traj)  # ε = 0: the positions do not diffuse, and the TUR says so
     bound = tur.bound_per_particle
     assert bound.value <= 2 * system.trap + N_SE * bound.stderr, bound
     assert tur.msd_ratio > 3.5
+    positions = tracks_from_arrays(traj.x, frame_interval=0.01, box_length=system.box_length)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        estimate_model_free(positions, keep_fields=False)  # positions alone are not the state here
+    assert any("not the state" in str(w.message) and "tur_lower_bound" in str(w.message) for w in caught)
+    # With the propulsion observed, the positions' increments are all drift: the estimator says so, and with the
+    # positions declared noiseless the propulsion block alone gives the EPR, d A per particle (physics.md §5).
+    with pytest.warns(UserWarning, match="block 'x' .* carries no noise"):
+        estimate_model_free(traj, keep_fields=False)
+    check_exact(estimate_model_free(traj, diffusion={"x": 0}, keep_fields=False), 2 * system.trap)
 
 
 def test_interacting_soft_disks_against_the_identity():

@@ -24,6 +24,12 @@ from ..estimation.statistics import Estimate, n_batches_for, series_estimate
 from .features import PAIR_FAMILIES, FeatureSet, NeighbourSearch, default_cutoff
 from .tracks import Tracks, as_tracks
 
+#: MSD(2Δt)/MSD(Δt) above this means the positions move nearly ballistically between frames (2: diffusive,
+#: 4: smooth, as without translational noise).
+BALLISTIC_RATIO = 3.5
+#: A block whose increments are less than this share noise (2 D̂ Δt per component over the mean square increment)
+#: is taken to carry none: its fitted drift explains the rest.
+NOISE_SHARE = 0.01
 #: Warn when the frame spacing times the fitted velocity's decorrelation rate exceeds this (bias ~ λΔt/2).
 WARN_RATE = 0.1
 #: Ridge added to the diagonal of the column-normalised normal equations.
@@ -45,6 +51,17 @@ def frame_pairs(frames: np.ndarray, lag: int) -> np.ndarray:
         if (int(f) - int(frames[0])) % lag == 0 and int(f) + lag in position
     ]
     return np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def mean_square_step(tracks: Tracks, lag: int) -> float:
+    """Mean |x(t + lag) − x(t)|² over the tracks present in both frames (NaN without such pairs)."""
+    total, count = 0.0, 0
+    for k0, k1 in frame_pairs(tracks.frames, lag):
+        rows = np.flatnonzero(tracks.present[k0] & tracks.present[k1])
+        d = block_increment(tracks, "x", k0, k1, rows)
+        total += float(np.einsum("nc,nc->", d, d))
+        count += len(rows)
+    return total / count if count else math.nan
 
 
 def block_increment(tracks: Tracks, block: str, k0: int, k1: int, rows: np.ndarray) -> np.ndarray:
@@ -453,6 +470,15 @@ def estimate_model_free(
     noisy = [b for b in blocks if (given[b] or 0.0) > 0 or given[b] is None]
     if not noisy:
         raise ValueError("diffusion declares every block noiseless: there is no entropy production to estimate")
+    if tracks.kind == "positions" and given["x"] is None:
+        ratio = mean_square_step(tracks, 2 * int(lag)) / mean_square_step(tracks, int(lag))
+        if ratio > BALLISTIC_RATIO:
+            warnings.warn(
+                f"the positions move nearly ballistically between frames (MSD(2Δt)/MSD(Δt) = {ratio:.2f} > "
+                f"{BALLISTIC_RATIO:g}): with a hidden propulsion they are not the state and this is no EPR; use "
+                "tur_lower_bound (physics.md §8)",
+                stacklevel=2,
+            )
     names = {
         "x": features.vector_names(),
         "g": features.angle_names() if tracks.kind == "angle" else features.vector_names(),
@@ -495,6 +521,14 @@ def estimate_model_free(
             residual = t.square - 2 * dt * cb @ t.rhs_start + dt * dt * cb @ t.gram_start @ cb
             diff[b] = max(float(residual / (2 * dt * t.n_values)), 0.0)
             estimated[b] = True
+            share = 2 * diff[b] * dt * t.n_values / t.square if t.square > 0 else 0.0
+            if share < NOISE_SHARE:
+                warnings.warn(
+                    f"the increments of block {b!r} are {100 * (1 - share):.1f} % drift (noise share {share:.2g} < "
+                    f"{NOISE_SHARE:g}): it carries no noise at this Δt; declare diffusion={{{b!r}: 0}} (e.g. ε = 0), "
+                    "or with the propulsion hidden use tur_lower_bound (physics.md §8)",
+                    stacklevel=2,
+                )
             if diff[b] == 0:
                 raise ValueError(
                     f"block {b!r} shows no noise in its increments: declare it with diffusion={{{b!r}: 0}}"

@@ -18,11 +18,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..estimation.statistics import Estimate, n_batches_for
-from .estimator import N_RADIAL, FrameCache, block_increment, frame_pairs, pair_rows, setup
+from .estimator import BALLISTIC_RATIO, N_RADIAL, FrameCache, block_increment, mean_square_step, pair_rows, setup
 from .tracks import Tracks, as_tracks
 
-#: MSD(2Δt)/MSD(Δt) above this means the positions move ballistically between frames (2: diffusive, 4: smooth).
-BALLISTIC_RATIO = 3.0
 #: Pair currents beyond the gradients: Σ_j B_k r̂_ij^⊥ (Σ_j B_k r̂_ij summed over particles is the increment of a
 #: pair function, whose mean vanishes in a steady state).
 TUR_FAMILIES = ("radial_perp",)
@@ -60,7 +58,7 @@ class TURBound:
     msd_ratio : float
         MSD(2Δt)/MSD(Δt) of the positions: 2 when they diffuse between frames, 4 when they move smoothly.
     warning : str or None
-        Given when ``msd_ratio`` > 3: without translational noise the short-time TUR does not hold.
+        Given when ``msd_ratio`` > 3.5: without translational noise the short-time TUR does not hold.
     """
 
     tracks: Tracks = field(repr=False)
@@ -113,7 +111,7 @@ def tur_lower_bound(
     frame pairs. It bounds the entropy production of the positions (a coarse-grained quantity) from below; the EPR of
     the full state is larger still. Currents whose mean vanishes by symmetry (an isotropic system without chirality
     has no mean rotational current) give a bound of 0. The short-time TUR needs translational noise: where the
-    positions move smoothly between frames (ε = 0; MSD(2Δt)/MSD(Δt) > 3) a warning says the number bounds no EPR.
+    positions move nearly ballistically between frames (MSD(2Δt)/MSD(Δt) > 3.5, as with ε = 0) a warning says so.
 
     Parameters
     ----------
@@ -172,19 +170,9 @@ def tur_lower_bound(
     warning = None
     if ratio > BALLISTIC_RATIO:
         warning = (
-            f"the positions move smoothly between frames (MSD(2Δt)/MSD(Δt) = {ratio:.2f} > {BALLISTIC_RATIO:g}): the "
-            "short-time TUR needs translational noise, so this is no bound on an EPR without it (physics.md §8)"
+            f"the positions move nearly ballistically between frames (MSD(2Δt)/MSD(Δt) = {ratio:.2f} > "
+            f"{BALLISTIC_RATIO:g}): if they carry no translational noise the short-time TUR does not hold and this "
+            "bounds no EPR (physics.md §8)"
         )
         warnings.warn(warning, stacklevel=2)
     return TURBound(tracks, total, per, coefficients, names, dt, int(lag), n, nb, mean_particles, ratio, warning)
-
-
-def mean_square_step(tracks: Tracks, lag: int) -> float:
-    """Mean |x(t + lag) − x(t)|² over the tracks present in both frames (NaN without such pairs)."""
-    total, count = 0.0, 0
-    for k0, k1 in frame_pairs(tracks.frames, lag):
-        rows = np.flatnonzero(tracks.present[k0] & tracks.present[k1])
-        d = block_increment(tracks, "x", k0, k1, rows)
-        total += float(np.einsum("nc,nc->", d, d))
-        count += len(rows)
-    return total / count if count else math.nan
