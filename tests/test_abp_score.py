@@ -240,16 +240,19 @@ def test_interacting_active_abps_learned_epr_agrees_with_the_identity():
     score = train_score(system, traj, TrainConfig(loss="implicit", n_steps=1500), progress=False)
     result = a.estimate(score, traj, progress=False, n_threads=1)
     print(result)
-    GAP = 0.15  # noqa: N806
+    # Systematic: the training and function-class gap of a small network trained briefly, measured 4 % and 5 % above
+    # (docstring); bar 7 % plus 5 paired standard errors (batch means; ≈ 0.3 % each in the AOUP counterpart,
+    # test_estimators), formerly a fixed 15 %. Not rerun after this change (about 25 minutes on 2 loaded cores).
+    gap = 0.07
     forms = {form: result.ratio[form] for form in ("quadratic", "divergence")}
     both = ratio_estimate(
         result.quadratic.sum(axis=1), result.divergence.sum(axis=1), result.n_batches, "quadratic/divergence", 0.0
     )
     print(forms, both)
     for form, ratio in forms.items():
-        assert abs(ratio.value - 1) <= GAP + 5 * ratio.stderr, ratio
+        assert abs(ratio.value - 1) <= gap + 5 * ratio.stderr, ratio
         assert result.split[form]["g"].value > 5 * result.split[form]["g"].stderr  # the θ share is there
-    assert abs(both.value - 1) <= GAP + 5 * both.stderr, both
+    assert abs(both.value - 1) <= gap + 5 * both.stderr, both
 
 
 @pytest.mark.slow

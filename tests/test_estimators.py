@@ -12,6 +12,7 @@ import pytest
 import activescore as a
 from activescore import exact
 from activescore.estimation import estimate, learning_free_epr, local_epr
+from activescore.estimation.statistics import ratio_estimate
 
 N_SE = 5.0  # tolerance in standard errors
 D = 2
@@ -461,7 +462,14 @@ def test_learned_score_totals_agree_with_identity(active_run):
     r = estimate(score, traj, progress=False, n_threads=1)
     print(r)
     assert r.sigma == 0.0  # the implicit loss has no smoothing
-    ident = r.identity.per_particle.value
-    for form in ("quadratic", "divergence"):
-        assert r.epr_per_particle[form].value == pytest.approx(ident, rel=0.15)
-    assert r.epr_per_particle["quadratic"].value == pytest.approx(r.epr_per_particle["divergence"].value, rel=0.15)
+    # Systematic: a small network trained briefly misses part of the score (a training and function-class gap).
+    # Measured learned/identity 1.010 ± 0.003 (quadratic), 1.001 ± 0.003 (divergence), quadratic/divergence
+    # 1.010 ± 0.001; an earlier version measured gaps of 4-5 %. Bar: 5 % systematic plus 5 paired standard errors
+    # (batch means), ≈ 6.7 % in all, formerly a fixed 15 %.
+    gap = 0.05
+    forms = {form: r.ratio[form] for form in ("quadratic", "divergence")}
+    both = ratio_estimate(r.quadratic.sum(axis=1), r.divergence.sum(axis=1), r.n_batches, "quadratic/divergence", 0.0)
+    print(forms, both)
+    for ratio in forms.values():
+        assert abs(ratio.value - 1) <= gap + 5 * ratio.stderr, ratio
+    assert abs(both.value - 1) <= gap + 5 * both.stderr, both
