@@ -280,7 +280,8 @@ def test_frame_features_recomputed_beyond_the_cache_budget(monkeypatch):
     traj = a.simulate(free_abp(16), 40, 0.01, seed=3, save_every=1)
     kept = estimate_model_free(traj)
     monkeypatch.setattr(estimator, "CACHE_BYTES", 0)
-    recomputed = estimate_model_free(traj)
+    assert estimate_model_free(traj).quadratic is None  # by default only when they cost no second feature pass
+    recomputed = estimate_model_free(traj, keep_fields=True)
     assert recomputed.epr_per_particle.value == kept.epr_per_particle.value
     np.testing.assert_array_equal(recomputed.quadratic, kept.quadratic)
 

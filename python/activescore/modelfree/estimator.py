@@ -37,6 +37,9 @@ RIDGE = 1e-8
 #: Tent functions of the radial basis of the pair features.
 N_RADIAL = 8
 BLOCKS = ("x", "g")
+#: The decorrelation of the fitted velocity (the λΔt check) is measured on about this many frame pairs (all of
+#: them when there are fewer): enough for a rate, at a fraction of the cost of the normal equations.
+CROSS_PAIRS = 256
 #: Frame features kept for the second pass (per-particle fields) up to this many bytes.
 CACHE_BYTES = 256 << 20
 
@@ -126,25 +129,38 @@ class _Moments:
     rhs: np.ndarray  # Σ ½(Φ + Φ')ᵀ Δz
     gram_start: np.ndarray  # Σ ΦᵀΦ (Itô: the drift fit)
     rhs_start: np.ndarray  # Σ Φᵀ Δz
-    cross: np.ndarray  # Σ ΦᵀΦ' (the velocity's decorrelation over one frame pair)
+    cross: (
+        np.ndarray
+    )  # Σ ΦᵀΦ' over a regular subset of the pairs (CROSS_PAIRS) (the velocity's decorrelation over one pair)
     square: float = 0.0  # Σ |Δz|²
     n_values: int = 0  # particle-components
     n_particles: int = 0  # particle-pairs
     n_pairs: int = 0
+    n_cross: int = 0  # pairs in ``cross``
+    cross_particles: int = 0  # particle-pairs in ``cross``
 
     @classmethod
     def zeros(cls, p: int) -> _Moments:
         return cls(np.zeros((p, p)), np.zeros(p), np.zeros((p, p)), np.zeros(p), np.zeros((p, p)))
 
-    def add(self, phi0: np.ndarray, phi1: np.ndarray, dz: np.ndarray) -> None:
-        from .moments import accumulate
+    def add(self, frame0: tuple, frame1: tuple, dz: np.ndarray, with_cross: bool) -> None:
+        """One pair: ``frame0``, ``frame1`` = (transposed features (p, rows), their Gram) at z and z'."""
+        from .moments import add_cross
 
-        p = phi0.shape[-1]
-        m0, m1, d = phi0.reshape(-1, p), phi1.reshape(-1, p), dz.reshape(-1)
-        accumulate(m0, m1, d, self.gram, self.rhs, self.gram_start, self.rhs_start, self.cross)
+        (mt0, g0), (mt1, g1) = frame0, frame1
+        d = np.ascontiguousarray(dz.reshape(-1), dtype=np.float64)
+        self.gram_start += g0
+        self.gram += 0.5 * (g0 + g1)
+        r0, r1 = mt0 @ d, mt1 @ d
+        self.rhs += 0.5 * (r0 + r1)
+        self.rhs_start += r0
+        if with_cross:
+            add_cross(mt0, mt1, self.cross)
+            self.n_cross += 1
+            self.cross_particles += len(dz)
         self.square += float(d @ d)
         self.n_values += len(d)
-        self.n_particles += len(phi0)
+        self.n_particles += len(dz)
         self.n_pairs += 1
 
     def __iadd__(self, other: _Moments) -> _Moments:
@@ -154,7 +170,28 @@ class _Moments:
         self.n_values += other.n_values
         self.n_particles += other.n_particles
         self.n_pairs += other.n_pairs
+        self.n_cross += other.n_cross
+        self.cross_particles += other.cross_particles
         return self
+
+
+class PairFeatures:
+    """The transposed features and Gram matrix of one frame restricted to a pair's rows, reused by the next pair
+    when it starts from the same frame with the same particles (a frame's Gram is then computed once)."""
+
+    def __init__(self):
+        self.last: dict[str, tuple] = {}
+
+    def __call__(self, block: str, k: int, rows: np.ndarray, phi_all: np.ndarray, slot: np.ndarray) -> tuple:
+        from .moments import gram, transposed
+
+        key = self.last.get(block)
+        if key is not None and key[0] == k and np.array_equal(key[1], rows):
+            return key[2]
+        mt = transposed(phi_all[slot[rows]])
+        value = (mt, gram(mt))
+        self.last[block] = (k, rows, value)
+        return value
 
 
 @dataclass(eq=False)
@@ -188,7 +225,7 @@ class ModelFreeEPR:
     quadratic : ndarray, shape (P, M), or None
         Per pair and track, e_i = Σ_blocks v_i·D⁻¹v_i at the first frame of the pair (NaN where the track is not
         in the fit); ``velocity[block]`` (P, M, 2) or (P, M, 1); ``positions`` (P, M, 2) the first frame's
-        positions. None unless ``keep_fields``.
+        positions. None when the fields were not kept (``keep_fields``).
     """
 
     tracks: Tracks = field(repr=False)
@@ -337,6 +374,7 @@ class FrameCache:
         self.tracks, self.features, self.search, self.propulsion = tracks, features, search, propulsion
         self.store: dict[int, tuple[np.ndarray, dict]] = {}
         self.budget, self.size = CACHE_BYTES if budget is None else budget, 0
+        self.evicted = False
 
     def __call__(self, k: int) -> tuple[np.ndarray, dict]:
         """``(slot, features)``: slot (M,) the row of each track in this frame's arrays (−1 if absent)."""
@@ -350,6 +388,7 @@ class FrameCache:
             self.size += sum(v.nbytes for v in value.values())
             while self.size > self.budget and len(self.store) > 2:
                 oldest = next(iter(self.store))  # the first inserted (never k, the last)
+                self.evicted = True
                 self.size -= sum(v.nbytes for v in self.store.pop(oldest)[1].values())
         return self.store[k]
 
@@ -413,7 +452,7 @@ def estimate_model_free(
     n_radial: int = N_RADIAL,
     external: bool = True,
     n_batches: int | None = None,
-    keep_fields: bool = True,
+    keep_fields: bool | None = None,
     warn_rate: float = WARN_RATE,
     n_threads: int = 0,
     pair_features=PAIR_FAMILIES,
@@ -448,8 +487,10 @@ def estimate_model_free(
         Include the affine external-field features (a trap anywhere; a uniform field is always included).
     n_batches : int, optional
         Batches of frame pairs for the standard errors (default √P).
-    keep_fields : bool
-        Keep the per-particle EPR and velocities (a second pass over the frames).
+    keep_fields : bool, optional
+        Keep the per-particle EPR and velocities (``quadratic``, ``velocity``, ``positions``): a second pass over the
+        frames, which costs nothing more when their features fit in ``CACHE_BYTES`` (256 MiB) and recomputes them
+        otherwise. Default: only in the first case.
     warn_rate : float
         Warn when λΔt exceeds this (λ: the fitted velocity's decorrelation rate between frames).
     n_threads : int
@@ -490,6 +531,8 @@ def estimate_model_free(
     moments = {b: [_Moments.zeros(len(names[b])) for _ in range(nb)] for b in noisy}
     cache = FrameCache(tracks, features, search)
     dt = tracks.frame_interval * int(lag)
+    frames = PairFeatures()
+    cross_every = max(1, n_pairs // CROSS_PAIRS)
     for p, (k0, k1) in enumerate(pairs):
         rows = pair_rows(tracks, k0, k1, cutoff)
         if len(rows) == 0:
@@ -497,8 +540,11 @@ def estimate_model_free(
         slot0, f0 = cache(k0)
         slot1, f1 = cache(k1)
         for b in noisy:
-            phi0, phi1 = f0[which[b]][slot0[rows]], f1[which[b]][slot1[rows]]
-            moments[b][batch_of[p]].add(phi0, phi1, block_increment(tracks, b, k0, k1, rows))
+            # The end frame's features are computed last, so the next pair finds them as its start.
+            start = frames(b, k0, rows, f0[which[b]], slot0)
+            end = frames(b, k1, rows, f1[which[b]], slot1)
+            increment = block_increment(tracks, b, k0, k1, rows)
+            moments[b][batch_of[p]].add(start, end, increment, with_cross=p % cross_every == 0)
     totals = {}
     for b in noisy:
         total = _Moments.zeros(len(names[b]))
@@ -547,7 +593,8 @@ def estimate_model_free(
         correction[b] = 2 * p_eff / (n_used * dt * mean_particles)
         # The fit's noise δc (covariance 2D A⁻¹/Δt) decorrelates as fast as the noise it was fitted to: its expected
         # share of both forms is removed, so that λ is the rate of the velocity, not of the fit's noise.
-        cross = 0.5 * (t.cross + t.cross.T)
+        # The cross sums cover a subset of the pairs: scaled to all of them.
+        cross = 0.5 * (t.cross + t.cross.T) * (t.n_particles / max(t.cross_particles, 1))
         noise = 2 * diff[b] / dt
         quadratic = c @ t.gram @ c - noise * p_eff
         overlap = c @ cross @ c - noise * trace_of_solve(t.gram, cross)
@@ -591,6 +638,8 @@ def estimate_model_free(
         length,
         mean_particles,
     )
+    if keep_fields is None:
+        keep_fields = not cache.evicted
     if keep_fields:
         _local_fields(result, pairs, cache, noisy, which, cutoff)
     return result
