@@ -56,7 +56,9 @@ def snapshot(folder: Path) -> dict:
 def test_two_simulate_processes_into_one_folder(tmp_path):
     """The second command stops at once naming the holder; the first finishes with every frame."""
     out = tmp_path / "run"
-    args = [*TINY, "--set", "simulation.n_steps=4000", "--set", "simulation.save_every=100", "--out", str(out)]
+    # About a second of simulation on an idle machine, so that the lock is seen held; once the first command is
+    # stopped, the second runs while it holds the folder however long either takes.
+    args = [*TINY, "--set", "simulation.n_steps=200000", "--set", "simulation.save_every=5000", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PYTHON), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "activescore", "simulate", *args]
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -66,7 +68,7 @@ def test_two_simulate_processes_into_one_folder(tmp_path):
         while not (lock.exists() and str(first.pid) in lock.read_text()):
             assert first.poll() is None, first.communicate()
             assert time.monotonic() < deadline, "the first command never took the folder"
-            time.sleep(0.05)
+            time.sleep(0.01)
         first.send_signal(signal.SIGSTOP)  # holding the lock, mid-run, for as long as the second one takes
         try:
             second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
