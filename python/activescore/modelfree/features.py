@@ -36,8 +36,6 @@ from .. import backends
 
 #: The pair terms linear in the propulsions (module docstring), all used by default.
 PAIR_FAMILIES = ("align", "shell", "push", "push_neighbour")
-#: Neighbours asked of the cell list first; doubled until the farthest lies beyond the cutoff for every particle.
-INITIAL_NEIGHBOURS = 16
 
 
 def box_for_search(x: np.ndarray, cutoff: float, box_length: float | None) -> tuple[np.ndarray, float]:
@@ -57,33 +55,25 @@ def box_for_search(x: np.ndarray, cutoff: float, box_length: float | None) -> tu
 
 
 class NeighbourSearch:
-    """All pairs closer than ``cutoff`` through the compiled cell-list k-nearest-neighbour search (self first),
-    with k grown until it holds every neighbour within the cutoff; k is remembered between frames."""
+    """All pairs closer than ``cutoff``, by a cell list with cells at least ``cutoff`` wide (the compiled k-nearest
+    search of the core sorts every candidate, which costs several times the rest of the estimator)."""
 
     def __init__(self, cutoff: float, box_length: float | None, n_threads: int = 0):
         self.cutoff = cutoff
         self.box_length = box_length
-        self.n_threads = n_threads
-        self.k = INITIAL_NEIGHBOURS
-        self.backend = backends.get_cpu("auto")
+        self.n_threads = n_threads  # the search itself is serial
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(index, displacement, within)`` for positions ``x`` (n, 2): neighbour indices (n, k) without self,
-        x_i − x_j (n, k, 2) and whether the pair is within the cutoff (n, k) bool."""
+        x_i − x_j (n, k, 2) and whether the entry is a pair within the cutoff (n, k) bool (rows padded to the
+        largest count)."""
+        from .moments import cell_pairs
+
         n = len(x)
         if n < 2:
             return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0, 2)), np.zeros((n, 0), dtype=bool)
         xs, box = box_for_search(np.ascontiguousarray(x, dtype=np.float64), self.cutoff, self.box_length)
-        while True:
-            k = min(self.k, n)
-            index, displacement = self.backend.knn(xs, float(box), k, self.n_threads)
-            dist2 = np.einsum("nkc,nkc->nk", displacement, displacement)
-            if k == n or dist2[:, -1].min() > self.cutoff**2:
-                break
-            self.k = 2 * k
-        index, displacement, dist2 = index[:, 1:], displacement[:, 1:], dist2[:, 1:]
-        # Coincident particles (tracking artefacts) have no direction: left out.
-        return index, displacement, (dist2 < self.cutoff**2) & (dist2 > 0)
+        return cell_pairs(xs, box, self.cutoff)
 
 
 @dataclass(frozen=True)
@@ -128,12 +118,6 @@ class FeatureSet:
                 names += [f"{family}_{k}" for k in range(self.n_radial)]
         return names
 
-    def radial_basis(self, distance: np.ndarray) -> np.ndarray:
-        """Tent functions B_k of ``distance`` (...,) on a uniform grid of [0, cutoff], shape (..., n_radial)."""
-        width = self.cutoff / self.n_radial
-        centres = np.arange(self.n_radial) * width
-        return np.maximum(0.0, 1.0 - np.abs(distance[..., None] - centres) / width)
-
     def frame(
         self, x: np.ndarray, orientation: np.ndarray | None, search: NeighbourSearch, propulsion: bool | None = None
     ) -> dict[str, np.ndarray]:
@@ -155,34 +139,17 @@ class FeatureSet:
             ``"vector"``: (n, 2, P) features of a 2-vector velocity (positions; a propulsion vector);
             ``"angle"`` (angles only): (n, 1, Q) features of the turning velocity.
         """
+        from .moments import pair_sums
+
         with_p = self.has_propulsion if propulsion is None else propulsion
         n = len(x)
         index, displacement, within = search(x)
-        # The search returns neighbours by distance: the columns past the last one within the cutoff hold none.
-        width = int((within * np.arange(1, within.shape[1] + 1)).max(initial=0))
-        index, displacement, within = index[:, :width], displacement[:, :width], within[:, :width]
-        distance = np.sqrt(np.einsum("nkc,nkc->nk", displacement, displacement))
-        safe = np.where(within, distance, 1.0)
-        direction = displacement / safe[..., None]
-        weight = self.radial_basis(distance) * within[..., None]  # (n, k, K)
-        # Every pair family is Σ_j B_k(|r_ij|) u_ij for a per-pair 2-vector u_ij: one batched product over k.
-        vectors = {"radial": direction}
+        families = ["radial"]
         if with_p and orientation is not None:
-            p_i = np.broadcast_to(orientation[:, None, :], direction.shape)
-            p_j = orientation[index]
-            for family in self.families:
-                if family == "align":
-                    vectors[family] = p_j
-                elif family == "shell":
-                    vectors[family] = p_i
-                elif family == "push":
-                    vectors[family] = np.einsum("nkc,nkc->nk", direction, p_i)[..., None] * direction
-                elif family == "push_neighbour":
-                    vectors[family] = np.einsum("nkc,nkc->nk", direction, p_j)[..., None] * direction
-        stacked = np.concatenate(list(vectors.values()), axis=2)  # (n, k, 2 × families)
-        summed = np.matmul(weight.transpose(0, 2, 1), stacked)  # (n, K, 2 × families)
-        summed = summed.reshape(n, self.n_radial, len(vectors), 2).transpose(2, 0, 3, 1)  # (families, n, 2, K)
-        sums = dict(zip(vectors, summed, strict=True))
+            families += [f for f in self.families if f != "radial_perp"]
+        p_or_zero = orientation if orientation is not None else np.zeros((n, 2))
+        summed = pair_sums(index, displacement, within, p_or_zero, self.cutoff / self.n_radial, self.n_radial, families)
+        sums = dict(zip(families, summed, strict=True))
         radial = sums["radial"]  # (n, 2, K)
         if "radial_perp" in self.families:
             # Σ_j B_k r̂_ij^⊥: the pair currents that are not gradients (odd under reflection: chiral systems).

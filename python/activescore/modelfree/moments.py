@@ -1,4 +1,4 @@
-"""The sums of the normal equations over frame pairs, in Numba.
+"""The sums of the normal equations over frame pairs, and the pair sums of the features, in Numba.
 
 Compiled loops instead of NumPy's matrix products: these products are small (a few thousand rows, a few dozen
 columns), and on a machine whose cores are busy a multi-threaded BLAS waits for its threads far longer than the
@@ -55,3 +55,134 @@ def gram(mt: np.ndarray) -> np.ndarray:
 def add_cross(mt0: np.ndarray, mt1: np.ndarray, out: np.ndarray) -> None:
     """out += mt0 mt1ᵀ."""
     _cross(mt0, mt1, out)
+
+
+#: Codes of the pair families in :func:`pair_sums` (features.py names them).
+FAMILY_CODES = {"radial": 0, "align": 1, "shell": 2, "push": 3, "push_neighbour": 4}
+
+
+@numba.njit(cache=True, fastmath=True)
+def _pair_sums(index, displacement, within, orientation, width, codes, out):  # pragma: no cover - compiled
+    n, k = index.shape
+    n_radial = out.shape[3]
+    for i in range(n):
+        for a in range(k):
+            if not within[i, a]:
+                continue
+            dx = displacement[i, a, 0]
+            dy = displacement[i, a, 1]
+            rho = np.sqrt(dx * dx + dy * dy)
+            ux = dx / rho
+            uy = dy / rho
+            # Tent functions on a uniform grid: at most two are non-zero at any distance.
+            t = rho / width
+            low = int(np.floor(t))
+            frac = t - low
+            j = index[i, a]
+            for f in range(len(codes)):
+                code = codes[f]
+                if code == 0:
+                    vx, vy = ux, uy
+                elif code == 1:
+                    vx, vy = orientation[j, 0], orientation[j, 1]
+                elif code == 2:
+                    vx, vy = orientation[i, 0], orientation[i, 1]
+                elif code == 3:
+                    along = ux * orientation[i, 0] + uy * orientation[i, 1]
+                    vx, vy = along * ux, along * uy
+                else:
+                    along = ux * orientation[j, 0] + uy * orientation[j, 1]
+                    vx, vy = along * ux, along * uy
+                if low < n_radial:
+                    out[f, i, 0, low] += (1.0 - frac) * vx
+                    out[f, i, 1, low] += (1.0 - frac) * vy
+                if low + 1 < n_radial:
+                    out[f, i, 0, low + 1] += frac * vx
+                    out[f, i, 1, low + 1] += frac * vy
+
+
+def pair_sums(index, displacement, within, orientation, width: float, n_radial: int, families) -> np.ndarray:
+    """Σ_j B_k(|r_ij|) u_ij for each family's per-pair vector u (``FAMILY_CODES``), shape (families, n, 2, K).
+
+    ``index``, ``displacement``, ``within``: the neighbour lists (n, k), (n, k, 2), (n, k); ``orientation`` (n, 2)
+    the propulsion p (any (n, 2) array when only "radial" is asked); ``width``: the tent functions' spacing."""
+    codes = np.array([FAMILY_CODES[f] for f in families], dtype=np.int64)
+    out = np.zeros((len(codes), len(index), 2, n_radial))
+    _pair_sums(
+        np.ascontiguousarray(index, dtype=np.int64),
+        np.ascontiguousarray(displacement, dtype=np.float64),
+        np.ascontiguousarray(within),
+        np.ascontiguousarray(orientation, dtype=np.float64),
+        float(width),
+        codes,
+        out,
+    )
+    return out
+
+
+@numba.njit(cache=True)
+def _cell_pairs(x, box, cutoff, side, count_only, count, index, displacement):  # pragma: no cover - compiled
+    n = x.shape[0]
+    half = 0.5 * box
+    width = box / side
+    cell = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        cx = min(max(int(np.floor((x[i, 0] + half) / width)), 0), side - 1)
+        cy = min(max(int(np.floor((x[i, 1] + half) / width)), 0), side - 1)
+        cell[i] = cy * side + cx
+    start = np.zeros(side * side + 1, dtype=np.int64)
+    for i in range(n):
+        start[cell[i] + 1] += 1
+    for c in range(side * side):
+        start[c + 1] += start[c]
+    fill = start[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        order[fill[cell[i]]] = i
+        fill[cell[i]] += 1
+    reach = 1 if side >= 3 else 0
+    cut2 = cutoff * cutoff
+    for i in range(n):
+        cx, cy = cell[i] % side, cell[i] // side
+        m = 0
+        for oy in range(-reach, reach + 1):
+            for ox in range(-reach, reach + 1):
+                cells = side * side if reach == 0 else 1
+                for whole in range(cells):
+                    c = whole if reach == 0 else ((cy + oy) % side) * side + (cx + ox) % side
+                    for s in range(start[c], start[c + 1]):
+                        j = order[s]
+                        if j == i:
+                            continue
+                        dx = x[i, 0] - x[j, 0]
+                        dy = x[i, 1] - x[j, 1]
+                        dx -= box * np.round(dx / box)
+                        dy -= box * np.round(dy / box)
+                        d2 = dx * dx + dy * dy
+                        # Coincident particles (tracking artefacts) have no direction: left out.
+                        if d2 >= cut2 or d2 == 0.0:
+                            continue
+                        if not count_only:
+                            index[i, m] = j
+                            displacement[i, m, 0] = dx
+                            displacement[i, m, 1] = dy
+                        m += 1
+        count[i] = m
+
+
+def cell_pairs(x: np.ndarray, box: float, cutoff: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every pair closer than ``cutoff`` in a periodic square box of side ``box`` (positions in [−box/2, box/2)),
+    by a cell list of cells at least ``cutoff`` wide: ``(index (n, k), displacement x_i − x_j (n, k, 2),
+    within (n, k))`` with k the largest neighbour count (rows padded, ``within`` False there)."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    n = len(x)
+    side = max(1, min(int(box // cutoff), 4096))
+    count = np.zeros(n, dtype=np.int64)
+    empty_index, empty_disp = np.zeros((1, 1), dtype=np.int64), np.zeros((1, 1, 2))
+    _cell_pairs(x, float(box), float(cutoff), side, True, count, empty_index, empty_disp)
+    k = int(count.max(initial=0))
+    index = np.zeros((n, k), dtype=np.int64)
+    displacement = np.zeros((n, k, 2))
+    _cell_pairs(x, float(box), float(cutoff), side, False, count, index, displacement)
+    within = np.arange(k)[None, :] < count[:, None]
+    return index, displacement, within
