@@ -56,9 +56,9 @@ def snapshot(folder: Path) -> dict:
 def test_two_simulate_processes_into_one_folder(tmp_path):
     """The second command stops at once naming the holder; the first finishes with every frame."""
     out = tmp_path / "run"
-    # About a second of simulation on an idle machine, so that the lock is seen held; once the first command is
+    # A quarter of a second of simulation on an idle machine, so that the lock is seen held; once the first command is
     # stopped, the second runs while it holds the folder however long either takes.
-    args = [*TINY, "--set", "simulation.n_steps=200000", "--set", "simulation.save_every=5000", "--out", str(out)]
+    args = [*TINY, "--set", "simulation.n_steps=50000", "--set", "simulation.save_every=1250", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PYTHON), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "activescore", "simulate", *args]
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
