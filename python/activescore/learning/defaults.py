@@ -138,8 +138,10 @@ def token_reach(config: ScoreNetConfig, loss: str, sigmas) -> float | None:
     return config.cutoff + noise_margin(config.predict_x, loss, sigmas)
 
 
-def _sample_frames(n_frames: int) -> np.ndarray:
-    return np.unique(np.linspace(0, n_frames - 1, min(n_frames, NEIGHBOUR_SAMPLE_FRAMES)).round().astype(int))
+def spread_frames(n_frames: int, count: int = NEIGHBOUR_SAMPLE_FRAMES) -> np.ndarray:
+    """Indices of up to ``count`` of ``n_frames`` frames spread evenly (sorted, distinct): the sample the defaults
+    measure on, and the frames of a closed-form refit."""
+    return np.unique(np.linspace(0, n_frames - 1, min(n_frames, count)).round().astype(int))
 
 
 def most_within(x: np.ndarray, box_length: float, reach: float) -> int:
@@ -163,7 +165,7 @@ def measured_neighbours(x: np.ndarray, box_length: float, reach: float) -> tuple
     """``(tokens, most)``: tokens per particle (self included) covering the sphere of radius ``reach`` with
     headroom, measured on a sample of the frames ``x`` (F, N, 2), and the most particles found inside it."""
     n = x.shape[1]
-    most = most_within(x[_sample_frames(len(x))], box_length, reach)
+    most = most_within(x[spread_frames(len(x))], box_length, reach)
     headroom = max(2, math.ceil(0.25 * most))
     return min(n, most + 1 + headroom), most
 
@@ -270,7 +272,7 @@ def check_network(system, config: ScoreNetConfig, *, loss: str, sigmas, x: np.nd
         return
     reach = token_reach(config, loss, sigmas)
     assert reach is not None  # the network has a cutoff here
-    sample = x[_sample_frames(len(x))]
+    sample = x[spread_frames(len(x))]
     fraction = coverage_fraction(sample, float(system.box_length), config.k, reach)
     if fraction > COVERAGE_TOLERANCE:
         needed, _ = measured_neighbours(x, float(system.box_length), reach)

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..samples import as_samples, check_frames
 from .data import Snapshots, make_snapshots
-from .defaults import NEIGHBOUR_SAMPLE_FRAMES
+from .defaults import spread_frames
 from .notices import warn
 from .stream import DEFAULT_MEMORY_BYTES, WindowPlan, WindowStream, frame_bytes, plan_windows, read_window
 
@@ -36,11 +36,6 @@ def training_frames(n_frames: int, holdout: float) -> int:
     if n_frames - held < MIN_SPLIT_FRAMES:
         return n_frames
     return n_frames - held
-
-
-def spread(n_frames: int, count: int) -> np.ndarray:
-    """Indices of up to ``count`` frames spread evenly over ``n_frames`` (sorted, distinct)."""
-    return np.unique(np.linspace(0, n_frames - 1, min(n_frames, count)).round().astype(int))
 
 
 def check_samples_system(system, samples) -> None:
@@ -124,7 +119,7 @@ class TrainingSamples:
         warn_if_half_built(self.samples)
         if self.not_validated is not None:
             warn(f"training on all frames without validation: {self.not_validated}")
-        self.neighbour_sample = self.frames(spread(self.n_train, NEIGHBOUR_SAMPLE_FRAMES))[0]
+        self.neighbour_sample = self.frames(spread_frames(self.n_train))[0]
 
     def _without_heldout(self, holdout: float) -> str | None:
         if holdout <= 0 or self.n_train < self.n_frames:
@@ -161,7 +156,7 @@ class TrainingSamples:
 
     def fit_frames(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         """``(x, g)`` of up to ``count`` training frames spread evenly, each (F', N, 2): a closed-form refit's."""
-        return self.frames(spread(self.n_train, count))
+        return self.frames(spread_frames(self.n_train, count))
 
     def window_plan(
         self, inputs: TokenInputs, offset_dim: int, train_config, frames_in_memory: int | None, steps_per_window
