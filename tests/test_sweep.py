@@ -1,6 +1,6 @@
-"""Sweeps: a grid of tiny systems on a two-worker local Dask cluster and on Dask's synchronous scheduler, checked
-against learning_free_epr on the same seeds; reruns, a killed sweep, failing points; the structure measures on
-configurations with known answers; the command line."""
+"""Sweeps: a grid of tiny systems on Dask's synchronous scheduler, and the defaults on a two-worker local Dask
+cluster and synchronously, checked against learning_free_epr on the same seeds; reruns, a killed sweep, failing
+points; the structure measures on configurations with known answers; the command line."""
 
 import json
 import os
@@ -36,9 +36,10 @@ NUMBERS = [
 
 
 @pytest.fixture(scope="module")
-def cluster_sweep(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sweep") / "cluster"
-    result = a.sweep(BASE, OVER, seeds=2, out=out, n_workers=2, threads=1, quiet=True, **RUN)
+def grid_sweep(tmp_path_factory):
+    """A 2 × 2 grid, two seeds each, on Dask's synchronous scheduler (the local cluster: the defaults' test)."""
+    out = tmp_path_factory.mktemp("sweep") / "grid"
+    result = a.sweep(BASE, OVER, seeds=2, out=out, scheduler="synchronous", threads=1, quiet=True, **RUN)
     return out, result
 
 
@@ -63,8 +64,8 @@ def _direct(row):
     return a.learning_free_epr(system, traj, progress=False), traj
 
 
-def test_cluster_sweep_table_identities_equal_learning_free_epr(cluster_sweep):
-    out, result = cluster_sweep
+def test_sweep_table_identities_equal_learning_free_epr(grid_sweep):
+    out, result = grid_sweep
     table = result.table
     assert result.computed == 8 and result.failed == 0 and len(table) == 8
     assert (table["status"] == "done").all()
@@ -93,23 +94,34 @@ def test_cluster_sweep_table_identities_equal_learning_free_epr(cluster_sweep):
     assert not any((out / "points" / pid / "frames.gsd").exists() for pid in table["point_id"])
 
 
-def test_rerun_computes_nothing(cluster_sweep):
-    out, first = cluster_sweep
+def test_the_sweep_through_its_defaults_on_a_local_cluster_and_synchronously(tmp_path, monkeypatch):
+    # Nothing chosen here but the swept values and the folder: the base is the configuration's defaults, made small
+    # by ACTIVESCORE_QUICK=1 (README: 64 particles, 2000 steps saving every 200), on the default local cluster (two
+    # points on two cores: two workers); then the same on Dask's synchronous scheduler, the same numbers.
+    monkeypatch.setenv("ACTIVESCORE_QUICK", "1")
+    result = a.sweep({}, {"phi": [0.3, 0.5]}, out=tmp_path / "cluster")
+    assert result.computed == 2 and result.engine.startswith("local Dask cluster: 2 worker processes")
+    for row in result.table.itertuples():
+        assert row.status == "done"
+        assert (row.n_particles, row.n_steps, row.save_every, row.dt, row.burn_in) == (64, 2000, 200, 0.1, 0)
+        identity, traj = _direct(row)
+        assert row.n_frames == len(traj) == 11
+        assert row.epr_per_particle == identity.per_particle.value
+        assert row.epr_per_particle_stderr == identity.per_particle.stderr
+    assert {p.name for p in result.figures} == {"phase_diagram.png", "local_density.png"}
+    local = a.sweep({}, {"phi": [0.3, 0.5]}, out=tmp_path / "local", scheduler="synchronous", figures=False)
+    assert local.computed == 2
+    pd.testing.assert_frame_equal(local.table[["point_id", *NUMBERS]], result.table[["point_id", *NUMBERS]])
+
+
+def test_rerun_computes_nothing(grid_sweep):
+    out, first = grid_sweep
     results = sorted((out / "points").glob("*/result.json"))
     stamps = [p.stat().st_mtime_ns for p in results]
     again = a.sweep(BASE, OVER, seeds=2, out=out, n_workers=2, threads=1, quiet=True, figures=False, **RUN)
     assert again.computed == 0 and again.skipped == 8 and again.engine == ""  # no cluster was even started
     assert [p.stat().st_mtime_ns for p in results] == stamps
     pd.testing.assert_frame_equal(again.table, first.table)
-
-
-def test_synchronous_scheduler_gives_identical_numbers(cluster_sweep, tmp_path):
-    _, on_cluster = cluster_sweep
-    local = a.sweep(
-        BASE, OVER, seeds=2, out=tmp_path, scheduler="synchronous", threads=1, quiet=True, figures=False, **RUN
-    )
-    assert local.computed == 8
-    pd.testing.assert_frame_equal(local.table[["point_id", *NUMBERS]], on_cluster.table[["point_id", *NUMBERS]])
 
 
 def test_failing_points_are_recorded_and_the_rest_finish(tmp_path):
