@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import sys
 from pathlib import Path
+from types import FrameType
 
 GUARD = 'if __name__ == "__main__":'
 
@@ -33,7 +34,7 @@ def unguarded_call_site() -> tuple[str, int] | None:
     path = getattr(main, "__file__", None)
     if main is None or not path or not Path(path).is_file():
         return None
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     line = None
     while frame is not None:  # the outermost module-level frame of the script
         if frame.f_globals is vars(main) and frame.f_code.co_name == "<module>":
