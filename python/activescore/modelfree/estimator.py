@@ -38,8 +38,8 @@ RIDGE = 1e-8
 N_RADIAL = 8
 BLOCKS = ("x", "g")
 #: The decorrelation of the fitted velocity (the λΔt check) is measured on about this many frame pairs (all of
-#: them when there are fewer): enough for a rate, at a fraction of the cost of the normal equations.
-CROSS_PAIRS = 256
+#: them when there are fewer): enough for a rate (each pair holds every particle), at little cost.
+CROSS_PAIRS = 64
 #: Frame features kept for the second pass (per-particle fields) up to this many bytes.
 CACHE_BYTES = 256 << 20
 
@@ -188,7 +188,10 @@ class PairFeatures:
         key = self.last.get(block)
         if key is not None and key[0] == k and np.array_equal(key[1], rows):
             return key[2]
-        mt = transposed(phi_all[slot[rows]])
+        picked = slot[rows]
+        # Every particle of the frame in its order (the common case): no copy before the transpose.
+        whole = len(picked) == len(phi_all) and bool(np.all(picked == np.arange(len(picked))))
+        mt = transposed(phi_all if whole else phi_all[picked])
         value = (mt, gram(mt))
         self.last[block] = (k, rows, value)
         return value
