@@ -292,14 +292,19 @@ def test_the_demo_reports_the_paper_regime_beside_its_trained_regime(tmp_path, c
     with Run(tmp_path, "demo", {}) as run:
         record = pipeline.paper_regime(run, small, paper["simulation"], dataset, n_frames=12)
     text = (tmp_path / "paper_regime.txt").read_text()
-    assert "identity" in text and "lower bound" in text
+    assert "identity" in text and "lower bound" in text and "the ceiling" in text
+    assert (tmp_path / "paper_regime_epr.png").stat().st_size > 0  # the local EPR of the clustered state
     # A lower bound on the identity: never above 1 beyond 3 standard errors, and capturing a part of it that is
     # more than 3 standard errors from 0, in both forms (here 0.79 ± 0.009 and 0.88 ± 0.13); an identity > 0 likewise.
     for form in ("divergence", "quadratic"):
-        ratio, se = record["ratio"][form]
+        ratio, se = record["ratio"][form]["value"], record["ratio"][form]["stderr"]
         assert 3 * se < ratio < 1 + 3 * se, (form, ratio, se)
-    identity, identity_se = record["identity"]
+    identity, identity_se = record["identity"]["value"], record["identity"]["stderr"]
     assert identity > 3 * identity_se
+    # ε = 0 with the trajectory's dt: the ceiling is below 1 and the score's share of it is reported.
+    ceiling = record["finite_dt"]["ceiling"]["value"]
+    assert record["finite_dt"]["dt"] == paper["simulation"]["dt"] and 0.5 < ceiling < 1
+    assert record["finite_dt"]["of_ceiling"]["divergence"]["value"] > record["ratio"]["divergence"]["value"]
     with Run(tmp_path, "demo", {}) as run:
         assert pipeline.paper_regime(run, small, paper["simulation"], dataset, n_frames=12) == record
     assert "already done" in capsys.readouterr().out

@@ -522,7 +522,7 @@ def cmd_demo(args) -> int:
         pipeline.paper_regime(run, paper_system, paper["simulation"], paper["dataset"])
     _say(
         f"demo: done in {time.perf_counter() - start:.0f} s; see {run.out}/summary.txt (the trained score), "
-        "paper_regime.txt, epr.png, configuration.png"
+        "paper_regime.txt, paper_regime_epr.png, epr.png, configuration.png"
     )
     return 0
 

@@ -324,9 +324,16 @@ def plot_epr_overview(
     for ax in axes[len(panels) :]:
         ax.set_visible(False)
     ident = result.identity.per_particle
+    ceiling = result.finite_dt
+    of_ceiling = (
+        ""
+        if ceiling is None
+        else f"\nlearned/ceiling {ceiling.of_ceiling[form]:.3g} (the time step dt = {ceiling.dt:g} allows "
+        f"{ceiling.ceiling.value:.3g} of the identity; physics.md §5)"
+    )
     fig.suptitle(
         f"{system_title(system)}\nEPR per particle: {result.epr_per_particle[form]:.4g} ({tag});   "
-        f"learning-free identity: {ident:.4g}   [k_B per unit time]"
+        f"learning-free identity: {ident:.4g}   [k_B per unit time]{of_ceiling}"
     )
     if path is not None:
         save(fig, path)
