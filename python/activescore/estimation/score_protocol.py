@@ -22,7 +22,8 @@ import numpy as np
 class ScoreProtocol(Protocol):
     """What :func:`activescore.estimate` asks of a score (see the module docstring)."""
 
-    system: object
+    @property
+    def system(self) -> object: ...  # read-only, so that a score may hold a narrower system type (an AOUP)
 
     def __call__(self, x: np.ndarray, g: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]: ...
 
