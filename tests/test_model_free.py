@@ -1,7 +1,7 @@
 """The model-free EPR from trajectories alone (physics.md §8): exact cases, the TUR bound, the importers, bad input.
 
 Statistical checks are stated in standard errors that the estimators compute (batch means over frame pairs);
-seeds are fixed. The long versions (3 % of the exact values) are marked slow.
+seeds are fixed.
 """
 
 from __future__ import annotations
@@ -120,7 +120,6 @@ def test_per_particle_fields_follow_the_exact_ones():
     assert np.corrcoef(mean[filled], exact_map[filled] / count[filled])[0, 1] >= 0.9
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("model", ["aoup", "abp"])
 def test_exact_within_three_percent(model):
     """The issue's targets: within 3 % of the exact EPR at Δt = dt, the 3 % being at least 3 standard errors."""
@@ -190,6 +189,21 @@ def test_interacting_soft_disks_against_the_identity():
     se = math.hypot(est.stderr, identity.stderr)
     assert est.value <= identity.value + 3 * se, (est, identity)
     assert est.value >= 0.9 * identity.value - 3 * se, (est, identity)
+
+
+@pytest.mark.slow
+def test_interacting_soft_disks_within_five_percent_of_the_identity():
+    """The issue's target at N = 1024 (physics.md §8: 0.98 measured): model-free/identity within 5 %, the 5 % being at
+    least 2 standard errors of the ratio, and the Δt = 10 dt row below the Δt = dt one (the frame-spacing bias)."""
+    system = a.AOUP(1024, packing_fraction=0.5, eps=0.1, gamma=1.0, v0=0.5, beta=None)
+    traj = a.simulate(system, 1000, 0.005, seed=1, save_every=1, burn_in=10_000)
+    identity = a.learning_free_epr(system, traj).per_particle
+    result = estimate_model_free(traj, keep_fields=False)
+    ratio = result.epr_per_particle.value / identity.value
+    se = math.hypot(result.epr_per_particle.stderr / identity.value, ratio * identity.stderr / identity.value)
+    assert abs(ratio - 1) <= 0.05 and 0.05 >= 2 * se, (ratio, se)
+    sparse = estimate_model_free(traj, lag=10, keep_fields=False).epr_per_particle.value / identity.value
+    assert sparse < ratio
 
 
 def test_long_frame_spacing_warns():
