@@ -260,6 +260,11 @@ def test_trackpy_dataframe_import_and_estimate(tmp_path):
     assert result.mean_particles < 64  # only particles present in both frames of a pair
     check_exact(result, system.v0**2 / system.eps)
     assert "per s" in str(result)
+    # A frame the camera missed: no pair across the gap.
+    gap = tracks_from_dataframe(
+        df[df.frame != 150], frame_interval=0.005, pixel_size=0.5, angle_unit="deg", box_length=system.box_length
+    )
+    assert gap.n_frames == 300 and estimate_model_free(gap, keep_fields=False).n_pairs == result.n_pairs - 2
     # The same table through a CSV file (trackpy's DataFrame.to_csv).
     path = tmp_path / "tracks.csv"
     df.to_csv(path, index=False)
