@@ -40,8 +40,18 @@ def test_equilibrium_x_score_is_the_force_over_eps():
     score = train_score(system, train, ScoreNetConfig.small(k=8, **NETWORK), TRAINING, progress=False)
     s_x, s_g = score_on_frames(score, test.x, test.g)
     exact_x = np.stack([activescore.forces(system, x) for x in test.x]) / EPS
-    assert relative_fisher_error(s_x, exact_x) <= 0.03
-    assert relative_fisher_error(s_g, -test.g) <= 0.03
+    errors = []
+    for learned, truth in ((s_x, exact_x), (s_g, -test.g)):
+        # Over the 40 fresh frames (5 time units apart: independent), the ratio's delta-method standard error.
+        per_frame = np.sum((learned - truth) ** 2, axis=(1, 2)), np.sum(truth**2, axis=(1, 2))
+        errors.append(ratio_estimate(*per_frame, len(truth), "relative Fisher error", None))
+        assert errors[-1].value == pytest.approx(relative_fisher_error(learned, truth), rel=1e-12)
+    # Measured: s_x 2.32 % ± 0.08 %, s_g 0.59 % ± 0.02 % (DSM at σ = 0.02 and 1500 steps: systematic). s_x keeps the
+    # issue's 3 % on its value (its upper limit at 5 standard errors, 2.73 %, would leave another training run
+    # 0.3 %: one seed measured, so no tighter bar); s_g's upper limit at 5 standard errors must stay below 1 %
+    # (formerly 3 % on the value).
+    error_x, error_g = errors
+    assert error_x.value <= 0.03 and error_g.value + 5 * error_g.stderr <= 0.01, errors
 
 
 def epr_estimates(system, score, frames):
@@ -92,4 +102,7 @@ def test_active_epr_with_the_implicit_loss(active_run):
         system, train, ScoreNetConfig.small(k=12, **NETWORK), TRAINING.replace(loss="implicit"), progress=False
     )
     learned, identity, _ = epr_estimates(system, score, test)
-    assert abs(learned.mean() / identity.mean() - 1) <= 0.03
+    # Measured 0.986 ± 0.004 (paired, 10 batches), of it ≈ −1.5 % the identity's dt drift (active_run): a systematic
+    # 1.5 % plus 5 standard errors would be 3.5 %, looser than the 3 % kept here on the value.
+    ratio = ratio_estimate(learned, identity, 10, "learned/identity", 0.0)
+    assert abs(ratio.value - 1) <= 0.03, ratio
