@@ -265,6 +265,10 @@ def test_trackpy_dataframe_import_and_estimate(tmp_path):
         df[df.frame != 150], frame_interval=0.005, pixel_size=0.5, angle_unit="deg", box_length=system.box_length
     )
     assert gap.n_frames == 300 and estimate_model_free(gap, keep_fields=False).n_pairs == result.n_pairs - 2
+    with warnings.catch_warnings(record=True) as caught:  # angles in degrees read as radians
+        warnings.simplefilter("always")
+        estimate_model_free(tracks_from_dataframe(df, frame_interval=0.005), keep_fields=False)
+    assert any("degrees read as radians" in str(w.message) for w in caught)
     # The same table through a CSV file (trackpy's DataFrame.to_csv).
     path = tmp_path / "tracks.csv"
     df.to_csv(path, index=False)

@@ -30,6 +30,8 @@ BALLISTIC_RATIO = 3.5
 #: A block whose increments are less than this share noise (2 D̂ Δt per component over the mean square increment)
 #: is taken to carry none: its fitted drift explains the rest.
 NOISE_SHARE = 0.01
+#: Angles turning by more than this (radians, root mean square) between frames cannot be followed (or are degrees).
+ANGLE_STEP = 1.0
 #: Warn when the frame spacing times the fitted velocity's decorrelation rate exceeds this (bias ~ λΔt/2).
 WARN_RATE = 0.1
 #: Ridge added to the diagonal of the column-normalised normal equations.
@@ -558,6 +560,14 @@ def estimate_model_free(
     if n_used == 0:
         raise ValueError("no particle is present in both frames of any pair (or inside the field of view)")
     mean_particles = totals[noisy[0]].n_particles / n_used
+    if tracks.angle is not None and "g" in totals:
+        turn = math.sqrt(totals["g"].square / max(totals["g"].n_values, 1))
+        if turn > ANGLE_STEP:
+            warnings.warn(
+                f"the angles turn by {turn:.2f} rad (root mean square) between frames, more than {ANGLE_STEP:g}: "
+                "degrees read as radians (angle_unit='deg')? or frames too far apart to follow the orientation",
+                stacklevel=2,
+            )
     coefficients, drift, diff, estimated, correction, series, rates = {}, {}, {}, {}, {}, {}, {}
     for b in noisy:
         t = totals[b]
