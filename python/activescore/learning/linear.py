@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sparse
 
-from ..estimation.inputs import check_aoup, sample_arrays
+from ..estimation.inputs import check_aoup, estimation_inputs
 from ..io.files import atomic_write
 from ..observables import drift_jacobian as pair_jacobian
 from ..systems import AOUP, system_from_dict
@@ -181,7 +181,7 @@ def fit_linear_score(
     LinearScore, with ``.validation`` (learned EPR in both forms against the learning-free identity on the
     held-out frames) unless ``holdout == 0``.
     """
-    given, x, g = sample_arrays(samples, system)
+    given, x, g, dt = estimation_inputs(samples, system)
     system = check_aoup(given)  # the features are built on the Ornstein–Uhlenbeck propulsion
     if system.eps > 0:
         raise ValueError(
@@ -208,5 +208,5 @@ def fit_linear_score(
             "the features miss part of the score here (see README, The paper's regime): a higher order, or a "
             "trained network (activescore.learning.train_score)"
         )
-        score.validation = validate(system, score, x[-n_held:], g[-n_held:], record, advice)
+        score.validation = validate(system, score, x[-n_held:], g[-n_held:], record, advice, dt)
     return score

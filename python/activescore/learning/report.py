@@ -84,7 +84,7 @@ class TrainingReport:
         with warnings.catch_warnings():
             if quiet:
                 warnings.simplefilter("ignore")
-            score.info["validation"] = validate(system, score, x_held, g_held, loss).to_dict()
+            score.info["validation"] = validate(system, score, x_held, g_held, loss, dt=self.split.dt).to_dict()
         return score
 
     def final_score(self, state, history: list, heldout_history: list, best_params, *, quiet: bool = False) -> Score:

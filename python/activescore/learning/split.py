@@ -121,6 +121,12 @@ class TrainingSamples:
             warn(f"training on all frames without validation: {self.not_validated}")
         self.neighbour_sample = self.frames(spread_frames(self.n_train))[0]
 
+    @property
+    def dt(self) -> float | None:
+        """The time step of the simulation the samples come from, where they carry it (the finite-dt ceiling)."""
+        dt = getattr(self.samples, "dt", None)
+        return None if dt is None else float(dt)
+
     def _without_heldout(self, holdout: float) -> str | None:
         if holdout <= 0 or self.n_train < self.n_frames:
             return None

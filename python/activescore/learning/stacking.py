@@ -94,11 +94,13 @@ def stacked_score(
     fit: tuple[np.ndarray, np.ndarray],
     heldout: tuple[np.ndarray, np.ndarray] | None,
     order: int = DEFAULT_ORDER,
+    dt: float | None = None,
 ) -> Score:
     """The default for interacting AOUPs with ε = 0 (:func:`activescore.learning.defaults.stacked_recipe`): the
     trained ``network`` refitted together with the drift-response features of ``order`` on the frames ``fit``
     (``(x, g)``, each (F, N, 2): a sample of the training frames) and validated on the held-out frames ``heldout``
-    (``(x, g)``, or None: not validated). The network's own validation is kept as ``info["network_validation"]``."""
+    (``(x, g)``, or None: not validated; ``dt``: their time step, for the finite-dt ceiling). The network's own
+    validation is kept as ``info["network_validation"]``."""
     x_fit, g_fit = fit
     score = stack(system, network, x_fit, g_fit, order)
     network_validation = network.info.get("validation")
@@ -118,5 +120,5 @@ def stacked_score(
         "steps": record.get("steps", 0),
         "stopped_early": record.get("stopped_early", False),
     }
-    score.info["validation"] = validate(system, score, x_held, g_held, loss, STACKED_ADVICE).to_dict()
+    score.info["validation"] = validate(system, score, x_held, g_held, loss, STACKED_ADVICE, dt).to_dict()
     return score

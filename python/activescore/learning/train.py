@@ -113,7 +113,7 @@ def train_score(
     state, history, heldout_history, best_params = _train(data, report, dict(run, devices=devices, callback=callback))
     score = report.final_score(state, history, heldout_history, best_params, quiet=recipe.stacked)
     if recipe.stacked:
-        score = stacked_score(system, score, split.fit_frames(STACK_FIT_FRAMES), split.heldout)
+        score = stacked_score(system, score, split.fit_frames(STACK_FIT_FRAMES), split.heldout, dt=split.dt)
     if progress and score.validation is not None:
         print(score.validation, flush=True)
     return score

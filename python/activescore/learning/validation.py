@@ -93,7 +93,9 @@ class Validation:
     Keys: ``frames`` (held-out frames), ``loss`` (held-out loss of the returned weights), ``loss_name``,
     ``best_step``, ``steps`` (steps trained), ``stopped_early``; and (AOUPs and ABPs) ``epr`` (form → [value, stderr] per
     particle), ``identity`` ([value, stderr] per particle), ``ratio`` (form → [learned/identity, stderr]),
-    ``lower_bound`` ([value, stderr] per particle), ``scale`` and ``consistent`` (bool).
+    ``lower_bound`` ([value, stderr] per particle), ``scale`` and ``consistent`` (bool; judged against the finite-dt
+    ceiling where it applies); with ε = 0 and the frames' time step known, ``finite_dt`` (``dt``, ``ceiling``, and per
+    form ``of_ceiling``, ``corrected`` per particle, ``corrected_ratio``; physics.md §5).
     """
 
     def __init__(self, record: dict):
@@ -134,10 +136,23 @@ class Validation:
                 )
             bound = r["lower_bound"]
             lines.append(f"    lower bound (implicit loss) {bound[0]:.5g} ± {bound[1]:.2g}")
+            ceiling = r.get("finite_dt")
+            if ceiling is not None:
+                value, se = ceiling["ceiling"]
+                lines.append(
+                    f"  finite-dt ceiling (dt = {ceiling['dt']:g}): a perfect score of the simulated chain reaches "
+                    f"learned/identity {value:.4g} ± {se:.2g} (physics.md §5)"
+                )
+                for form, (value, se) in ceiling["of_ceiling"].items():
+                    corrected, corrected_se = ceiling["corrected_ratio"][form]
+                    lines.append(
+                        f"    learned/ceiling, {form:<11}{value:.4g} ± {se:.2g}   corrected/identity "
+                        f"{corrected:.4g} ± {corrected_se:.2g}"
+                    )
+            target = "the finite-dt ceiling" if ceiling is not None else "the learning-free identity"
             verdict = "consistent" if r["consistent"] else "INCONSISTENT"
             lines.append(
-                f"  verdict: {verdict} with the learning-free identity (within "
-                f"max({N_STANDARD_ERRORS:g} s.e., {RELATIVE_TOLERANCE:.0%}))"
+                f"  verdict: {verdict} with {target} (within max({N_STANDARD_ERRORS:g} s.e., {RELATIVE_TOLERANCE:.0%}))"
             )
         return "\n".join(lines)
 
@@ -158,10 +173,12 @@ def validation_block(record: dict) -> Validation:
     return NotValidated(record) if "not_validated" in record else Validation(record)
 
 
-def epr_check(system, score, x: np.ndarray, g: np.ndarray) -> dict:
+def epr_check(system, score, x: np.ndarray, g: np.ndarray, dt: float | None = None) -> dict:
     """The learned EPR (both forms) against the learning-free identity on frames ``x``, ``g`` (F, N, 2), the
-    implicit-loss lower bound and the verdict, as plain numbers (per particle)."""
-    result = estimate(score, (x, g), system=system, keep_fields=False, bins=1, progress=False)
+    implicit-loss lower bound and the verdict, as plain numbers (per particle). With ε = 0 and the frames' time step
+    ``dt`` also the finite-dt ceiling (physics.md §5), and the verdict judges the score against it: a score at the
+    ceiling is consistent, whatever the time step takes from learned/identity."""
+    result = estimate(score, (x, g), system=system, keep_fields=False, bins=1, progress=False, dt=dt)
     forms = ("quadratic", "divergence")
     epr = {f: [result.epr_per_particle[f].value, result.epr_per_particle[f].stderr] for f in forms}
     ratio = {f: [result.ratio[f].value, result.ratio[f].stderr] for f in forms}
@@ -170,6 +187,17 @@ def epr_check(system, score, x: np.ndarray, g: np.ndarray) -> dict:
     if not (np.isfinite(ident.stderr) and scale > N_STANDARD_ERRORS * ident.stderr):
         scale = _drift_scale(system, x, g)  # identity ≈ 0 (equilibrium): judge against the drift's size
     difference = result.difference["quadratic"]
+    record: dict = {}
+    ceiling = result.finite_dt
+    if ceiling is not None:
+        difference, scale = ceiling.difference["quadratic"], abs(ceiling.chain_identity.value)
+        record["finite_dt"] = {
+            "dt": ceiling.dt,
+            "ceiling": list(ceiling.ceiling),
+            "of_ceiling": {f: list(ceiling.of_ceiling[f]) for f in forms},
+            "corrected": {f: list(ceiling.corrected[f]) for f in forms},
+            "corrected_ratio": {f: list(ceiling.corrected_ratio[f]) for f in forms},
+        }
     allowed = max(
         N_STANDARD_ERRORS * (difference.stderr if np.isfinite(difference.stderr) else 0.0), RELATIVE_TOLERANCE * scale
     )
@@ -180,29 +208,38 @@ def epr_check(system, score, x: np.ndarray, g: np.ndarray) -> dict:
         "lower_bound": list(implicit_lower_bound(system, score, x, g)),
         "scale": scale,
         "consistent": bool(abs(difference.value) <= allowed),
+        **record,
     }
 
 
 TRAINING_ADVICE = "train longer or on more frames, or check sigma (see score.validation)"
 
 
-def validate(system, score, x: np.ndarray, g: np.ndarray, loss: dict, advice: str = TRAINING_ADVICE) -> Validation:
+def validate(
+    system, score, x: np.ndarray, g: np.ndarray, loss: dict, advice: str = TRAINING_ADVICE, dt: float | None = None
+) -> Validation:
     """The validation block of ``score`` on held-out frames ``x``, ``g`` (F, N, 2); ``loss``: the held-out loss
-    record (``loss``, ``loss_name``, ``best_step``, ``steps``, ``stopped_early``). Warns when inconsistent, with
-    ``advice`` on what to change."""
+    record (``loss``, ``loss_name``, ``best_step``, ``steps``, ``stopped_early``); ``dt``: the frames' time step
+    (the finite-dt ceiling, ε = 0). Warns when inconsistent, with ``advice`` on what to change."""
     record = {"frames": int(len(x)), **loss}
     if system.propulsion_rate > 0:  # an EPR is defined (an ABP with D_r = 0 has no propulsion noise)
-        record.update(epr_check(system, score, x, g))
+        record.update(epr_check(system, score, x, g, dt))
         if not record["consistent"]:
-            ratio, se = record["ratio"]["quadratic"]
+            ceiling = record.get("finite_dt")
+            if ceiling is not None:
+                value, se = ceiling["of_ceiling"]["quadratic"]
+                what = f"the finite-dt ceiling: learned/ceiling = {value:.3f} ± {se:.2g}"
+            else:
+                value, se = record["ratio"]["quadratic"]
+                what = f"the learning-free identity: learned/identity = {value:.3f} ± {se:.2g}"
             # The drift-response score is built on the Ornstein–Uhlenbeck propulsion g (AOUPs), not on an angle.
             if advice == TRAINING_ADVICE and system.eps == 0 and system.propulsion_coordinate == "vector":
                 advice += (
                     "; with eps = 0 the closed-form activescore.learning.fit_linear_score captures more at small gamma"
                 )
             warn(
-                f"score validation: on {len(x)} held-out frames the learned EPR is inconsistent with the "
-                f"learning-free identity: learned/identity = {ratio:.3f} ± {se:.2g} (quadratic form); {advice}"
+                f"score validation: on {len(x)} held-out frames the learned EPR is inconsistent with {what} "
+                f"(quadratic form); {advice}"
             )
     return Validation(record)
 
