@@ -168,5 +168,16 @@ def test_help_and_the_readme_name_every_command(capsys):
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
     table = readme.split("## Command line", 1)[1].split("\n## ", 1)[0]
-    for command in ("demo", "simulate", "dataset", "train", "estimate", "plot", "config", "physics", "sweep"):
+    for command in (
+        "demo",
+        "simulate",
+        "dataset",
+        "train",
+        "estimate",
+        "plot",
+        "config",
+        "physics",
+        "sweep",
+        "model-free",
+    ):
         assert f"`activescore {command}" in table, command

@@ -9,6 +9,7 @@
     activescore config   [CONFIG] [--set ...]                         print the resolved configuration
     activescore physics  [--path]                                     the physics reference (physics.md)
     activescore sweep    [CONFIG] --over phi=0.3,0.5 --seeds 4 --out DIR   a grid of points on Dask
+    activescore model-free --tracks FILE [--frame-interval DT] --out DIR   EPR from tracked trajectories alone
 
 DATA is a data set folder (from ``dataset``) or a GSD trajectory (from ``simulate``). Each command reads the
 embedded defaults, then CONFIG (TOML), then the ``--set`` overrides, rejects unknown keys, bad values and settings
@@ -39,6 +40,7 @@ from ..io.files import FolderLock, atomic_write, existing_file
 from ..sweeps.cli import add_parser as add_sweep_parser
 from . import config as cfg
 from . import errors, pipeline
+from .model_free import add_parser as add_model_free_parser
 
 
 class Run:
@@ -564,6 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="data set folder or GSD trajectory")
     command("demo", cmd_demo, cmd_demo.__doc__, out_default="demo_output")
     add_sweep_parser(sub, parents=[common])
+    add_model_free_parser(sub, parents=[common])
 
     physics = sub.add_parser("physics", help=cmd_physics.__doc__, description=cmd_physics.__doc__, parents=[common])
     physics.add_argument("--path", action="store_true", help="print where physics.md is instead of its text")

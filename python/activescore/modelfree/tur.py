@@ -92,6 +92,25 @@ class TURBound:
     def __str__(self) -> str:
         return self.summary()
 
+    def to_dict(self) -> dict:
+        """The numbers as plain Python values (JSON)."""
+
+        def est(e: Estimate) -> dict:
+            return {"value": e.value, "stderr": e.stderr, "form": e.form}
+
+        return {
+            "kind": "TUR lower bound of the positions' entropy production (not the EPR)",
+            "bound": est(self.bound),
+            "bound_per_particle": est(self.bound_per_particle),
+            "dt": self.dt,
+            "lag": self.lag,
+            "n_pairs": self.n_pairs,
+            "n_batches": self.n_batches,
+            "mean_particles": self.mean_particles,
+            "msd_ratio": self.msd_ratio,
+            "warning": self.warning,
+        }
+
 
 def tur_lower_bound(
     tracks,
