@@ -391,3 +391,11 @@ def test_jobqueue_cluster_from_a_config_section():
     assert text == "slurm cluster (3 jobs of 16 cores)"
     with pytest.raises(ValueError, match="kind"):
         engine.start("jobqueue", n_points=4, cluster={"kind": "nope"})
+
+
+@pytest.mark.parametrize("key", ["threads", "n_workers"])
+def test_sweep_counts_are_checked_as_everywhere(tmp_path, key):
+    """0 is automatic, a negative count is refused before anything is written (as simulation.n_threads is)."""
+    with pytest.raises(ValueError, match=rf"{key} must be in \[0, inf\], got -1"):
+        a.sweep(BASE, OVER, seeds=1, out=tmp_path / "out", quiet=True, **{key: -1}, **RUN)
+    assert not (tmp_path / "out").exists()

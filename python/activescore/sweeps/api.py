@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import _validate as check
 from .._version import __version__
 from ..io.files import atomic_file, atomic_write
 from . import engine as engines
@@ -135,6 +136,9 @@ def sweep(
         base = sections
     if checkpoint_every < 0:
         raise ValueError(f"checkpoint_every must be >= 0, got {checkpoint_every}")
+    # Counts as everywhere (simulation.n_threads, the CLI's --threads/--workers): 0 is automatic, negatives refused.
+    n_workers = check.integer("n_workers", n_workers, low=0)
+    threads = check.integer("threads", threads, low=0)
     measures = Measures(cluster_cutoff=cluster_cutoff, density_radius=density_radius, score=score)
     points, axes, sections = expand(base, over, seeds, measures)
     out = Path(out).resolve()  # workers elsewhere (another cwd, another host on a shared file system) find it
