@@ -9,7 +9,10 @@ sizes (about 1.5 minutes on 2 cores) and as written (several minutes).
 
 import ast
 import builtins
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -33,10 +36,10 @@ SMALL = [
     ),
     ("gaussian_samples(system, 300, seed=1)", "gaussian_samples(system, 20, seed=1)"),
     (
-        'over={"phi": [0.3, 0.5, 0.7], "v0": [0.0125, 0.025, 0.05]},\n    seeds=2,\n    n_steps=20_000,\n'
-        "    dt=a.MIPS_DT,\n    burn_in=100_000,\n    save_every=1000,",
-        'over={"phi": [0.3, 0.5]},\n    seeds=1,\n    n_steps=200,\n    dt=a.MIPS_DT,\n    burn_in=100,\n'
-        "    save_every=100,",
+        'over={"phi": [0.3, 0.5, 0.7], "v0": [0.0125, 0.025, 0.05]},\n        seeds=2,\n        n_steps=20_000,\n'
+        "        dt=a.MIPS_DT,\n        burn_in=100_000,\n        save_every=1000,",
+        'over={"phi": [0.3, 0.5]},\n        seeds=1,\n        n_steps=200,\n        dt=a.MIPS_DT,\n'
+        "        burn_in=100,\n        save_every=100,",
     ),
 ]
 
@@ -88,18 +91,35 @@ def test_blocks_compile_and_read_only_names_defined_before():
 
 
 def run_blocks(tmp_path, monkeypatch, transform, skip_training: bool = False) -> dict:
-    """Run the README's Python blocks in one namespace; returns {block number: the namespace after it} (shallow
-    copies, so a name a later block rebinds can still be checked). Nothing is dropped but the training blocks
-    under ``skip_training``: the sweep block needs the [sweep] extra, which the [test] extra installs."""
+    """Run the README's Python blocks in one namespace, as the main script (``__name__ == "__main__"``); returns
+    {block number: the namespace after it} (shallow copies, so a name a later block rebinds can still be checked).
+    The sweep block, which says it is a script of its own (Dask's worker processes import it again), runs as one:
+    ``python phase.py`` in a fresh process. Nothing is dropped but the training blocks under ``skip_training``: the
+    sweep block needs the [sweep] extra, which the [test] extra installs."""
     monkeypatch.chdir(tmp_path)  # the blocks write files (mips.gsd, score.msgpack) into the working folder
-    namespace: dict = {"__name__": "__readme__"}
+    namespace: dict = {"__name__": "__main__"}
     after = {}
     for number, block in enumerate(fenced_blocks("python"), 1):
         if skip_training and "train_score(" in block:
             continue
-        exec(compile(transform(block), f"README block {number}", "exec"), namespace)
+        if BLOCKS["sweep"] in block:
+            run_as_script(tmp_path / "phase.py", transform(block))
+        else:
+            exec(compile(transform(block), f"README block {number}", "exec"), namespace)
         after[number] = dict(namespace)
     return after
+
+
+def run_as_script(path: Path, source: str) -> None:
+    """``python path`` in ``path``'s folder, as a user runs a script; its output on failure."""
+    import activescore
+
+    path.write_text(source)
+    env = {**os.environ, "PYTHONPATH": str(Path(activescore.__file__).resolve().parents[1])}
+    done = subprocess.run(
+        [sys.executable, path.name], cwd=path.parent, env=env, capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, f"{path.name} failed:\n{done.stdout}\n{done.stderr}"
 
 
 def check_results(after: dict, tmp_path, n_mips: int, sweep_rows: int, trained: bool) -> None:
@@ -123,8 +143,10 @@ def check_results(after: dict, tmp_path, n_mips: int, sweep_rows: int, trained: 
     value, stderr = gaussian["result"].epr_per_particle["quadratic"]
     assert abs(value - gaussian_epr(gaussian["system"])) <= 5 * stderr  # the exact score's estimate, in s.e.
     assert after[number["abp"]]["abp_result"].epr_per_particle["quadratic"].value == pytest.approx(7.5, rel=1e-9)
-    table = after[number["sweep"]]["result"].table
-    assert len(table) == sweep_rows and (tmp_path / "phase" / "sweep.csv").exists()
+    import pandas as pd
+
+    table = pd.read_csv(tmp_path / "phase" / "sweep.csv")  # written by the sweep script
+    assert len(table) == sweep_rows and (table["status"] == "done").all()
 
 
 #: A text that identifies each block, so that the checks follow the blocks when the README gains one.
