@@ -343,7 +343,12 @@ def test_active_soft_disks_through_the_defaults_match_the_identity():
     _, test = soft_disk_frames(0.5, 0.5, 0.005, seed=2, duration=200, every=1)
     score = train_score(system, train, progress=False)
     result = a.estimate(score, test, progress=False)
-    assert abs(result.ratio["quadratic"].value - 1) <= 0.05
-    assert score.validation.consistent and abs(score.validation.ratio()[0] - 1) <= 0.05
+    # Measured learned/identity 0.981 ± 0.004 on the fresh frames (paired, batch means), 0.999 ± 0.005 on the
+    # validation's held-out ones. Bars (formerly a fixed 5 % each): systematic 2.5 % (the identity's dt drift
+    # ≈ 1.5 % and the learning error) and 2 % plus 5 standard errors, ≈ 4.3 % and 4.7 % in all.
+    ratio = result.ratio["quadratic"]
+    assert abs(ratio.value - 1) <= 0.025 + 5 * ratio.stderr, ratio
+    held_out, held_out_stderr = score.validation.ratio()
+    assert score.validation.consistent and abs(held_out - 1) <= 0.02 + 5 * held_out_stderr
     bound, stderr = score.validation["lower_bound"]
     assert bound <= result.identity.per_particle.value + 3 * stderr
