@@ -10,8 +10,8 @@ from pathlib import Path
 
 import activescore as a
 from activescore import plotting
-from activescore.io.dataset import DatasetPlan, build_dataset
 from activescore.learning import TrainConfig, train_score
+from activescore.simulation.dataset import DatasetPlan, build_dataset
 
 out = Path("mips_maps")
 system = a.mips(1024, packing_fraction=0.5)

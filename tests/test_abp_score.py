@@ -273,9 +273,9 @@ def test_interacting_abps_without_translational_noise_validation_bound_holds():
 
 def test_the_estimate_command_takes_an_abp_data_set_and_score(tmp_path):
     from activescore import cli
-    from activescore.io.dataset import DatasetPlan, build_dataset
     from activescore.learning import Score
     from activescore.learning.defaults import default_network
+    from activescore.simulation.dataset import DatasetPlan, build_dataset
 
     system = a.ABP(24, packing_fraction=0.3, v0=1.0, eps=0.2)
     build_dataset(

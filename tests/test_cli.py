@@ -142,8 +142,8 @@ def test_dataset_train_estimate_plot_pipeline(tmp_path, capsys, monkeypatch):
 
 
 def test_train_streams_a_data_set_with_more_frames_than_frames_in_memory(tmp_path):
-    from activescore.io.dataset import DatasetPlan, build_dataset
     from activescore.learning import Score
+    from activescore.simulation.dataset import DatasetPlan, build_dataset
 
     system = a.AOUP(24, packing_fraction=0.3, v0=0.5, gamma=0.5, eps=0.1)
     plan = DatasetPlan(n_frames=6, spacing=10, burn_in=50, dt=0.02, seed=1, shard_frames=4)
@@ -178,8 +178,8 @@ def test_train_streams_a_data_set_with_more_frames_than_frames_in_memory(tmp_pat
 def test_the_paper_network_trains_an_x_score_beyond_64_particles(tmp_path):
     # The paper preset gets the cutoff and the measured neighbour count like every preset (it used to be refused
     # for every eps > 0 system with N > 64: k = 64 < N without a cutoff).
-    from activescore.io.dataset import DatasetPlan, build_dataset
     from activescore.learning import Score
+    from activescore.simulation.dataset import DatasetPlan, build_dataset
 
     system = a.AOUP(80, packing_fraction=0.3, v0=0.5, gamma=0.5, eps=0.1)
     build_dataset(

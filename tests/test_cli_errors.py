@@ -164,9 +164,9 @@ def test_estimate_with_a_missing_score_creates_nothing(tmp_path, capsys):
 def test_estimate_of_an_abp_data_set_with_an_aoup_score_names_both(tmp_path, capsys):
     import jax  # a required dependency: its absence is a failure, not a skip
 
-    from activescore.io.dataset import DatasetPlan, build_dataset
     from activescore.learning import Score, ScoreNetConfig
     from activescore.learning.network import init_params
+    from activescore.simulation.dataset import DatasetPlan, build_dataset
 
     build_dataset(
         a.ABP(24, packing_fraction=0.3),
@@ -199,7 +199,7 @@ def test_foreign_and_corrupt_inputs_name_the_file(tmp_path, capsys):
     status, line = one_error(capsys, "plot", "--gsd", foreign, "--out", tmp_path / "p.png")
     assert status == 2 and str(foreign) in line
 
-    from activescore.io.dataset import DatasetPlan, build_dataset
+    from activescore.simulation.dataset import DatasetPlan, build_dataset
 
     build_dataset(
         a.AOUP(24, packing_fraction=0.3),
@@ -296,9 +296,9 @@ def test_train_says_when_it_resumes(tmp_path, capsys, monkeypatch):
     from flax import serialization
 
     import activescore.learning as learning
-    from activescore.io.dataset import DatasetPlan, build_dataset
     from activescore.learning.checkpoint import save_tree
     from activescore.learning.step import TrainState
+    from activescore.simulation.dataset import DatasetPlan, build_dataset
 
     build_dataset(
         a.AOUP(24, packing_fraction=0.3),

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import activescore as a
-from activescore.io.dataset import DatasetPlan, SnapshotDataset, build_dataset
+from activescore.io.dataset import SnapshotDataset
+from activescore.simulation.dataset import DatasetPlan, build_dataset
 
 
 def small():

@@ -11,12 +11,13 @@ import pytest
 
 import activescore as a
 from activescore.io import gsd as gsd_io
-from activescore.io.dataset import DatasetPlan, ShardSink, SnapshotDataset, build_dataset
+from activescore.io.dataset import ShardSink, SnapshotDataset
 from activescore.io.files import MissingFileError, atomic_write
 from activescore.io.frames import MemorySink
 from activescore.io.gsd import GSDSink
 from activescore.io.progress import SilentBar, progress_bar
 from activescore.samples import ArraySamples, Samples, as_samples
+from activescore.simulation.dataset import DatasetPlan, build_dataset
 from activescore.simulation.simulate import simulate_into
 
 RUN = dict(seed=4, save_every=5, burn_in=7, progress=False, n_threads=1)

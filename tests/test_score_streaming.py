@@ -5,10 +5,11 @@ import jax
 import numpy as np
 import pytest
 
-from activescore.io.dataset import DatasetPlan, SnapshotDataset, build_dataset
+from activescore.io.dataset import SnapshotDataset
 from activescore.learning import TrainConfig, stream, train_score
 from activescore.learning import loop as train_module
 from activescore.learning.defaults import NEIGHBOUR_SAMPLE_FRAMES
+from activescore.simulation.dataset import DatasetPlan, build_dataset
 from test_score_training import TINY, assert_same_params, system
 
 FRAMES, BUDGET = 12, 4  # windows of BUDGET // 2 = 2 frames

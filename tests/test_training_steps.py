@@ -9,12 +9,12 @@ import pytest
 
 pytest.importorskip("activescore._core", reason="the compiled core is not built")
 
-from activescore.io.dataset import DatasetPlan, build_dataset  # noqa: E402
 from activescore.learning import TrainConfig, train_score  # noqa: E402
 from activescore.learning.notices import TrainingWarning  # noqa: E402
 from activescore.learning.split import TrainingSamples, training_frames  # noqa: E402
 from activescore.learning.stopping import evaluation_noise, keep_best, should_stop  # noqa: E402
 from activescore.learning.validation import NotValidated  # noqa: E402
+from activescore.simulation.dataset import DatasetPlan, build_dataset  # noqa: E402
 from test_score_training import TINY, samples, system  # noqa: E402
 
 TRAIN = TrainConfig(loss="dsm", sigmas=(0.05,), n_steps=4, batch_particles=32, learning_rate=3e-3, seed=1)

@@ -14,11 +14,11 @@ from pathlib import Path
 
 from .. import plotting
 from ..estimation import estimate as estimate_epr
-from ..io.dataset import DatasetPlan
-from ..io.dataset import build_dataset as write_dataset
 from ..io.files import atomic_write
 from ..io.gsd import GSDSink
 from ..samples import Samples, as_samples
+from ..simulation.dataset import DatasetPlan
+from ..simulation.dataset import build_dataset as write_dataset
 from ..simulation.simulate import simulate_into
 from ..systems import ParticleSystem
 from . import config as cfg
