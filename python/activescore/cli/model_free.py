@@ -21,7 +21,9 @@ HELP = "entropy production from tracked trajectories alone (no model; trackpy CS
 def add_parser(subparsers, parents=()) -> argparse.ArgumentParser:
     """The ``model-free`` command's parser."""
     p = subparsers.add_parser(COMMAND, help=HELP, description=__doc__, parents=list(parents))
-    p.add_argument("--tracks", required=True, help="trackpy-style CSV file or GSD trajectory (from `activescore simulate`)")
+    p.add_argument(
+        "--tracks", required=True, help="trackpy-style CSV file or GSD trajectory (from `activescore simulate`)"
+    )
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--frame-interval", type=float, help="time between frames (a CSV needs it; a GSD file carries it)")
     p.add_argument("--pixel-size", type=float, default=1.0, help="length unit per pixel of the CSV (default 1)")
