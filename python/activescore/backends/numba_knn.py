@@ -22,6 +22,24 @@ def _min_image(d, box_length, half):
     return d
 
 
+@numba.njit(cache=True)
+def cell_order(cell, n_cells):
+    """A counting sort of particles into cells, stable in particle index: ``(start, order)`` with the particles of
+    cell c at ``order[start[c]:start[c + 1]]``. ``cell``: each particle's cell index, in [0, n_cells)."""
+    n = cell.shape[0]
+    start = np.zeros(n_cells + 1, dtype=np.int64)
+    for i in range(n):
+        start[cell[i] + 1] += 1
+    for c in range(n_cells):
+        start[c + 1] += start[c]
+    fill = start[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for i in range(n):
+        order[fill[cell[i]]] = i
+        fill[cell[i]] += 1
+    return start, order
+
+
 @numba.njit(cache=True, parallel=True)
 def _knn_kernel(wrapped, box_length, k, side, index, displacement):
     n = wrapped.shape[0]
@@ -33,16 +51,7 @@ def _knn_kernel(wrapped, box_length, k, side, index, displacement):
         cx = min(int(math.floor((wrapped[i, 0] + half) / width)), side - 1)
         cy = min(int(math.floor((wrapped[i, 1] + half) / width)), side - 1)
         cell[i] = max(cy, 0) * side + max(cx, 0)
-    start = np.zeros(side * side + 1, dtype=np.int64)
-    for i in range(n):
-        start[cell[i] + 1] += 1
-    for c in range(side * side):
-        start[c + 1] += start[c]
-    fill = start[:-1].copy()
-    order = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        order[fill[cell[i]]] = i
-        fill[cell[i]] += 1
+    start, order = cell_order(cell, side * side)
     for i in numba.prange(n):
         cx, cy = cell[i] % side, cell[i] // side
         ring = 1

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from ..backends.numba_knn import cell_order
+
 
 @numba.njit(cache=True, fastmath=True)
 def _gram(mt, out):  # pragma: no cover - compiled
@@ -130,16 +132,7 @@ def _cell_pairs(x, box, cutoff, side, count_only, count, index, displacement):  
         cx = min(max(int(np.floor((x[i, 0] + half) / width)), 0), side - 1)
         cy = min(max(int(np.floor((x[i, 1] + half) / width)), 0), side - 1)
         cell[i] = cy * side + cx
-    start = np.zeros(side * side + 1, dtype=np.int64)
-    for i in range(n):
-        start[cell[i] + 1] += 1
-    for c in range(side * side):
-        start[c + 1] += start[c]
-    fill = start[:-1].copy()
-    order = np.empty(n, dtype=np.int64)
-    for i in range(n):
-        order[fill[cell[i]]] = i
-        fill[cell[i]] += 1
+    start, order = cell_order(cell, side * side)
     reach = 1 if side >= 3 else 0
     cut2 = cutoff * cutoff
     for i in range(n):
