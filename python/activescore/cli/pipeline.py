@@ -36,18 +36,27 @@ def read_samples(data: Path) -> tuple[Samples, ParticleSystem]:
     return samples, samples.system
 
 
+def already_done(run, stage: str, path: Path, differs) -> bool:
+    """Whether ``stage`` finished with its output ``path`` as this configuration's (``differs()``: how the file on
+    disk differs, None when it matches). A differing file is refused; a missing one is redone, saying why."""
+    if not run.done(stage):
+        return False
+    why = differs()
+    if why is None:
+        say(f"{stage}: already done ({path})")
+        return True
+    if path.exists():
+        raise ValueError(f"--out {run.out}: {why}; remove {path.name} or choose another folder")
+    run.redo(stage, why)
+    return False
+
+
 def simulate(run, system, sim: dict) -> Path:
     """Simulate to ``trajectory.gsd``, streaming frames; an interrupted run's file is continued."""
     path = run.out / "trajectory.gsd"
     frames = sim["n_steps"] // sim["save_every"] + 1
-    if run.done("simulate"):
-        why = _trajectory_differs(path, system, frames)
-        if why is None:
-            say(f"simulate: already done ({path})")
-            return path
-        if path.exists():
-            raise ValueError(f"--out {run.out}: {why}; remove {path.name} or choose another folder")
-        run.redo("simulate", why)
+    if already_done(run, "simulate", path, lambda: _trajectory_differs(path, system, frames)):
+        return path
     say(
         f"simulate: {system}\n  {sim['burn_in']} burn-in + {sim['n_steps']} steps of dt={sim['dt']} "
         f"({sim['backend']} backend, seed {sim['seed']}), a frame every {sim['save_every']} steps -> {path}"
@@ -120,14 +129,8 @@ def _dataset_differs(path: Path, system, n_frames: int) -> str | None:
 def build_dataset(run, system, sim: dict, ds: dict) -> Path:
     """Simulate to the data set folder ``dataset/`` (shards of snapshots); an interrupted build is continued."""
     path = run.out / "dataset"
-    if run.done("dataset"):
-        why = _dataset_differs(path, system, ds["n_frames"])
-        if why is None:
-            say(f"dataset: already done ({path})")
-            return path
-        if path.exists():
-            raise ValueError(f"--out {run.out}: {why}; remove {path.name} or choose another folder")
-        run.redo("dataset", why)
+    if already_done(run, "dataset", path, lambda: _dataset_differs(path, system, ds["n_frames"])):
+        return path
     plan = DatasetPlan(
         n_frames=ds["n_frames"],
         spacing=ds["spacing"],
