@@ -12,19 +12,7 @@ import pytest
 import activescore as a
 from activescore import cli
 from activescore.cli import config as cfg
-
-TINY = [
-    "--set",
-    "system.n_particles=24",
-    "--set",
-    "system.packing_fraction=0.3",
-    "--set",
-    "system.gamma=0.5",
-    "--set",
-    "system.v0=0.5",
-    "--set",
-    "simulation.n_threads=1",
-]
+from cli_helpers import TINY
 
 
 def run_cli(capsys, *args):

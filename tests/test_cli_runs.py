@@ -13,35 +13,10 @@ from pathlib import Path
 import pytest
 
 import activescore as a
-from activescore import cli
+from cli_helpers import TINY, run_cli
 
-TINY = [
-    "--set",
-    "system.n_particles=24",
-    "--set",
-    "system.packing_fraction=0.3",
-    "--set",
-    "system.gamma=0.5",
-    "--set",
-    "system.v0=0.5",
-    "--set",
-    "simulation.n_threads=1",
-    "--set",
-    "simulation.n_steps=40",
-    "--set",
-    "simulation.save_every=10",
-]
+TINY_RUN = [*TINY, "--set", "simulation.n_steps=40", "--set", "simulation.save_every=10"]
 PYTHON = Path(a.__file__).resolve().parents[1]  # the package's folder, for the child processes
-
-
-def run_cli(capsys, *args):
-    """(exit status, the one error line or None, stdout)."""
-    status = cli.main([str(x) for x in args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("activescore")]
-    assert len(lines) <= 1, lines
-    return status, (lines[0] if lines else None), out
 
 
 def snapshot(folder: Path) -> dict:
@@ -58,7 +33,7 @@ def test_two_simulate_processes_into_one_folder(tmp_path):
     out = tmp_path / "run"
     # A quarter of a second of simulation on an idle machine, so that the lock is seen held; once the first command is
     # stopped, the second runs while it holds the folder however long either takes.
-    args = [*TINY, "--set", "simulation.n_steps=50000", "--set", "simulation.save_every=1250", "--out", str(out)]
+    args = [*TINY_RUN, "--set", "simulation.n_steps=50000", "--set", "simulation.save_every=1250", "--out", str(out)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(PYTHON), os.environ.get("PYTHONPATH", "")])}
     command = [sys.executable, "-m", "activescore", "simulate", *args]
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -92,9 +67,9 @@ def test_two_simulate_processes_into_one_folder(tmp_path):
 
 def test_a_folder_holds_the_outputs_of_one_command(tmp_path, capsys):
     out = tmp_path / "sim"
-    assert run_cli(capsys, "simulate", *TINY, "--out", out)[0] == 0
+    assert run_cli(capsys, "simulate", *TINY_RUN, "--out", out)[0] == 0
     before = snapshot(out)
-    status, line, _ = run_cli(capsys, "dataset", *TINY[:10], "--set", "dataset.n_frames=2", "--out", out)
+    status, line, _ = run_cli(capsys, "dataset", *TINY_RUN[:10], "--set", "dataset.n_frames=2", "--out", out)
     assert status == 2 and f"--out {out}: holds the outputs of `activescore simulate`" in line
     assert snapshot(out) == before  # config.toml and run.json untouched
     status, line, _ = run_cli(capsys, "sweep", "--over", "phi=0.3", "--out", out)
@@ -102,28 +77,28 @@ def test_a_folder_holds_the_outputs_of_one_command(tmp_path, capsys):
     assert snapshot(out) == before
     (tmp_path / "sweep").mkdir()
     (tmp_path / "sweep" / "sweep.json").write_text("{}")  # what a sweep writes first
-    status, line, _ = run_cli(capsys, "simulate", *TINY, "--out", tmp_path / "sweep")
+    status, line, _ = run_cli(capsys, "simulate", *TINY_RUN, "--out", tmp_path / "sweep")
     assert status == 2 and "holds the outputs of `activescore sweep`" in line
     assert sorted(p.name for p in (tmp_path / "sweep").iterdir()) == ["sweep.json"]
     # The same command with another configuration is refused too, naming what differs.
-    status, line, _ = run_cli(capsys, "simulate", *TINY, "--set", "system.n_particles=32", "--out", out)
+    status, line, _ = run_cli(capsys, "simulate", *TINY_RUN, "--set", "system.n_particles=32", "--out", out)
     assert status == 2 and "system.n_particles: 24 -> 32" in line
     assert snapshot(out) == before
 
 
 def test_already_done_only_when_the_file_is_the_configurations(tmp_path, capsys):
     out, other = tmp_path / "sim", tmp_path / "other"
-    assert run_cli(capsys, "simulate", *TINY, "--out", out)[0] == 0
-    assert run_cli(capsys, "simulate", *TINY, "--set", "system.n_particles=32", "--out", other)[0] == 0
-    assert "already done" in run_cli(capsys, "simulate", *TINY, "--out", out)[2]
+    assert run_cli(capsys, "simulate", *TINY_RUN, "--out", out)[0] == 0
+    assert run_cli(capsys, "simulate", *TINY_RUN, "--set", "system.n_particles=32", "--out", other)[0] == 0
+    assert "already done" in run_cli(capsys, "simulate", *TINY_RUN, "--out", out)[2]
     shutil.copy(other / "trajectory.gsd", out / "trajectory.gsd")  # the record says done; the file is another's
     record = (out / "run.json").read_bytes()
-    status, line, stdout = run_cli(capsys, "simulate", *TINY, "--out", out)
+    status, line, stdout = run_cli(capsys, "simulate", *TINY_RUN, "--out", out)
     assert status == 2 and "already done" not in stdout
     assert "trajectory.gsd holds AOUP(n_particles=32" in line and "remove trajectory.gsd" in line
     assert (out / "run.json").read_bytes() == record
     (out / "trajectory.gsd").unlink()  # a missing file is simulated again
-    status, _, stdout = run_cli(capsys, "simulate", *TINY, "--out", out)
+    status, _, stdout = run_cli(capsys, "simulate", *TINY_RUN, "--out", out)
     assert status == 0 and "simulate: redone: trajectory.gsd is missing" in stdout
     assert len(a.load_trajectory(out / "trajectory.gsd")) == 5
 
@@ -135,11 +110,11 @@ def test_a_usage_error_inside_a_run_takes_back_what_it_wrote(tmp_path, capsys, m
         raise ValueError("a check that only the stage can make")
 
     monkeypatch.setattr(pipeline, "simulate", refused)
-    status, line, _ = run_cli(capsys, "simulate", *TINY, "--out", tmp_path / "new")
+    status, line, _ = run_cli(capsys, "simulate", *TINY_RUN, "--out", tmp_path / "new")
     assert status == 2 and "only the stage" in line and not (tmp_path / "new").exists()
     (tmp_path / "old").mkdir()
     (tmp_path / "old" / "notes.txt").write_text("mine")
-    status, _, _ = run_cli(capsys, "simulate", *TINY, "--out", tmp_path / "old")
+    status, _, _ = run_cli(capsys, "simulate", *TINY_RUN, "--out", tmp_path / "old")
     assert status == 2 and sorted(p.name for p in (tmp_path / "old").iterdir()) == ["notes.txt"]
 
 
@@ -155,7 +130,7 @@ def test_exit_2_leaves_no_output_folder(tmp_path, capsys, monkeypatch, extra, wo
 
     # As on a machine without a GPU, also where one is visible.
     monkeypatch.setattr(backends.CudaBackend, "unavailable_reason", lambda self: "no CUDA GPU is visible")
-    status, line, _ = run_cli(capsys, "simulate", *TINY, *extra, "--out", tmp_path / "o")
+    status, line, _ = run_cli(capsys, "simulate", *TINY_RUN, *extra, "--out", tmp_path / "o")
     assert status == 2 and words in line and "--debug" not in line
     assert not (tmp_path / "o").exists()
 
@@ -185,7 +160,7 @@ def test_remedies_are_the_command_lines(tmp_path, capsys):
     other = a.AOUP(24, packing_fraction=0.3, v0=0.5, gamma=0.5)
     a.simulate(other, 40, 0.1, seed=5, save_every=10, out=out / "trajectory.gsd", progress=False, n_threads=1)
     (out / "trajectory.gsd").rename(out / "trajectory.gsd.partial")  # as an interrupted run with seed 5 leaves it
-    status, line, _ = run_cli(capsys, "simulate", *TINY, "--out", out)
+    status, line, _ = run_cli(capsys, "simulate", *TINY_RUN, "--out", out)
     assert status == 2 and "holds a run with other settings (seed differ)" in line
     assert "remove it or choose another --out" in line and "=True" not in line
     assert sorted(p.name for p in out.iterdir()) == ["trajectory.gsd.partial"]

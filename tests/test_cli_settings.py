@@ -13,16 +13,7 @@ import pytest
 import activescore as a
 from activescore import cli
 from activescore.cli import config as cfg
-
-
-def run_cli(capsys, *args):
-    """(exit status, the one error line or None, stdout)."""
-    status = cli.main([str(x) for x in args])
-    out, err = capsys.readouterr()
-    assert "Traceback" not in err
-    lines = [line for line in err.replace("\r", "\n").splitlines() if line.startswith("activescore")]
-    assert len(lines) <= 1, lines
-    return status, (lines[0] if lines else None), out
+from cli_helpers import run_cli
 
 
 @pytest.fixture(scope="module")
