@@ -298,11 +298,11 @@ def test_open_field_of_view_leaves_the_edge_out():
 
 def test_frame_features_recomputed_beyond_the_cache_budget(monkeypatch):
     """With no room to keep frame features, the per-particle pass recomputes them: the same numbers."""
-    from activescore.modelfree import estimator
+    from activescore.modelfree import pairs
 
     traj = a.simulate(free_abp(16), 40, 0.01, seed=3, save_every=1)
     kept = estimate_model_free(traj)
-    monkeypatch.setattr(estimator, "CACHE_BYTES", 0)
+    monkeypatch.setattr(pairs, "CACHE_BYTES", 0)
     assert estimate_model_free(traj).quadratic is None  # by default only when they cost no second feature pass
     recomputed = estimate_model_free(traj, keep_fields=True)
     assert recomputed.epr_per_particle.value == kept.epr_per_particle.value

@@ -169,15 +169,7 @@ def tracks_from_arrays(
         raise ValueError("x must hold at least 1 particle")
     if propulsion is not None and angle is not None:
         raise ValueError("give propulsion (AOUP-like vectors) or angle (ABP-like orientations), not both")
-    if present is None:
-        present = np.ones((n_frames, n_tracks), dtype=bool)
-    else:
-        present = np.asarray(present)
-        if present.shape != (n_frames, n_tracks) or present.dtype != bool:
-            raise ValueError(
-                f"present must be a bool array of shape {(n_frames, n_tracks)}, got {present.dtype} {present.shape}"
-            )
-        present = present.copy()
+    present = _present(present, n_frames, n_tracks)
     x = x * pixel_size
     _check_finite("x", x, present)
     x[~present] = np.nan
@@ -189,20 +181,7 @@ def tracks_from_arrays(
         angle = check.array("angle", angle, (n_frames, n_tracks), finite=False)
         _check_finite("angle", angle, present)
         angle[~present] = np.nan
-    if frames is None:
-        frames = np.arange(n_frames, dtype=np.int64)
-    else:
-        frames = np.asarray(frames)
-        if frames.shape != (n_frames,) or not np.issubdtype(frames.dtype, np.integer):
-            raise ValueError(f"frames must be {n_frames} integer frame numbers, got {frames.dtype} {frames.shape}")
-        if np.any(np.diff(frames) <= 0):
-            raise ValueError("frames must be strictly increasing")
-        frames = frames.astype(np.int64)
-    ids = np.arange(n_tracks) if ids is None else np.asarray(ids)
-    if ids.shape != (n_tracks,):
-        raise ValueError(f"ids must have shape ({n_tracks},), got {ids.shape}")
-    if len(np.unique(ids)) != n_tracks:
-        raise ValueError("ids must be distinct")
+    frames, ids = _frames_and_ids(frames, ids, n_frames, n_tracks)
     box_length, field_of_view = _geometry(box_length, field_of_view)
     if box_length is not None:
         # Periodic data are analysed by the minimum image: wrap into the centred box as the simulator does.
@@ -221,6 +200,37 @@ def tracks_from_arrays(
         time_unit,
         pixel_size,
     )
+
+
+def _present(present, n_frames: int, n_tracks: int) -> np.ndarray:
+    """The (F, M) bool mask, checked (default: every particle in every frame)."""
+    if present is None:
+        return np.ones((n_frames, n_tracks), dtype=bool)
+    present = np.asarray(present)
+    if present.shape != (n_frames, n_tracks) or present.dtype != bool:
+        raise ValueError(
+            f"present must be a bool array of shape {(n_frames, n_tracks)}, got {present.dtype} {present.shape}"
+        )
+    return present.copy()
+
+
+def _frames_and_ids(frames, ids, n_frames: int, n_tracks: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame numbers (strictly increasing integers, default 0 … F−1) and distinct particle ids (default 0 … M−1)."""
+    if frames is None:
+        frames = np.arange(n_frames, dtype=np.int64)
+    else:
+        frames = np.asarray(frames)
+        if frames.shape != (n_frames,) or not np.issubdtype(frames.dtype, np.integer):
+            raise ValueError(f"frames must be {n_frames} integer frame numbers, got {frames.dtype} {frames.shape}")
+        if np.any(np.diff(frames) <= 0):
+            raise ValueError("frames must be strictly increasing")
+        frames = frames.astype(np.int64)
+    ids = np.arange(n_tracks) if ids is None else np.asarray(ids)
+    if ids.shape != (n_tracks,):
+        raise ValueError(f"ids must have shape ({n_tracks},), got {ids.shape}")
+    if len(np.unique(ids)) != n_tracks:
+        raise ValueError("ids must be distinct")
+    return frames, ids
 
 
 def _check_finite(name: str, values: np.ndarray, present: np.ndarray) -> None:

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..estimation.statistics import Estimate, n_batches_for
-from .estimator import BALLISTIC_RATIO, N_RADIAL, FrameCache, block_increment, mean_square_step, pair_rows, setup
+from .estimator import BALLISTIC_RATIO, N_RADIAL
+from .pairs import FrameCache, block_increment, mean_square_step, pair_rows, setup
 from .tracks import Tracks, as_tracks
 
 #: Pair currents beyond the gradients: Σ_j B_k r̂_ij^⊥ (Σ_j B_k r̂_ij summed over particles is the increment of a
