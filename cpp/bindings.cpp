@@ -4,9 +4,13 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "activescore/cuda/host_replay.hpp"
+#include "activescore/dispatch.hpp"
 #include "activescore/neighbours.hpp"
 #include "activescore/philox.hpp"
 #include "activescore/simulator.hpp"
@@ -78,20 +82,27 @@ bool cuda_device_available() { return false; }
 PYBIND11_MODULE(_core, m) {
   m.doc() = "activescore compiled core: cell lists, pair evaluators, Philox stream, CPU and CUDA drivers";
 
-  py::enum_<Model>(m, "Model").value("AOUP", Model::AOUP).value("ABP", Model::ABP);
+  m.attr("models") = py::tuple(py::cast(model_names()));  // SystemSpec.model is an index into these names
 
   py::class_<SystemSpec>(m, "SystemSpec")
       .def(py::init<>())
       .def_readwrite("model", &SystemSpec::model)
       .def_readwrite("box_length", &SystemSpec::box_length)
       .def_readwrite("v0", &SystemSpec::v0)
-      .def_readwrite("gamma", &SystemSpec::gamma)
-      .def_readwrite("rotational_diffusion", &SystemSpec::rotational_diffusion)
       .def_readwrite("eps", &SystemSpec::eps)
       .def_readwrite("k", &SystemSpec::k)
       .def_readwrite("trap", &SystemSpec::trap)
       .def_readwrite("beta", &SystemSpec::beta)
       .def_readwrite("cutoff_tol", &SystemSpec::cutoff_tol)
+      .def_property(
+          "propulsion",
+          [](const SystemSpec& s) { return std::vector<double>(s.propulsion.begin(), s.propulsion.end()); },
+          [](SystemSpec& s, const std::vector<double>& values) {
+            if (values.size() > s.propulsion.size())
+              throw std::invalid_argument("propulsion: at most " + std::to_string(s.propulsion.size()) + " parameters");
+            s.propulsion.fill(0.0);
+            std::copy(values.begin(), values.end(), s.propulsion.begin());
+          })
       .def("cutoff_delta", &SystemSpec::cutoff_delta);
 
   py::class_<RunSpec>(m, "RunSpec")
@@ -117,7 +128,7 @@ PYBIND11_MODULE(_core, m) {
          const F64Array& radius, const std::string& device) {
         const std::size_t n = static_cast<std::size_t>(radius.size());
         const double* px = checked(x, n, 2, "x");
-        const double* pq = checked(q, n, system.propulsion_components(), "q");
+        const double* pq = checked(q, n, propulsion_components(system), "q");
         if (device == "cpu") return make_cpu_simulator(system, run, double_precision, px, pq, radius.data(), n);
 #ifdef ACTIVESCORE_HAVE_CUDA
         if (device == "cuda") return make_cuda_simulator(system, run, double_precision, px, pq, radius.data(), n);
@@ -134,7 +145,7 @@ PYBIND11_MODULE(_core, m) {
          const F64Array& radius) {
         const std::size_t n = static_cast<std::size_t>(radius.size());
         const double* px = checked(x, n, 2, "x");
-        const double* pq = checked(q, n, system.propulsion_components(), "q");
+        const double* pq = checked(q, n, propulsion_components(system), "q");
         return make_host_replay_simulator(system, run, double_precision, px, pq, radius.data(), n);
       },
       py::arg("system"), py::arg("run"), py::arg("double_precision"), py::arg("x"), py::arg("q"), py::arg("radius"),

@@ -73,8 +73,8 @@ def reference_step(system: SystemSpec, run: RunSpec, x: np.ndarray, q: np.ndarra
     drift = system.v0 * g + reference_forces(system, x, radius)
     x_new = wrap(x + run.dt * drift + math.sqrt(2.0 * system.eps * run.dt) * noise[:, :2], system.box_length)
     if system.model == "aoup":
-        decay = math.exp(-system.gamma * run.dt)
+        decay = math.exp(-system.propulsion[0] * run.dt)  # (gamma,)
         q_new = decay * q + math.sqrt(1.0 - decay * decay) * noise[:, 2:4]
     else:
-        q_new = q + math.sqrt(2.0 * system.rotational_diffusion * run.dt) * noise[:, 2:3]
+        q_new = q + math.sqrt(2.0 * system.propulsion[0] * run.dt) * noise[:, 2:3]  # (D_r,)
     return x_new, q_new

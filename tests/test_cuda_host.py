@@ -23,13 +23,7 @@ def _components(system):
 
 
 def _core_system(system):
-    out = core.SystemSpec()
-    out.model = core.Model.AOUP if isinstance(system, a.AOUP) else core.Model.ABP
-    for name in ("box_length", "v0", "eps", "k", "trap", "beta", "cutoff_tol"):
-        setattr(out, name, float(getattr(system, name)))
-    out.gamma = float(getattr(system, "gamma", 1.0))
-    out.rotational_diffusion = float(getattr(system, "rotational_diffusion", 0.0))
-    return out
+    return backends._core_spec(system.spec())
 
 
 def _core_run(dt, seed, step, n_threads=0):

@@ -6,18 +6,20 @@ import numba
 import numpy as np
 import pytest
 
+from activescore import backends
 from activescore.backends.numba_backend import NumbaSimulator, drift_divergence, forces
 from activescore.backends.spec import RunSpec, SystemSpec
 from reference import reference_drift_divergence, reference_forces, reference_step, wrap
 
 
 def make_system(model="aoup", box_length=10.0, beta=7.5, k=1.0, trap=0.0, eps=0.05, v0=1.0, **kw):
+    """AOUP with γ = 1 or ABP with D_r = 0.5."""
     return SystemSpec(
         model=model,
         box_length=box_length,
         v0=v0,
-        gamma=1.0,
-        rotational_diffusion=0.5,
+        propulsion=(1.0,) if model == "aoup" else (0.5,),
+        propulsion_components=2 if model == "aoup" else 1,
         eps=eps,
         k=k,
         trap=trap,
@@ -220,8 +222,8 @@ def test_blow_up_after_good_steps_stops_at_the_last_good_state():
         model="aoup",
         box_length=40.0,
         v0=10.0,
-        gamma=1e-6,
-        rotational_diffusion=0.5,
+        propulsion=(1e-6,),
+        propulsion_components=2,
         eps=0.0,
         k=1000.0,
         trap=0.0,
@@ -263,11 +265,7 @@ def test_non_finite_propulsion_is_a_blow_up():
 
 
 def _core_system(core, system):
-    spec = core.SystemSpec()
-    spec.model = core.Model.AOUP if system.model == "aoup" else core.Model.ABP
-    for name in ("box_length", "v0", "gamma", "rotational_diffusion", "eps", "k", "trap", "beta", "cutoff_tol"):
-        setattr(spec, name, getattr(system, name))
-    return spec
+    return backends._core_spec(system)
 
 
 def _core_run(core, run):

@@ -57,7 +57,7 @@ def drift(system: ParticleSystem, x: ArrayLike, g: ArrayLike) -> tuple[np.ndarra
     system = check_system(system)
     g = check.array("g", g, (system.n_particles, 2))
     b_x = system.v0 * g + forces(system, x)
-    return b_x, -system.propulsion_rate * g
+    return b_x, system.propulsion_vector_drift(g)
 
 
 def drift_divergence(system: ParticleSystem, x: ArrayLike, *, backend: str = "auto", n_threads: int = 0) -> np.ndarray:

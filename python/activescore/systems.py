@@ -145,9 +145,34 @@ class ParticleSystem:
         """A stationary propulsion state (n, propulsion_components) from standard normals z (n, 2)."""
         raise NotImplementedError
 
+    #: The model's own parameters, in the order its propulsion policy reads them (cpp/activescore/propulsion.hpp,
+    #: backends/numba_propulsion.py).
+    propulsion_parameters: ClassVar[tuple[str, ...]]
+
     def spec(self) -> SystemSpec:
         """The plain description every backend consumes."""
-        raise NotImplementedError
+        return SystemSpec(
+            model=self.model,
+            box_length=self.box_length,
+            v0=self.v0,
+            eps=self.eps,
+            k=self.k,
+            trap=self.trap,
+            beta=self.beta,
+            cutoff_tol=self.cutoff_tol,
+            propulsion=tuple(float(getattr(self, name)) for name in self.propulsion_parameters),
+            propulsion_components=self.propulsion_components,
+        )
+
+    def propulsion_vector_drift(self, g: np.ndarray) -> np.ndarray:
+        """The drift of the propulsion vectors g (N, 2), in Itô form for the ABP's g = (cos θ, sin θ): −rate · g."""
+        return -self.propulsion_rate * np.asarray(g, dtype=np.float64)
+
+    @property
+    def stationary_propulsion_identity(self) -> float:
+        """E[b_q·D_q⁻¹b_q + ∇_q·b_q] per particle over the stationary propulsion marginal: the mean of the
+        propulsion block of the identity (physics.md §4), which needs no positions; 0 for AOUP and ABP."""
+        return 0.0
 
     def propulsion_drift(self, g: np.ndarray) -> np.ndarray:
         """The drift b_q (N, propulsion_components) of the propulsion coordinates q from the propulsion vectors
@@ -232,6 +257,7 @@ class AOUP(ParticleSystem):
     gamma: float = 1e-4
     model: ClassVar[str] = "aoup"
     propulsion_components: ClassVar[int] = 2
+    propulsion_parameters: ClassVar[tuple[str, ...]] = ("gamma",)
     propulsion_coordinate: ClassVar[str] = "vector"
     propulsion_rate_name: ClassVar[str] = "gamma"
     propulsion_symbol: ClassVar[str] = "g"
@@ -282,11 +308,6 @@ class AOUP(ParticleSystem):
         # b_g = −γ g, D_g = γ I: |b_g|²/γ + ∇_g·b_g = γ (|g|² − d), in this order so that it is exactly 0 at |g|² = d.
         return self.gamma * (np.einsum("ij,ij->i", g, g) - g.shape[-1])
 
-    def spec(self) -> SystemSpec:
-        return SystemSpec(
-            "aoup", self.box_length, self.v0, self.gamma, 0.0, self.eps, self.k, self.trap, self.beta, self.cutoff_tol
-        )
-
 
 @dataclass(frozen=True, eq=False, repr=False)
 class ABP(ParticleSystem):
@@ -297,6 +318,7 @@ class ABP(ParticleSystem):
     rotational_diffusion: float = 1.0
     model: ClassVar[str] = "abp"
     propulsion_components: ClassVar[int] = 1
+    propulsion_parameters: ClassVar[tuple[str, ...]] = ("rotational_diffusion",)
     propulsion_coordinate: ClassVar[str] = "angle"
     propulsion_rate_name: ClassVar[str] = "rotational_diffusion"
     propulsion_symbol: ClassVar[str] = "θ"
@@ -359,20 +381,6 @@ class ABP(ParticleSystem):
                 f"{name}: ABP propulsion vectors must be unit vectors g = (cos θ, sin θ) (as Trajectory.g gives "
                 f"them), found |g| off 1 by {worst:.3g}"
             )
-
-    def spec(self) -> SystemSpec:
-        return SystemSpec(
-            "abp",
-            self.box_length,
-            self.v0,
-            0.0,
-            self.rotational_diffusion,
-            self.eps,
-            self.k,
-            self.trap,
-            self.beta,
-            self.cutoff_tol,
-        )
 
 
 MODELS: dict[str, type[ParticleSystem]] = {cls.model: cls for cls in (AOUP, ABP)}

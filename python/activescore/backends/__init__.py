@@ -29,12 +29,16 @@ def _core():
 
 
 def _core_spec(spec: SystemSpec):
-    """The C++ SystemSpec of ``spec``, field for field."""
+    """The C++ SystemSpec of ``spec``, field for field; the model crosses as its index in ``_core.models`` and
+    the C++ counts the propulsion components from the model's policy itself."""
     core = _core()
     s = core.SystemSpec()
     for item in dataclasses.fields(spec):
         value = getattr(spec, item.name)
-        setattr(s, item.name, core.Model.__members__[value.upper()] if item.name == "model" else value)
+        if item.name == "model":
+            s.model = core.models.index(value)
+        elif item.name != "propulsion_components":
+            setattr(s, item.name, value)
     return s
 
 

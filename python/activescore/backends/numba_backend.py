@@ -20,20 +20,21 @@ import math
 import numba
 import numpy as np
 
+from . import numba_propulsion as propulsion
 from .rng import STEP_NOISE, box_muller_core, random_block_core
 from .spec import RunSpec, SystemSpec
-from .special_functions import cos_sin, softplus
+from .special_functions import softplus
 
 MAX_CELLS_PER_SIDE = 4096
 
 # Slots of the per-simulator parameter vector, stored in the simulator's precision (like StepParams<Real>,
 # Box<Real> and the pair/propulsion evaluators) so float32 kernels never promote to float64.
 _DT, _V0, _K, _TRAP, _X_NOISE, _MAX_STEP_SQ = 0, 1, 2, 3, 4, 5
-_DECAY, _KICK = 6, 7  # AOUP: exp(-gamma dt), sqrt(1 - exp(-2 gamma dt)); ABP: kick = sqrt(2 D_r dt)
-_BETA, _INV_BETA, _DELTA = 8, 9, 10
-_BOX_L, _BOX_HALF, _BOX_INV_L, _INV_CELL_WIDTH = 11, 12, 13, 14
-_ZERO, _ONE_HALF = 15, 16
-_N_PARAMS = 17
+_BETA, _INV_BETA, _DELTA = 6, 7, 8
+_BOX_L, _BOX_HALF, _BOX_INV_L, _INV_CELL_WIDTH = 9, 10, 11, 12
+_ZERO, _ONE_HALF = 13, 14
+_PROPULSION = 15  # the propulsion policy's constants (numba_propulsion.constants) from here on
+_N_PARAMS = _PROPULSION + propulsion.N_CONSTANTS
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -54,11 +55,7 @@ def _params(system: SystemSpec, run: RunSpec | None, real, min_width, side: int)
     if run is not None:
         p[_DT] = run.dt
         p[_X_NOISE] = math.sqrt(2.0 * system.eps * run.dt)
-        if not system.angular:
-            p[_DECAY] = math.exp(-system.gamma * run.dt)
-            p[_KICK] = math.sqrt(-math.expm1(-2.0 * system.gamma * run.dt))
-        else:
-            p[_KICK] = math.sqrt(2.0 * system.rotational_diffusion * run.dt)
+        p[_PROPULSION:] = propulsion.constants(system.model, system.propulsion, run.dt)
     p[_V0], p[_K], p[_TRAP] = system.v0, system.k, system.trap
     # The move limit protects the pair forces: a particle crossing half the interaction range in one step can pass
     # a contact the explicit step never resolves. Without interactions there is none to protect, and a stiff but
@@ -204,7 +201,7 @@ def _pair_sums(slot, side, cell_start, slot_cell, xy, slot_radius, p, harmonic, 
 
 
 @numba.njit(cache=True)
-def _integrate_particle(i, x, q, fx, fy, x_new, q_new, p, abp, seed, step):
+def _integrate_particle(i, x, q, fx, fy, x_new, q_new, p, model, seed, step):
     """integrate_particle of integrator.hpp; False if the move is non-finite or over the limit ``p[_MAX_STEP_SQ]``
     (half the interaction range, squared; the largest finite number without interactions).
 
@@ -212,11 +209,7 @@ def _integrate_particle(i, x, q, fx, fy, x_new, q_new, p, abp, seed, step):
     """
     real = x.dtype.type
     w0, w1, w2, w3 = random_block_core(seed, step, np.uint64(i), np.uint64(STEP_NOISE))
-    if abp:
-        cos_theta, sin_theta = cos_sin(np.float64(q[i, 0]))  # float64 for either precision, as ABPPropulsion
-        gx, gy = real(cos_theta), real(sin_theta)
-    else:
-        gx, gy = q[i, 0], q[i, 1]
+    gx, gy = propulsion.direction(model, q, i)
     dx = p[_DT] * (p[_V0] * gx + p[_K] * fx - p[_TRAP] * x[i, 0])
     dy = p[_DT] * (p[_V0] * gy + p[_K] * fy - p[_TRAP] * x[i, 1])
     if p[_X_NOISE] != 0:  # eps = 0 (the MIPS case) skips a Box-Muller it would multiply by zero
@@ -226,11 +219,7 @@ def _integrate_particle(i, x, q, fx, fy, x_new, q_new, p, abp, seed, step):
     x_new[i, 0] = _wrap(x[i, 0] + dx, p)
     x_new[i, 1] = _wrap(x[i, 1] + dy, p)
     n2, n3 = box_muller_core(w2, w3)
-    if abp:
-        q_new[i, 0] = q[i, 0] + p[_KICK] * real(n2)
-    else:
-        q_new[i, 0] = p[_DECAY] * q[i, 0] + p[_KICK] * real(n2)
-        q_new[i, 1] = p[_DECAY] * q[i, 1] + p[_KICK] * real(n3)
+    propulsion.update(model, q, i, q_new, p[_PROPULSION:], n2, n3)
     return dx * dx + dy * dy <= p[_MAX_STEP_SQ]  # False for NaN too
 
 
@@ -249,7 +238,7 @@ def _advance_kernel(
     side,
     interacting,
     harmonic,
-    abp,
+    model,
     cell_start,
     fill,
     cell_of_particle,
@@ -270,7 +259,7 @@ def _advance_kernel(
             fy = p[_ZERO]
             if interacting:
                 fx, fy, _ = _pair_sums(slot, side, cell_start, slot_cell, xy, slot_radius, p, harmonic, False)
-            ok[i] = _integrate_particle(i, x, q, fx, fy, x_new, q_new, p, abp, seed, step)
+            ok[i] = _integrate_particle(i, x, q, fx, fy, x_new, q_new, p, model, seed, step)
         for i in range(n):
             if not ok[i]:
                 return done, i  # the state is still the last good one
@@ -438,7 +427,7 @@ class NumbaSimulator:
                 self._cells.side,
                 self._system.k != 0.0,
                 self._system.harmonic,
-                self._system.angular,
+                propulsion.MODELS.index(self._system.model),
                 *self._cells.arrays(),
             )
         self._step += int(done)

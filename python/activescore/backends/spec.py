@@ -11,21 +11,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Numbers holding a particle's propulsion state q: AOUP g (2), ABP θ (1).
-_PROPULSION_COMPONENTS = {"aoup": 2, "abp": 1}
 
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SystemSpec:
-    model: str  # "aoup" or "abp": the name of the C++ Model enum member, lower case
+    model: str  # the model's name: its propulsion policy in cpp/activescore/propulsion.hpp and numba_propulsion.py
     box_length: float
     v0: float
-    gamma: float  # AOUP propulsion relaxation rate
-    rotational_diffusion: float  # ABP D_r
     eps: float  # translational diffusion
     k: float  # interaction strength
     trap: float  # A
     beta: float  # softplus sharpness; inf = harmonic soft disk
+    #: The model's own parameters, in the order its propulsion policy reads them (AOUP: γ, ω; ABP: D_r, ω).
+    propulsion: tuple[float, ...]
+    #: How many numbers hold a particle's propulsion state q (AOUP g: 2; ABP θ: 1).
+    propulsion_components: int
     cutoff_tol: float = 1e-6
 
     @property
@@ -38,15 +37,6 @@ class SystemSpec:
         if self.harmonic:
             return 0.0
         return math.log(1.0 / (self.cutoff_tol * math.log(2.0))) / self.beta
-
-    @property
-    def angular(self) -> bool:
-        """True when the propulsion state is an angle θ (ABP), False when it is the vector g (AOUP)."""
-        return self.propulsion_components == 1
-
-    @property
-    def propulsion_components(self) -> int:
-        return _PROPULSION_COMPONENTS[self.model]
 
     def max_cutoff(self, radius: np.ndarray) -> float:
         """Largest pair interaction range: 2 max(R) + delta (the minimum cell width)."""

@@ -67,8 +67,11 @@ def implicit_lower_bound(system, score, x: np.ndarray, g: np.ndarray) -> tuple[f
     for xf, gf in zip(x, g, strict=True):
         s_x, s_g = score(xf, gf)
         j_g = np.sum(np.reshape(s_g, (len(xf), -1)) ** 2, axis=-1) + 2.0 * score.divergence_g(xf, gf)
-        # E[|b_q|²/rate + 2 ∇_q·b_q] = ∇_q·b_q for both models (AOUP: E|g|² = d; ABP: b_θ = 0).
-        bound = system.propulsion_drift_divergence - system.propulsion_rate * j_g
+        # E[|b_q|²/rate + 2 ∇_q·b_q] = ∇_q·b_q + (the identity's propulsion block), exactly over the stationary
+        # propulsion marginal (which the positions do not change).
+        bound = (
+            system.propulsion_drift_divergence + system.stationary_propulsion_identity - system.propulsion_rate * j_g
+        )
         if system.eps > 0:
             b_x, _ = drift(system, xf, gf)
             j_x = np.sum(s_x**2, axis=-1) + 2.0 * score.divergence_x(xf, gf)
