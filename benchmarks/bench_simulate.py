@@ -28,11 +28,18 @@ the same runs in turn (the ABP regimes free, cold and hot of the LAMMPS comparis
 round's ratio is taken under the same load:
 
     python benchmarks/bench_simulate.py --baseline HEAD~1 --sizes 16384 65536 --rounds 6
+
+The tables go to the documentation page docs/performance.md (between its <!-- bench-simulate-cpu/gpu/lammps -->
+markers); ``--from-json FILE ...`` redraws them from results JSON of earlier runs without timing anything:
+
+    python benchmarks/bench_simulate.py --from-json benchmarks/results/simulate_vm.json \
+        benchmarks/results/simulate_vm_lammps.json
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
@@ -269,7 +276,10 @@ def main(argv=None) -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="target length of one timed run")
     parser.add_argument("--burn-in", type=int, default=1000)
     parser.add_argument("--name", default=None, help="results file name (default: simulate_<host>)")
-    parser.add_argument("--no-readme", action="store_true")
+    parser.add_argument("--no-readme", "--no-page", action="store_true", help="leave docs/performance.md alone")
+    parser.add_argument(
+        "--from-json", type=Path, nargs="+", default=None, help="redraw the tables of these results files, time nothing"
+    )
     parser.add_argument("--no-jax-md", action="store_true", help="skip the JAX-MD peer even if jax-md is installed")
     parser.add_argument(
         "--no-lammps", action="store_true", help="skip the LAMMPS comparison even if LAMMPS is installed"
@@ -286,6 +296,10 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.worker:
         return version_worker()
+    if args.from_json:
+        for path in args.from_json:
+            publish(table_of(json.loads(path.read_text())), args.no_readme)
+        return
     if args.baseline:
         return compare_with(args)
     if not args.no_lammps and lammps_peer.available():
@@ -380,18 +394,37 @@ def main(argv=None) -> None:
     name = args.name or f"simulate_{info['host']}"
     path = common.write_json(name, payload)
 
-    table = markdown_table(rows, info, speedups, device, call_overhead)
-    print(table)
     print(f"wrote {path}")
-    if not args.no_readme:
-        marker = "bench-simulate-gpu" if cuda else "bench-simulate-cpu"
-        if common.update_readme(marker, table):
-            print(f"updated README table {marker}")
+    publish(table_of(payload), args.no_readme)
+
+
+def table_of(payload: dict) -> tuple[str, str]:
+    """(marker, Markdown table) of a results file of this script, as the run that wrote it printed them: the
+    throughput table (bench-simulate-cpu, or bench-simulate-gpu when it has CUDA rows) or the LAMMPS comparison."""
+    if payload["benchmark"] == "simulate_vs_lammps":
+        return "bench-simulate-lammps", lammps_table(payload)
+    rows, info = payload["results"], payload["machine"]
+    speedups = {
+        label: {int(n): v for n, v in payload.get(key, {}).items()}
+        for label, key in (("numba (2 threads)", "cpp2_over_numba2"), ("jax-md (XLA, all cores)", "cpp2_over_jax_md"))
+    }
+    overhead = {int(n): v for n, v in payload.get("cpp2_call_overhead", {}).items()}
+    marker = "bench-simulate-gpu" if any(r["backend"] == "cuda" for r in rows) else "bench-simulate-cpu"
+    return marker, markdown_table(rows, info, speedups, info.get("cuda_device"), overhead)
+
+
+def publish(marked: tuple[str, str], leave_page: bool) -> None:
+    """Print a table and, unless told not to, put it between its markers on docs/performance.md."""
+    marker, table = marked
+    print(table)
+    if not leave_page and common.update_page(common.PERFORMANCE_PAGE, marker, table):
+        print(f"updated the table {marker} of {common.PERFORMANCE_PAGE.relative_to(common.ROOT)}")
 
 
 def lammps_comparison(args) -> None:
     """activescore against LAMMPS on the ABP harmonic-disk system, cold and hot, 1 and 2 threads: the physics
-    checked first, then interleaved timed rounds; JSON in results/, the README table bench-simulate-lammps."""
+    checked first, then interleaved timed rounds; JSON in results/, the table bench-simulate-lammps of
+    docs/performance.md."""
     info = common.machine()
     info["lammps"] = lammps_peer.version()
     print(f"machine: {common.machine_label(info)}; LAMMPS {info['lammps']}", flush=True)
@@ -482,26 +515,29 @@ def lammps_comparison(args) -> None:
         "results": rows,
     }
     path = common.write_json(f"{args.name or 'simulate_' + info['host']}_lammps", payload)
+    print(f"wrote {path}")
+    publish(table_of(payload), args.no_readme)
+
+
+def lammps_table(payload: dict) -> str:
+    """The LAMMPS comparison of a results file as a Markdown table."""
+    info = payload["machine"]
     lines = [
         f"Machine: {common.machine_label(info)}; LAMMPS {info['lammps']}; {info['date']}.",
         "",
         "| regime | N | threads | activescore (M particle-steps/s) | LAMMPS | activescore / LAMMPS |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for row in rows:
+    for row in payload["results"]:
         lines.append(
             f"| {row['regime']} (T = {row['temperature']:g}) | {row['n_particles']} | {row['threads']} | "
             f"{row['activescore'] / 1e6:.2f} | {row['lammps'] / 1e6:.2f} | {row['ratio']:.2f}× |"
         )
-    table = "\n".join(lines)
-    print(table)
-    print(f"wrote {path}")
-    if not args.no_readme and common.update_readme("bench-simulate-lammps", table):
-        print("updated README table bench-simulate-lammps")
+    return "\n".join(lines)
 
 
 def markdown_table(rows, info, speedups, device=None, call_overhead=None) -> str:
-    """The results as the README table; speedups: {peer label: {N: cpp (2 threads) / peer}}; call_overhead:
+    """The results as the docs/performance.md table; speedups: {peer label: {N: cpp (2 threads) / peer}}; call_overhead:
     {N: {"one_step_call_s": ...}} of the compiled backend."""
     lines = [f"Machine: {common.machine_label(info)}; {info['date']}.", ""]
     if device is not None:

@@ -1,4 +1,5 @@
-"""Shared by the benchmark scripts: the machine description and writing results (JSON + README table)."""
+"""Shared by the benchmark scripts: the machine description and writing results (JSON + the table on the
+documentation page that shows it)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,11 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
+#: The documentation pages that hold tables generated from the JSON in results/ (between
+#: ``<!-- marker:start -->`` and ``<!-- marker:end -->``): the simulator's throughput and the paper's-regime study.
+PERFORMANCE_PAGE = ROOT / "docs" / "performance.md"
+PAPER_REGIME_PAGE = ROOT / "docs" / "studies" / "paper_regime.md"
 
 
 def cpu_model() -> str:
@@ -76,11 +81,23 @@ def write_json(name: str, payload: dict) -> Path:
     return path
 
 
-def update_readme(marker: str, markdown: str) -> bool:
-    """Replace the text between <!-- marker:start --> and <!-- marker:end --> in README.md."""
-    text = README.read_text()
-    pattern = re.compile(rf"(<!-- {marker}:start -->\n).*?(<!-- {marker}:end -->)", re.S)
+def _marked(marker: str) -> re.Pattern:
+    return re.compile(rf"(<!-- {marker}:start -->\n)(.*?)(<!-- {marker}:end -->)", re.S)
+
+
+def marked_text(page: Path, marker: str) -> str | None:
+    """The text between <!-- marker:start --> and <!-- marker:end --> on a page (None without the markers)."""
+    found = _marked(marker).search(Path(page).read_text(encoding="utf-8"))
+    return found.group(2) if found else None
+
+
+def update_page(page: Path, marker: str, markdown: str) -> bool:
+    """Replace the text between <!-- marker:start --> and <!-- marker:end --> on a page (a Markdown file of the
+    documentation, for example PERFORMANCE_PAGE); False, and nothing written, when the page lacks the markers."""
+    page = Path(page)
+    text = page.read_text(encoding="utf-8")
+    pattern = _marked(marker)
     if not pattern.search(text):
         return False
-    README.write_text(pattern.sub(lambda m: m.group(1) + markdown.rstrip() + "\n" + m.group(2), text))
+    page.write_text(pattern.sub(lambda m: m.group(1) + markdown.rstrip() + "\n" + m.group(3), text), encoding="utf-8")
     return True

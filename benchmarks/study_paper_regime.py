@@ -15,13 +15,18 @@ capture, free of optimisation error. It also refits the order-3 score on 1/8, 1/
 defaults' own number) on the same frames: for these systems the network alone, then refitted together with the
 order-3 features in closed form (activescore.learning.stacking); both are reported.
 Writes benchmarks/results/paper_regime_n<N>.json (and .png: the captured fraction against the order) and prints a Markdown table with the hardware and times.
+The table of the documentation page docs/studies/paper_regime.md (marker paper-regime) is drawn from the JSON of
+N = 4096 and N = 512 (the network rows); ``--from-json`` redraws it without rerunning anything:
+
+    python benchmarks/study_paper_regime.py --from-json [--study-json results/paper_regime_n4096.json ...]
 
 ``--dt-study``: the finite time step's share of the gap (physics.md §5). For each γ and dt (the same physical
 burn-in, 4/γ, and spacing, min(200, max(20, 0.1/γ)) time units, for every dt) and seed, the order-3 drift-response
 score fitted on the first three quarters of the frames and estimated on the last: learned/identity, the ceiling
 (what a perfect score of the chain reaches), learned/ceiling (the score's share) and the corrected EPR / identity;
 the dense control φ = 0.9, N = 256, γ = 1e-2 first (its whole gap is the time step's). Means ± standard errors over
-seeds; writes benchmarks/results/paper_regime_dt.json, docs/figures/paper_regime_dt.png and the README table.
+seeds; writes benchmarks/results/paper_regime_dt.json, docs/figures/paper_regime_dt.png and the table of
+docs/studies/paper_regime.md (marker paper-regime-dt); with ``--from-json`` it redraws both from the JSON.
 """
 
 from __future__ import annotations
@@ -38,9 +43,11 @@ import numpy as np
 import activescore as a
 from activescore.learning.linear import fit_linear_score
 from activescore.samples import ArraySamples
-from common import RESULTS, machine, machine_label, update_readme, write_json
+from common import PAPER_REGIME_PAGE, RESULTS, machine, machine_label, update_page, write_json
 
 RESULTS_DT = RESULTS / "paper_regime_dt.json"
+#: The runs behind the page's study table, largest N first (the N = 512 run adds the network rows).
+STUDY_JSON = [RESULTS / "paper_regime_n4096.json", RESULTS / "paper_regime_n512.json"]
 FIGURE_DT = Path(__file__).resolve().parent.parent / "docs" / "figures" / "paper_regime_dt.png"
 
 
@@ -175,9 +182,56 @@ def time_step_study(args) -> int:
     table = time_step_table(results)
     print(table)
     if args.out is None:
-        update_readme("paper-regime-dt", table)
+        update_page(PAPER_REGIME_PAGE, "paper-regime-dt", table)
     print(f"wrote {out}")
     return 0
+
+
+def study_table(runs: list) -> str:
+    """The page's table of the study (marker paper-regime) from the results of runs at several N, largest first:
+    per γ the drift-response orders and the order-3 fit on 1/8 of the snapshots, then, where a run has them, the
+    network alone and its refit together with the order-3 features."""
+    fit_frames = runs[0]["points"][0]["orders"][0]["fit_frames"]
+    lines = [
+        f"| γ | score (fitted on the first {fit_frames} snapshots) | particle samples | quadratic / identity | "
+        "divergence / identity | fit time |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        n = run["n_particles"]
+        for point in run["points"]:
+            samples = point["orders"][0]["particle_samples"]
+            rows = [(f"drift-response, order {row['order']}", row) for row in point["orders"]]
+            rows += [
+                (f"order {row['order']} on 1/{fit_frames // row['fit_frames']} of the snapshots", row)
+                for row in point["data_volume"][:1]
+            ]
+            if point.get("network"):
+                rows.append((f"default network, {point['network']['steps']} steps", point["network"]))
+            if point.get("stacked"):
+                rows.append((f"order {point['stacked']['order']} + that network, refitted together", point["stacked"]))
+            for name, row in rows:
+                lines.append(
+                    f"| {point['gamma']:g} | N = {n}: {name} | {row.get('particle_samples', samples):,} | "
+                    f"{fmt(row['quadratic'])} | {fmt(row['divergence'])} | {row['seconds']:.0f} s |"
+                )
+    identities = []
+    for k, run in enumerate(runs):
+        values = [f"{point['orders'][0]['identity'][0]:#.3g}" for point in run["points"]]
+        if k == 0:
+            values = [
+                f"{v} ({'γ = ' if j == 0 else ''}1e{round(math.log10(point['gamma']))})"
+                for j, (v, point) in enumerate(zip(values, run["points"], strict=True))
+            ]
+        identities.append(f"N = {run['n_particles']}: " + ", ".join(values))
+    seconds = [f"{point['simulation']['seconds']:.0f} s" for point in runs[0]["points"]]
+    lines += [
+        "",
+        f"Measured on {machine_label(runs[0]['machine'])}, shared with other jobs (times are upper bounds). Identity "
+        f"per particle on the held-out snapshots: {'; '.join(identities)}. Simulation: "
+        f"{', '.join(seconds[:-1])} and {seconds[-1]} at N = {runs[0]['n_particles']}.",
+    ]
+    return "\n".join(lines)
 
 
 def time_step_groups(results: dict) -> dict:
@@ -295,12 +349,25 @@ def main(argv=None) -> int:
     p.add_argument("--dt-study", action="store_true", help="the finite time step's share (module docstring)")
     p.add_argument("--dts", type=float, nargs="+", default=[0.1, 0.05, 0.025])
     p.add_argument("--seeds", type=int, default=3, help="seeds per case of the dt study")
-    p.add_argument("--from-json", action="store_true", help="dt study: redraw table and figure from its JSON")
+    p.add_argument(
+        "--from-json",
+        action="store_true",
+        help="redraw the page's table (with --dt-study: the dt study's table and figure) from the JSON, run nothing",
+    )
+    p.add_argument(
+        "--study-json", type=Path, nargs="+", default=STUDY_JSON, help="--from-json: the runs, largest N first"
+    )
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore", message="score validation")  # the table reports every ratio
     warnings.filterwarnings("ignore", message=".*held-out.*")
     if args.dt_study:
         return time_step_study(args)
+    if args.from_json:
+        table = study_table([json.loads(path.read_text()) for path in args.study_json])
+        print(table)
+        if args.study_json == STUDY_JSON:
+            update_page(PAPER_REGIME_PAGE, "paper-regime", table)
+        return 0
 
     results = dict(machine=machine(), n_particles=args.n, frames=args.frames, points=[])
     for gamma in args.gammas:

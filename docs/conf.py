@@ -2,8 +2,9 @@
 
 Build: ``pip install ".[docs]" && sphinx-build -W docs docs/_build/html`` (warnings are errors, as in CI).
 Pages are Markdown (myst-parser); the API reference is generated from the NumPy/Google-style docstrings
-(autodoc + napoleon); the physics is ``docs/physics.md`` itself; the tutorials include README sections, so the
-README and the site say the same thing.
+(autodoc + napoleon); the physics is ``docs/physics.md`` itself. The README is the front page and leads here: the
+tutorials, the studies and the performance page hold their own text (their tables between ``<!-- marker -->``
+comments are written by the benchmark scripts from the JSON in ``benchmarks/results/``).
 """
 
 import os
@@ -47,8 +48,8 @@ autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}
 # Cross references are not checked (other modules' docstrings change often); broken markup still fails the build.
 nitpicky = False
-# README sections are included in several pages: their headings may skip levels, and their links point at files
-# of the repository (examples/, benchmarks/) rather than at pages of this site.
+# Pages name files of the repository (examples/, benchmarks/) rather than pages of this site, and headings of moved
+# text may skip levels.
 suppress_warnings = ["myst.header", "myst.xref_missing", "autodoc.import_object"]
 
 html_theme = "alabaster"

@@ -1,4 +1,5 @@
-"""The side-by-side machinery of benchmarks/ (two versions timed in turn): the ratios it reports."""
+"""The machinery of benchmarks/: the ratios of two versions timed in turn (side_by_side), and the tables the
+scripts write to the documentation pages from the JSON in benchmarks/results/."""
 
 import sys
 from pathlib import Path
@@ -56,3 +57,36 @@ def test_copy_worktree_copies_the_named_paths_without_build_outputs(tmp_path):
     assert (package / "__init__.py").is_file()
     assert not list(package.glob("_core*.so")) and not list(package.rglob("__pycache__"))
     assert not (Path(out) / "cpp").exists()
+
+
+def test_update_page_replaces_only_the_marked_text(tmp_path):
+    import common
+
+    page = tmp_path / "page.md"
+    page.write_text("# Page\n\n<!-- t:start -->\nold\n<!-- t:end -->\n\nafter\n")
+    assert common.update_page(page, "t", "| a |\n|---|\n")
+    assert page.read_text() == "# Page\n\n<!-- t:start -->\n| a |\n|---|\n<!-- t:end -->\n\nafter\n"
+    assert common.marked_text(page, "t") == "| a |\n|---|\n"
+    assert not common.update_page(page, "missing", "x") and common.marked_text(page, "missing") is None
+
+
+def test_the_pages_tables_are_the_ones_the_scripts_draw_from_the_committed_json():
+    """The generated tables on docs/performance.md and docs/studies/paper_regime.md, redrawn from
+    benchmarks/results/ without rerunning anything (what --from-json writes), are the committed ones."""
+    import json
+
+    import bench_simulate
+    import common
+    import study_paper_regime
+
+    results = common.RESULTS
+    for name in ("simulate_vm.json", "simulate_vm_lammps.json"):
+        marker, table = bench_simulate.table_of(json.loads((results / name).read_text()))
+        assert common.marked_text(common.PERFORMANCE_PAGE, marker) == table + "\n", marker
+    runs = [json.loads(path.read_text()) for path in study_paper_regime.STUDY_JSON]
+    dt_study = json.loads(study_paper_regime.RESULTS_DT.read_text())
+    for marker, table in (
+        ("paper-regime", study_paper_regime.study_table(runs)),
+        ("paper-regime-dt", study_paper_regime.time_step_table(dt_study)),
+    ):
+        assert common.marked_text(common.PAPER_REGIME_PAGE, marker) == table + "\n", marker
