@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from .. import _validate as check
 from ..estimation.statistics import n_batches_for
 from .features import PAIR_FAMILIES
+from .network import NetworkSettings, apply_network
 from .pairs import FrameCache, frame_pairs, mean_square_step, setup
 from .result import ModelFreeEPR, assemble, local_fields
 from .solve import accumulate, fit_block, total
@@ -51,6 +52,8 @@ def estimate_model_free(
     warn_rate: float = WARN_RATE,
     n_threads: int = 0,
     pair_features=PAIR_FAMILIES,
+    velocity: str = "linear",
+    network=None,
 ) -> ModelFreeEPR:
     """The EPR of tracked particles from their trajectories alone: no drift, no model (physics.md §8).
 
@@ -93,12 +96,22 @@ def estimate_model_free(
     pair_features : tuple of str
         The pair terms linear in the propulsions, among ``PAIR_FAMILIES`` ("align", "shell", "push",
         "push_neighbour"; all by default). The radial pair term Σ_j B_k r̂_ij is always used.
+    velocity : {"linear", "network"}
+        "linear" (default): the linear solve. "network": Σ_k (c_k + h_k(ψ)) φ_k with h a small MLP of invariant
+        descriptors ψ of the same features, trained with the same loss from the linear solve (JAX, Flax, Optax),
+        two-fold cross-fitted over the frame pairs: the EPR is its held-out bound, no correction (physics.md §8.4;
+        :mod:`activescore.modelfree.network`). Its samples are held in memory (float32).
+    network : dict or NetworkSettings, optional
+        The network's training settings (``hidden``, ``layers``, ``steps``, ``batch``, ``learning_rate``,
+        ``weight_decay``, ``seed``).
 
     Returns
     -------
     ModelFreeEPR
     """
     tracks = as_tracks(tracks)
+    check.choice("velocity", velocity, {"linear", "network"})
+    settings = NetworkSettings.of(network) if velocity == "network" else None
     warn_rate = check.real("warn_rate", warn_rate, low=0.0, low_open=True)
     pairs, features, search, cutoff = setup(tracks, lag, cutoff, n_radial, external, n_threads, families=pair_features)
     given, noisy = _noisy_blocks(tracks, diffusion, int(lag))
@@ -124,7 +137,9 @@ def estimate_model_free(
     result = assemble(tracks, fits, names, **options)
     if keep_fields is None:
         keep_fields = not cache.evicted
-    if keep_fields:
+    if settings is not None:
+        apply_network(result, pairs, cache, which, moments, settings, keep_fields)
+    elif keep_fields:
         local_fields(result, pairs, cache, noisy, which, cutoff)
     return result
 

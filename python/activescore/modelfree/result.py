@@ -48,6 +48,10 @@ class ModelFreeEPR:
         Per pair and track, e_i = Σ_blocks v_i·D⁻¹v_i at the first frame of the pair (NaN where the track is not
         in the fit); ``velocity[block]`` (P, M, 2) or (P, M, 1); ``positions`` (P, M, 2) the first frame's
         positions. None when the fields were not kept (``keep_fields``).
+    velocity_model : str
+        "linear" (the linear solve) or "network" (``velocity="network"``: the EPR is the cross-fitted network's
+        held-out bound, ``linear`` the linear solve's per-particle EPR on the same pairs, ``network`` the trained
+        parameters of the two folds, ``correction`` zero).
     """
 
     tracks: Tracks = field(repr=False)
@@ -72,6 +76,10 @@ class ModelFreeEPR:
     quadratic: np.ndarray | None = field(default=None, repr=False)
     velocity: dict | None = field(default=None, repr=False)
     positions: np.ndarray | None = field(default=None, repr=False)
+    velocity_model: str = "linear"
+    linear: Estimate | None = None
+    network: list | None = field(default=None, repr=False)
+    network_settings: object = field(default=None, repr=False)
 
     def per_particle_map(self, bins: int = 16, bounds=None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The mean of e_i over the particle-snapshots in each cell of a ``bins`` × ``bins`` grid.
@@ -122,10 +130,18 @@ class ModelFreeEPR:
         lines.append("  " + "; ".join(dif))
         n_features = " + ".join(str(len(self.feature_names[b])) for b in self.diffusion)
         correction = sum(self.correction.values())
-        lines.append(
-            f"  velocity linear in {n_features} model-free features (pair cutoff {self.cutoff:.4g}); "
-            f"overfitting correction −{correction:.3g} per particle"
-        )
+        if self.velocity_model == "network":
+            net = self.network_settings
+            lines.append(
+                f"  velocity: network, Σ_k (c_k + MLP_k) φ_k on {n_features} model-free features (pair cutoff "
+                f"{self.cutoff:.4g}; MLP {getattr(net, 'hidden', '?')} × {getattr(net, 'layers', '?')}), two-fold "
+                f"cross-fitted (held-out, no correction); the linear solve gives {format(self.linear, '.5g')}"
+            )
+        else:
+            lines.append(
+                f"  velocity linear in {n_features} model-free features (pair cutoff {self.cutoff:.4g}); "
+                f"overfitting correction −{correction:.3g} per particle"
+            )
         rate = self.relaxation_rate
         lines.append(
             f"  fitted velocity decorrelates at λ = {rate:.4g}: λΔt = {rate * self.dt:.3g} (bias O(λΔt), physics.md §8)"
@@ -156,6 +172,8 @@ class ModelFreeEPR:
             "n_pairs": self.n_pairs,
             "mean_particles": self.mean_particles,
             "cutoff": self.cutoff,
+            "velocity_model": self.velocity_model,
+            "linear": None if self.linear is None else est(self.linear),
         }
 
 
