@@ -142,6 +142,37 @@ def sweep(
     measures = Measures(cluster_cutoff=cluster_cutoff, density_radius=density_radius, score=score)
     points, axes, sections = expand(base, over, seeds, measures)
     out = Path(out).resolve()  # workers elsewhere (another cwd, another host on a shared file system) find it
+    _write_plan(out, points, axes, sections, keep, measures)
+    records, todo = _pending(out, points, retry_failed)
+    skipped = len(records)
+    failed_before = sum(r["status"] == "failed" for r in records.values())
+    _say(
+        f"sweep: {len(points)} points ({' x '.join(f'{len(v)} {k}' for k, v in zip(axes, _axis_values(points, axes), strict=True))}"
+        f" x {len({p.seed for p in points})} seeds) -> {out}/; {skipped} already finished, {len(todo)} to run",
+        quiet,
+    )
+    show = progress if progress is not None else (not quiet and _is_terminal())
+    bar = engines.Progress(len(points), skipped - failed_before, failed_before, show)
+    engine_text, dashboard = "", None
+    if todo:
+        engine_text, dashboard = _run_points(
+            todo,
+            out,
+            measures,
+            records,
+            bar,
+            dict(scheduler=scheduler, n_points=len(todo), n_workers=n_workers, threads=threads, cluster=cluster),
+            dict(keep=keep, checkpoint_every=checkpoint_every),
+            quiet=quiet,
+            show=show,
+        )
+    else:
+        bar.close()
+    return _gather(pd, out, points, records, axes, figures, quiet, skipped, engine_text, dashboard, start_time)
+
+
+def _write_plan(out: Path, points, axes, sections: dict, keep: str, measures: Measures) -> None:
+    """``out/sweep.json``: the grid, the seeds, the base sections and what each point keeps and measures."""
     (out / "points").mkdir(parents=True, exist_ok=True)
     atomic_write(
         out / "sweep.json",
@@ -161,6 +192,10 @@ def sweep(
         + "\n",
     )
 
+
+def _pending(out: Path, points, retry_failed: bool) -> tuple[dict[str, dict], list]:
+    """(the records of the points already finished, the points to run): a failed point is run again only with
+    ``retry_failed``; the marker of a point a killed run left is removed."""
     records: dict[str, dict] = {}
     todo = []
     for point in points:
@@ -173,50 +208,35 @@ def sweep(
             # A marker left by a killed run: the point is not running until a worker starts it again.
             (out / "points" / point.point_id / RUNNING).unlink(missing_ok=True)
             todo.append(point)
-    skipped = len(records)
-    failed_before = sum(r["status"] == "failed" for r in records.values())
-    _say(
-        f"sweep: {len(points)} points ({' x '.join(f'{len(v)} {k}' for k, v in zip(axes, _axis_values(points, axes), strict=True))}"
-        f" x {len({p.seed for p in points})} seeds) -> {out}/; {skipped} already finished, {len(todo)} to run",
-        quiet,
-    )
-    engine_text, dashboard = "", None
-    show = progress if progress is not None else (not quiet and _is_terminal())
-    bar = engines.Progress(len(points), skipped - failed_before, failed_before, show)
-    if todo:
-        with engines.started(
-            scheduler, n_points=len(todo), n_workers=n_workers, threads=threads, cluster=cluster
-        ) as engine:
-            engine_text, dashboard = engine.description, engine.dashboard
-            _say(f"sweep: {engine.description}", quiet)
-            if dashboard:
-                _say(f"sweep: Dask dashboard {dashboard}", quiet)
-            elif engine.client is not None:
-                _say("sweep: no Dask dashboard (pip install bokeh for it)", quiet)
+    return records, todo
 
-            def on_result(point: Point, record: dict) -> None:
-                records[point.point_id] = record
-                failed = record["status"] == "failed"
-                bar.update(0, new_done=int(not failed), new_failed=int(failed))
-                if failed and not quiet and not show:
-                    print(f"sweep: point {point.point_id} failed: {record['error']}", flush=True)
 
-            try:
-                engines.run(
-                    engine,
-                    todo,
-                    out,
-                    measures,
-                    keep=keep,
-                    checkpoint_every=checkpoint_every,
-                    progress=bar,
-                    on_result=on_result,
-                )
-            finally:
-                bar.close()
-    else:
-        bar.close()
+def _run_points(todo, out, measures, records, bar, engine_options, point_options, *, quiet, show):
+    """Run the points ``todo`` on a started engine, each record put in ``records`` as it arrives; returns (the
+    engine's description, the Dask dashboard link or None)."""
+    with engines.started(**engine_options) as engine:
+        _say(f"sweep: {engine.description}", quiet)
+        if engine.dashboard:
+            _say(f"sweep: Dask dashboard {engine.dashboard}", quiet)
+        elif engine.client is not None:
+            _say("sweep: no Dask dashboard (pip install bokeh for it)", quiet)
 
+        def on_result(point: Point, record: dict) -> None:
+            records[point.point_id] = record
+            failed = record["status"] == "failed"
+            bar.update(0, new_done=int(not failed), new_failed=int(failed))
+            if failed and not quiet and not show:
+                print(f"sweep: point {point.point_id} failed: {record['error']}", flush=True)
+
+        try:
+            engines.run(engine, todo, out, measures, progress=bar, on_result=on_result, **point_options)
+        finally:
+            bar.close()
+        return engine.description, engine.dashboard
+
+
+def _gather(pd, out, points, records, axes, figures, quiet, skipped, engine_text, dashboard, start_time):
+    """The table, histograms and figures of the points' records, written to ``out``, as a :class:`SweepResult`."""
     table, histograms = _tables(pd, points, records, axes)
     _write_tables(out, table, histograms)
     written = [out / TABLE] + ([out / PARQUET] if available("pyarrow") else []) + [out / HISTOGRAMS]
