@@ -277,8 +277,9 @@ def test_the_demo_reports_the_paper_regime_beside_its_trained_regime(tmp_path, c
     assert demo.eps > 0 and demo.harmonic  # the trained regime: thermal active soft disks
     small = a.mips(96, 0.5, gamma=1e-2)
     dataset = dict(burn_in=4000, spacing=200)
+    simulation = cfg.SimulationConfig.from_section(paper["simulation"])
     with Run(tmp_path, "demo", {}) as run:
-        record = pipeline.paper_regime(run, small, paper["simulation"], dataset, n_frames=12)
+        record = pipeline.paper_regime(run, small, simulation, dataset, n_frames=12)
     text = (tmp_path / "paper_regime.txt").read_text()
     assert "identity" in text and "lower bound" in text and "the ceiling" in text
     assert (tmp_path / "paper_regime_epr.png").stat().st_size > 0  # the local EPR of the clustered state
@@ -294,7 +295,7 @@ def test_the_demo_reports_the_paper_regime_beside_its_trained_regime(tmp_path, c
     assert record["finite_dt"]["dt"] == paper["simulation"]["dt"] and 0.5 < ceiling < 1
     assert record["finite_dt"]["of_ceiling"]["divergence"]["value"] > record["ratio"]["divergence"]["value"]
     with Run(tmp_path, "demo", {}) as run:
-        assert pipeline.paper_regime(run, small, paper["simulation"], dataset, n_frames=12) == record
+        assert pipeline.paper_regime(run, small, simulation, dataset, n_frames=12) == record
     assert "already done" in capsys.readouterr().out
 
 

@@ -27,7 +27,7 @@ def test_config_prints_the_embedded_defaults(capsys, monkeypatch):
     assert cli.main(["config"]) == 0
     printed = cfg.tomllib.loads(capsys.readouterr().out)
     # The README's defaults: the paper's MIPS system at N = 512 on a laptop-sized run.
-    assert printed["system"] == {
+    mips = {
         "model": "aoup",
         "n_particles": 512,
         "packing_fraction": 0.5,
@@ -40,7 +40,11 @@ def test_config_prints_the_embedded_defaults(capsys, monkeypatch):
         "trap": 0.0,
         "beta": 7.5,
         "radius": 1.0,
+        "cutoff_tol": 1e-6,
     }
+    assert {key: printed["system"][key] for key in mips} == mips
+    # Every other key is a model parameter added since, at its model's default (tests/test_config.py).
+    assert printed["system"] == cfg.DEFAULTS["system"]
     assert printed["simulation"]["dt"] == 0.1 and printed["simulation"]["n_steps"] == 20000
     assert printed["dataset"]["n_frames"] == 64 and printed["train"]["loss"] == "dsm"
     assert list(printed) == ["system", "simulation", "dataset", "train", "estimate"]

@@ -342,6 +342,25 @@ def test_cli_sweep_bad_input_is_one_line(tmp_path, capsys):
     assert "sweep.workerz" in capsys.readouterr().err
 
 
+def test_a_base_system_is_carried_whole():
+    # Harmonic disks (beta = None: inf in a configuration) and every parameter of the base, cutoff_tol included.
+    base = a.ABP(16, packing_fraction=0.3, v0=0.5, beta=None, cutoff_tol=1e-8)
+    (point,), _, _ = grid.expand(base, {"v0": [0.7]}, 1, grid.Measures())
+    assert point.make_system() == a.ABP(16, packing_fraction=0.3, v0=0.7, beta=None, cutoff_tol=1e-8)
+    # A key added to [system] since the first sweeps stays out of a point's identity at its default.
+    (default,), _, _ = grid.expand(a.ABP(16, packing_fraction=0.3), {"v0": [0.7]}, 1, grid.Measures())
+    assert "cutoff_tol" not in grid._system_identity(default.system)
+    assert grid._system_identity(point.system)["cutoff_tol"] == 1e-8
+
+
+def test_cli_sweep_values_of_the_wrong_type_are_one_line(tmp_path, capsys):
+    config = tmp_path / "bad.toml"
+    config.write_text('[sweep]\nthreads = "two"\n')
+    assert cli.main(["sweep", str(config), "--over", "v0=1", "--out", str(tmp_path / "out")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "config key sweep.threads: expected int, got 'two'" in line and not (tmp_path / "out").exists()
+
+
 def test_cli_sweep_from_a_config_file(tmp_path):
     config = tmp_path / "sweep.toml"
     config.write_text(

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from .. import plotting
+from ..config import SimulationConfig, train_config
 from ..estimation import estimate as estimate_epr
 from ..io.files import atomic_write
 from ..io.gsd import GSDSink
@@ -21,7 +22,6 @@ from ..simulation.dataset import DatasetPlan
 from ..simulation.dataset import build_dataset as write_dataset
 from ..simulation.simulate import simulate_into
 from ..systems import ParticleSystem
-from . import config as cfg
 
 
 def say(text: str) -> None:
@@ -51,15 +51,15 @@ def already_done(run, stage: str, path: Path, differs) -> bool:
     return False
 
 
-def simulate(run, system, sim: dict) -> Path:
+def simulate(run, system, sim: SimulationConfig) -> Path:
     """Simulate to ``trajectory.gsd``, streaming frames; an interrupted run's file is continued."""
     path = run.out / "trajectory.gsd"
-    frames = sim["n_steps"] // sim["save_every"] + 1
+    frames = sim.frames
     if already_done(run, "simulate", path, lambda: _trajectory_differs(path, system, frames)):
         return path
     say(
-        f"simulate: {system}\n  {sim['burn_in']} burn-in + {sim['n_steps']} steps of dt={sim['dt']} "
-        f"({sim['backend']} backend, seed {sim['seed']}), a frame every {sim['save_every']} steps -> {path}"
+        f"simulate: {system}\n  {sim.burn_in} burn-in + {sim.n_steps} steps of dt={sim.dt} "
+        f"({sim.backend} backend, seed {sim.seed}), a frame every {sim.save_every} steps -> {path}"
     )
     start = time.perf_counter()
     try:
@@ -73,20 +73,14 @@ def simulate(run, system, sim: dict) -> Path:
     return path
 
 
-def _simulate_to(path: Path, system, sim: dict) -> None:
+def _simulate_to(path: Path, system, sim: SimulationConfig) -> None:
     """Stream the run of a ``[simulation]`` section to the GSD file ``path``, resuming the frames it holds."""
     simulate_into(
         [GSDSink(path)],
         system,
-        sim["n_steps"],
-        sim["dt"],
-        seed=sim["seed"],
-        save_every=sim["save_every"],
-        burn_in=sim["burn_in"],
-        init=sim["init"],
-        backend=sim["backend"],
-        dtype=sim["dtype"],
-        n_threads=sim["n_threads"],
+        sim.n_steps,
+        sim.dt,
+        **sim.keywords(),
         progress=True,
         resume=True,
         desc="simulate",
@@ -126,7 +120,7 @@ def _dataset_differs(path: Path, system, n_frames: int) -> str | None:
     return None
 
 
-def build_dataset(run, system, sim: dict, ds: dict) -> Path:
+def build_dataset(run, system, sim: SimulationConfig, ds: dict) -> Path:
     """Simulate to the data set folder ``dataset/`` (shards of snapshots); an interrupted build is continued."""
     path = run.out / "dataset"
     if already_done(run, "dataset", path, lambda: _dataset_differs(path, system, ds["n_frames"])):
@@ -135,8 +129,8 @@ def build_dataset(run, system, sim: dict, ds: dict) -> Path:
         n_frames=ds["n_frames"],
         spacing=ds["spacing"],
         burn_in=ds["burn_in"],
-        dt=sim["dt"],
-        seed=sim["seed"],
+        dt=sim.dt,
+        seed=sim.seed,
         shard_frames=ds["shard_frames"],
     )
     steps = plan.burn_in + (plan.n_frames - 1) * plan.spacing
@@ -149,16 +143,16 @@ def build_dataset(run, system, sim: dict, ds: dict) -> Path:
         system,
         plan,
         path,
-        init=sim["init"],
-        backend=sim["backend"],
-        n_threads=sim["n_threads"],
+        init=sim.init,
+        backend=sim.backend,
+        n_threads=sim.n_threads,
         log=lambda text: say(f"  {text}"),
     )
     run.finish("dataset", time.perf_counter() - start, frames=plan.n_frames)
     return path
 
 
-def paper_regime(run, system, sim: dict, ds: dict, n_frames: int = 32) -> dict:
+def paper_regime(run, system, sim: SimulationConfig, ds: dict, n_frames: int = 32) -> dict:
     """The paper's regime beside a demo: snapshots of ``system`` (the embedded MIPS defaults), the drift-response
     score fitted in closed form (:mod:`activescore.learning.linear`) on the first three quarters, and on the last
     quarter its EPR against the learning-free identity and the finite-dt ceiling (physics.md §5), written to
@@ -176,19 +170,19 @@ def paper_regime(run, system, sim: dict, ds: dict, n_frames: int = 32) -> dict:
     traj = run_simulation(
         system,
         n_frames * ds["spacing"],
-        sim["dt"],
-        seed=sim["seed"],
+        sim.dt,
+        seed=sim.seed,
         save_every=ds["spacing"],
         burn_in=ds["burn_in"],
-        init=sim["init"],
-        backend=sim["backend"],
-        n_threads=sim["n_threads"],
+        init=sim.init,
+        backend=sim.backend,
+        n_threads=sim.n_threads,
         progress=True,
     )
     n_held = max(2, n_frames // 4)
     x, g = traj.x[1:], traj.g[1:]  # frame 0 is the end of the burn-in
     score = fit_linear_score(system, (x[:-n_held], g[:-n_held]), holdout=0.0)
-    result = estimate_epr(score, (x[-n_held:], g[-n_held:]), system=system, dt=sim["dt"], keep_fields=True)
+    result = estimate_epr(score, (x[-n_held:], g[-n_held:]), system=system, dt=sim.dt, keep_fields=True)
     record = {"system": system.to_dict(), "frames": n_held, **result.to_dict()}
     text = paper_regime_text(result)
     plotting.plot_epr_overview(result, run.out / "paper_regime_epr.png")
@@ -198,6 +192,19 @@ def paper_regime(run, system, sim: dict, ds: dict, n_frames: int = 32) -> dict:
     run.finish("paper_regime", time.perf_counter() - start, files=files)
     say(text)
     return record
+
+
+def plot_configuration(system, x, g, t: float, path: Path) -> None:
+    """Draw one configuration, the particles coloured by |g|² and titled with the system and the time ``t``, to
+    the image file ``path``."""
+    ax = plotting.plot_configuration(
+        system,
+        x,
+        color=g[:, 0] ** 2 + g[:, 1] ** 2,
+        label="|g|² (propulsion)",
+        title=plotting.system_title(system, t=t, two_lines=True),
+    )
+    plotting.save(ax, path)
 
 
 def paper_regime_text(result) -> str:
@@ -255,7 +262,7 @@ def train(run, data: Path, tr: dict) -> Path:
     from ..learning import train_score
     from ..learning.defaults import stacked_recipe
 
-    training = cfg.train_config(tr)
+    training = train_config(tr)
     frames_in_memory = tr["frames_in_memory"] or None  # 0: automatic
     steps = "steps from the data" if training.n_steps is None else f"{training.n_steps} steps"
     say(

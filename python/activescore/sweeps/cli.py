@@ -16,24 +16,8 @@ import shutil
 from pathlib import Path
 
 from .. import _validate as check
+from .. import config as cfg
 from ..io.files import FolderLock
-
-#: Keys of the [sweep] section of a CONFIG file, with their command-line defaults.
-SWEEP_KEYS = {
-    "over": {},
-    "seeds": 1,
-    "keep": "final",
-    "scheduler": "",
-    "workers": 0,
-    "threads": 0,
-    "score": "",
-    "retry_failed": False,
-    "checkpoint_every": 0,
-    "cluster_cutoff": 0.0,
-    "density_radius": 0.0,
-    "figures": True,
-    "cluster": {},
-}
 
 
 def add_parser(subparsers, parents=()) -> argparse.ArgumentParser:
@@ -81,49 +65,17 @@ def add_parser(subparsers, parents=()) -> argparse.ArgumentParser:
     return p
 
 
-def _read_config(path):
-    """(file's [system]/[simulation] keys as overrides, its [sweep] section)."""
-    from pathlib import Path
-
-    from ..cli import config as cfg
-
-    if path is None:
-        return [], {}
-    path = Path(path)
-    if not path.exists():
-        raise ValueError(f"config: file {path} does not exist")
-    try:
-        data = cfg.tomllib.loads(path.read_text())
-    except cfg.tomllib.TOMLDecodeError as err:
-        raise ValueError(f"config: {path} is not valid TOML: {err}") from None
-    section = data.pop("sweep", {})
-    unknown = sorted(set(section) - set(SWEEP_KEYS))
-    if unknown:
-        raise ValueError(
-            f"config: unknown key(s) sweep.{', sweep.'.join(unknown)} (known: "
-            f"{', '.join('sweep.' + k for k in SWEEP_KEYS)})"
-        )
-    import tomli_w
-
-    # The other sections go through the common resolver (same checks and messages as every command).
-    overrides = [f"{name}={tomli_w.dumps({'v': value})[4:].strip()}" for name, value in cfg._flatten(data).items()]
-    return overrides, section
-
-
 def cmd_sweep(args) -> int:
-    from ..cli import config as cfg
     from .api import sweep
     from .grid import parse_over, seed_list
 
-    overrides, section = _read_config(args.config)
-    settings = {**SWEEP_KEYS, **section}
+    base, settings = cfg.read_sweep_file(args.config, args.set or ())
     over = {str(k): v for k, v in dict(settings["over"]).items()}
     for text in args.over or ():
         name, values = parse_over(text)
         over[name] = values
     if not over:
         raise ValueError("sweep: give at least one --over key=values (or [sweep] over in CONFIG)")
-    base = cfg.resolve(None, [*overrides, *(args.set or ())], ("system", "simulation"))
     for key, value in cfg.given_keys(None, args.set or ())[1].items():
         if key.split(".")[0] not in ("system", "simulation"):
             raise ValueError(

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..cli import config as cfg
+from .. import config as cfg
 from ..systems import ParticleSystem, check_system
 
 #: Short names accepted in ``over`` (and ``--over``) for configuration keys.
@@ -34,6 +34,22 @@ ALIASES = {
 _ENGINE_KEYS = ("seed", "n_threads")
 #: Simulation keys that do not change a point's numbers (kept out of its identity).
 _NOT_IN_IDENTITY = ("n_threads",)
+#: The [system] keys of the first sweeps. A key added since (a new model parameter, cutoff_tol) enters a point's
+#: identity only when set off its default, so that a sweep folder made before it still resumes.
+_FIRST_SYSTEM_KEYS = (
+    "model",
+    "n_particles",
+    "packing_fraction",
+    "box_length",
+    "v0",
+    "gamma",
+    "rotational_diffusion",
+    "eps",
+    "k",
+    "trap",
+    "beta",
+    "radius",
+)
 
 
 @dataclass(frozen=True)
@@ -106,18 +122,10 @@ def base_sections(base) -> dict:
     path (read like the command line's CONFIG)."""
     if isinstance(base, ParticleSystem):
         system = check_system(base)
-        section = copy.deepcopy(cfg.DEFAULTS["system"])
-        d = system.to_dict()
-        if not np.isscalar(d["radius"]):
+        if not np.all(system.radius == system.radius[0]):
             raise ValueError("base: a sweep needs a monodisperse system (one radius)")
-        for key in section:
-            if key in d:
-                section[key] = d[key]
-        section["model"] = system.model
-        section["box_length"] = 0.0  # sized by the packing fraction, so sweeping N or phi keeps the other
-        section["packing_fraction"] = system.packing_fraction
-        section["beta"] = 0.0 if d["beta"] is None else d["beta"]
-        return {"system": section, "simulation": copy.deepcopy(cfg.DEFAULTS["simulation"])}
+        # Sized by the packing fraction, so that sweeping N or phi keeps the other.
+        return {"system": cfg.system_section(system), "simulation": copy.deepcopy(cfg.DEFAULTS["simulation"])}
     if isinstance(base, (str, Path)):
         return cfg.resolve(base, (), ("system", "simulation"))
     if isinstance(base, dict):
@@ -125,7 +133,7 @@ def base_sections(base) -> dict:
         unknown = set(base) - {"system", "simulation", "dataset", "train", "estimate", "sweep"}
         if unknown:
             raise ValueError(f"base: unknown sections {sorted(unknown)} (expected [system] and [simulation])")
-        return cfg.resolve(None, [f"{k}={json.dumps(v)}" for k, v in flat.items()], ("system", "simulation"))
+        return cfg.resolve_keys(flat, ("system", "simulation"))
     raise ValueError(
         f"base must be an activescore system, a configuration dict or a TOML path, got {type(base).__name__}"
     )
@@ -152,7 +160,7 @@ def _coerce(section: str, key: str, value):
     default = cfg.DEFAULTS[section][key]
     if isinstance(default, int) and not isinstance(default, bool) and isinstance(value, float) and value.is_integer():
         value = int(value)
-    return cfg._coerce(f"{section}.{key}", value, default)
+    return cfg.coerce(f"{section}.{key}", value, default)
 
 
 def seed_list(seeds, base_seed: int) -> list[int]:
@@ -207,9 +215,16 @@ def expand(base, over: dict, seeds, measures: Measures) -> tuple[list[Point], li
                 secs["system"]["box_length"] = 0.0
             secs["simulation"]["seed"] = seed
             sim_identity = {k: v for k, v in secs["simulation"].items() if k not in _NOT_IN_IDENTITY}
-            identity = {"system": secs["system"], "simulation": sim_identity, "measures": measures.identity()}
+            identity = {"system": _system_identity(secs["system"]), "simulation": sim_identity}
+            identity["measures"] = measures.identity()
             points.append(Point(values, seed, secs["system"], secs["simulation"], point_id(values, seed, identity)))
     return points, [key for _, key, _, _ in axes], sections
+
+
+def _system_identity(system: dict) -> dict:
+    """The [system] keys that fix a point's numbers: the first sweeps' keys, and any other one set off its default."""
+    default = cfg.system_defaults(system["model"]) if system["model"] in cfg.MODEL_PARAMETERS else {}
+    return {k: v for k, v in system.items() if k in _FIRST_SYSTEM_KEYS or v != default.get(k)}
 
 
 def parse_over(text: str) -> tuple[str, list]:
@@ -233,11 +248,7 @@ def parse_over(text: str) -> tuple[str, list]:
         item = item.strip()
         if not item:
             raise ValueError(f"--over {text!r}: empty value")
-        try:
-            value = cfg.tomllib.loads(f"v = {item}")["v"]
-        except cfg.tomllib.TOMLDecodeError:
-            value = item
-        values.append(value)
+        values.append(cfg.parse_value(item))
     return name, values
 
 
