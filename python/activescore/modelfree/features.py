@@ -62,6 +62,9 @@ class NeighbourSearch:
         self.cutoff = cutoff
         self.box_length = box_length
         self.n_threads = n_threads  # the search itself is serial
+        # Room for neighbours per particle: the last frame's largest count with a margin, so that consecutive
+        # frames need one pass of the cell list, not a counting pass and a filling one.
+        self.capacity = 0
 
     def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(index, displacement, within)`` for positions ``x`` (n, 2): neighbour indices (n, k) without self,
@@ -73,7 +76,9 @@ class NeighbourSearch:
         if n < 2:
             return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0, 2)), np.zeros((n, 0), dtype=bool)
         xs, box = box_for_search(np.ascontiguousarray(x, dtype=np.float64), self.cutoff, self.box_length)
-        return cell_pairs(xs, box, self.cutoff)
+        index, displacement, within, largest = cell_pairs(xs, box, self.cutoff, self.capacity)
+        self.capacity = largest + max(4, largest // 8)
+        return index, displacement, within
 
 
 @dataclass(frozen=True)
