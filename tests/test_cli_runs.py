@@ -86,6 +86,20 @@ def test_a_folder_holds_the_outputs_of_one_command(tmp_path, capsys):
     assert snapshot(out) == before
 
 
+def test_a_folder_of_an_earlier_version_reruns(tmp_path, capsys):
+    # A run recorded before a [system] key existed (cutoff_tol, a model parameter added since): at its default the
+    # key is no other configuration; set off it, it is.
+    out = tmp_path / "sim"
+    assert run_cli(capsys, "simulate", *TINY_RUN, "--out", out)[0] == 0
+    record = json.loads((out / "run.json").read_text())
+    del record["config"]["system"]["cutoff_tol"]
+    (out / "run.json").write_text(json.dumps(record))
+    assert "already done" in run_cli(capsys, "simulate", *TINY_RUN, "--out", out)[2]
+    (out / "run.json").write_text(json.dumps(record))
+    status, line, _ = run_cli(capsys, "simulate", *TINY_RUN, "--set", "system.cutoff_tol=1e-8", "--out", out)
+    assert status == 2 and "system.cutoff_tol: None -> 1e-08" in line
+
+
 def test_already_done_only_when_the_file_is_the_configurations(tmp_path, capsys):
     out, other = tmp_path / "sim", tmp_path / "other"
     assert run_cli(capsys, "simulate", *TINY_RUN, "--out", out)[0] == 0

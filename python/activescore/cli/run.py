@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from .._version import __version__
-from ..config import dumps, flatten
+from ..config import dumps, flatten, system_defaults
 from ..io.files import FolderLock, atomic_write
 from . import errors
 from .pipeline import say
@@ -55,7 +55,7 @@ class Run:
                     f"{record_name}); "
                     f"a folder holds one command's outputs: choose another folder for `activescore {command}`"
                 )
-            if previous and previous.get("config") != config:
+            if previous and _differing_keys(previous.get("config"), config):
                 raise ValueError(
                     f"--out {self.out}: holds a {command} run with another configuration "
                     f"({_differences(previous.get('config'), config)}); choose another folder or remove it"
@@ -167,10 +167,27 @@ def _previous_record(path: Path) -> dict:
     return record
 
 
+def _differing_keys(old, new) -> list[str]:
+    """The keys whose values differ between two resolved configurations. A [system] key that the older record
+    lacks (a model parameter added since) counts only when set off its model's default, so that a folder made by
+    an earlier version reruns and resumes."""
+    flat_old = flatten(old) if isinstance(old, dict) else {}
+    flat_new = flatten(new)
+    added = {}
+    if flat_old and "system" in new:
+        defaults = system_defaults(new["system"].get("model"))
+        added = {f"system.{k}": v for k, v in defaults.items() if f"system.{k}" not in flat_old}
+    return [
+        k
+        for k in {**flat_old, **flat_new}
+        if flat_old.get(k) != flat_new.get(k) and not (k in added and flat_new.get(k) == added[k])
+    ]
+
+
 def _differences(old, new) -> str:
     """The keys whose values differ between two resolved configurations, as ``key: old -> new``."""
     flat_old = flatten(old) if isinstance(old, dict) else {}
     flat_new = flatten(new)
-    keys = [k for k in {**flat_old, **flat_new} if flat_old.get(k) != flat_new.get(k)]
+    keys = _differing_keys(old, new)
     shown = ", ".join(f"{k}: {flat_old.get(k)!r} -> {flat_new.get(k)!r}" for k in keys[:3])
     return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
