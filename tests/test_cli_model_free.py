@@ -58,6 +58,7 @@ def test_model_free_from_a_csv_and_a_gsd_file(free_abps, tmp_path, capsys):
         (["--tracks", "{csv}", "--frame-interval", "0.005", "--field-of-view", "0,1,2"], "field_of_view"),
         (["--tracks", "{gsd}", "--diffusion", "large"], "--diffusion"),
         (["--tracks", "{gsd}", "--lag", "0"], "lag"),
+        (["--tracks", "{gsd}", "--velocity", "mlp"], "--velocity"),
     ],
 )
 def test_bad_input_is_one_line_and_leaves_nothing(free_abps, tmp_path, capsys, args, names):

@@ -40,6 +40,11 @@ def add_parser(subparsers, parents=()) -> argparse.ArgumentParser:
     )
     p.add_argument("--lag", type=int, default=1, help="frames between the two states of a pair (default 1)")
     p.add_argument(
+        "--velocity",
+        default="linear",
+        help='"linear" (default: one linear solve) or "network" (a network trained with the same loss; JAX)',
+    )
+    p.add_argument(
         "--positions-only",
         action="store_true",
         help="the short-time TUR lower bound of the positions' EPR (when the propulsion is not observed)",
@@ -96,12 +101,15 @@ def cmd_model_free(args) -> int:
     from . import Run
     from .pipeline import say
 
+    if args.velocity not in ("linear", "network"):
+        raise ValueError(f'--velocity: expected "linear" or "network", got {args.velocity!r}')
     tracks = read_tracks(args)  # every input check before the output folder is made
     diffusion = diffusion_of(args.diffusion)
     config = {
         "tracks": str(args.tracks),
         "diffusion": args.diffusion,
         "lag": args.lag,
+        "velocity": args.velocity,
         "positions_only": args.positions_only,
     }
     start = time.perf_counter()
@@ -109,7 +117,7 @@ def cmd_model_free(args) -> int:
     if args.positions_only:
         result = modelfree.tur_lower_bound(tracks, lag=args.lag)
     else:
-        result = modelfree.estimate_model_free(tracks, diffusion=diffusion, lag=args.lag)
+        result = modelfree.estimate_model_free(tracks, diffusion=diffusion, lag=args.lag, velocity=args.velocity)
     with Run(Path(args.out), COMMAND, config) as run:
         text = result.summary()
         atomic_write(run.out / "model_free.txt", text + "\n")
