@@ -9,7 +9,12 @@ Cases (each simulated once at Δt = dt, frames saved every step):
 * ``free_abp``: free ABPs with ε > 0, exact EPR v0²/ε per particle;
 * ``soft_disks``: interacting active soft disks (AOUP, harmonic, ε = 0.1, γ = 1, φ = 0.5, v0 = 0.5), against the
   learning-free identity on the same frames, with the model-free rows at Δt = 2, 5, 10 dt (every lag-th frame)
-  showing the frame-spacing bias.
+  showing the frame-spacing bias;
+* ``soft_disk_maps`` (``--cases soft_disk_maps``, not in the default run: it trains a score, minutes): the same
+  soft disks at ``--maps-n`` (256) particles, the model-based path (a score learned through the defaults of
+  ``train_score`` on independent frames, then ``estimate`` with its per-particle fields) against the model-free path
+  (the linear solve) on the same 400 consecutive frames: the correlation of the per-particle EPR e_i = v_i·D⁻¹v_i
+  over every particle-snapshot (the map of physics.md §8, per-particle maps), and of the velocities v_x, v_g component by component.
 
 activescore's model-free path is :func:`activescore.modelfree.estimate_model_free` with its defaults (D estimated
 from the increments). SFI gets the same information: the full state ((x, g) or (x, θ)) as an overdamped process, a
@@ -21,6 +26,7 @@ list (cutoff + skin) built at each chunk's start; positions are unwrapped for it
 
     python benchmarks/bench_model_free.py                      # N = 1024 (the speed target), a few minutes
     python benchmarks/bench_model_free.py --n 256 --frames 1000 --cases soft_disks
+    python benchmarks/bench_model_free.py --cases soft_disk_maps --name model_free_maps_n256   # ~10 min
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from activescore.modelfree import estimate_model_free, tracks_from_trajectory  #
 
 DT = 0.005
 CASES = ("trapped_aoup", "free_abp", "soft_disks")
+#: Not in the default run (it trains a score): the per-particle maps of the model-free and model-based paths.
+MAPS = "soft_disk_maps"
 LAGS = (1, 2, 5, 10)
 
 
@@ -215,11 +223,51 @@ def run_case(case: str, n: int, n_frames: int, seed: int, with_sfi: bool, chunk:
     return row
 
 
+def run_maps(n: int, seed: int, threads: int) -> dict:
+    """The per-particle maps of the model-free and model-based paths on the same frames (module docstring)."""
+    from activescore.learning import train_score
+
+    system = system_for("soft_disks", n)
+    t0 = time.perf_counter()
+    train = a.simulate(system, int(250 / DT), DT, seed=seed, save_every=100, burn_in=10_000, n_threads=threads)
+    test = a.simulate(system, 400, DT, seed=seed + 1, save_every=1, burn_in=10_000, n_threads=threads)
+    row: dict = {"case": MAPS, "n": n, "frames": len(test.x), "dt": DT, "train_frames": len(train.x)}
+    row["simulate_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    score = train_score(system, train, progress=False)
+    row["train_s"] = time.perf_counter() - t0
+    based = a.estimate(score, test, keep_fields=True, progress=False)
+    t0 = time.perf_counter()
+    free = estimate_model_free(tracks_from_trajectory(test), keep_fields=True, n_threads=threads)
+    row["model_free_s"] = time.perf_counter() - t0
+    p = len(free.quadratic)
+
+    def corr(u, v) -> float:
+        return float(np.corrcoef(np.ravel(u), np.ravel(v))[0, 1])
+
+    learned, identity = based.epr_per_particle["quadratic"], based.identity.per_particle
+    row.update(
+        {
+            "model_based": {"value": learned.value, "stderr": learned.stderr},
+            "identity": {"value": identity.value, "stderr": identity.stderr},
+            "model_free": {"value": free.epr_per_particle.value, "stderr": free.epr_per_particle.stderr},
+            "correlation": {
+                "e_i": corr(free.quadratic, based.quadratic[:p]),
+                "v_x": corr(free.velocity["x"], based.v_x[:p]),
+                "v_g": corr(free.velocity["g"], based.v_g[:p]),
+            },
+        }
+    )
+    print(f"  {MAPS} N={n}: {row['correlation']} (score trained in {row['train_s']:.0f} s)", flush=True)
+    return row
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=1024, help="particles (default 1024, the speed target)")
     parser.add_argument("--frames", type=int, default=1000, help="frame pairs at Δt = dt (default 1000)")
-    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=CASES)
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=(*CASES, MAPS))
+    parser.add_argument("--maps-n", type=int, default=256, help="particles of soft_disk_maps (default 256)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-sfi", action="store_true", help="leave StochasticForceInference out")
     parser.add_argument("--chunk", type=int, default=20, help="frames per SFI neighbour list (default 20)")
@@ -237,7 +285,12 @@ def main(argv=None) -> None:
             with_sfi = False
     info = common.machine()
     print(f"machine: {common.machine_label(info)}", flush=True)
-    rows = [run_case(c, args.n, args.frames, args.seed, with_sfi, args.chunk, args.threads) for c in args.cases]
+    rows = [
+        run_maps(args.maps_n, args.seed, args.threads)
+        if c == MAPS
+        else run_case(c, args.n, args.frames, args.seed, with_sfi, args.chunk, args.threads)
+        for c in args.cases
+    ]
     payload = {"machine": info, "n": args.n, "frames": args.frames, "dt": DT, "threads": args.threads, "rows": rows}
     path = common.write_json(args.name or f"model_free_{info['host']}", payload)
     print(f"wrote {path}")
@@ -251,6 +304,8 @@ def table(rows: list) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
+        if row["case"] == MAPS:
+            continue
         if "exact" in row:
             ref = f"exact {row['exact']:.4g} (chain at dt: {row['chain_value']:.4g})"
         else:
