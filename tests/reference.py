@@ -61,8 +61,8 @@ def reference_drift_divergence(system: SystemSpec, x: np.ndarray, radius: np.nda
 
 
 def reference_step(system: SystemSpec, run: RunSpec, x: np.ndarray, q: np.ndarray, radius: np.ndarray):
-    """One step from (x, q) at step run.step: Euler-Maruyama in x (then wrap), exact OU (AOUP) or
-    theta + sqrt(2 D_r dt) eta (ABP) in q, with the step-noise normals of rng. Returns (x_new, q_new)."""
+    """One step from (x, q) at step run.step: Euler-Maruyama in x (then wrap), exact (chiral) OU (AOUP) or
+    theta + omega dt + sqrt(2 D_r dt) eta (ABP) in q, with the step-noise normals of rng. Returns (x_new, q_new)."""
     x = np.asarray(x, dtype=np.float64)
     q = np.asarray(q, dtype=np.float64).reshape(len(x), -1)
     noise = normals4_array(run.seed, run.step, np.arange(len(x)), STEP_NOISE)
@@ -72,9 +72,13 @@ def reference_step(system: SystemSpec, run: RunSpec, x: np.ndarray, q: np.ndarra
         g = np.stack([np.cos(q[:, 0]), np.sin(q[:, 0])], axis=1)
     drift = system.v0 * g + reference_forces(system, x, radius)
     x_new = wrap(x + run.dt * drift + math.sqrt(2.0 * system.eps * run.dt) * noise[:, :2], system.box_length)
-    if system.model == "aoup":
-        decay = math.exp(-system.propulsion[0] * run.dt)  # (gamma,)
-        q_new = decay * q + math.sqrt(1.0 - decay * decay) * noise[:, 2:4]
-    else:
-        q_new = q + math.sqrt(2.0 * system.propulsion[0] * run.dt) * noise[:, 2:3]  # (D_r,)
+    if system.model == "aoup":  # (gamma, omega): the mean turns by omega dt and decays, as an exact OU step
+        gamma, omega = system.propulsion
+        decay = math.exp(-gamma * run.dt)
+        turn = omega * run.dt
+        rotation = np.array([[math.cos(turn), -math.sin(turn)], [math.sin(turn), math.cos(turn)]])
+        q_new = decay * q @ rotation.T + math.sqrt(1.0 - decay * decay) * noise[:, 2:4]
+    else:  # (D_r, omega)
+        rotational_diffusion, omega = system.propulsion
+        q_new = q + math.sqrt(2.0 * rotational_diffusion * run.dt) * noise[:, 2:3] + omega * run.dt
     return x_new, q_new

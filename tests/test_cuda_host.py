@@ -67,6 +67,8 @@ def _cases():
         0.05,
     )
     yield "free", a.AOUP(200, packing_fraction=0.3, k=0.0, v0=1.0, gamma=1.0, eps=0.1), 0.1
+    yield "chiral_aoup", a.AOUP(300, packing_fraction=0.5, v0=0.5, gamma=0.5, eps=0.01, omega=1.5), 0.01
+    yield "chiral_abp", a.ABP(300, packing_fraction=0.5, v0=0.5, rotational_diffusion=0.2, omega=-2.0), 0.01
 
 
 CASES = list(_cases())

@@ -12,13 +12,13 @@ from activescore.backends.spec import RunSpec, SystemSpec
 from reference import reference_drift_divergence, reference_forces, reference_step, wrap
 
 
-def make_system(model="aoup", box_length=10.0, beta=7.5, k=1.0, trap=0.0, eps=0.05, v0=1.0, **kw):
-    """AOUP with γ = 1 or ABP with D_r = 0.5."""
+def make_system(model="aoup", box_length=10.0, beta=7.5, k=1.0, trap=0.0, eps=0.05, v0=1.0, omega=0.0, **kw):
+    """AOUP with γ = 1 or ABP with D_r = 0.5 (chiral with ``omega``)."""
     return SystemSpec(
         model=model,
         box_length=box_length,
         v0=v0,
-        propulsion=(1.0,) if model == "aoup" else (0.5,),
+        propulsion=(1.0, omega) if model == "aoup" else (0.5, omega),
         propulsion_components=2 if model == "aoup" else 1,
         eps=eps,
         k=k,
@@ -125,6 +125,8 @@ SIMULATOR_CASES = {
     "abp-softplus": (make_system(model="abp", box_length=10.0), 50),
     "aoup-free": (make_system(box_length=10.0, k=0.0), 30),
     "aoup-no-translational-noise": (make_system(box_length=10.0, eps=0.0), 50),
+    "chiral-aoup": (make_system(box_length=10.0, omega=2.5), 50),
+    "chiral-abp-one-cell": (make_system(model="abp", box_length=4.0, omega=-3.0), 8),
 }
 
 
@@ -222,7 +224,7 @@ def test_blow_up_after_good_steps_stops_at_the_last_good_state():
         model="aoup",
         box_length=40.0,
         v0=10.0,
-        propulsion=(1e-6,),
+        propulsion=(1e-6, 0.0),
         propulsion_components=2,
         eps=0.0,
         k=1000.0,
@@ -300,7 +302,7 @@ def test_core_trajectories(core, case, double_precision):
     x_core, q_core = core.read_state(theirs, system.propulsion_components)
     x_ours, q_ours = ours.read_state()
     assert x_core.dtype == x_ours.dtype
-    if double_precision and case in ("aoup-free", "aoup-one-cell", "abp-one-cell"):
+    if double_precision and case in ("aoup-free", "aoup-one-cell", "abp-one-cell", "chiral-abp-one-cell"):
         # Same normals and pair forces bit for bit; in one cell both also sum every neighbour in index order (with
         # more cells Numba sums in cell order, the C++ Verlet lists in index order: equal to rounding).
         np.testing.assert_array_equal(x_ours, x_core)

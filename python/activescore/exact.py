@@ -90,6 +90,11 @@ def _check_trapped(system, name: str = "system"):
         raise ValueError(f"{name}: the Gaussian reference needs a harmonic trap (trap > 0), got trap={system.trap}")
     if system.eps == 0 and system.v0 == 0:
         raise ValueError(f"{name}: with eps = 0 and v0 = 0 every particle sits at the origin (degenerate density)")
+    if system.chiral:
+        raise ValueError(
+            f"{name}: the Gaussian reference is per dimension and a chiral turn (omega={system.omega:g}) couples "
+            "the two; use omega = 0"
+        )
     return system
 
 
@@ -242,7 +247,8 @@ class GaussianScore:
 class EquilibriumScore:
     """Exact score of an equilibrium system (v0 = 0, ε > 0, any interactions and trap), AOUP or ABP:
     ρ ∝ exp(−U(x)/ε) × the stationary propulsion marginal, so s_x = b_x/ε = forces/ε, s_g = −g (AOUP) or s_θ = 0
-    (ABP), and v = b − D s = 0."""
+    (ABP), and v = b − D s = 0 (with chirality ω ≠ 0 the score stays exact, and v_q = ω J g, or ω for θ, is all
+    that flows)."""
 
     def __init__(self, system, *, n_threads: int = 0):
         system = check_system(system)

@@ -39,6 +39,11 @@ def _radii(n_particles: int, radius) -> np.ndarray:
     return r
 
 
+def _quarter_turn(g: np.ndarray) -> np.ndarray:
+    """J g = (−g_y, g_x): the counter-clockwise quarter turn of vectors (..., 2)."""
+    return np.stack([-g[..., 1], g[..., 0]], axis=-1)
+
+
 def _beta(beta) -> float:
     """The softplus sharpness; None (or inf) is the harmonic soft disk, the β → ∞ limit, stored as inf."""
     if beta is None:
@@ -67,6 +72,7 @@ class ParticleSystem:
     trap: float
     beta: float
     cutoff_tol: float
+    omega: float
 
     model: ClassVar[str]
     propulsion_components: ClassVar[int]
@@ -80,7 +86,7 @@ class ParticleSystem:
     propulsion_rate_symbol: ClassVar[str]
 
     def _set_common(
-        self, n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius, cutoff_tol
+        self, n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius, cutoff_tol, omega
     ) -> None:
         n = check.integer("n_particles", n_particles, low=1, high=2**31 - 1)
         r = _radii(n, radius)
@@ -94,6 +100,7 @@ class ParticleSystem:
         set_(self, "trap", check.real("trap", trap, low=0.0))
         set_(self, "beta", _beta(beta))
         set_(self, "cutoff_tol", check.real("cutoff_tol", cutoff_tol, low=0.0, high=1.0, low_open=True, high_open=True))
+        set_(self, "omega", check.real("omega", omega))
 
     def _check_box(self, packing_fraction) -> None:
         """The pair force is evaluated under the minimum image, which counts each pair once: that is the periodic
@@ -164,15 +171,27 @@ class ParticleSystem:
             propulsion_components=self.propulsion_components,
         )
 
+    @property
+    def chiral(self) -> bool:
+        """True when the propulsion turns at the constant angular velocity ω ≠ 0 (chiral active particles)."""
+        return self.omega != 0.0
+
     def propulsion_vector_drift(self, g: np.ndarray) -> np.ndarray:
-        """The drift of the propulsion vectors g (N, 2), in Itô form for the ABP's g = (cos θ, sin θ): −rate · g."""
-        return -self.propulsion_rate * np.asarray(g, dtype=np.float64)
+        """The drift of the propulsion vectors g (N, 2), in Itô form for the ABP's g = (cos θ, sin θ):
+        −rate · g + ω J g (J the counter-clockwise quarter turn)."""
+        g = np.asarray(g, dtype=np.float64)
+        return -self.propulsion_rate * g + self.omega * _quarter_turn(g)
 
     @property
     def stationary_propulsion_identity(self) -> float:
         """E[b_q·D_q⁻¹b_q + ∇_q·b_q] per particle over the stationary propulsion marginal: the mean of the
-        propulsion block of the identity (physics.md §4), which needs no positions; 0 for AOUP and ABP."""
-        return 0.0
+        propulsion block of the identity (physics.md §4), which needs no positions: the chiral turn's ω²/rate per
+        propulsion coordinate, 0 without chirality."""
+        if not self.chiral:
+            return 0.0
+        return (
+            self.propulsion_components * self.omega**2 / self.propulsion_rate if self.propulsion_rate > 0 else math.inf
+        )
 
     def propulsion_drift(self, g: np.ndarray) -> np.ndarray:
         """The drift b_q (N, propulsion_components) of the propulsion coordinates q from the propulsion vectors
@@ -247,17 +266,19 @@ class ParticleSystem:
 class AOUP(ParticleSystem):
     """Active Ornstein–Uhlenbeck particles (the paper's model, physics.md §1).
 
-    dx_i = [v0 g_i + k Σ_j F(x_i − x_j) − A x_i] dt + √(2ε) dW_i,   dg_i = −γ g_i dt + √(2γ) dB_i,
-    F(r) = softplus_β(R_i + R_j − |r|) r/|r|  (β = None: harmonic soft disks).
+    dx_i = [v0 g_i + k Σ_j F(x_i − x_j) − A x_i] dt + √(2ε) dW_i,   dg_i = (−γ g_i + ω J g_i) dt + √(2γ) dB_i,
+    F(r) = softplus_β(R_i + R_j − |r|) r/|r|  (β = None: harmonic soft disks; J the counter-clockwise quarter turn).
 
     Give exactly one of ``packing_fraction`` (φ = Σ πR²/L²) and ``box_length``. Defaults are the paper's MIPS
     values, so ``AOUP(4096, packing_fraction=0.5)`` is the paper's system. The propulsion state q is g itself.
+    ``omega`` ≠ 0 makes them chiral: g turns at angular velocity ω while it relaxes (its stationary law stays
+    N(0, I)), which adds d ω²/γ per particle to the EPR of free particles.
     """
 
     gamma: float = 1e-4
     model: ClassVar[str] = "aoup"
     propulsion_components: ClassVar[int] = 2
-    propulsion_parameters: ClassVar[tuple[str, ...]] = ("gamma",)
+    propulsion_parameters: ClassVar[tuple[str, ...]] = ("gamma", "omega")
     propulsion_coordinate: ClassVar[str] = "vector"
     propulsion_rate_name: ClassVar[str] = "gamma"
     propulsion_symbol: ClassVar[str] = "g"
@@ -277,8 +298,9 @@ class AOUP(ParticleSystem):
         beta: float | None = 7.5,
         radius=1.0,
         cutoff_tol: float = 1e-6,
+        omega: float = 0.0,
     ):
-        self._set_common(n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius, cutoff_tol)
+        self._set_common(n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius, cutoff_tol, omega)
         object.__setattr__(self, "gamma", check.real("gamma", gamma, low=0.0, low_open=True))
         self._check_box(packing_fraction)
 
@@ -293,7 +315,7 @@ class AOUP(ParticleSystem):
         return np.ascontiguousarray(z[:, :2])  # g_i ~ N(0, I)
 
     def propulsion_drift(self, g: np.ndarray) -> np.ndarray:
-        return -self.gamma * g
+        return self.propulsion_vector_drift(g)
 
     @property
     def propulsion_drift_divergence(self) -> float:
@@ -305,20 +327,24 @@ class AOUP(ParticleSystem):
     stationary_propulsion_score_divergence: ClassVar[float] = -2.0
 
     def propulsion_identity_terms(self, g: np.ndarray) -> np.ndarray:
-        # b_g = −γ g, D_g = γ I: |b_g|²/γ + ∇_g·b_g = γ (|g|² − d), in this order so that it is exactly 0 at |g|² = d.
-        return self.gamma * (np.einsum("ij,ij->i", g, g) - g.shape[-1])
+        # b_g = −γ g + ω J g, D_g = γ I: |b_g|²/γ + ∇_g·b_g = γ (|g|² − d) + ω² |g|²/γ (J g ⊥ g), in this order so
+        # that it is exactly 0 at |g|² = d without chirality.
+        square = np.einsum("ij,ij->i", g, g)
+        terms = self.gamma * (square - g.shape[-1])
+        return terms + self.omega**2 / self.gamma * square if self.chiral else terms
 
 
 @dataclass(frozen=True, eq=False, repr=False)
 class ABP(ParticleSystem):
-    """Active Brownian particles: g_i = (cos θ_i, sin θ_i), dθ_i = √(2 D_r) dB_i, same x equation as AOUP.
+    """Active Brownian particles: g_i = (cos θ_i, sin θ_i), dθ_i = ω dt + √(2 D_r) dB_i, same x equation as AOUP.
 
-    The propulsion state q is θ (n, 1)."""
+    The propulsion state q is θ (n, 1). ``omega`` ≠ 0 makes them chiral (circle swimmers): θ turns at angular
+    velocity ω, which adds ω²/D_r per particle to the EPR."""
 
     rotational_diffusion: float = 1.0
     model: ClassVar[str] = "abp"
     propulsion_components: ClassVar[int] = 1
-    propulsion_parameters: ClassVar[tuple[str, ...]] = ("rotational_diffusion",)
+    propulsion_parameters: ClassVar[tuple[str, ...]] = ("rotational_diffusion", "omega")
     propulsion_coordinate: ClassVar[str] = "angle"
     propulsion_rate_name: ClassVar[str] = "rotational_diffusion"
     propulsion_symbol: ClassVar[str] = "θ"
@@ -338,8 +364,9 @@ class ABP(ParticleSystem):
         beta: float | None = 7.5,
         radius=1.0,
         cutoff_tol: float = 1e-6,
+        omega: float = 0.0,
     ):
-        self._set_common(n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius, cutoff_tol)
+        self._set_common(n_particles, packing_fraction, box_length, v0, eps, k, trap, beta, radius, cutoff_tol, omega)
         object.__setattr__(
             self, "rotational_diffusion", check.real("rotational_diffusion", rotational_diffusion, low=0.0)
         )
@@ -358,8 +385,11 @@ class ABP(ParticleSystem):
         return np.ascontiguousarray(np.mod(np.arctan2(z[:, 1], z[:, 0]), 2 * np.pi)[:, None])
 
     def propulsion_drift(self, g: np.ndarray) -> np.ndarray:
-        # θ has no drift (b_θ = 0): the propulsion block of the identity contributes nothing (physics.md §4).
-        return np.zeros((len(g), 1))
+        # b_θ = ω: without chirality the propulsion block of the identity contributes nothing (physics.md §4).
+        return np.full((len(g), 1), self.omega)
+
+    def propulsion_identity_terms(self, g: np.ndarray) -> np.ndarray:
+        return np.full(len(g), self.stationary_propulsion_identity)  # b_θ²/D_r + ∂_θ b_θ = ω²/D_r, θ-independent
 
     @property
     def propulsion_drift_divergence(self) -> float:

@@ -29,13 +29,17 @@ def drift_terms(system, x, g, n_threads: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def identity_terms(system, g, b_x, div_bx) -> tuple[np.ndarray, np.ndarray | None]:
-    """Per-particle integrands of the learning-free identity and (ε > 0) of its active-work form."""
+    """Per-particle integrands of the learning-free identity and (ε > 0) of its active-work form.
+
+    Where a form drops the propulsion block (ε = 0, the active work) it adds the block's exact stationary mean
+    instead (``system.stationary_propulsion_identity``: a chiral turn's ω²/rate per coordinate, else 0)."""
+    propulsion_mean = system.stationary_propulsion_identity
     if system.eps > 0:
         eps = system.eps
         ident = np.einsum("ij,ij->i", b_x, b_x) / eps + system.propulsion_identity_terms(g) + div_bx
-        work = system.v0 * np.einsum("ij,ij->i", g, b_x) / eps
+        work = system.v0 * np.einsum("ij,ij->i", g, b_x) / eps + propulsion_mean
         return ident, work
-    return -div_bx, None
+    return -div_bx + propulsion_mean, None
 
 
 # --------------------------------------------------------------------------------------------- one snapshot
@@ -82,7 +86,9 @@ def local_fields(system, bound: BoundScore, x, g, n_threads: int) -> LocalEPR:
     # v_q = b_q − D_q s_q, e_q = |v_q|²/rate, c_q = ∇_q·v_q (physics.md §4).
     v_g = system.propulsion_velocity(g, s_g)
     q_g = np.einsum("ij,ij->i", v_g, v_g) / system.propulsion_rate
-    c_g = system.propulsion_velocity_divergence(div_sg)
+    # c_q = v_q·b_q/rate + ∇_q·v_q; the first term's mean is the identity's propulsion block (a chiral turn's
+    # ω²/rate per coordinate, else 0; physics.md §4), added as that exact constant.
+    c_g = system.propulsion_velocity_divergence(div_sg) + system.stationary_propulsion_identity
     if eps > 0:
         v_x = b_x - eps * s_x
         q_x = np.einsum("ij,ij->i", v_x, v_x) / eps
