@@ -7,6 +7,7 @@ import os
 import secrets
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -130,6 +131,136 @@ def _resume_point(sinks, saved: list, header: FrameHeader, log) -> SavedFrames |
     return point
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """The checked arguments of a run (``save_every`` and ``seed`` filled in, ``backend`` resolved)."""
+
+    system: ParticleSystem
+    n_steps: int
+    dt: float
+    seed: int
+    save_every: int
+    burn_in: int
+    dtype: str
+    n_threads: int
+    backend: str
+
+
+def _check_settings(
+    system, n_steps, dt, seed, save_every, burn_in, init, dtype, n_threads, backend, n_memory_sinks, stacklevel
+) -> _Settings:
+    """Check :func:`simulate_into`'s arguments, warn of unsaved last steps (``stacklevel``: the user's call, as
+    :func:`simulate_into` counts it) and refuse a run that would not fit in memory."""
+    system = check_system(system)
+    n_steps = check.integer("n_steps", n_steps, low=0)
+    dt = check.real("dt", dt, low=0.0, low_open=True)
+    burn_in = check.integer("burn_in", burn_in, low=0)
+    save_every_given = save_every is not None
+    save_every = max(1, n_steps // 100) if save_every is None else check.integer("save_every", save_every, low=1)
+    dtype = check.choice("dtype", dtype, {"float64", "float32"})
+    n_threads = check.integer("n_threads", n_threads, low=0)
+    if seed is None:
+        seed = init.seed if isinstance(init, State) else secrets.randbits(63)
+    seed = check.integer("seed", seed, low=0, high=2**64 - 1)
+    if system.trap * dt >= 2.0:  # the explicit trap step x <- (1 - A dt) x diverges from A dt = 2 on
+        raise ValueError(
+            f"dt: the explicit step is unstable in the trap when trap·dt >= 2 (trap = {system.trap:g}, "
+            f"dt = {dt:g}); use dt < {2.0 / system.trap:g}"
+        )
+    if save_every_given and n_steps % save_every:
+        warnings.warn(
+            f"simulate: n_steps={n_steps} is not a multiple of save_every={save_every}: the last "
+            f"{n_steps % save_every} steps are run (final_state holds them) but saved in no frame",
+            stacklevel=stacklevel + 1,
+        )
+    frames_in_memory = (n_steps // save_every + 1) * n_memory_sinks
+    check_memory(
+        simulation_bytes(system.n_particles, system.propulsion_components, frames_in_memory, dtype),
+        f"a simulation of {system.n_particles} particles"
+        + (f" keeping {frames_in_memory} frames in memory" if frames_in_memory else ""),
+        "simulate fewer particles"
+        + (", or save fewer frames (a larger save_every, or out=)" if frames_in_memory else ""),
+    )
+    backend = backends.resolve(backend)
+    return _Settings(system, n_steps, dt, seed, save_every, burn_in, dtype, n_threads, backend)
+
+
+def _header(run: _Settings, init, step0: int) -> FrameHeader:
+    """The header every sink of the run records (and checks a resumed output against)."""
+    return FrameHeader(
+        system=json.loads(json.dumps(run.system.to_dict())),
+        dt=run.dt,
+        seed=run.seed,
+        burn_in=run.burn_in,
+        save_every=run.save_every,
+        n_frames=run.n_steps // run.save_every + 1,
+        first_step=step0,
+        init=str(init),
+        dtype=run.dtype,
+        backend=run.backend,
+    )
+
+
+class _Stepper:
+    """A backend's simulator driven in progress-sized calls, handing saved frames to the sinks."""
+
+    def __init__(self, run: _Settings, header: FrameHeader, targets: list[FrameSink], x0, q0, step0: int):
+        self.run, self.header, self.targets, self.step0 = run, header, targets, step0
+        self.memory = next((sink for sink in targets if isinstance(sink, MemorySink)), None)
+        self.sim = backends.get(run.backend).make_simulator(
+            run.system.spec(),
+            RunSpec(run.dt, run.seed, step0, run.n_threads),
+            run.dtype == "float64",
+            x0,
+            q0,
+            run.system.radius,
+        )
+        self.grain = max(1, _PROGRESS_GRAIN.get(run.backend, _DEFAULT_PROGRESS_GRAIN) // run.system.n_particles)
+
+    def state(self) -> State:
+        """The simulator's current state, in float64."""
+        x, q = self.sim.read_state()
+        run = self.run
+        return State(run.system, np.asarray(x, np.float64), np.asarray(q, np.float64), self.sim.step, run.seed, run.dt)
+
+    def advance(self, n: int, bar) -> None:
+        """Take ``n`` steps; raise :class:`SimulationError` (with the frames saved so far) on a blow-up."""
+        while n > 0:
+            chunk = min(n, self.grain)
+            done = self.sim.advance(chunk)
+            bar.update(done)
+            if done < chunk:
+                last_good = self.state()
+                trajectory = _trajectory(self.run.system, self.memory, self.header, last_good)
+                raise SimulationError(self.sim.error, self.sim.step, trajectory)
+            n -= chunk
+
+    def save(self) -> None:
+        """Hand the current state to every sink as a frame."""
+        x, q = self.sim.read_state()
+        x, q = np.array(x), np.array(q)
+        for sink in self.targets:
+            sink.append(x, q, self.sim.step)
+
+
+def _run_frames(stepper: _Stepper, point: SavedFrames | None, progress: bool | None, desc: str | None) -> None:
+    """Step through the burn-in (unless resuming) and every frame still to save, then the unsaved last steps."""
+    run, header = stepper.run, stepper.header
+    total = run.burn_in + run.n_steps
+    show = progress if progress is not None else total * run.system.n_particles >= 5e7
+    done_steps = stepper.step0 - header.first_step
+    with progress_bar(
+        show, total, initial=done_steps, unit="step", desc=desc or f"simulate N={run.system.n_particles}"
+    ) as bar:
+        if point is None:
+            stepper.advance(run.burn_in, bar)
+            stepper.save()
+        for _ in range(header.n_frames - (1 if point is None else point.n_frames)):
+            stepper.advance(run.save_every, bar)
+            stepper.save()
+        stepper.advance(run.n_steps % run.save_every, bar)
+
+
 def simulate_into(
     sinks: Sequence[FrameSink | str | os.PathLike],
     system: ParticleSystem,
@@ -174,55 +305,26 @@ def simulate_into(
     State
         The state after the last step (x (N, 2), q (N, c)), to continue from.
     """
-    system = check_system(system)
-    n_steps = check.integer("n_steps", n_steps, low=0)
-    dt = check.real("dt", dt, low=0.0, low_open=True)
-    burn_in = check.integer("burn_in", burn_in, low=0)
-    save_every_given = save_every is not None
-    save_every = max(1, n_steps // 100) if save_every is None else check.integer("save_every", save_every, low=1)
-    dtype = check.choice("dtype", dtype, {"float64", "float32"})
-    n_threads = check.integer("n_threads", n_threads, low=0)
-    if seed is None:
-        seed = init.seed if isinstance(init, State) else secrets.randbits(63)
-    seed = check.integer("seed", seed, low=0, high=2**64 - 1)
-    if system.trap * dt >= 2.0:  # the explicit trap step x <- (1 - A dt) x diverges from A dt = 2 on
-        raise ValueError(
-            f"dt: the explicit step is unstable in the trap when trap·dt >= 2 (trap = {system.trap:g}, "
-            f"dt = {dt:g}); use dt < {2.0 / system.trap:g}"
-        )
-    if save_every_given and n_steps % save_every:
-        warnings.warn(
-            f"simulate: n_steps={n_steps} is not a multiple of save_every={save_every}: the last "
-            f"{n_steps % save_every} steps are run (final_state holds them) but saved in no frame",
-            stacklevel=2 + _caller_depth,  # the user's call (through simulate: one level up)
-        )
-    frames_in_memory = (n_steps // save_every + 1) * sum(isinstance(sink, MemorySink) for sink in sinks)
-    check_memory(
-        simulation_bytes(system.n_particles, system.propulsion_components, frames_in_memory, dtype),
-        f"a simulation of {system.n_particles} particles"
-        + (f" keeping {frames_in_memory} frames in memory" if frames_in_memory else ""),
-        "simulate fewer particles"
-        + (", or save fewer frames (a larger save_every, or out=)" if frames_in_memory else ""),
+    run = _check_settings(
+        system,
+        n_steps,
+        dt,
+        seed,
+        save_every,
+        burn_in,
+        init,
+        dtype,
+        n_threads,
+        backend,
+        n_memory_sinks=sum(isinstance(sink, MemorySink) for sink in sinks),
+        stacklevel=2 + _caller_depth,  # the user's call (through simulate: one level up)
     )
-    backend = backends.resolve(backend)
     if resume and overwrite:
         raise ValueError("resume and overwrite: pass at most one (resume continues an output, overwrite replaces it)")
     targets = [as_sink(sink) for sink in sinks]
 
-    x0, q0, step0 = _initial_state(system, init, seed)
-    header = FrameHeader(
-        system=json.loads(json.dumps(system.to_dict())),
-        dt=dt,
-        seed=seed,
-        burn_in=burn_in,
-        save_every=save_every,
-        n_frames=n_steps // save_every + 1,
-        first_step=step0,
-        init=str(init),
-        dtype=dtype,
-        backend=backend,
-    )
-    memory = next((sink for sink in targets if isinstance(sink, MemorySink)), None)
+    x0, q0, step0 = _initial_state(run.system, init, run.seed)
+    header = _header(run, init, step0)
     opened = []
     try:
         saved = []
@@ -232,46 +334,9 @@ def simulate_into(
         point = _resume_point(targets, saved, header, log)
         if point is not None:
             x0, q0, step0 = point.x, point.q, point.step
-        sim = backends.get(backend).make_simulator(
-            system.spec(), RunSpec(dt, seed, step0, n_threads), dtype == "float64", x0, q0, system.radius
-        )
-
-        def state() -> State:
-            x, q = sim.read_state()
-            return State(system, np.asarray(x, np.float64), np.asarray(q, np.float64), sim.step, seed, dt)
-
-        grain = max(1, _PROGRESS_GRAIN.get(backend, _DEFAULT_PROGRESS_GRAIN) // system.n_particles)
-
-        def advance(n: int, bar) -> None:
-            while n > 0:
-                chunk = min(n, grain)
-                done = sim.advance(chunk)
-                bar.update(done)
-                if done < chunk:
-                    last_good = state()
-                    raise SimulationError(sim.error, sim.step, _trajectory(system, memory, header, last_good))
-                n -= chunk
-
-        def save() -> None:
-            x, q = sim.read_state()
-            x, q = np.array(x), np.array(q)
-            for sink in targets:
-                sink.append(x, q, sim.step)
-
-        total = burn_in + n_steps
-        show = progress if progress is not None else total * system.n_particles >= 5e7
-        done_steps = step0 - header.first_step
-        with progress_bar(
-            show, total, initial=done_steps, unit="step", desc=desc or f"simulate N={system.n_particles}"
-        ) as bar:
-            if point is None:
-                advance(burn_in, bar)
-                save()
-            for _ in range(header.n_frames - (1 if point is None else point.n_frames)):
-                advance(save_every, bar)
-                save()
-            advance(n_steps % save_every, bar)
-        return state()
+        stepper = _Stepper(run, header, targets, x0, q0, step0)
+        _run_frames(stepper, point, progress, desc)
+        return stepper.state()
     finally:
         for sink in opened:
             sink.close()
