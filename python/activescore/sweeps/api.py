@@ -26,14 +26,28 @@ HISTOGRAMS = "local_density.csv"
 class SweepResult:
     """What :func:`sweep` produced.
 
-    Attributes:
-        table: a pandas DataFrame, one row per point and seed (every parameter a column; ``status`` "done" or
-            "failed" with the ``error``); also in ``out/sweep.csv`` (and ``sweep.parquet`` with pyarrow).
-        histograms: the local packing-fraction histograms in long form (point_id, seed, swept values, bin_low,
-            bin_high, fraction); also in ``out/local_density.csv``.
-        axes: the swept keys, in the order given. out: the output folder. figures: paths of the figures written.
-        computed, skipped, failed: points computed in this call, found finished, and failed (all calls).
-        engine: how the points ran; dashboard: the Dask dashboard link (None without bokeh or a cluster).
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        One row per point and seed (every parameter a column; ``status`` "done" or "failed" with the ``error``);
+        also in ``out/sweep.csv`` (and ``sweep.parquet`` with pyarrow).
+    histograms : pandas.DataFrame
+        The local packing-fraction histograms in long form (point_id, seed, swept values, bin_low, bin_high,
+        fraction); also in ``out/local_density.csv``.
+    axes : list
+        The swept keys, in the order given.
+    out : Path
+        The output folder.
+    figures : list
+        Paths of the figures written.
+    computed, skipped, failed : int
+        Points computed in this call, found finished, and failed (all calls).
+    engine : str
+        How the points ran.
+    dashboard : str or None
+        The Dask dashboard link (None without bokeh or a cluster).
+    seconds : float
+        The wall time of the call.
     """
 
     table: Any
@@ -92,41 +106,79 @@ def sweep(
     applied to it (transfer). A rerun with the same ``out`` skips finished points and continues interrupted ones
     from their checkpoints; a failing point is recorded with its error and the others go on.
 
-    Args:
-        base: the common configuration: an :class:`~activescore.AOUP` / :class:`~activescore.ABP`, a resolved
-            configuration dict with ``system`` and ``simulation`` sections, or a TOML file (as for the CLI).
-        over: swept key -> values, e.g. ``{"packing_fraction": [0.3, 0.5], "v0": [0.01, 0.025]}``; keys of the
-            system (``phi`` is ``packing_fraction``, ``N`` is ``n_particles``) or the simulation (``dt``, ``n_steps``,
-            ``burn_in``...). The grid is every combination.
-        seeds: how many seeds per point (the base seed onwards) or a list of seeds.
-        out: the output folder (points/, sweep.csv, figures).
-        n_steps, dt, burn_in, save_every: override the base's simulation section.
-        score: a trained score (a file from ``activescore train`` or a score object) whose EPR is estimated on
-            every point with ``transfer=True``.
-        keep: "final" (the final state of each point, ``points/<id>/final.gsd``), "frames" (also every measured
-            frame, ``frames.gsd``) or "none".
-        scheduler: None (a local Dask cluster sized to the machine), a scheduler address ``"tcp://host:8786"``,
-            ``"jobqueue"`` with ``cluster={"kind": "slurm", "jobs": 4, "cores": 16, "memory": "32GB", ...}``
-            (dask-jobqueue), or ``"synchronous"`` (Dask's synchronous scheduler in this process).
-        n_workers, threads: local cluster size and simulator (OpenMP) threads per point (0: workers × threads =
-            the cores, as many workers as points allow).
-        retry_failed: run failed points again (by default a failed point keeps its recorded error).
-        checkpoint_every: steps between burn-in checkpoints (0: ``save_every``).
-        cluster_cutoff, density_radius: see :class:`~activescore.sweeps.grid.Measures`.
-        figures: write the phase-diagram figures. progress: a progress bar (default: on a terminal).
+    Parameters
+    ----------
+    base
+        The common configuration: an :class:`~activescore.AOUP` / :class:`~activescore.ABP`, a resolved
+        configuration dict with ``system`` and ``simulation`` sections, or a TOML file (as for the CLI).
+    over
+        Swept key -> values, e.g. ``{"packing_fraction": [0.3, 0.5], "v0": [0.01, 0.025]}``; keys of the system
+        (``phi`` is ``packing_fraction``, ``N`` is ``n_particles``) or the simulation (``dt``, ``n_steps``,
+        ``burn_in``...). The grid is every combination.
+    seeds
+        How many seeds per point (the base seed onwards) or a list of seeds.
+    out
+        The output folder (points/, sweep.csv, figures).
+    n_steps, dt, burn_in, save_every
+        Override the base's simulation section.
+    score
+        A trained score (a file from ``activescore train`` or a score object) whose EPR is estimated on every
+        point with ``transfer=True``.
+    keep
+        "final" (the final state of each point, ``points/<id>/final.gsd``), "frames" (also every measured frame,
+        ``frames.gsd``) or "none".
+    scheduler, cluster
+        None (a local Dask cluster sized to the machine), a scheduler address ``"tcp://host:8786"``,
+        ``"jobqueue"`` with ``cluster={"kind": "slurm", "jobs": 4, "cores": 16, "memory": "32GB", ...}``
+        (dask-jobqueue), or ``"synchronous"`` (Dask's synchronous scheduler in this process).
+    n_workers, threads
+        Local cluster size and simulator (OpenMP) threads per point (0: workers × threads = the cores, as many
+        workers as points allow).
+    retry_failed
+        Run failed points again (by default a failed point keeps its recorded error).
+    checkpoint_every
+        Steps between burn-in checkpoints (0: ``save_every``).
+    cluster_cutoff, density_radius
+        See :class:`~activescore.sweeps.grid.Measures`.
+    figures
+        Write the phase-diagram figures.
+    progress
+        A progress bar (default: on a terminal).
+    quiet
+        Print nothing (by default the plan, the engine and a summary are printed).
 
-    Returns:
-        :class:`SweepResult` with the table (pandas) and the paths written.
+    Returns
+    -------
+    SweepResult
+        The table (pandas) and the paths written.
     """
     require("dask", "activescore sweeps")
     pd = require("pandas", "the sweep table")
     require("freud", "the structure measures of a sweep")
     start_time = time.perf_counter()
+    run = dict(n_steps=n_steps, dt=dt, burn_in=burn_in, save_every=save_every)  # over the base's [simulation]
+    base, over, n_workers, threads = _check_arguments(base, over, run, keep, checkpoint_every, n_workers, threads)
+    measures = Measures(cluster_cutoff=cluster_cutoff, density_radius=density_radius, score=score)
+    points, axes, sections = expand(base, over, seeds, measures)
+    out = Path(out).resolve()  # workers elsewhere (another cwd, another host on a shared file system) find it
+    _write_plan(out, points, axes, sections, keep, measures)
+    records, todo = _pending(out, points, retry_failed)
+    skipped = len(records)
+    _announce(out, points, axes, skipped, len(todo), quiet)
+    bar, show = _progress_bar(len(points), records, progress, quiet)
+    engine = dict(scheduler=scheduler, n_points=len(todo), n_workers=n_workers, threads=threads, cluster=cluster)
+    point_options = dict(keep=keep, checkpoint_every=checkpoint_every)
+    engine_text, dashboard = _run_points(todo, out, measures, records, bar, engine, point_options, quiet, show)
+    return _gather(pd, out, points, records, axes, figures, quiet, skipped, engine_text, dashboard, start_time)
+
+
+def _check_arguments(base, over, simulation: dict, keep: str, checkpoint_every: int, n_workers, threads):
+    """Check :func:`sweep`'s arguments: (the base as :func:`~activescore.sweeps.grid.expand` takes it, with the
+    ``simulation`` keywords given (not None) over its simulation section, the grid, the worker and thread
+    counts)."""
     if keep not in KEEP:
         raise ValueError(f"keep must be one of {list(KEEP)}, got {keep!r}")
-    overrides = {
-        k: v for k, v in dict(n_steps=n_steps, dt=dt, burn_in=burn_in, save_every=save_every).items() if v is not None
-    }
+    overrides = {k: v for k, v in simulation.items() if v is not None}
     over = dict(over)
     if isinstance(base, (str, Path, dict)) or overrides:
         from .grid import base_sections
@@ -139,36 +191,25 @@ def sweep(
     # Counts as everywhere (simulation.n_threads, the CLI's --threads/--workers): 0 is automatic, negatives refused.
     n_workers = check.integer("n_workers", n_workers, low=0)
     threads = check.integer("threads", threads, low=0)
-    measures = Measures(cluster_cutoff=cluster_cutoff, density_radius=density_radius, score=score)
-    points, axes, sections = expand(base, over, seeds, measures)
-    out = Path(out).resolve()  # workers elsewhere (another cwd, another host on a shared file system) find it
-    _write_plan(out, points, axes, sections, keep, measures)
-    records, todo = _pending(out, points, retry_failed)
-    skipped = len(records)
-    failed_before = sum(r["status"] == "failed" for r in records.values())
+    return base, over, n_workers, threads
+
+
+def _announce(out: Path, points, axes, skipped: int, n_todo: int, quiet: bool) -> None:
+    """The sweep's first line: the grid, the seeds, the output folder and what is left to run."""
+    shape = " x ".join(f"{len(v)} {k}" for k, v in zip(axes, _axis_values(points, axes), strict=True))
     _say(
-        f"sweep: {len(points)} points ({' x '.join(f'{len(v)} {k}' for k, v in zip(axes, _axis_values(points, axes), strict=True))}"
-        f" x {len({p.seed for p in points})} seeds) -> {out}/; {skipped} already finished, {len(todo)} to run",
+        f"sweep: {len(points)} points ({shape} x {len({p.seed for p in points})} seeds) -> {out}/; "
+        f"{skipped} already finished, {n_todo} to run",
         quiet,
     )
+
+
+def _progress_bar(n_points: int, records: dict, progress: bool | None, quiet: bool):
+    """(the sweep's progress bar, counting the points already finished and failed; whether it shows: by
+    default on a terminal unless ``quiet``)."""
     show = progress if progress is not None else (not quiet and _is_terminal())
-    bar = engines.Progress(len(points), skipped - failed_before, failed_before, show)
-    engine_text, dashboard = "", None
-    if todo:
-        engine_text, dashboard = _run_points(
-            todo,
-            out,
-            measures,
-            records,
-            bar,
-            dict(scheduler=scheduler, n_points=len(todo), n_workers=n_workers, threads=threads, cluster=cluster),
-            dict(keep=keep, checkpoint_every=checkpoint_every),
-            quiet=quiet,
-            show=show,
-        )
-    else:
-        bar.close()
-    return _gather(pd, out, points, records, axes, figures, quiet, skipped, engine_text, dashboard, start_time)
+    failed_before = sum(r["status"] == "failed" for r in records.values())
+    return engines.Progress(n_points, len(records) - failed_before, failed_before, show), show
 
 
 def _write_plan(out: Path, points, axes, sections: dict, keep: str, measures: Measures) -> None:
@@ -211,9 +252,12 @@ def _pending(out: Path, points, retry_failed: bool) -> tuple[dict[str, dict], li
     return records, todo
 
 
-def _run_points(todo, out, measures, records, bar, engine_options, point_options, *, quiet, show):
+def _run_points(todo, out, measures, records, bar, engine_options, point_options, quiet, show):
     """Run the points ``todo`` on a started engine, each record put in ``records`` as it arrives; returns (the
-    engine's description, the Dask dashboard link or None)."""
+    engine's description, the Dask dashboard link or None), ("", None) with nothing to run."""
+    if not todo:
+        bar.close()
+        return "", None
     with engines.started(**engine_options) as engine:
         _say(f"sweep: {engine.description}", quiet)
         if engine.dashboard:
