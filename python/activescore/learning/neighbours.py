@@ -13,20 +13,28 @@ from .. import backends
 def knn(x, box_length: float, k: int, *, n_threads: int = 1, backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest particles of every particle in a periodic square box, self first.
 
-    Args:
-        x: positions, shape (N, 2), in the centred box [-L/2, L/2) (other values are wrapped).
-        box_length: side L of the periodic box.
-        k: neighbours per particle, self included (1 <= k <= N).
-        n_threads: OpenMP threads (0: all available). Default 1: score learning calls this once per frame inside
-            a JAX process, where one thread is fast enough (O(N k)) and does not compete with JAX's own
-            thread pool. (With OpenMP threads, runs interleaving it with JAX computations crashed intermittently
-            in the core's knn on the development machine; under investigation.)
-        backend: "cpp" or "numba" (same lists); "auto" and "cuda" use the compiled core when it is there, else
-            Numba.
+    Parameters
+    ----------
+    x : array_like, shape (N, 2)
+        Positions in the centred box [-L/2, L/2) (other values are wrapped).
+    box_length : float
+        Side L of the periodic box.
+    k : int
+        Neighbours per particle, self included (1 <= k <= N).
+    n_threads : int
+        OpenMP threads (0: all available). Default 1: score learning calls this once per frame inside a JAX process,
+        where one thread is fast enough (O(N k)) and does not compete with JAX's own thread pool. (With OpenMP threads,
+        runs interleaving it with JAX computations crashed intermittently in the core's knn on the development machine;
+        under investigation.)
+    backend : str
+        "cpp" or "numba" (same lists); "auto" and "cuda" use the compiled core when it is there, else Numba.
 
-    Returns:
-        ``(index, displacement)``: ``index`` (N, k) int64, particle ``i``'s neighbours ordered by squared
-        minimum-image distance, self first, ties broken by smaller index; ``displacement`` (N, k, 2) float64,
+    Returns
+    -------
+    index : ndarray of int64, shape (N, k)
+        Particle ``i``'s neighbours ordered by squared minimum-image distance, self first, ties broken by smaller
+        index.
+    displacement : ndarray of float64, shape (N, k, 2)
         ``x_i - x_j`` under the minimum image (the self row is zero).
     """
     x = np.ascontiguousarray(x, dtype=np.float64)

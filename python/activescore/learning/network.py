@@ -27,49 +27,69 @@ import jax.numpy as jnp
 class ScoreNetConfig:
     """Architecture of :class:`ScoreNet` (everything needed to rebuild it from saved weights).
 
-    Attributes:
-        k: tokens per particle (nearest neighbours, self included); fewer are used when N < k.
-        width: token width; the two embedding MLPs output ``width // 2`` each.
-        depth: number of post-LayerNorm encoder blocks.
-        heads: attention heads (must divide ``width``).
-        ff_width: hidden width of each block's feed-forward layer.
-        embed_hidden, embed_layers: hidden width and number of hidden GELU layers of MLP_g and MLP_x.
-        readout_hidden, readout_layers: the same for the readout MLP(s).
-        predict_x: also output ``s_x`` (systems with ε > 0).
-        absolute_position: feed ``x_i`` itself (for trapped systems).
-        sigma_conditioning: feed ``log σ`` (one network for several noise levels).
-        length_scale: displacements and positions are divided by it (≈ particle diameter / 2 keeps inputs O(1)).
-        cutoff, cutoff_width: if ``cutoff`` is set, a neighbour at distance r has attention weight w(r): 1 below
-            ``cutoff - cutoff_width``, 0 beyond ``cutoff``, C² in between. The network is then a continuous
-            function of the configuration as long as fewer than k particles lie within ``cutoff`` (neighbours
-            leave the k-nearest set only beyond it). Required for the x-score with a truncated neighbour set
-            (k < N): without it the set of k nearest moves with x_i and both losses learn that artefact.
-        readout_skip: the readout also sees, unnormalised, the self token's embedding and the sum of the other
-            tokens' embeddings (weighted by the cutoff envelope). The blocks end in a LayerNorm that removes the
-            scale of the token, and softmax attention averages rather than sums; scores that grow linearly in z_i
-            (trapped particles) or add up pair forces (interacting particles with ε > 0) are learned several
-            times faster with this path. Off in the paper's network.
-        norm: ``"post"`` (post-LayerNorm blocks, the paper) or ``"pre"`` (pre-LayerNorm: the residual stream keeps
-            its scale, which helps regress scores that are sums over neighbours).
-        gaussian_baseline: output ``s_g = -g_i + correction``. Every AOUP propulsion is exactly N(0, I) in the
-            steady state, so ``-g_i`` is the score of the g-marginal and the network learns only what the
-            interactions add (zero for an ideal gas).
-        force_input: every token also carries its particle's interaction force F_j (x-only: k Σ F − A x) divided
-            by ``force_unit``. With ε = 0 a particle's velocity b_x,j = v0 g_j + F_j is slaved to its neighbours'
-            along every contact (physics.md §6), so the g-score depends on F to a precision of order √γ; computing
-            F from displacements to that precision is what a network finds hardest, and the compiled core gives
-            it exactly. Not with ``predict_x`` (DSM would have to recompute F at perturbed positions).
-        force_unit: the force scale; v0 makes g_j + F_j/v0 the velocity in units of v0.
-        output_scale: the readouts' outputs are multiplied by it. With ε = 0 the g-score's correction is of order
-            1/√γ (≈ 100 for the paper's MIPS; physics.md §6), far beyond the O(1) outputs of a fresh network;
-            scaling the output keeps the trained weights O(1).
-        dtype: parameter and computation dtype, ``"float32"`` or ``"float64"`` (the latter needs JAX x64).
-        residual: the network is the correction to a fixed base score (``train_score(..., base=...)``): its
-            readouts start at exactly zero, so training starts from the base and moves away only where the loss
-            improves, and it holds no Gaussian baseline (the base does).
-        propulsion: the coordinates of the propulsion score: ``"vector"`` (s_g, 2 columns: AOUPs) or ``"angle"``
-            (s_θ, 1 column: ABPs). The tokens carry g = (cos θ, sin θ) in both cases, so that the network is
-            periodic in θ.
+    Attributes
+    ----------
+    k : int
+        Tokens per particle (nearest neighbours, self included); fewer are used when N < k.
+    width : int
+        Token width; the two embedding MLPs output ``width // 2`` each.
+    depth : int
+        Number of post-LayerNorm encoder blocks.
+    heads : int
+        Attention heads (must divide ``width``).
+    ff_width : int
+        Hidden width of each block's feed-forward layer.
+    embed_hidden, embed_layers : int
+        Hidden width and number of hidden GELU layers of MLP_g and MLP_x.
+    readout_hidden, readout_layers : int
+        The same for the readout MLP(s).
+    predict_x : bool
+        Also output ``s_x`` (systems with ε > 0).
+    absolute_position : bool
+        Feed ``x_i`` itself (for trapped systems).
+    sigma_conditioning : bool
+        Feed ``log σ`` (one network for several noise levels).
+    length_scale : float
+        Displacements and positions are divided by it (≈ particle diameter / 2 keeps inputs O(1)).
+    cutoff, cutoff_width : float or None, float
+        If ``cutoff`` is set, a neighbour at distance r has attention weight w(r): 1 below ``cutoff - cutoff_width``, 0
+        beyond ``cutoff``, C² in between. The network is then a continuous function of the configuration as long as
+        fewer than k particles lie within ``cutoff`` (neighbours leave the k-nearest set only beyond it). Required for
+        the x-score with a truncated neighbour set (k < N): without it the set of k nearest moves with x_i and both
+        losses learn that artefact.
+    readout_skip : bool
+        The readout also sees, unnormalised, the self token's embedding and the sum of the other tokens' embeddings
+        (weighted by the cutoff envelope). The blocks end in a LayerNorm that removes the scale of the token, and
+        softmax attention averages rather than sums; scores that grow linearly in z_i (trapped particles) or add up pair
+        forces (interacting particles with ε > 0) are learned several times faster with this path. Off in the paper's
+        network.
+    norm : str
+        ``"post"`` (post-LayerNorm blocks, the paper) or ``"pre"`` (pre-LayerNorm: the residual stream keeps its scale,
+        which helps regress scores that are sums over neighbours).
+    gaussian_baseline : bool
+        Output ``s_g = -g_i + correction``. Every AOUP propulsion is exactly N(0, I) in the steady state, so ``-g_i`` is
+        the score of the g-marginal and the network learns only what the interactions add (zero for an ideal gas).
+    force_input : bool
+        Every token also carries its particle's interaction force F_j (x-only: k Σ F − A x) divided by ``force_unit``.
+        With ε = 0 a particle's velocity b_x,j = v0 g_j + F_j is slaved to its neighbours' along every contact
+        (physics.md §6), so the g-score depends on F to a precision of order √γ; computing F from displacements to that
+        precision is what a network finds hardest, and the compiled core gives it exactly. Not with ``predict_x`` (DSM
+        would have to recompute F at perturbed positions).
+    force_unit : float
+        The force scale; v0 makes g_j + F_j/v0 the velocity in units of v0.
+    output_scale : float
+        The readouts' outputs are multiplied by it. With ε = 0 the g-score's correction is of order 1/√γ (≈ 100 for the
+        paper's MIPS; physics.md §6), far beyond the O(1) outputs of a fresh network; scaling the output keeps the
+        trained weights O(1).
+    dtype : str
+        Parameter and computation dtype, ``"float32"`` or ``"float64"`` (the latter needs JAX x64).
+    residual : bool
+        The network is the correction to a fixed base score (``train_score(..., base=...)``): its readouts start at
+        exactly zero, so training starts from the base and moves away only where the loss improves, and it holds no
+        Gaussian baseline (the base does).
+    propulsion : str
+        The coordinates of the propulsion score: ``"vector"`` (s_g, 2 columns: AOUPs) or ``"angle"`` (s_θ, 1 column:
+        ABPs). The tokens carry g = (cos θ, sin θ) in both cases, so that the network is periodic in θ.
     """
 
     k: int = 16

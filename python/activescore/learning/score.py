@@ -78,8 +78,9 @@ class Score:
     """A learned per-particle score s_i = (s_x,i, s_g,i) ≈ ∇_{z_i} log ρ of a system's stationary density.
 
     ``score(x, g)`` returns ``(s_x, s_g)`` for one snapshot, each (N, 2) (``s_x`` is None when the network has no
-    x head, i.e. ε = 0). For ABPs g is (cos θ, sin θ) and ``s_g`` is s_θ, (N, 1). A score learned by denoising at noise level σ approximates the score of the σ-smoothed
-    density; ``score.sigmas`` records the levels (empty for the implicit loss, which has no smoothing).
+    x head, i.e. ε = 0). For ABPs g is (cos θ, sin θ) and ``s_g`` is s_θ, (N, 1). A score learned by denoising at
+    noise level σ approximates the score of the σ-smoothed density; ``score.sigmas`` records the levels (empty for
+    the implicit loss, which has no smoothing).
 
     Particles are evaluated in chunks of ``chunk_size``, so memory stays bounded for any N. A network with a cutoff
     can be evaluated in token tiers, as it is trained (:mod:`~activescore.learning.tiers`): the particles sorted by
@@ -91,16 +92,23 @@ class Score:
     the score has evaluated :data:`TIERS_AFTER_PARTICLES` particles plainly, so that a few snapshots cost no extra
     compilation and a long estimate runs cheaper.
 
-    Attributes:
-        system: the system the score was learned for (its box length is used for neighbour lists).
-        config: the :class:`ScoreNetConfig`.
-        params: network weights (the EMA weights after training).
-        sigmas: denoising noise levels trained on (a tuple; empty for the implicit loss).
-        info: training record (loss name, steps, seed, loss history, held-out losses, the validation, ...).
-        base: a fixed score the network corrects (None: the network is the whole score). With a base the score is
-            ``base + network`` and so are its divergences: the network was trained on the base's residual
-            (``train_score(..., base=...)``; for AOUPs with ε = 0 the default base is the drift-response
-            :class:`~activescore.learning.linear.LinearScore`).
+    Attributes
+    ----------
+    system : ParticleSystem
+        The system the score was learned for (its box length is used for neighbour lists).
+    config : ScoreNetConfig
+        The network's architecture.
+    params : pytree
+        Network weights (the EMA weights after training).
+    sigmas : tuple of float
+        Denoising noise levels trained on (empty for the implicit loss).
+    info : dict
+        Training record (loss name, steps, seed, loss history, held-out losses, the validation, ...).
+    base : score or None
+        A fixed score the network corrects (None: the network is the whole score). With a base the score is
+        ``base + network`` and so are its divergences: the network was trained on the base's residual
+        (``train_score(..., base=...)``; for AOUPs with ε = 0 the default base is the drift-response
+        :class:`~activescore.learning.linear.LinearScore`).
     """
 
     def __init__(
