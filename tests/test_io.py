@@ -280,7 +280,7 @@ def test_a_file_is_not_a_data_set(foreign):
 
 
 def test_config_files_are_checked(tmp_path, foreign):
-    from activescore.cli import config
+    from activescore import config
 
     with pytest.raises(ValueError, match="ok.gsd is not a TOML file .not UTF-8 text. .it is a GSD trajectory"):
         config.resolve(foreign / "ok.gsd")
