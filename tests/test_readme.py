@@ -1,9 +1,14 @@
-"""The README runs as written: its Python blocks, top to bottom in one process, and its TOML example.
+"""The README and the tutorials run as written: their Python blocks, top to bottom in one process, and the TOML
+example of the command-line page.
 
-``SMALL`` lists the literal sizes replaced for a quick run (each must be found, so a README edit that changes a
-size also updates this list). The default run executes every block that does not train a network at those small
+The README is a front page: its tour (simulate, train, estimate) is its one Python block, and the blocks that were
+in it before (simulating, the drift, the exact-score and ABP checks, the model-free example, the sweep) live in the
+tutorials of the documentation site. ``PAGES`` lists the pages whose blocks run, in order, in one namespace, as
+the README's did; a block that repeats an earlier one verbatim (the tour, shown again in the learning tutorial)
+runs once. ``SMALL`` lists the literal sizes replaced for a quick run (each must be found, so an edit that changes
+a size also updates this list). The default run executes every block that does not train a network at those small
 sizes, and checks statically that every name a block reads was defined by an earlier block or line; training
-costs about a minute of JIT compilation whatever the size, so the whole README runs under ``-m slow``: at small
+costs about a minute of JIT compilation whatever the size, so all the blocks run under ``-m slow``: at small
 sizes (about 1.5 minutes on 2 cores) and as written (several minutes).
 """
 
@@ -17,7 +22,20 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+#: The pages whose Python blocks run, in this order, in one namespace: the front page, then the tutorials.
+PAGES = [
+    README,
+    ROOT / "docs" / "tutorials" / "simulate.md",
+    ROOT / "docs" / "tutorials" / "learn.md",
+    ROOT / "docs" / "tutorials" / "estimate.md",
+    ROOT / "docs" / "tutorials" / "sweeps.md",
+]
+#: The page with the configuration-file example (the TOML block).
+COMMANDS = ROOT / "docs" / "commands.md"
+#: The README stays a front page that leads into the documentation.
+FRONT_PAGE_LINES = 250
 
 #: (literal text in the README, its small replacement): sizes only, never the calls.
 SMALL = [
@@ -44,9 +62,29 @@ SMALL = [
 ]
 
 
-def fenced_blocks(language: str) -> list[str]:
-    text = README.read_text(encoding="utf-8")
-    return [m.group(1) for m in re.finditer(rf"^```{language}\n(.*?)^```", text, flags=re.S | re.M)]
+def fenced_blocks(language: str, pages=PAGES) -> list[str]:
+    """The fenced blocks of a language on the pages, in order; a block that repeats an earlier one is left out."""
+    blocks = []
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        for m in re.finditer(rf"^```{language}\n(.*?)^```", text, flags=re.S | re.M):
+            if m.group(1) not in blocks:
+                blocks.append(m.group(1))
+    return blocks
+
+
+def block_labels() -> list[str]:
+    """'README block 1', 'docs/tutorials/simulate.md block 2', ...: where each of fenced_blocks("python") is."""
+    labels, seen = [], []
+    for page in PAGES:
+        number = 0
+        for m in re.finditer(r"^```python\n(.*?)^```", page.read_text(encoding="utf-8"), flags=re.S | re.M):
+            number += 1
+            if m.group(1) not in seen:
+                seen.append(m.group(1))
+                name = "README" if page == README else page.relative_to(ROOT).as_posix()
+                labels.append(f"{name} block {number}")
+    return labels
 
 
 def small(source: str) -> str:
@@ -59,7 +97,20 @@ def small(source: str) -> str:
 def test_small_sizes_all_apply():
     source = "\n".join(fenced_blocks("python"))
     missing = [literal for literal, _ in SMALL if literal not in source]
-    assert not missing, f"README sizes changed; update SMALL in tests/test_readme.py: {missing}"
+    assert not missing, f"sizes in the README or the tutorials changed; update SMALL in tests/test_readme.py: {missing}"
+
+
+def test_readme_is_a_front_page():
+    """At most FRONT_PAGE_LINES lines, the tour's one Python block, Layout and Developing last, and every link to a
+    file of the repository (the documentation pages, figures) leads to one that exists."""
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= FRONT_PAGE_LINES
+    assert len(fenced_blocks("python", [README])) == 1
+    headings = re.findall(r"^## (.+)$", text, flags=re.M)
+    assert headings[:2] == ["Two commands on a fresh machine", "A short tour: simulate → train → estimate"]
+    assert headings[-2:] == ["Layout", "Developing"]
+    targets = re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", text)
+    assert targets and not [t for t in targets if not (ROOT / t).exists()]
 
 
 def _names_defined(tree) -> set:
@@ -80,18 +131,18 @@ def test_blocks_compile_and_read_only_names_defined_before():
     defined = set(dir(builtins))
     blocks = fenced_blocks("python")
     assert len(blocks) >= 4
-    for number, block in enumerate(blocks, 1):
-        tree = ast.parse(block, filename=f"README block {number}")
+    for label, block in zip(block_labels(), blocks, strict=True):
+        tree = ast.parse(block, filename=label)
         for statement in tree.body:
             # Names bound by this statement (targets of assignments, imports) become defined after it.
             reads = [n for n in ast.walk(statement) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
             undefined = sorted({n.id for n in reads} - defined - _names_defined(statement))
-            assert not undefined, f"README block {number}, line {statement.lineno}: {undefined} not defined before"
+            assert not undefined, f"{label}, line {statement.lineno}: {undefined} not defined before"
             defined |= _names_defined(statement)
 
 
 def run_blocks(tmp_path, monkeypatch, transform, skip_training: bool = False) -> dict:
-    """Run the README's Python blocks in one namespace, as the main script (``__name__ == "__main__"``); returns
+    """Run the Python blocks of PAGES in one namespace, as the main script (``__name__ == "__main__"``); returns
     {block number: the namespace after it} (shallow copies, so a name a later block rebinds can still be checked).
     The sweep block, which says it is a script of its own (Dask's worker processes import it again), runs as one:
     ``python phase.py`` in a fresh process. Nothing is dropped but the training blocks under ``skip_training``: the
@@ -99,13 +150,13 @@ def run_blocks(tmp_path, monkeypatch, transform, skip_training: bool = False) ->
     monkeypatch.chdir(tmp_path)  # the blocks write files (mips.gsd, score.msgpack) into the working folder
     namespace: dict = {"__name__": "__main__"}
     after = {}
-    for number, block in enumerate(fenced_blocks("python"), 1):
+    for number, (label, block) in enumerate(zip(block_labels(), fenced_blocks("python"), strict=True), 1):
         if skip_training and "train_score(" in block:
             continue
         if BLOCKS["sweep"] in block:
             run_as_script(tmp_path / "phase.py", transform(block))
         else:
-            exec(compile(transform(block), f"README block {number}", "exec"), namespace)
+            exec(compile(transform(block), label, "exec"), namespace)
         after[number] = dict(namespace)
     return after
 
@@ -123,7 +174,7 @@ def run_as_script(path: Path, source: str) -> None:
 
 
 def check_results(after: dict, tmp_path, n_mips: int, sweep_rows: int, trained: bool) -> None:
-    """What the README says each block gives, at the sizes it ran with."""
+    """What the pages say each block gives, at the sizes it ran with."""
     import gsd.hoomd
 
     from activescore.exact import gaussian_epr
@@ -149,7 +200,7 @@ def check_results(after: dict, tmp_path, n_mips: int, sweep_rows: int, trained: 
     assert len(table) == sweep_rows and (table["status"] == "done").all()
 
 
-#: A text that identifies each block, so that the checks follow the blocks when the README gains one.
+#: A text that identifies each block, so that the checks follow the blocks when a page gains one.
 BLOCKS = {
     "simulate": 'out="mips.gsd"',
     "drift": "a.drift_divergence(",
@@ -180,7 +231,7 @@ def test_blocks_run_top_to_bottom_as_written(tmp_path, monkeypatch):
 def test_toml_example_is_a_valid_configuration(tmp_path):
     from activescore.cli import config as cfg
 
-    (example,) = fenced_blocks("toml")
+    (example,) = fenced_blocks("toml", [COMMANDS])
     path = tmp_path / "example.toml"
     path.write_text(example)
     config = cfg.resolve(path)
