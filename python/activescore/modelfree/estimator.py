@@ -92,14 +92,14 @@ def estimate_model_free(
     warn_rate : float
         Warn when λΔt exceeds this (λ: the fitted velocity's decorrelation rate between frames).
     n_threads : int
-        Threads of the neighbour search (0: all).
+        Threads computing the frames' features ahead of the sums (0: all cores; 1: none, all in the caller's).
     pair_features : tuple of str
         The pair terms linear in the propulsions, among ``PAIR_FAMILIES`` ("align", "shell", "push",
         "push_neighbour"; all by default). The radial pair term Σ_j B_k r̂_ij is always used.
     velocity : {"linear", "network"}
         "linear" (default): the linear solve. "network": Σ_k (c_k + h_k(ψ)) φ_k with h a small MLP of invariant
         descriptors ψ of the same features, trained with the same loss from the linear solve (JAX, Flax, Optax),
-        two-fold cross-fitted over the frame pairs: the EPR is its held-out bound, no correction (physics.md §8.4;
+        two-fold cross-fitted over the frame pairs: the EPR is its held-out bound, no correction (physics.md §8, the network option;
         :mod:`activescore.modelfree.network`). Its samples are held in memory (float32).
     network : dict or NetworkSettings, optional
         The network's training settings (``hidden``, ``layers``, ``steps``, ``batch``, ``learning_rate``,
@@ -124,7 +124,7 @@ def estimate_model_free(
     cache = FrameCache(tracks, features, search)
     dt = tracks.frame_interval * int(lag)
     sizes = {b: len(names[b]) for b in noisy}
-    moments = accumulate(tracks, pairs, cache, noisy, which, sizes, cutoff, nb)
+    moments = accumulate(tracks, pairs, cache, noisy, which, sizes, cutoff, nb, n_threads)
     totals = {b: total(moments[b]) for b in noisy}
     n_used = totals[noisy[0]].n_pairs
     if n_used == 0:

@@ -146,46 +146,56 @@ class FeatureSet:
         """
         from .moments import pair_sums
 
-        with_p = self.has_propulsion if propulsion is None else propulsion
-        n = len(x)
+        with_p = (self.has_propulsion if propulsion is None else propulsion) and orientation is not None
+        n, k_r = len(x), self.n_radial
         index, displacement, within = search(x)
-        families = ["radial"]
-        if with_p and orientation is not None:
-            families += [f for f in self.families if f != "radial_perp"]
-        p_or_zero = orientation if orientation is not None else np.zeros((n, 2))
-        summed = pair_sums(index, displacement, within, p_or_zero, self.cutoff / self.n_radial, self.n_radial, families)
-        sums = dict(zip(families, summed, strict=True))
-        radial = sums["radial"]  # (n, 2, K)
-        if "radial_perp" in self.families:
-            # Σ_j B_k r̂_ij^⊥: the pair currents that are not gradients (odd under reflection: chiral systems).
-            radial = np.concatenate([radial, np.stack([-radial[:, 1], radial[:, 0]], axis=1)], axis=2)
-        columns = [np.broadcast_to(np.eye(2), (n, 2, 2))]
+        pair = [f for f in self.families if f != "radial_perp"] if with_p else []
+        with_perp = "radial_perp" in self.families
+        # Columns in the order of vector_names(); the array is (p, n, 2), returned as its (n, 2, p) view, so that
+        # the transposed (p, 2n) features the sums need are the same memory.
+        p_total = 2 + 4 * self.external + 2 * with_p + k_r * (1 + with_perp + len(pair))
+        out = np.zeros((p_total, n, 2))
+        out[0, :, 0] = 1.0
+        out[1, :, 1] = 1.0
+        col = 2
         if self.external:
-            scale = 1.0 / self.cutoff
-            rel = (x - np.asarray(self.origin)) * scale
-            affine = np.zeros((n, 2, 4))
-            affine[:, 0, 0], affine[:, 0, 1] = rel[:, 0], rel[:, 1]
-            affine[:, 1, 2], affine[:, 1, 3] = rel[:, 0], rel[:, 1]
-            columns.append(affine)
-        out: dict[str, np.ndarray] = {}
-        if not with_p or orientation is None:
-            columns.append(radial)
-            out["vector"] = np.concatenate(columns, axis=2)
-            return out
-        p = orientation
-        perp = np.stack([-p[:, 1], p[:, 0]], axis=1)
-        pair = {f: sums[f] for f in self.families if f in sums}
-        columns += [np.stack([p, perp], axis=2), radial, *pair.values()]
-        out["vector"] = np.concatenate(columns, axis=2)
-        if self.kind == "angle":
-            # Turning features: the same fields projected on p_i^⊥ = ∂_θ p_i.
-            turn = [np.ones((n, 1)), perp]
+            rel = (x - np.asarray(self.origin)) / self.cutoff
+            out[2, :, 0], out[3, :, 0], out[4, :, 1], out[5, :, 1] = rel[:, 0], rel[:, 1], rel[:, 0], rel[:, 1]
+            col = 6
+        if with_p:
+            p = np.asarray(orientation, dtype=np.float64)
+            perp = np.stack([-p[:, 1], p[:, 0]], axis=1)
+            out[col], out[col + 1] = p, perp
+            col += 2
+        radial_at = col
+        offsets = [radial_at] + [radial_at + k_r * (1 + with_perp + m) for m in range(len(pair))]
+        p_or_zero = orientation if with_p else np.zeros((n, 2))
+        families = ["radial", *pair]
+        turn = turn_offsets = None
+        if with_p and self.kind == "angle":
+            # Turning features: the same fields projected on p_i^⊥ = ∂_θ p_i (shell has no turning part), rows in
+            # the order of angle_names(): const, field_x, field_y, [affine], torque_k, then the pair families.
+            start = 3 + 4 * self.external
+            turn_offsets = [start]
+            for f in pair:
+                turn_offsets.append(-1 if f == "shell" else start + k_r * (len([o for o in turn_offsets if o >= 0])))
+            turn = np.empty((start + k_r * sum(o >= 0 for o in turn_offsets), n))
+            turn[0] = 1.0
+            turn[1], turn[2] = perp[:, 0], perp[:, 1]
             if self.external:
-                turn.append(np.einsum("nc,ncq->nq", perp, affine))
-            turn.append(np.einsum("nc,ncb->nb", perp, radial[..., : self.n_radial]))
-            turn += [np.einsum("nc,ncb->nb", perp, v) for f, v in pair.items() if f != "shell"]
-            out["angle"] = np.concatenate(turn, axis=1)[:, None, :]
-        return out
+                turn[3:7] = out[2:6, :, 0] * perp[:, 0] + out[2:6, :, 1] * perp[:, 1]
+        pair_sums(
+            index, displacement, within, p_or_zero, self.cutoff / k_r, k_r, families, offsets, out, turn_offsets, turn
+        )
+        if with_perp:
+            # Σ_j B_k r̂_ij^⊥: the pair currents that are not gradients (odd under reflection: chiral systems).
+            radial = out[radial_at : radial_at + k_r]
+            out[radial_at + k_r : radial_at + 2 * k_r, :, 0] = -radial[:, :, 1]
+            out[radial_at + k_r : radial_at + 2 * k_r, :, 1] = radial[:, :, 0]
+        result = {"vector": out.transpose(1, 2, 0)}
+        if turn is not None:
+            result["angle"] = turn.T[:, None, :]
+        return result
 
 
 def default_cutoff(x_frames, box_length: float | None, search_threads: int = 0) -> float:

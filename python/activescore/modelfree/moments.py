@@ -14,7 +14,7 @@ import numpy as np
 from ..backends.numba_knn import cell_order
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _gram(mt, out):  # pragma: no cover - compiled
     # Tiles of 2 × 4 entries per pass over the rows: each loaded value serves several products (twice the speed of
     # one dot product at a time at p = 48, 2048 rows). Indices past the end repeat the last row (same values).
@@ -56,7 +56,7 @@ def _gram(mt, out):  # pragma: no cover - compiled
             out[b, a] = out[a, b]
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)
 def _cross(mt0, mt1, out):  # pragma: no cover - compiled
     p, n = mt0.shape
     for a in range(p):
@@ -70,7 +70,8 @@ def _cross(mt0, mt1, out):  # pragma: no cover - compiled
 
 
 def transposed(phi: np.ndarray) -> np.ndarray:
-    """Features (n, c, p) as a contiguous (p, n·c) float64 array."""
+    """Features (n, c, p) as a contiguous (p, n·c) float64 array (no copy for a frame's features, which are views
+    of a (p, n, c) array)."""
     p = phi.shape[-1]
     return np.ascontiguousarray(phi.reshape(-1, p).T, dtype=np.float64)
 
@@ -91,11 +92,19 @@ def add_cross(mt0: np.ndarray, mt1: np.ndarray, out: np.ndarray) -> None:
 FAMILY_CODES = {"radial": 0, "align": 1, "shell": 2, "push": 3, "push_neighbour": 4}
 
 
-@numba.njit(cache=True, fastmath=True)
-def _pair_sums(index, displacement, within, orientation, width, codes, out):  # pragma: no cover - compiled
+@numba.njit(cache=True, fastmath=True, nogil=True)
+def _pair_sums(
+    index, displacement, within, orientation, width, codes, offsets, turn_offsets, n_radial, out, turn
+):  # pragma: no cover - compiled
     n, k = index.shape
-    n_radial = out.shape[3]
+    n_f = len(codes)
+    acc = np.zeros((n_f, n_radial, 2))
+    tacc = np.zeros((n_f, n_radial))
     for i in range(n):
+        acc[:] = 0.0
+        tacc[:] = 0.0
+        # p_i^⊥ = (−p_y, p_x): the turning projections (angles).
+        qx, qy = -orientation[i, 1], orientation[i, 0]
         for a in range(k):
             if not within[i, a]:
                 continue
@@ -109,7 +118,7 @@ def _pair_sums(index, displacement, within, orientation, width, codes, out):  # 
             low = int(np.floor(t))
             frac = t - low
             j = index[i, a]
-            for f in range(len(codes)):
+            for f in range(n_f):
                 code = codes[f]
                 if code == 0:
                     vx, vy = ux, uy
@@ -123,21 +132,45 @@ def _pair_sums(index, displacement, within, orientation, width, codes, out):  # 
                 else:
                     along = ux * orientation[j, 0] + uy * orientation[j, 1]
                     vx, vy = along * ux, along * uy
+                proj = vx * qx + vy * qy
                 if low < n_radial:
-                    out[f, i, 0, low] += (1.0 - frac) * vx
-                    out[f, i, 1, low] += (1.0 - frac) * vy
+                    acc[f, low, 0] += (1.0 - frac) * vx
+                    acc[f, low, 1] += (1.0 - frac) * vy
+                    tacc[f, low] += (1.0 - frac) * proj
                 if low + 1 < n_radial:
-                    out[f, i, 0, low + 1] += frac * vx
-                    out[f, i, 1, low + 1] += frac * vy
+                    acc[f, low + 1, 0] += frac * vx
+                    acc[f, low + 1, 1] += frac * vy
+                    tacc[f, low + 1] += frac * proj
+        for f in range(n_f):
+            for b in range(n_radial):
+                out[offsets[f] + b, i, 0] = acc[f, b, 0]
+                out[offsets[f] + b, i, 1] = acc[f, b, 1]
+                if turn_offsets[f] >= 0:
+                    turn[turn_offsets[f] + b, i] = tacc[f, b]
 
 
-def pair_sums(index, displacement, within, orientation, width: float, n_radial: int, families) -> np.ndarray:
-    """Σ_j B_k(|r_ij|) u_ij for each family's per-pair vector u (``FAMILY_CODES``), shape (families, n, 2, K).
+def pair_sums(
+    index,
+    displacement,
+    within,
+    orientation,
+    width: float,
+    n_radial: int,
+    families,
+    offsets,
+    out: np.ndarray,
+    turn_offsets=None,
+    turn: np.ndarray | None = None,
+) -> None:
+    """Write Σ_j B_k(|r_ij|) u_ij for each family's per-pair vector u (``FAMILY_CODES``) into ``out`` (p, n, 2):
+    family f's K columns start at ``offsets[f]`` (the features' transposed layout, see features.py); with ``turn``
+    (q, n), also their projections on p_i^⊥ = (−p_y, p_x) into its rows from ``turn_offsets[f]`` (−1: none).
 
     ``index``, ``displacement``, ``within``: the neighbour lists (n, k), (n, k, 2), (n, k); ``orientation`` (n, 2)
     the propulsion p (any (n, 2) array when only "radial" is asked); ``width``: the tent functions' spacing."""
     codes = np.array([FAMILY_CODES[f] for f in families], dtype=np.int64)
-    out = np.zeros((len(codes), len(index), 2, n_radial))
+    if turn is None:
+        turn, turn_offsets = np.zeros((1, 1)), [-1] * len(codes)
     _pair_sums(
         np.ascontiguousarray(index, dtype=np.int64),
         np.ascontiguousarray(displacement, dtype=np.float64),
@@ -145,12 +178,15 @@ def pair_sums(index, displacement, within, orientation, width: float, n_radial: 
         np.ascontiguousarray(orientation, dtype=np.float64),
         float(width),
         codes,
+        np.asarray(offsets, dtype=np.int64),
+        np.asarray(turn_offsets, dtype=np.int64),
+        int(n_radial),
         out,
+        turn,
     )
-    return out
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def _cell_pairs(x, box, cutoff, side, count_only, count, index, displacement):  # pragma: no cover - compiled
     n = x.shape[0]
     half = 0.5 * box

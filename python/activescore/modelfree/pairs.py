@@ -71,7 +71,10 @@ class PairFeatures:
     def __init__(self):
         self.last: dict[str, tuple] = {}
 
-    def __call__(self, block: str, k: int, rows: np.ndarray, phi_all: np.ndarray, slot: np.ndarray) -> tuple:
+    def __call__(
+        self, block: str, k: int, rows: np.ndarray, phi_all: np.ndarray, slot: np.ndarray, ready: tuple | None = None
+    ) -> tuple:
+        """``ready``: the whole frame's (transposed features, Gram) when already computed (``FrameCache.prefetch``)."""
         from .moments import gram, transposed
 
         key = self.last.get(block)
@@ -80,8 +83,11 @@ class PairFeatures:
         picked = slot[rows]
         # Every particle of the frame in its order (the common case): no copy before the transpose.
         whole = len(picked) == len(phi_all) and bool(np.all(picked == np.arange(len(picked))))
-        mt = transposed(phi_all if whole else phi_all[picked])
-        value = (mt, gram(mt))
+        if whole and ready is not None:
+            value = ready
+        else:
+            mt = transposed(phi_all if whole else phi_all[picked])
+            value = (mt, gram(mt))
         self.last[block] = (k, rows, value)
         return value
 
@@ -102,22 +108,47 @@ class FrameCache:
         self.store: dict[int, tuple[np.ndarray, dict]] = {}
         self.budget, self.size = CACHE_BYTES if budget is None else budget, 0
         self.evicted = False
+        self.whole: dict[int, dict] = {}
+
+    def compute(self, k: int) -> tuple[np.ndarray, dict]:
+        """``(slot, features)`` of frame k, computed (thread-safe: nothing is stored)."""
+        present = np.flatnonzero(self.tracks.present[k])
+        slot = np.full(self.tracks.n_tracks, -1, dtype=np.int64)
+        slot[present] = np.arange(len(present))
+        x = self.tracks.x[k, present]
+        return slot, self.features.frame(x, orientation(self.tracks, k, present), self.search, self.propulsion)
+
+    def insert(self, k: int, entry: tuple[np.ndarray, dict]) -> None:
+        self.store[k] = entry
+        self.size += sum(v.nbytes for v in entry[1].values())
+        while self.size > self.budget and len(self.store) > 2:
+            oldest = next(iter(self.store))  # the first inserted (never k, the last)
+            self.evicted = True
+            self.size -= sum(v.nbytes for v in self.store.pop(oldest)[1].values())
 
     def __call__(self, k: int) -> tuple[np.ndarray, dict]:
         """``(slot, features)``: slot (M,) the row of each track in this frame's arrays (−1 if absent)."""
         if k not in self.store:
-            present = np.flatnonzero(self.tracks.present[k])
-            slot = np.full(self.tracks.n_tracks, -1, dtype=np.int64)
-            slot[present] = np.arange(len(present))
-            x = self.tracks.x[k, present]
-            value = self.features.frame(x, orientation(self.tracks, k, present), self.search, self.propulsion)
-            self.store[k] = (slot, value)
-            self.size += sum(v.nbytes for v in value.values())
-            while self.size > self.budget and len(self.store) > 2:
-                oldest = next(iter(self.store))  # the first inserted (never k, the last)
-                self.evicted = True
-                self.size -= sum(v.nbytes for v in self.store.pop(oldest)[1].values())
+            self.insert(k, self.compute(k))
         return self.store[k]
+
+    def prefetch(self, frames, pool, arrays: set[str]) -> None:
+        """Compute the frames ``frames`` not stored yet on the thread ``pool``, with each one's whole-frame
+        (transposed features, Gram) of the feature ``arrays`` in ``self.whole[k]`` (consumed by the caller)."""
+        from .moments import gram, transposed
+
+        def work(k):
+            slot, value = self.compute(k)
+            ready = {}
+            for name in arrays & set(value):
+                mt = transposed(value[name])
+                ready[name] = (mt, gram(mt))
+            return k, (slot, value), ready
+
+        todo = list(dict.fromkeys(int(k) for k in frames if int(k) not in self.store))
+        for k, entry, ready in pool.map(work, todo):
+            self.insert(k, entry)
+            self.whole[k] = ready
 
 
 def pair_rows(tracks: Tracks, k0: int, k1: int, margin: float) -> np.ndarray:

@@ -9,7 +9,9 @@ With v = Σ_k c_k φ_k the Stratonovich loss is quadratic in c: A c = r/Δt with
 from __future__ import annotations
 
 import math
+import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,25 +121,40 @@ def accumulate(
     sizes: dict[str, int],
     cutoff: float,
     n_batches: int,
+    n_threads: int = 1,
 ) -> dict[str, list[Moments]]:
-    """Block → the normal-equation sums of each batch of consecutive frame pairs (``n_batches`` batches)."""
+    """Block → the normal-equation sums of each batch of consecutive frame pairs (``n_batches`` batches). With
+    ``n_threads`` ≠ 1 (0: all cores) the frames' features and Grams are computed ahead on a thread pool (the
+    compiled kernels release the GIL); the sums are the same."""
     n_pairs = len(pairs)
     batch_of = (np.arange(n_pairs) * n_batches) // n_pairs
     moments = {b: [Moments.zeros(sizes[b]) for _ in range(n_batches)] for b in blocks}
     frames = PairFeatures()
     cross_every = max(1, n_pairs // CROSS_PAIRS)
-    for p, (k0, k1) in enumerate(pairs):
-        rows = pair_rows(tracks, k0, k1, cutoff)
-        if len(rows) == 0:
-            continue
-        slot0, f0 = cache(k0)
-        slot1, f1 = cache(k1)
-        for b in blocks:
-            # The end frame's features are computed last, so the next pair finds them as its start.
-            start = frames(b, k0, rows, f0[which[b]], slot0)
-            end = frames(b, k1, rows, f1[which[b]], slot1)
-            increment = block_increment(tracks, b, k0, k1, rows)
-            moments[b][batch_of[p]].add(start, end, increment, with_cross=p % cross_every == 0)
+    workers = n_threads if n_threads > 0 else os.cpu_count() or 1
+    pool = ThreadPoolExecutor(workers) if workers > 1 else None
+    window = 8 * workers
+    arrays = {which[b] for b in blocks}
+    try:
+        for p, (k0, k1) in enumerate(pairs):
+            if pool is not None and p % window == 0:
+                cache.prefetch(pairs[p : p + window].ravel(), pool, arrays)
+            rows = pair_rows(tracks, k0, k1, cutoff)
+            if len(rows) == 0:
+                continue
+            slot0, f0 = cache(k0)
+            slot1, f1 = cache(k1)
+            ready0, ready1 = cache.whole.pop(int(k0), {}), cache.whole.get(int(k1), {})
+            for b in blocks:
+                # The end frame's features are computed last, so the next pair finds them as its start.
+                start = frames(b, k0, rows, f0[which[b]], slot0, ready0.get(which[b]))
+                end = frames(b, k1, rows, f1[which[b]], slot1, ready1.get(which[b]))
+                increment = block_increment(tracks, b, k0, k1, rows)
+                moments[b][batch_of[p]].add(start, end, increment, with_cross=p % cross_every == 0)
+    finally:
+        if pool is not None:
+            pool.shutdown()
+        cache.whole.clear()
     return moments
 
 
