@@ -267,7 +267,7 @@ def train(run, data: Path, tr: dict) -> Path:
     steps = "steps from the data" if training.n_steps is None else f"{training.n_steps} steps"
     say(
         f"train: {training.loss} loss"
-        + (f", sigma={list(training.sigmas)}" if training.loss == "dsm" else "")
+        + (f", sigma={list(training.effective_sigmas)}" if training.effective_sigmas else "")
         + (", then refitted with the drift-response features" if stacked_recipe(system) else "")
         + f", {tr['network']} network, {steps} of {training.batch_particles} particles, "
         f"on {len(samples)} snapshots of {system.n_particles} particles"

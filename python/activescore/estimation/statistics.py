@@ -62,8 +62,11 @@ def batch_means(series: np.ndarray, n_batches: int) -> np.ndarray:
     return np.stack([chunk.mean(axis=-1) for chunk in np.array_split(series, n_batches, axis=-1)], axis=-1)
 
 
-def mean_stderr(series, n_batches: int) -> tuple[float, float]:
+def mean_stderr(series, n_batches: int | None = None) -> tuple[float, float]:
+    """The mean of a per-snapshot series and its batch-means standard error: ``n_batches`` contiguous batches
+    (None: √F, as the estimators use; ``len(series)``: independent snapshots, the plain standard error)."""
     series = np.asarray(series, dtype=np.float64)
+    n_batches = n_batches_for(len(series), n_batches)
     mean = float(series.mean())
     if n_batches < 2:
         return mean, math.nan

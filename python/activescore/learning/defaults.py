@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from .network import ScoreNetConfig
+from .settings import LOSSES
 
 #: Network sizes; the system- and data-dependent fields are set by :func:`default_network`.
 PRESETS = {"small": ScoreNetConfig.small, "paper": ScoreNetConfig.paper}
@@ -101,10 +102,10 @@ def check_base(system, base, loss: str):
         return None
     if not (callable(base) and hasattr(base, "divergence_g") and hasattr(base, "to_dict")):
         raise ValueError(f"base: expected 'auto', None or a score such as a LinearScore, got {type(base).__name__}")
-    if loss != "implicit":
+    if not LOSSES[loss].supports_base:
         raise ValueError(
-            "base: a network on the residual of a base score is trained by the implicit loss (denoising would need "
-            "the base at perturbed configurations); use TrainConfig(loss='implicit') or base=None"
+            f"base: a network on the residual of a base score cannot be trained by loss={loss!r} (denoising would "
+            "need the base at perturbed configurations); use TrainConfig(loss='implicit') or base=None"
         )
     if base.system.to_dict() != system.to_dict():
         raise ValueError(f"base: it is a score of {base.system!r}, not of the system {system!r}")
@@ -126,7 +127,7 @@ def neighbour_cutoff(system) -> tuple[float, float]:
 
 def noise_margin(predict_x: bool, loss: str, sigmas) -> float:
     """How far beyond the cutoff a particle may sit and still be moved inside it by the denoising noise on x."""
-    if not predict_x or loss != "dsm":
+    if not predict_x or not LOSSES[loss].needs_sigma:
         return 0.0
     return NOISE_MARGIN_SIGMAS * max(sigmas, default=0.0)
 
@@ -251,7 +252,7 @@ def check_network(system, config: ScoreNetConfig, *, loss: str, sigmas, x: np.nd
             "input, so it can only learn a translation-invariant approximation; use "
             "absolute_position=True"
         )
-    if loss == "dsm" and len(sigmas) > 1 and not config.sigma_conditioning:
+    if LOSSES[loss].needs_sigma and len(sigmas) > 1 and not config.sigma_conditioning:
         raise ValueError("network: several sigmas need a sigma-conditioned network; use sigma_conditioning=True")
     if not truncated or config.k == 1:
         return

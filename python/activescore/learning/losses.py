@@ -155,3 +155,17 @@ def dsm_loss(
     zeta_self = zeta[:, 0, :]
     cross = jnp.sum((plus - minus) * zeta_self, axis=-1) * (2.0 / sigma)
     return jnp.mean(jnp.sum(plus**2, axis=-1) + jnp.sum(minus**2, axis=-1) + cross)
+
+
+# The objectives the loss records of :mod:`.settings` name: one signature for every loss, so the training step
+# reads the record instead of the loss's name. The tokens carry log σ per particle (denoising's noise levels).
+
+
+def implicit_objective(apply: ApplyFn, params, tokens: ParticleTokens, key, zeta, predict_x: bool, angle: bool):
+    """:func:`implicit_loss` (draws no noise: ``key`` and ``zeta`` are unused)."""
+    return implicit_loss(apply, params, tokens, predict_x, angle)
+
+
+def dsm_objective(apply: ApplyFn, params, tokens: ParticleTokens, key, zeta, predict_x: bool, angle: bool):
+    """:func:`dsm_loss` at the tokens' noise levels exp(log σ)."""
+    return dsm_loss(apply, params, tokens, key, jnp.exp(tokens.log_sigma), predict_x, angle, zeta)

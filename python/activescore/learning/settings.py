@@ -11,7 +11,46 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LOSSES = ("dsm", "implicit")
+
+@dataclass(frozen=True)
+class Loss:
+    """What the package needs to know of a score-matching loss (physics.md §6), in one record every place reads.
+
+    ``objective`` names the function in :mod:`activescore.learning.losses` (loaded on use: no JAX here), with the
+    signature ``objective(apply, params, tokens, key, zeta, predict_x, angle) -> scalar``; ``needs_sigma``: it
+    draws noise at the levels ``sigmas`` (denoising), and so perturbs x when the network predicts s_x;
+    ``supports_base``: a residual network on a base score can be trained with it."""
+
+    name: str
+    objective: str
+    needs_sigma: bool
+    supports_base: bool
+    summary: str
+
+    def function(self):
+        from . import losses
+
+        return getattr(losses, self.objective)
+
+
+#: The losses by name. "dsm": denoising score matching at noise levels σ (the training default); "implicit":
+#: Hyvärinen's implicit score matching, exact divergences, no noise (the held-out default).
+LOSSES: dict[str, Loss] = {
+    loss.name: loss
+    for loss in (
+        Loss("dsm", "dsm_objective", needs_sigma=True, supports_base=False, summary="denoising score matching"),
+        Loss("implicit", "implicit_objective", needs_sigma=False, supports_base=True, summary="implicit (Hyvärinen)"),
+    )
+}
+
+
+def loss_named(name: str, parameter: str = "loss") -> Loss:
+    """The :class:`Loss` called ``name``, else a ValueError naming ``parameter`` and the choices."""
+    if name not in LOSSES:
+        raise ValueError(f"{parameter} must be one of {tuple(LOSSES)}, got {name!r}")
+    return LOSSES[name]
+
+
 #: Default steps: about this many draws of every training sample, between the bounds below. On interacting
 #: equilibrium soft disks (128 particles, 900 training frames) the relative Fisher error of s_x falls from 3.7 %
 #: at 4 draws to 1.7-1.8 % at 15 (tests/test_score_defaults.py).
@@ -65,11 +104,10 @@ class TrainConfig:
     patience: int = 10
 
     def __post_init__(self):
-        if self.loss not in LOSSES:
-            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        loss = loss_named(self.loss)
         object.__setattr__(self, "sigmas", tuple(float(s) for s in np.atleast_1d(self.sigmas)))
-        if self.loss == "dsm" and (not self.sigmas or any(not s > 0 for s in self.sigmas)):
-            raise ValueError(f"dsm needs positive noise levels, got sigma={self.sigmas}")
+        if loss.needs_sigma and (not self.sigmas or any(not s > 0 for s in self.sigmas)):
+            raise ValueError(f"{loss.name} needs positive noise levels, got sigma={self.sigmas}")
         if self.optimizer not in ("radam", "adamw"):
             raise ValueError(f"optimizer must be 'radam' or 'adamw', got {self.optimizer!r}")
         if (self.n_steps is not None and self.n_steps < 1) or self.batch_particles < 1:
@@ -80,17 +118,19 @@ class TrainConfig:
             raise ValueError("need learning_rate > 0, 0 <= ema_decay < 1 and grad_clip > 0")
         if not 0 <= self.holdout < 1:
             raise ValueError(f"holdout must be in [0, 1) (0: no validation), got {self.holdout}")
-        if self.heldout_loss not in LOSSES:
-            raise ValueError(f"heldout_loss must be one of {LOSSES}, got {self.heldout_loss!r}")
-        if self.heldout_loss == "dsm" and self.loss != "dsm":
-            raise ValueError("heldout_loss='dsm' needs loss='dsm' (its noise levels); use heldout_loss='implicit'")
+        heldout = loss_named(self.heldout_loss, "heldout_loss")
+        if heldout.needs_sigma and not loss.needs_sigma:
+            raise ValueError(
+                f"heldout_loss={heldout.name!r} needs a training loss with noise levels (loss={heldout.name!r}); "
+                "use heldout_loss='implicit'"
+            )
         if self.patience < 1:
             raise ValueError(f"patience must be >= 1, got {self.patience}")
 
     @property
     def effective_sigmas(self) -> tuple:
-        """The noise levels the run uses: none for the implicit loss."""
-        return self.sigmas if self.loss == "dsm" else ()
+        """The noise levels the run uses: none for a loss without noise (the implicit loss)."""
+        return self.sigmas if LOSSES[self.loss].needs_sigma else ()
 
     def resolved(self, n_samples: int) -> TrainConfig:
         """This configuration with the settings left to the data fixed for ``n_samples`` training samples."""

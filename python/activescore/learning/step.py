@@ -19,9 +19,8 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from .data import Snapshots, gather_tokens
-from .losses import dsm_loss, implicit_loss
 from .network import ScoreNet, ScoreNetConfig, init_params
-from .settings import TrainConfig
+from .settings import LOSSES, TrainConfig
 from .tiers import TokenTiers, check_tiers, is_plain
 
 
@@ -73,11 +72,8 @@ def make_loss(net_config: ScoreNetConfig, train_config: TrainConfig) -> Callable
     particle; ``zeta``: denoising's noise, else drawn from ``key``)."""
     apply = ScoreNet(net_config).apply
     predict_x, angle = net_config.predict_x, net_config.angle
-    if train_config.loss == "implicit":
-        return lambda params, tokens, key, zeta=None: implicit_loss(apply, params, tokens, predict_x, angle)
-    return lambda params, tokens, key, zeta=None: dsm_loss(
-        apply, params, tokens, key, jnp.exp(tokens.log_sigma), predict_x, angle, zeta
-    )
+    objective = LOSSES[train_config.loss].function()
+    return lambda params, tokens, key, zeta=None: objective(apply, params, tokens, key, zeta, predict_x, angle)
 
 
 def plain_loss(loss_fn: Callable, sharding, box_length: float) -> Callable:
@@ -126,7 +122,7 @@ def tiered_loss(
         order = jnp.argsort(needed)
         fits = jnp.all(needed[order][ends - 1] <= counts)
         zeta = None
-        if train_config.loss == "dsm":  # what dsm_loss draws for the whole batch (k: the lists' length, <= N)
+        if LOSSES[train_config.loss].needs_sigma:  # what dsm_loss draws for the whole batch (k: lists' length, <= N)
             k = snapshots.neighbours.shape[-1]
             zeta = jax.random.normal(key, (batch, k, dim), snapshots.g.dtype)
         arguments = (snapshots, frames, particles, log_sigma, key)

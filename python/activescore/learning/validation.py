@@ -19,19 +19,18 @@ loose by ε E|s_x − s*_x|² + rate E|s_q − s*_q|² otherwise.
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from ..estimation import estimate
 from ..estimation.result import N_STANDARD_ERRORS, RELATIVE_TOLERANCE
+from ..estimation.statistics import mean_stderr
 from ..observables import drift, drift_divergence
 from .data import Snapshots, gather_tokens
 from .network import ScoreNetConfig
 from .notices import warn
-from .settings import TrainConfig
+from .settings import LOSSES, TrainConfig
 from .step import make_loss
 from .stopping import NOISE_LEVELS
 
@@ -46,13 +45,6 @@ __all__ = [
     "validate",
     "validation_block",
 ]
-
-
-def _mean_stderr(series: np.ndarray) -> tuple[float, float]:
-    series = np.asarray(series, dtype=np.float64)
-    if len(series) < 2:
-        return float(series.mean()), math.nan
-    return float(series.mean()), float(series.std(ddof=1) / math.sqrt(len(series)))
 
 
 def implicit_lower_bound(system, score, x: np.ndarray, g: np.ndarray) -> tuple[float, float]:
@@ -77,7 +69,7 @@ def implicit_lower_bound(system, score, x: np.ndarray, g: np.ndarray) -> tuple[f
             j_x = np.sum(s_x**2, axis=-1) + 2.0 * score.divergence_x(xf, gf)
             bound = bound + np.sum(b_x**2, axis=-1) / system.eps + 2.0 * drift_divergence(system, xf) - system.eps * j_x
         per_frame.append(bound.mean())
-    return _mean_stderr(np.array(per_frame))
+    return mean_stderr(per_frame, len(per_frame))  # independent held-out frames
 
 
 def _drift_scale(system, x, g) -> float:
@@ -263,7 +255,7 @@ class HeldOut:
         frames, particles = np.divmod(pairs, n_particles)
         self.name = train_config.heldout_loss
         sigmas = np.asarray(train_config.sigmas or (1.0,), dtype=np.float64)
-        if self.name == "implicit":
+        if not LOSSES[self.name].needs_sigma:  # noise-free: the smallest level only labels the tokens
             sigmas = sigmas[[np.argmin(sigmas)]]
         log_sigma = np.log(sigmas[np.arange(len(pairs)) % len(sigmas)])
         dtype = net_config.jnp_dtype

@@ -24,7 +24,7 @@ import numpy as np
 
 from .._version import __version__
 from ..estimation import estimate, learning_free_epr
-from ..estimation.statistics import mean_stderr, n_batches_for
+from ..estimation.statistics import mean_stderr
 from ..io.files import atomic_write
 from ..io.gsd import GSDWriter
 from ..simulation.simulate import SimulationError, simulate
@@ -47,19 +47,14 @@ def read_result(folder: Path) -> dict | None:
     return json.loads(path.read_text())
 
 
-def _mean_stderr(series: np.ndarray) -> tuple[float, float]:
-    """Mean and batch-means standard error of a per-frame series (√F batches, as the estimators use)."""
-    return mean_stderr(series, n_batches_for(len(series), None))
-
-
 def stationarity_z(series: np.ndarray) -> float:
     """(mean of the second half − mean of the first half) / its standard error: |z| ≳ 3 says the measured frames
     still drift, i.e. the burn-in was too short."""
     half = len(series) // 2
     if half < 2:
         return math.nan
-    a, sa = _mean_stderr(series[:half])
-    b, sb = _mean_stderr(series[half:])
+    a, sa = mean_stderr(series[:half])
+    b, sb = mean_stderr(series[half:])
     se = math.hypot(sa, sb)
     return (b - a) / se if se > 0 else (0.0 if a == b else math.copysign(math.inf, b - a))
 
@@ -204,7 +199,7 @@ def measure(point: Point, system, traj: Trajectory, measures: Measures, n_thread
     structure.set_threads(n_threads)
     cutoff = measures.cluster_cutoff or structure.default_cluster_cutoff(system)
     largest = structure.largest_cluster_fractions(system, traj.x, cutoff)
-    mean, se = _mean_stderr(largest)
+    mean, se = mean_stderr(largest)
     radius = measures.density_radius or structure.default_density_radius(system)
     local = structure.local_packing_fractions(system, traj.x, radius)
     row.update(
