@@ -7,11 +7,12 @@ import numpy as np
 from .. import _validate as check
 from ..io.progress import progress_bar
 from ..systems import ParticleSystem
+from .accumulators import Accumulator, BinnedFields, KeptFields, SnapshotTotals, SquareTraces
 from .binned import RadialProfile, SpatialMap
-from .ceiling import check_dt, finite_dt_ceiling, not_applicable, square_trace_total
+from .ceiling import check_dt, finite_dt_ceiling, not_applicable
 from .identity import PROGRESS_LIMIT, identity_from_series
 from .inputs import estimation_inputs, frame_indices
-from .local import LocalEPR, local_fields
+from .local import local_fields
 from .result import EPRResult
 from .score_protocol import BoundScore, ScoreProtocol
 from .statistics import FORMS, n_batches_for, ratio_estimate, series_estimate
@@ -92,83 +93,78 @@ def estimate(
         system if system is not None else (None if hasattr(samples, "system") else getattr(score, "system", None)),
     )
     dt = check_dt(dt) if dt is not None else own_dt
-    with_ceiling = not_applicable(system, dt) is None
     bound = BoundScore(score, system, score_kwargs, transfer)
     idx = frame_indices(frames, len(x))
     n_threads = check.integer("n_threads", n_threads, low=0)
     n_frames, n = len(idx), system.n_particles
     nb = n_batches_for(n_frames, n_batches)
-    bins = check.integer("bins", bins, low=1)
-    if keep_fields is None:
-        keep_fields = n_frames * n <= KEEP_FIELDS_LIMIT
-    sigma = bound.sigma
-
-    reach = float(np.max(np.abs(x[idx]))) if system.trap > 0 else system.box_length / 2
-    half = system.box_length / 2 if extent is None else check.real("extent", extent, low=0.0, low_open=True)
-    if extent is None and system.trap > 0:
-        half = min(half, reach * (1 + 1e-12) + 1e-300)
-    grid = SpatialMap.empty(bins, half, n_frames, sigma)
-    radial = None
-    if radial_bins is not None or (system.trap > 0 and r_max is None) or r_max is not None:
-        nr = 32 if radial_bins is None else check.integer("radial_bins", radial_bins, low=1)
-        if r_max is None:
-            r_max = float(np.sqrt(np.max(np.einsum("fij,fij->fi", x[idx], x[idx])))) * (1 + 1e-12) + 1e-300
-        else:
-            r_max = check.real("r_max", r_max, low=0.0, low_open=True)
-        radial = RadialProfile.empty(nr, r_max, n_frames, sigma)
-
-    names = ("quadratic_x", "quadratic_g", "divergence_x", "divergence_g", "identity")
-    totals = {name: np.empty(n_frames) for name in names}
-    work = np.empty(n_frames) if system.eps > 0 else None
-    square_trace = np.empty(n_frames) if with_ceiling else None
-    kept = None
-    if keep_fields:
-
-        def zeros():
-            return np.zeros((n_frames, n))
-
-        kept = LocalEPR(
-            v_x=np.empty((n_frames, n, 2)),
-            v_g=np.empty((n_frames, n, system.propulsion_components)),
-            quadratic_x=zeros(),
-            quadratic_g=zeros(),
-            divergence_x=zeros(),
-            divergence_g=zeros(),
-            identity=zeros(),
-            active_work=zeros() if work is not None else None,
-            sigma=sigma,
-        )
-
+    grid, radial = _binned(system, x[idx], bound.sigma, bins, extent, radial_bins, r_max)
+    totals = SnapshotTotals(n_frames, system.eps > 0)
+    traces = SquareTraces(system, n_frames) if not_applicable(system, dt) is None else None
+    kept = KeptFields(system, n_frames, bound.sigma, system.eps > 0) if _keep(keep_fields, n_frames * n) else None
+    accumulators: list[Accumulator] = [totals, BinnedFields(grid)]
+    accumulators += [a for a in (BinnedFields(radial) if radial is not None else None, traces, kept) if a is not None]
     show = progress if progress is not None else n_frames * n >= PROGRESS_LIMIT
     with progress_bar(show, n_frames, desc=f"estimate N={n}", unit="snapshot") as bar:
         for k, f in enumerate(idx):
             loc = local_fields(system, bound, x[f], g[f], n_threads)
-            for name in names:
-                totals[name][k] = getattr(loc, name).sum()
-            if work is not None and loc.active_work is not None:
-                work[k] = loc.active_work.sum()
-            if square_trace is not None:
-                square_trace[k] = square_trace_total(system, x[f])
-            grid.add(x[f], loc)
-            if radial is not None:
-                radial.add(x[f], loc)
-            if kept is not None:
-                for name in ("v_x", "v_g") + names:
-                    getattr(kept, name)[k] = getattr(loc, name)
-                if kept.active_work is not None:
-                    kept.active_work[k] = loc.active_work
+            for accumulator in accumulators:
+                accumulator.add(k, x[f], loc)
             bar.update(1)
-
-    totals["quadratic"] = totals["quadratic_x"] + totals["quadratic_g"]
-    totals["divergence"] = totals["divergence_x"] + totals["divergence_g"]
-    if work is not None:
-        totals["active_work"] = work
+    series = totals.totals()
     finite_dt = None
-    if square_trace is not None and dt is not None:
-        totals["square_trace"] = square_trace
-        learned = {form: totals[form] for form in FORMS}
-        finite_dt = finite_dt_ceiling(dt, totals["identity"], square_trace, learned, n, nb, sigma)
-    identity = identity_from_series(system, totals["identity"], work, nb, finite_dt)
+    if traces is not None and dt is not None:
+        series["square_trace"] = traces.values
+        learned = {form: series[form] for form in FORMS}
+        finite_dt = finite_dt_ceiling(dt, series["identity"], traces.values, learned, n, nb, bound.sigma)
+    epr, per, split, identity, ratio, diff = _estimates(system, series, nb, bound.sigma, finite_dt)
+    local = kept.fields if kept is not None else None
+    return EPRResult(
+        system,
+        bound.sigma,
+        idx,
+        nb,
+        series,
+        epr,
+        per,
+        split,
+        identity,
+        ratio,
+        diff,
+        local,
+        grid,
+        radial,
+        x,
+        dt,
+        finite_dt,
+    )
+
+
+def _keep(keep_fields: bool | None, particle_snapshots: int) -> bool:
+    return particle_snapshots <= KEEP_FIELDS_LIMIT if keep_fields is None else bool(keep_fields)
+
+
+def _binned(system, x, sigma, bins, extent, radial_bins, r_max) -> tuple[SpatialMap, RadialProfile | None]:
+    """The empty spatial map and (trapped systems, or when asked) radial profile of the snapshots ``x``."""
+    bins = check.integer("bins", bins, low=1)
+    half = system.box_length / 2 if extent is None else check.real("extent", extent, low=0.0, low_open=True)
+    if extent is None and system.trap > 0:
+        half = min(half, float(np.max(np.abs(x))) * (1 + 1e-12) + 1e-300)
+    grid = SpatialMap.empty(bins, half, len(x), sigma)
+    if radial_bins is None and r_max is None and not system.trap > 0:
+        return grid, None
+    nr = 32 if radial_bins is None else check.integer("radial_bins", radial_bins, low=1)
+    if r_max is None:
+        r_max = float(np.sqrt(np.max(np.einsum("fij,fij->fi", x, x)))) * (1 + 1e-12) + 1e-300
+    else:
+        r_max = check.real("r_max", r_max, low=0.0, low_open=True)
+    return grid, RadialProfile.empty(nr, r_max, len(x), sigma)
+
+
+def _estimates(system, totals: dict, nb: int, sigma, finite_dt) -> tuple:
+    """``(epr, per particle, split, identity, ratio, difference)`` of the per-snapshot series, as in EPRResult."""
+    n = system.n_particles
+    identity = identity_from_series(system, totals["identity"], totals.get("active_work"), nb, finite_dt)
     epr, per, split, ratio, diff = {}, {}, {}, {}, {}
     for form in FORMS:
         epr[form] = series_estimate(totals[form], nb, form, sigma)
@@ -176,6 +172,4 @@ def estimate(
         split[form] = {part: series_estimate(totals[f"{form}_{part}"], nb, form, sigma, 1.0 / n) for part in ("x", "g")}
         ratio[form] = ratio_estimate(totals[form], totals["identity"], nb, f"{form}/identity", sigma)
         diff[form] = series_estimate(totals[form] - totals["identity"], nb, f"{form}-identity", sigma, 1.0 / n)
-    return EPRResult(
-        system, sigma, idx, nb, totals, epr, per, split, identity, ratio, diff, kept, grid, radial, x, dt, finite_dt
-    )
+    return epr, per, split, identity, ratio, diff
