@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 import warnings
@@ -284,6 +285,7 @@ def main(argv=None) -> None:
             )
             with_sfi = False
     info = common.machine()
+    load_start = os.getloadavg()
     print(f"machine: {common.machine_label(info)}", flush=True)
     rows = [
         run_maps(args.maps_n, args.seed, args.threads)
@@ -292,6 +294,8 @@ def main(argv=None) -> None:
         for c in args.cases
     ]
     payload = {"machine": info, "n": args.n, "frames": args.frames, "dt": DT, "threads": args.threads, "rows": rows}
+    # A shared machine: the load average (1, 5, 15 min) at the start and the end says how loaded the run was.
+    payload["load_average"] = {"start": list(load_start), "end": list(os.getloadavg())}
     path = common.write_json(args.name or f"model_free_{info['host']}", payload)
     print(f"wrote {path}")
     print(table(rows))
