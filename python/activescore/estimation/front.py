@@ -105,39 +105,19 @@ def estimate(
     accumulators: list[Accumulator] = [totals, BinnedFields(grid)]
     accumulators += [a for a in (BinnedFields(radial) if radial is not None else None, traces, kept) if a is not None]
     show = progress if progress is not None else n_frames * n >= PROGRESS_LIMIT
-    with progress_bar(show, n_frames, desc=f"estimate N={n}", unit="snapshot") as bar:
+    _accumulate(system, bound, x, g, idx, accumulators, show, n_threads)
+    local = kept.fields if kept is not None else None
+    return _result(system, bound.sigma, idx, nb, totals.totals(), traces, dt, local, grid, radial, x)
+
+
+def _accumulate(system, bound, x, g, idx, accumulators: list[Accumulator], show: bool, n_threads: int) -> None:
+    """Every snapshot ``x[f], g[f]`` (f in ``idx``) through the score once, its local fields to every accumulator."""
+    with progress_bar(show, len(idx), desc=f"estimate N={system.n_particles}", unit="snapshot") as bar:
         for k, f in enumerate(idx):
             loc = local_fields(system, bound, x[f], g[f], n_threads)
             for accumulator in accumulators:
                 accumulator.add(k, x[f], loc)
             bar.update(1)
-    series = totals.totals()
-    finite_dt = None
-    if traces is not None and dt is not None:
-        series["square_trace"] = traces.values
-        learned = {form: series[form] for form in FORMS}
-        finite_dt = finite_dt_ceiling(dt, series["identity"], traces.values, learned, n, nb, bound.sigma)
-    epr, per, split, identity, ratio, diff = _estimates(system, series, nb, bound.sigma, finite_dt)
-    local = kept.fields if kept is not None else None
-    return EPRResult(
-        system,
-        bound.sigma,
-        idx,
-        nb,
-        series,
-        epr,
-        per,
-        split,
-        identity,
-        ratio,
-        diff,
-        local,
-        grid,
-        radial,
-        x,
-        dt,
-        finite_dt,
-    )
 
 
 def _keep(keep_fields: bool | None, particle_snapshots: int) -> bool:
@@ -161,15 +141,22 @@ def _binned(system, x, sigma, bins, extent, radial_bins, r_max) -> tuple[Spatial
     return grid, RadialProfile.empty(nr, r_max, len(x), sigma)
 
 
-def _estimates(system, totals: dict, nb: int, sigma, finite_dt) -> tuple:
-    """``(epr, per particle, split, identity, ratio, difference)`` of the per-snapshot series, as in EPRResult."""
+def _result(system, sigma, idx, nb, series: dict, traces, dt, local, grid, radial, x) -> EPRResult:
+    """The EPRResult of the per-snapshot series: estimates with batch-means errors, and the finite-dt ceiling."""
     n = system.n_particles
-    identity = identity_from_series(system, totals["identity"], totals.get("active_work"), nb, finite_dt)
+    finite_dt = None
+    if traces is not None and dt is not None:
+        series["square_trace"] = traces.values
+        learned = {form: series[form] for form in FORMS}
+        finite_dt = finite_dt_ceiling(dt, series["identity"], traces.values, learned, n, nb, sigma)
+    identity = identity_from_series(system, series["identity"], series.get("active_work"), nb, finite_dt)
     epr, per, split, ratio, diff = {}, {}, {}, {}, {}
     for form in FORMS:
-        epr[form] = series_estimate(totals[form], nb, form, sigma)
-        per[form] = series_estimate(totals[form], nb, form, sigma, 1.0 / n)
-        split[form] = {part: series_estimate(totals[f"{form}_{part}"], nb, form, sigma, 1.0 / n) for part in ("x", "g")}
-        ratio[form] = ratio_estimate(totals[form], totals["identity"], nb, f"{form}/identity", sigma)
-        diff[form] = series_estimate(totals[form] - totals["identity"], nb, f"{form}-identity", sigma, 1.0 / n)
-    return epr, per, split, identity, ratio, diff
+        epr[form] = series_estimate(series[form], nb, form, sigma)
+        per[form] = series_estimate(series[form], nb, form, sigma, 1.0 / n)
+        split[form] = {part: series_estimate(series[f"{form}_{part}"], nb, form, sigma, 1.0 / n) for part in ("x", "g")}
+        ratio[form] = ratio_estimate(series[form], series["identity"], nb, f"{form}/identity", sigma)
+        diff[form] = series_estimate(series[form] - series["identity"], nb, f"{form}-identity", sigma, 1.0 / n)
+    return EPRResult(
+        system, sigma, idx, nb, series, epr, per, split, identity, ratio, diff, local, grid, radial, x, dt, finite_dt
+    )
