@@ -115,23 +115,16 @@ def estimate_model_free(
     warn_rate = check.real("warn_rate", warn_rate, low=0.0, low_open=True)
     pairs, features, search, cutoff = setup(tracks, lag, cutoff, n_radial, external, n_threads, families=pair_features)
     given, noisy = _noisy_blocks(tracks, diffusion, int(lag))
-    names = {
-        "x": features.vector_names(),
-        "g": features.angle_names() if tracks.kind == "angle" else features.vector_names(),
-    }
-    which = {"x": "vector", "g": "angle" if tracks.kind == "angle" else "vector"}
+    angle = tracks.kind == "angle"
+    names = {"x": features.vector_names(), "g": features.angle_names() if angle else features.vector_names()}
+    which = {"x": "vector", "g": "angle" if angle else "vector"}
     nb = n_batches_for(len(pairs), n_batches)
     cache = FrameCache(tracks, features, search)
     dt = tracks.frame_interval * int(lag)
     sizes = {b: len(names[b]) for b in noisy}
     moments = accumulate(tracks, pairs, cache, noisy, which, sizes, cutoff, nb, n_threads)
     totals = {b: total(moments[b]) for b in noisy}
-    n_used = totals[noisy[0]].n_pairs
-    if n_used == 0:
-        raise ValueError("no particle is present in both frames of any pair (or inside the field of view)")
-    mean_particles = totals[noisy[0]].n_particles / n_used
-    if tracks.angle is not None and "g" in totals:
-        _check_turn(totals["g"].square / max(totals["g"].n_values, 1))
+    n_used, mean_particles = _pairs_used(tracks, totals)
     fits = {b: fit_block(b, moments[b], totals[b], dt, given[b], n_used, mean_particles) for b in noisy}
     options = dict(lag=lag, dt=dt, cutoff=cutoff, n_used=n_used, mean_particles=mean_particles, warn_rate=warn_rate)
     result = assemble(tracks, fits, names, **options)
@@ -163,6 +156,16 @@ def _noisy_blocks(tracks: Tracks, diffusion, lag: int) -> tuple[dict[str, float 
     return given, noisy
 
 
+def _pairs_used(tracks: Tracks, totals: dict) -> tuple[int, float]:
+    """Frame pairs with particles in the fit and their mean particle count; warns when angles turn too far."""
+    first = next(iter(totals.values()))
+    if first.n_pairs == 0:
+        raise ValueError("no particle is present in both frames of any pair (or inside the field of view)")
+    if tracks.angle is not None and "g" in totals:
+        _check_turn(totals["g"].square / max(totals["g"].n_values, 1))
+    return first.n_pairs, first.n_particles / first.n_pairs
+
+
 def _check_turn(mean_square: float) -> None:
     """Warn when the angles turn by more than ``ANGLE_STEP`` between frames."""
     turn = math.sqrt(mean_square)
@@ -170,7 +173,7 @@ def _check_turn(mean_square: float) -> None:
         warnings.warn(
             f"the angles turn by {turn:.2f} rad (root mean square) between frames, more than {ANGLE_STEP:g}: "
             "degrees read as radians (angle_unit='deg')? or frames too far apart to follow the orientation",
-            stacklevel=3,
+            stacklevel=4,
         )
 
 
