@@ -7,15 +7,13 @@ import warnings
 import numpy as np
 import pytest
 
-pytest.importorskip("activescore._core", reason="the compiled core is not built")
-
-from activescore.learning import TrainConfig, train_score  # noqa: E402
-from activescore.learning.notices import TrainingWarning  # noqa: E402
-from activescore.learning.split import TrainingSamples, training_frames  # noqa: E402
-from activescore.learning.stopping import evaluation_noise, keep_best, should_stop  # noqa: E402
-from activescore.learning.validation import NotValidated  # noqa: E402
-from activescore.simulation.dataset import DatasetPlan, build_dataset  # noqa: E402
-from test_score_training import TINY, samples, system  # noqa: E402
+from activescore.learning import TrainConfig, train_score
+from activescore.learning.notices import TrainingWarning
+from activescore.learning.split import TrainingSamples, training_frames
+from activescore.learning.stopping import evaluation_noise, keep_best, should_stop
+from activescore.learning.validation import NotValidated
+from activescore.simulation.dataset import DatasetPlan, build_dataset
+from test_score_training import TINY, samples, system
 
 TRAIN = TrainConfig(loss="dsm", sigmas=(0.05,), n_steps=4, batch_particles=32, learning_rate=3e-3, seed=1)
 QUIET = dict(progress=False, log_every=2, checkpoint_every=2)
