@@ -26,25 +26,44 @@ N_STANDARD_ERRORS = 3.0
 class EPRResult:
     """Everything :func:`estimate` measured. Print it (or call :meth:`summary`) for the report.
 
-    Attributes:
-        system, sigma: the system and the noise level of the score (0: unsmoothed).
-        frames: indices of the snapshots used; n_batches: batches for the standard errors.
-        totals: per-snapshot totals over particles, arrays (F,) keyed "quadratic", "quadratic_x", "quadratic_g",
-            "divergence", "divergence_x", "divergence_g", "identity" and (ε > 0) "active_work".
-        epr, epr_per_particle: form → :class:`Estimate` of the total EPR and the EPR per particle.
-        split: form → {"x": Estimate, "g": Estimate} (per particle): each degree of freedom's share ("g": the
-            propulsion, θ for ABPs).
-        identity: the :class:`LearningFreeEPR` on the same snapshots.
-        ratio: form → learned / identity (delta-method error from paired batch means).
-        difference: form → learned − identity per particle (paired; meaningful also when the EPR is 0).
-        local: per-particle fields (:class:`LocalEPR` with a leading snapshot axis), or None if not kept;
-            ``local.quadratic[k]`` belongs to the positions ``positions(k)``.
-        x: the samples' positions (a reference, all snapshots; ``frames`` selects the ones used).
-        map: :class:`SpatialMap`; radial: :class:`RadialProfile` or None.
-        dt: the time step of the simulation the samples come from (None: unknown).
-        finite_dt: :class:`~activescore.estimation.ceiling.FiniteDtCeiling` (ε = 0 with dt known, else None): the
-            ceiling a perfect score of the simulated chain reaches, learned/ceiling and the corrected EPR
-            (physics.md §5).
+    Attributes
+    ----------
+    system : AOUP or ABP
+        The samples' system.
+    sigma : float or None
+        The noise level of the score (0: unsmoothed).
+    frames : numpy.ndarray
+        Indices of the snapshots used.
+    n_batches : int
+        Batches for the standard errors.
+    totals : dict
+        Per-snapshot totals over particles, arrays (F,) keyed "quadratic", "quadratic_x", "quadratic_g",
+        "divergence", "divergence_x", "divergence_g", "identity" and (ε > 0) "active_work".
+    epr, epr_per_particle : dict
+        Form → :class:`Estimate` of the total EPR and of the EPR per particle.
+    split : dict
+        Form → {"x": Estimate, "g": Estimate} (per particle): each degree of freedom's share ("g": the propulsion,
+        θ for ABPs).
+    identity : LearningFreeEPR
+        The learning-free identity on the same snapshots.
+    ratio : dict
+        Form → learned / identity (delta-method error from paired batch means).
+    difference : dict
+        Form → learned − identity per particle (paired; meaningful also when the EPR is 0).
+    local : LocalEPR or None
+        Per-particle fields with a leading snapshot axis, or None if not kept; ``local.quadratic[k]`` belongs to
+        the positions ``positions(k)``.
+    map : SpatialMap
+        The binned fields.
+    radial : RadialProfile or None
+        The radial profile (trapped systems, or when asked).
+    x : numpy.ndarray
+        The samples' positions (a reference, all snapshots; ``frames`` selects the ones used).
+    dt : float or None
+        The time step of the simulation the samples come from (None: unknown).
+    finite_dt : FiniteDtCeiling or None
+        ε = 0 with dt known: the ceiling a perfect score of the simulated chain reaches, learned/ceiling and the
+        corrected EPR (physics.md §5).
     """
 
     system: ParticleSystem
