@@ -78,7 +78,7 @@ def test_bad_config_is_rejected_before_any_work(tmp_path, capsys, override, key)
 
 
 def test_bad_training_values_are_named():
-    from activescore.cli import config as cfg
+    from activescore import config as cfg
 
     with pytest.raises(ValueError, match=r"\[train\]: heldout_loss must be one of"):
         cfg.resolve(overrides=["train.heldout_loss=mse"], sections=("train",))
@@ -198,7 +198,7 @@ def test_the_paper_network_trains_an_x_score_beyond_64_particles(tmp_path):
 
 
 def test_train_defaults_are_train_configs_and_the_demo_layers_its_own(capsys):
-    from activescore.cli import config as cfg
+    from activescore import config as cfg
     from activescore.learning import TrainConfig
 
     assert cfg.train_config(cfg.resolve(sections=("train",))["train"]) == TrainConfig()
@@ -269,7 +269,7 @@ def test_data_that_is_not_samples_is_one_line_naming_the_file(tmp_path, capsys):
 
 def test_the_demo_reports_the_paper_regime_beside_its_trained_regime(tmp_path, capsys):
     from activescore.cli import Run, pipeline
-    from activescore.cli import config as cfg
+    from activescore import config as cfg
 
     paper = cfg.defaults()
     assert cfg.make_system({**paper["system"], "n_particles": cli.PAPER_N}) == a.mips(4096, 0.5)  # the paper's

@@ -1,6 +1,6 @@
 """Every public command once through its defaults, with no setting chosen by the test: `config` and `physics` as
 they are, the others small through the documented size knob ACTIVESCORE_QUICK=1 (README, Command line), which
-only layers its own values (cli.config.QUICK) on the defaults. `dataset`, `train`, `estimate` and `plot` run through
+only layers its own values (config.QUICK) on the defaults. `dataset`, `train`, `estimate` and `plot` run through
 their defaults in tests/test_cli.py::test_dataset_train_estimate_plot_pipeline."""
 
 import json
@@ -14,7 +14,7 @@ import pytest
 
 import activescore as a
 from activescore import cli
-from activescore.cli import config as cfg
+from activescore import config as cfg
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import pytest
 
 import activescore as a
 from activescore import cli
-from activescore.cli import config as cfg
+from activescore import config as cfg
 from cli_helpers import run_cli
 
 
