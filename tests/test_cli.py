@@ -268,8 +268,8 @@ def test_data_that_is_not_samples_is_one_line_naming_the_file(tmp_path, capsys):
 
 
 def test_the_demo_reports_the_paper_regime_beside_its_trained_regime(tmp_path, capsys):
-    from activescore.cli import Run, pipeline
     from activescore import config as cfg
+    from activescore.cli import Run, pipeline
 
     paper = cfg.defaults()
     assert cfg.make_system({**paper["system"], "n_particles": cli.PAPER_N}) == a.mips(4096, 0.5)  # the paper's
