@@ -1,5 +1,6 @@
-"""The network option of the model-free estimator (physics.md §8.4): a velocity field trained with the same
-Stratonovich loss on the same features as the linear solve, ``estimate_model_free(…, velocity="network")``.
+"""The network option of the model-free estimator (physics.md §8, *The network option*): a velocity field trained
+with the same Stratonovich loss on the same features as the linear solve, ``estimate_model_free(…,
+velocity="network")``.
 
 Per particle i and noisy block b, v_b,i = Σ_k (c_b,k + h_b,k(ψ_i)) φ_b,ik: the linear velocity's coefficients c
 plus a small MLP h (GELU, as :class:`activescore.learning.network.MLP`) of rotation-invariant descriptors ψ_i of the
