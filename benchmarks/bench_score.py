@@ -3,6 +3,7 @@
     python benchmarks/bench_score.py [--quick]
     python benchmarks/bench_score.py --baseline REV [--rounds 10]
     python benchmarks/bench_score.py --cores [--rounds 10]
+    python benchmarks/bench_score.py --profile [--loss dsm]
 
 Runs unchanged on CPU or GPU (JAX picks the device). Writes benchmarks/results/score_<machine>.json with the
 platform, CPU model and JAX devices. Compilation is excluded (one warm-up call); every timing blocks on the
@@ -21,6 +22,12 @@ benchmarks/results/score_training_vs_<REV>_<machine>.json and prints a Markdown 
 
 ``--cores`` runs the same comparison between two workers of this checkout, one confined to a single core and one
 on all cores: what the other cores add to a training step (benchmarks/results/score_training_cores_<machine>.json).
+
+``--profile`` traces the loss and gradients of one training batch of the MIPS default network (plain, at its k
+tokens) with ``jax.profiler`` and sums the time of XLA's operations by the network module that emitted them (from
+the compiled HLO's metadata), forward (with the linearisation that the gradient keeps) and backward apart; it also
+times the same computation with parts of the network removed (ablations). Written to
+benchmarks/results/score_profile_<machine>.json: where a training step's time goes.
 
 Each worker compiles its six steps before the first round: about 5 minutes per worker on a 2-core Xeon VM (the
 tiered implicit step of the MIPS network is the largest), one worker after the other.
@@ -309,6 +316,32 @@ def compare_in_turn(workers: dict, cases: dict, rounds: int, steps: int) -> dict
     return rows
 
 
+def write_results(results: dict, name: str, out: str | None) -> str:
+    """``results`` with the machine's description and load, to benchmarks/results/<name>_<machine>.json
+    (atomically); returns the path."""
+    results.update(
+        cpu=cpu_model(),
+        cpu_count=os.cpu_count(),
+        jax=jax.__version__,
+        backend=jax.default_backend(),
+        load_average_after=os.getloadavg(),
+        date=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+    )
+    machine = (
+        "cpu"
+        if jax.default_backend() == "cpu"
+        else "".join(c if c.isalnum() else "_" for c in jax.devices()[0].device_kind.lower())
+    )
+    path = out or os.path.join(os.path.dirname(__file__), "results", f"{name}_{machine}.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(results, f, indent=2)
+    os.replace(tmp, path)
+    print("wrote", path)
+    return path
+
+
 def write_comparison(results: dict, name: str, out: str | None, reference: str, candidate: str) -> None:
     """The JSON under benchmarks/results (atomically) and the Markdown table of a side-by-side comparison."""
     results.update(
@@ -388,6 +421,98 @@ def compare_cores(rounds: int, steps: int, out: str | None):
     write_comparison(results, "score_training_cores", out, "1 core", f"{len(cores)} cores")
 
 
+def profile_step(loss: str, repeats: int = 10) -> dict:
+    """Where the time of a training batch goes (``--profile``, module docstring)."""
+    import collections
+    import glob
+    import gzip
+    import re
+    import tempfile
+
+    from activescore.learning.step import make_loss
+
+    with tempfile.TemporaryDirectory() as directory:
+        data = mips_snapshots(os.path.join(directory, "mips.npz"))
+    config = config_from_json(data["config"])
+    x, g, box = data["x"], data["g"], float(data["box"])
+    system = activescore.AOUP(x.shape[1], box_length=box, gamma=MIPS_GAMMA)
+    snapshots = jax.device_put(make_snapshots(x, g, box, config.k, config.jnp_dtype, system=system))
+    rng = np.random.default_rng(0)
+    batch = COMPARED_BATCH
+    frames = jnp.asarray(rng.integers(0, x.shape[0], batch))
+    particles = jnp.asarray(rng.integers(0, x.shape[1], batch))
+    tokens = gather_tokens(snapshots, frames, particles, box, jnp.full((batch,), np.log(0.01), config.jnp_dtype))
+    train_config = TrainConfig(loss=loss, sigmas=(0.01,), n_steps=10_000, batch_particles=batch)
+    key = jax.random.PRNGKey(1)
+
+    def timed(net_config) -> dict:
+        params = init_params(net_config, jax.random.PRNGKey(0))
+        loss_fn = make_loss(net_config, train_config)
+        grad = jax.jit(jax.value_and_grad(lambda p, t: loss_fn(p, t, key)))
+        forward = jax.jit(lambda p, t: ScoreNet(net_config).apply(p, t))
+        return {
+            "loss_and_gradients_ms": 1e3 * best_time(lambda: jax.block_until_ready(grad(params, tokens)), repeats),
+            "forward_ms": 1e3 * best_time(lambda: forward(params, tokens).block_until_ready(), repeats),
+        }
+
+    ablations = {
+        "network": config,
+        "without the cutoff's key weights": config.replace(cutoff=None),
+        "without readout_skip": config.replace(readout_skip=False),
+        "self-only block alone (depth 1)": config.replace(depth=1),
+        "embeddings and readout alone (depth 0)": config.replace(depth=0),
+    }
+    timings = {name: timed(c) for name, c in ablations.items()}
+    for name, row in timings.items():
+        print(f"{name}: {row}", flush=True)
+
+    params = init_params(config, jax.random.PRNGKey(0))
+    loss_fn = make_loss(config, train_config)
+    grad = jax.jit(jax.value_and_grad(lambda p, t: loss_fn(p, t, key)))
+    jax.block_until_ready(grad(params, tokens))
+    origin = {}  # HLO instruction -> the operation (with its module path) that emitted it
+    for line in (grad.lower(params, tokens).compile().as_text() or "").splitlines():
+        match = re.match(r'\s*(?:ROOT )?%?([\w.\-]+) = .*?op_name="([^"]*)"', line)
+        if match:
+            origin[match.group(1)] = match.group(2)
+    groups: collections.Counter = collections.Counter()
+    with tempfile.TemporaryDirectory() as directory:
+        with jax.profiler.trace(directory, create_perfetto_trace=True):
+            for _ in range(repeats):
+                jax.block_until_ready(grad(params, tokens))
+        (path,) = glob.glob(os.path.join(directory, "**", "perfetto_trace.json.gz"), recursive=True)
+        with gzip.open(path) as f:
+            events = json.load(f)
+    for event in events["traceEvents"] if isinstance(events, dict) else events:
+        operation = origin.get(event.get("name", "")) if event.get("ph") == "X" else None
+        if operation is None:
+            continue
+        parts = operation.split("/")
+        module = next((p for p in parts if p.startswith(("block_", "embed_", "readout_"))), "loss, noise, gathers")
+        if module.startswith("block_") and parts.index(module) + 1 < len(parts):
+            part = re.sub(r"_\d+$", "", parts[parts.index(module) + 1])
+            module += " " + {"Sequential": "feed-forward", "add": "residual add"}.get(part, part)
+        groups[(module, "backward" if "transpose(" in operation else "forward")] += event.get("dur", 0)
+    total = sum(groups.values())
+    shares: dict[str, dict[str, float]] = {}
+    for (module, direction), microseconds in groups.most_common():
+        shares.setdefault(module, {"share": 0.0})
+        shares[module][direction] = microseconds / total
+        shares[module]["share"] += microseconds / total
+    print(f"\n| part of the network ({loss}, batch {batch}, k = {config.k}) | share | forward | backward |")
+    print("|---|---:|---:|---:|")
+    for module, row in sorted(shares.items(), key=lambda kv: -kv[1]["share"]):
+        print(f"| {module} | {row['share']:.1%} | {row.get('forward', 0):.1%} | {row.get('backward', 0):.1%} |")
+    return {
+        "loss": loss,
+        "batch_particles": batch,
+        "network": config.to_dict(),
+        "traced_ms_per_batch": total / repeats / 1e3,
+        "shares": shares,
+        "ablations": timings,
+    }
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
@@ -396,10 +521,19 @@ def main():
     parser.add_argument("--cores", action="store_true", help="training on all cores against one core, side by side")
     parser.add_argument("--rounds", type=int, default=10, help="--baseline, --cores: alternating rounds per case")
     parser.add_argument("--steps", type=int, default=20, help="--baseline, --cores: training steps timed per round")
+    parser.add_argument("--profile", action="store_true", help="where a training batch's time goes (module docstring)")
+    parser.add_argument("--loss", default="dsm", help="--profile: the loss")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         return worker()
+    if args.profile:
+        results = {
+            "profile": profile_step(args.loss),
+            "command": f"python benchmarks/bench_score.py --profile --loss {args.loss}",
+        }
+        write_results(results, f"score_profile_{args.loss}", args.out)
+        return None
     if args.baseline:
         return compare_with(args.baseline, args.rounds, args.steps, args.out)
     if args.cores:
