@@ -1,7 +1,7 @@
 """Sphinx configuration of the activescore documentation site.
 
 Build: ``pip install ".[docs]" && sphinx-build -W docs docs/_build/html`` (warnings are errors, as in CI).
-Pages are Markdown (myst-parser); the API reference is generated from the NumPy/Google-style docstrings
+Pages are Markdown (myst-parser); the API reference is generated from the NumPy-style docstrings
 (autodoc + napoleon); the physics is ``docs/physics.md`` itself. The README is the front page and leads here: the
 tutorials, the studies and the performance page hold their own text (their tables between ``<!-- marker -->``
 comments are written by the benchmark scripts from the JSON in ``benchmarks/results/``).
@@ -40,9 +40,9 @@ exclude_patterns = ["_build", "figures/README*", "Thumbs.db", ".DS_Store"]
 myst_heading_anchors = 3
 myst_enable_extensions = ["colon_fence"]
 
-# Docstrings are NumPy or Google style; the package is documented module by module (each object once).
+# Docstrings are NumPy style; the package is documented module by module (each object once).
 napoleon_numpy_docstring = True
-napoleon_google_docstring = True
+napoleon_google_docstring = False
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 autodoc_default_options = {"members": True, "undoc-members": False, "show-inheritance": False}

@@ -218,7 +218,8 @@ def test_long_frame_spacing_warns():
 def trackpy_frame(traj, pixel_size: float, drop: float, seed: int):
     """The trajectory as trackpy would link it: rows (frame, particle, x, y, angle) in pixels, shuffled, with tracks
     that start late and end early (a fraction ``drop`` of the (frame, particle) rows removed in runs)."""
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     rng = np.random.default_rng(seed)
     n_frames, n = traj.x.shape[:2]
     frame, particle = np.meshgrid(np.arange(n_frames), np.arange(n), indexing="ij")
@@ -318,7 +319,8 @@ def test_tracks_from_trajectory_metadata():
 
 
 def test_bad_input_is_one_line_naming_it():
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     good = {"frame": [0, 0, 1, 1], "particle": [1, 2, 1, 2], "x": [0.0, 1.0, 0.1, 1.1], "y": [0.0, 0.0, 0.1, 0.1]}
     cases = [
         (

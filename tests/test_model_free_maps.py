@@ -9,8 +9,6 @@ import pytest
 import activescore as a
 from activescore.modelfree import estimate_model_free
 
-pytest.importorskip("flax")
-
 
 @pytest.mark.slow
 def test_soft_disk_maps_of_the_two_paths_agree():

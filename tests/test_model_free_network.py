@@ -13,9 +13,6 @@ import pytest
 import activescore as a
 from activescore.modelfree import estimate_model_free, tracks_from_arrays
 
-pytest.importorskip("flax")
-pytest.importorskip("optax")
-
 #: Deviations from an exact value beyond this many standard errors fail a test.
 N_SE = 4.0
 

@@ -231,7 +231,7 @@ def cmd_demo(args) -> int:
         x, g = ds[-1]
         pipeline.plot_configuration(system, x, g, ds.step[-1] * ds.dt, run.out / "configuration.png")
         pipeline.estimate(run, score, data, c["estimate"])
-        # At the paper's training size, 4096, where MIPS clusters form (README, The paper's regime); with
+        # At the paper's training size, 4096, where MIPS clusters form (docs/studies/paper_regime.md); with
         # ACTIVESCORE_QUICK=1 at the quick size.
         paper_n = paper["system"]["n_particles"] if cfg.quick() else PAPER_N
         paper_system = cfg.make_system({**paper["system"], "n_particles": paper_n})

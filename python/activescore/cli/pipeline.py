@@ -226,7 +226,7 @@ def paper_regime_text(result) -> str:
         ]
     lines.append(
         "  train_score's default recipe adds a trained network refitted with it, which takes longer than this demo "
-        "(README, The paper's regime); the local EPR of the clustered state: paper_regime_epr.png"
+        "(docs/studies/paper_regime.md); the local EPR of the clustered state: paper_regime_epr.png"
     )
     return "\n".join(lines)
 

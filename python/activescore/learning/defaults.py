@@ -1,6 +1,6 @@
 """The one place that decides a score network and its training from the system and the data.
 
-Rules (README, "Learning the score"):
+Rules (docs/tutorials/learn.md):
 
 - **Heads and inputs.** A propulsion head in the system's propulsion coordinates (s_g for AOUPs, s_θ for ABPs,
   whose tokens carry g = (cos θ, sin θ)); an x head (s_x) when ε > 0; the absolute position when the system is
@@ -15,7 +15,7 @@ Rules (README, "Learning the score"):
 - **The stacked recipe (interacting AOUPs with ε = 0, the paper's MIPS case).** The network is trained on the
   whole score as for any system, then refitted together with the closed-form drift-response features in one linear
   solve (:mod:`activescore.learning.stacking`): the features capture most of the EPR where a network alone captures
-  little (README, *The paper's regime*), and the network adds part of what is nonlinear in the velocities.
+  little (docs/studies/paper_regime.md), and the network adds part of what is nonlinear in the velocities.
 - **Refusals.** A set-up that cannot learn the requested score is a ``ValueError`` that says what to change.
 - **Training.** :class:`~activescore.learning.train.TrainConfig` holds the defaults; the number of steps left
   open grows with the number of training samples.
@@ -48,7 +48,7 @@ COVERAGE_TOLERANCE = 1e-3
 def hypoelliptic_inputs(system) -> dict:
     """Network options for interacting particles without translational noise (ε = 0, the paper's MIPS case):
     outputs scaled by 1/√rate (γ or D_r), every token's interaction force in units of v0 and, for AOUPs, the
-    Gaussian baseline −g (an ABP's θ is uniform: no baseline). In the README's AOUP MIPS study they raise the
+    Gaussian baseline −g (an ABP's θ is uniform: no baseline). In the AOUP MIPS study (docs/studies/mips.md) they raise the
     learned EPR 5-21× at equal training; for ABPs the same slaving of x to the propulsion motivates them.
     Empty for other systems."""
     if system.eps > 0 or system.k == 0:
@@ -113,7 +113,7 @@ def check_base(system, base, loss: str):
 
 
 #: Training frames (spread evenly) on which the default refit of a network with the drift-response features is
-#: made: its handful of coefficients are fixed by far fewer (README, *The paper's regime*: an eighth of the frames
+#: made: its handful of coefficients are fixed by far fewer (docs/studies/paper_regime.md: an eighth of the frames
 #: changed the captured EPR by < 0.01).
 STACK_FIT_FRAMES = 64
 

@@ -20,7 +20,7 @@ the span of the features).
 
 Why these features: for the linear (trapped, non-interacting) AOUP the exact score is in the span of φ_0 … φ_2
 (physics.md §5); for interacting particles at small γ, the multi-hop terms M^m b_x carry the response of a
-particle's contacts to its neighbours' motion, which a local pair closure misses (README, *The paper's regime*).
+particle's contacts to its neighbours' motion, which a local pair closure misses (docs/studies/paper_regime.md).
 """
 
 from __future__ import annotations
@@ -205,7 +205,7 @@ def fit_linear_score(
         loss = float(c @ held_gram @ c - 2 * c @ held_rhs) / x.shape[1]
         record = dict(loss=loss, loss_name="implicit (closed-form fit)", best_step=0, steps=0, stopped_early=False)
         advice = (
-            "the features miss part of the score here (see README, The paper's regime): a higher order, or a "
+            "the features miss part of the score here (see docs/studies/paper_regime.md): a higher order, or a "
             "trained network (activescore.learning.train_score)"
         )
         score.validation = validate(system, score, x[-n_held:], g[-n_held:], record, advice, dt)

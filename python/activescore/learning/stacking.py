@@ -1,5 +1,5 @@
 """A trained network and the drift-response features, combined by one closed-form refit: the default score of
-interacting AOUPs with ε = 0 (README, *The paper's regime*).
+interacting AOUPs with ε = 0 (docs/studies/paper_regime.md).
 
 A network trained on the whole score, s_g = −g + corr(z), and the drift-response score (:mod:`.linear`) capture
 different parts of the score: on the paper's MIPS system at N = 512 each alone captures 0.80 of the EPR at
@@ -29,8 +29,8 @@ from .validation import validate
 
 #: What the validation of a stacked score advises when it finds it inconsistent.
 STACKED_ADVICE = (
-    "the network and the drift-response features together miss part of the score here (README, The paper's "
-    "regime): train on more frames and for more steps, or use a larger network"
+    "the network and the drift-response features together miss part of the score here "
+    "(docs/studies/paper_regime.md): train on more frames and for more steps, or use a larger network"
 )
 
 

@@ -4,7 +4,7 @@ as many tokens as its most crowded particle needs.
 With a cutoff, a neighbour beyond it has attention weight 0 and no influence on the particle's output
 (:class:`~activescore.learning.network.Attention`), so a particle's score is the same whether its token set ends
 at the last neighbour within reach or is padded to k. The default k covers the most crowded particle of the data
-with headroom; in the paper's MIPS a particle needs on average about half of it (README, *Benchmarks*). The
+with headroom; in the paper's MIPS a particle needs on average about half of it (docs/performance.md). The
 network's cost grows with the tokens, so each tier pays for what it needs.
 
 The tiers are fixed before training (their shapes are compiled) by :func:`plan_token_tiers`: the sizes and

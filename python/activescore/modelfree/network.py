@@ -39,12 +39,18 @@ CHUNK = 16384
 class NetworkSettings:
     """Training of the network option (defaults: about a second per fold for 10⁵ particle-pairs on one core).
 
-    Attributes:
-        hidden, layers: the MLP's width and number of hidden GELU layers.
-        steps: Adam steps per fold; batch: particle-pairs per step.
-        learning_rate: Adam's step size (cosine-decayed to 10 % of it).
-        weight_decay: L2 penalty on the MLP's weights (the linear coefficients are not penalised).
-        seed: of the initial weights and the minibatches.
+    Attributes
+    ----------
+    hidden, layers : int
+        The MLP's width and number of hidden GELU layers.
+    steps, batch : int
+        Adam steps per fold; particle-pairs per step.
+    learning_rate : float
+        Adam's step size (cosine-decayed to 10 % of it).
+    weight_decay : float
+        L2 penalty on the MLP's weights (the linear coefficients are not penalised).
+    seed : int
+        Of the initial weights and the minibatches.
     """
 
     hidden: int = 32
