@@ -104,8 +104,8 @@ def check_base(system, base, loss: str):
         raise ValueError(f"base: expected 'auto', None or a score such as a LinearScore, got {type(base).__name__}")
     if not LOSSES[loss].supports_base:
         raise ValueError(
-            f"base: a network on the residual of a base score cannot be trained by loss={loss!r} (denoising would "
-            "need the base at perturbed configurations); use TrainConfig(loss='implicit') or base=None"
+            f"base: a network on the residual of a base score is trained by the implicit loss, not loss={loss!r} "
+            "(denoising would need the base at perturbed configurations); use TrainConfig(loss='implicit') or base=None"
         )
     if base.system.to_dict() != system.to_dict():
         raise ValueError(f"base: it is a score of {base.system!r}, not of the system {system!r}")

@@ -121,7 +121,7 @@ class TrainConfig:
         heldout = loss_named(self.heldout_loss, "heldout_loss")
         if heldout.needs_sigma and not loss.needs_sigma:
             raise ValueError(
-                f"heldout_loss={heldout.name!r} needs a training loss with noise levels (loss={heldout.name!r}); "
+                f"heldout_loss={heldout.name!r} needs loss={heldout.name!r} (its noise levels); "
                 "use heldout_loss='implicit'"
             )
         if self.patience < 1:
