@@ -343,27 +343,10 @@ def write_results(results: dict, name: str, out: str | None) -> str:
 
 
 def write_comparison(results: dict, name: str, out: str | None, reference: str, candidate: str) -> None:
-    """The JSON under benchmarks/results (atomically) and the Markdown table of a side-by-side comparison."""
-    results.update(
-        cpu=cpu_model(),
-        cpu_count=os.cpu_count(),
-        jax=jax.__version__,
-        backend=jax.default_backend(),
-        batch_particles=COMPARED_BATCH,
-        load_average_after=os.getloadavg(),
-        date=time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-    )
-    machine = (
-        "cpu"
-        if jax.default_backend() == "cpu"
-        else "".join(c if c.isalnum() else "_" for c in jax.devices()[0].device_kind.lower())
-    )
-    path = out or os.path.join(os.path.dirname(__file__), "results", f"{name}_{machine}.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(results, f, indent=2)
-    os.replace(tmp, path)
+    """The JSON under benchmarks/results (atomically, by :func:`write_results`) and the Markdown table of a
+    side-by-side comparison."""
+    results.update(batch_particles=COMPARED_BATCH)
+    write_results(results, name, out)
     print(
         f"\n| case (batch {COMPARED_BATCH}) | {reference}, particles/s | {candidate}, particles/s | "
         "speed-up (wall, median [min, max]) | speed-up (CPU time) |"
@@ -375,7 +358,6 @@ def write_comparison(results: dict, name: str, out: str | None, reference: str, 
             f"| {case} | {r['particles_per_s']['reference']:.0f} | {r['particles_per_s']['candidate']:.0f} | "
             f"{w['median']:.2f}× [{w['min']:.2f}, {w['max']:.2f}] | {r['speedup_cpu']['median']:.2f}× |"
         )
-    print("wrote", path)
 
 
 def compare_with(revision: str, rounds: int, steps: int, out: str | None):
