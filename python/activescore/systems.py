@@ -180,6 +180,8 @@ class ParticleSystem:
         """The drift of the propulsion vectors g (N, 2), in Itô form for the ABP's g = (cos θ, sin θ):
         −rate · g + ω J g (J the counter-clockwise quarter turn)."""
         g = np.asarray(g, dtype=np.float64)
+        if not self.chiral:  # the common case: no turn to compute on every snapshot
+            return -self.propulsion_rate * g
         return -self.propulsion_rate * g + self.omega * _quarter_turn(g)
 
     @property
