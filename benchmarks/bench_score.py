@@ -441,6 +441,9 @@ def profile_step(loss: str, repeats: int = 10) -> dict:
         "network": config,
         "without the cutoff's key weights": config.replace(cutoff=None),
         "without readout_skip": config.replace(readout_skip=False),
+        "one head": config.replace(heads=1),
+        "feed-forward width 32": config.replace(ff_width=32),
+        "pre-LayerNorm": config.replace(norm="pre"),
         "self-only block alone (depth 1)": config.replace(depth=1),
         "embeddings and readout alone (depth 0)": config.replace(depth=0),
     }

@@ -77,6 +77,7 @@ def test_the_pages_tables_are_the_ones_the_scripts_draw_from_the_committed_json(
 
     import bench_simulate
     import common
+    import study_function_class
     import study_paper_regime
 
     results = common.RESULTS
@@ -85,8 +86,10 @@ def test_the_pages_tables_are_the_ones_the_scripts_draw_from_the_committed_json(
         assert common.marked_text(common.PERFORMANCE_PAGE, marker) == table + "\n", marker
     runs = [json.loads(path.read_text()) for path in study_paper_regime.STUDY_JSON]
     dt_study = json.loads(study_paper_regime.RESULTS_DT.read_text())
+    function_class = json.loads((results / "function_class_n1024.json").read_text())
     for marker, table in (
         ("paper-regime", study_paper_regime.study_table(runs)),
         ("paper-regime-dt", study_paper_regime.time_step_table(dt_study)),
+        ("function-class", study_function_class.table(function_class)),
     ):
         assert common.marked_text(common.PAPER_REGIME_PAGE, marker) == table + "\n", marker
