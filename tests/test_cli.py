@@ -163,9 +163,22 @@ def test_train_streams_a_data_set_with_more_frames_than_frames_in_memory(tmp_pat
     assert json.loads((tmp_path / "t" / "run.json").read_text())["stages"]["train"]["windows"] == windows
 
 
-def test_the_paper_network_trains_an_x_score_beyond_64_particles(tmp_path):
+def test_the_paper_preset_is_completed_beyond_64_particles():
     # The paper preset gets the cutoff and the measured neighbour count like every preset (it used to be refused
-    # for every eps > 0 system with N > 64: k = 64 < N without a cutoff).
+    # for every eps > 0 system with N > 64: k = 64 < N without a cutoff). The network train_score would train,
+    # without training it (compiling the paper network costs half a minute: the CLI run below is slow).
+    from activescore.learning import TrainConfig
+    from activescore.learning.defaults import training_network
+
+    system = a.AOUP(80, packing_fraction=0.3, v0=0.5, gamma=0.5, eps=0.1)
+    x = a.simulate(system, 100, 0.02, seed=1, save_every=20, burn_in=50, progress=False).x
+    config = training_network(system, "paper", np.asarray(x), TrainConfig(), None)
+    assert config.width == 256 and config.predict_x and config.cutoff is not None and 1 < config.k < 80
+
+
+@pytest.mark.slow
+def test_the_paper_network_trains_an_x_score_beyond_64_particles(tmp_path):
+    # The same through the command line, with one training step.
     from activescore.learning import Score
     from activescore.simulation.dataset import DatasetPlan, build_dataset
 
