@@ -47,6 +47,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import NamedSharding, PartitionSpec
 
 import activescore
 from activescore.learning import Score, ScoreNet, ScoreNetConfig, count_params, init_params
@@ -206,9 +207,11 @@ def training_step(config, loss, x, g, box, system=None, batch=COMPARED_BATCH):
     extra = {} if reach is None else {"reach": reach}
     force_system = system if config.force_input else None
     snapshots = make_snapshots(x, g, box, config.k, config.jnp_dtype, system=force_system, **extra)
-    step = make_train_step(config, train_config, box, device_mesh(None), *(() if tiers is None else (tiers,)))
+    mesh = device_mesh(None)
+    step = make_train_step(config, train_config, box, mesh, *(() if tiers is None else (tiers,)))
     snapshots = jax.device_put(snapshots)
-    state = [init_state(config, train_config)]
+    # Placed as train_score places it (replicated over the mesh): otherwise the step compiles a second time.
+    state = [jax.device_put(init_state(config, train_config), NamedSharding(mesh, PartitionSpec()))]
 
     def run(n):
         for _ in range(n):

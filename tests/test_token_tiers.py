@@ -13,6 +13,7 @@
 import jax
 import numpy as np
 import pytest
+from jax.sharding import NamedSharding, PartitionSpec
 
 import activescore as a
 from activescore.learning import ScoreNetConfig, TrainConfig
@@ -106,9 +107,12 @@ def test_tiered_step_is_the_plain_step(loss, plan):
         too_small = ((32, 1), (32, 2))  # every batch falls back to the whole computation
         runs = {}
         plans = {"plain": None, plan: {"fitting": fitting, "too small": too_small}[plan]}
+        mesh = device_mesh(None)
         for name, tiers in plans.items():
-            step = make_train_step(config, train, box, device_mesh(None), tiers)
-            state = init_state(config, train)
+            step = make_train_step(config, train, box, mesh, tiers)
+            # Placed as the training loop places it: a state on another sharding than the step returns would
+            # compile the step a second time.
+            state = jax.device_put(init_state(config, train), NamedSharding(mesh, PartitionSpec()))
             losses = []
             for _ in range(2):
                 state, value = step(state, snapshots)

@@ -15,7 +15,7 @@ from .checkpoint import read_metadata_and_state, restore_tree, save_tree
 from .data import gather_tokens, make_snapshots
 from .linear import LinearScore
 from .losses import self_divergence
-from .network import ScoreNet, ScoreNetConfig, init_params
+from .network import ScoreNet, ScoreNetConfig, param_shapes
 from .validation import Validation, validation_block
 
 #: A Score with ``token_tiers=None`` evaluates in token tiers once it has evaluated this many particles plainly:
@@ -291,8 +291,7 @@ class Score:
             base = None if metadata.get("base") is None else LinearScore.from_dict(metadata["base"])
         except Exception as err:  # a file edited by hand or written by an incompatible version
             raise ValueError(f"{path}: its Score metadata cannot be read ({type(err).__name__}: {err})") from None
-        target = init_params(config, jax.random.PRNGKey(0))
-        params = restore_tree(path, state, target, "a saved Score")
+        params = restore_tree(path, state, param_shapes(config), "a saved Score")
         return cls(system, config, params, sigmas=sigmas, info=info, chunk_size=chunk_size, base=base)
 
     def __repr__(self) -> str:

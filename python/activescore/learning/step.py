@@ -62,7 +62,7 @@ def init_state(net_config: ScoreNetConfig, train_config: TrainConfig) -> TrainSt
     """Step-0 state: fresh weights from the run's seed, their copy as the EMA, a fresh optimiser state."""
     init_key, _ = run_keys(train_config.seed)
     params = init_params(net_config, init_key)
-    opt_state = make_optimizer(train_config).init(params)
+    opt_state = jax.jit(make_optimizer(train_config).init)(params)  # one compiled call, as init_params
     ema_params = jax.tree_util.tree_map(jnp.copy, params)  # distinct buffers: the step donates its input
     return TrainState(jnp.zeros((), jnp.int32), params, opt_state, ema_params)
 
