@@ -210,7 +210,8 @@ def training_step(config, loss, x, g, box, system=None, batch=COMPARED_BATCH):
     mesh = device_mesh(None)
     step = make_train_step(config, train_config, box, mesh, *(() if tiers is None else (tiers,)))
     snapshots = jax.device_put(snapshots)
-    # Placed as train_score places it (replicated over the mesh): otherwise the step compiles a second time.
+    # Replicated, as train_score places it (step.replicated, spelt out: the --baseline workers run this file on
+    # earlier versions of the package): otherwise the step compiles a second time.
     state = [jax.device_put(init_state(config, train_config), NamedSharding(mesh, PartitionSpec()))]
 
     def run(n):

@@ -13,12 +13,11 @@
 import jax
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec
 
 import activescore as a
 from activescore.learning import ScoreNetConfig, TrainConfig
 from activescore.learning.data import make_snapshots, neighbour_lists, neighbours_and_needed
-from activescore.learning.step import device_mesh, init_state, make_train_step
+from activescore.learning.step import device_mesh, init_state, make_train_step, replicated
 from activescore.learning.tiers import COMPILE_COST_STEPS, check_tiers, is_plain, plan_token_tiers
 
 N, PACKING = 96, 0.5
@@ -110,9 +109,7 @@ def test_tiered_step_is_the_plain_step(loss, plan):
         mesh = device_mesh(None)
         for name, tiers in plans.items():
             step = make_train_step(config, train, box, mesh, tiers)
-            # Placed as the training loop places it: a state on another sharding than the step returns would
-            # compile the step a second time.
-            state = jax.device_put(init_state(config, train), NamedSharding(mesh, PartitionSpec()))
+            state = jax.device_put(init_state(config, train), replicated(mesh))  # as train_score places it
             losses = []
             for _ in range(2):
                 state, value = step(state, snapshots)

@@ -18,14 +18,13 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec
 
 from ..io.progress import progress_bar
 from .checkpoint import read_metadata_and_state, restore_tree, save_tree
 from .data import Snapshots
 from .network import ScoreNetConfig
 from .settings import TrainConfig
-from .step import TrainState, device_mesh, init_state, make_train_step
+from .step import TrainState, device_mesh, init_state, make_train_step, replicated
 from .stopping import should_stop
 from .stream import ResidentFrames, WindowStream
 from .tiers import TokenTiers
@@ -83,7 +82,7 @@ class TrainingLoop:
         self.best_params = _host_copy(self.state.ema_params)  # the EMA weights of the best held-out evaluation
         if checkpoint is not None and os.path.exists(checkpoint):
             self._resume()
-        self.replicated = NamedSharding(mesh, PartitionSpec())
+        self.replicated = replicated(mesh)
         self.state = jax.device_put(self.state, self.replicated)
         self.step_fn = make_train_step(net_config, train_config, float(system.box_length), mesh, tiers)
 

@@ -185,3 +185,9 @@ def make_train_step(
 def device_mesh(devices) -> Mesh:
     devices = list(jax.devices() if devices is None else devices)
     return Mesh(np.array(devices), ("data",))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """Where the step's state and snapshots live: whole on every device of ``mesh``. The compiled step returns its
+    state so; a state placed otherwise (fresh from :func:`init_state`, say) makes it compile a second time."""
+    return NamedSharding(mesh, PartitionSpec())
